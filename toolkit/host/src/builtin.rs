@@ -1,0 +1,55 @@
+//! The plugins embedded in this binary, built for `wasm32-wasip2` by
+//! `build.rs` from the crates under `plugins/`.
+
+use crate::plugin::Stage;
+
+/// One embedded plugin.
+#[derive(Debug, Clone, Copy)]
+pub struct Builtin {
+    /// Name after `builtin:`.
+    pub name: &'static str,
+    /// The stage it implements.
+    pub stage: Stage,
+    /// Whether it is the stage's default.
+    pub default: bool,
+    /// The component.
+    pub wasm: &'static [u8],
+}
+
+/// Every embedded plugin. `misbehaving` exists for the host's own tests
+/// (it traps, loops or balloons on request) and is never a default.
+pub const BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "bsmtp-codec",
+        stage: Stage::Codec,
+        default: true,
+        wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_BSMTP_CODEC")),
+    },
+    Builtin {
+        name: "bp7-fragmenter",
+        stage: Stage::Fragmenter,
+        default: true,
+        wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_BP7_FRAGMENTER")),
+    },
+    Builtin {
+        name: "misbehaving",
+        stage: Stage::Codec,
+        default: false,
+        wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_MISBEHAVING")),
+    },
+];
+
+/// The embedded plugin called `name`.
+pub fn find(name: &str) -> Option<&'static Builtin> {
+    BUILTINS.iter().find(|b| b.name == name)
+}
+
+/// The default embedded plugin for `stage`, if any.
+pub fn default_for(stage: Stage) -> Option<&'static Builtin> {
+    BUILTINS.iter().find(|b| b.stage == stage && b.default)
+}
+
+/// Names of all embedded plugins.
+pub fn names() -> Vec<&'static str> {
+    BUILTINS.iter().map(|b| b.name).collect()
+}

@@ -1,0 +1,165 @@
+//! The shared engine: one wasmtime [`Engine`] for every plugin, an epoch
+//! ticker that bounds call time, and the compiled-component caches.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine};
+
+use crate::error::LoadError;
+use crate::plugin::{LoadedPlugin, PluginSource, Stage, StoreState};
+
+/// Epoch tick; call deadlines are rounded up to whole ticks.
+const TICK: Duration = Duration::from_millis(5);
+
+/// Limits and caching for every plugin call.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Linear memory a plugin instance may grow to, in bytes.
+    pub memory_limit_bytes: usize,
+    /// Wall-clock time one call may take.
+    pub call_timeout: Duration,
+    /// Where compiled components are cached between runs; `None` disables
+    /// the disk cache (components are then compiled once per process).
+    pub cache_dir: Option<PathBuf>,
+    /// Clean instances kept for reuse per plugin.
+    pub pool_size: usize,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            memory_limit_bytes: 1 << 30,
+            call_timeout: Duration::from_secs(30),
+            cache_dir: default_cache_dir(),
+            pool_size: 4,
+        }
+    }
+}
+
+/// `$DEEPMAIL_CACHE_DIR`, else `$XDG_CACHE_HOME/deepmail`, else
+/// `~/.cache/deepmail`; `DEEPMAIL_CACHE_DIR=off` disables it.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    match std::env::var_os("DEEPMAIL_CACHE_DIR") {
+        Some(v) if v == "off" => None,
+        Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
+        _ => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|d| d.join("deepmail")),
+    }
+}
+
+/// The plugin host. Cheap to clone; clones share the engine and caches.
+#[derive(Clone)]
+pub struct Host {
+    pub(crate) inner: Arc<HostInner>,
+}
+
+pub(crate) struct HostInner {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<StoreState>,
+    pub(crate) config: HostConfig,
+    pub(crate) deadline_ticks: u64,
+    loaded: Mutex<HashMap<(PluginSource, Stage), Arc<LoadedPlugin>>>,
+}
+
+impl Host {
+    /// Creates the engine, the WASI-linked linker and the epoch ticker.
+    pub fn new(config: HostConfig) -> anyhow::Result<Host> {
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true);
+        wasm.epoch_interruption(true);
+        let engine = Engine::new(&wasm)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        start_epoch_ticker(&engine);
+        let ticks = config.call_timeout.as_nanos().div_ceil(TICK.as_nanos()).max(1);
+        Ok(Host {
+            inner: Arc::new(HostInner {
+                engine,
+                linker,
+                deadline_ticks: u64::try_from(ticks).unwrap_or(u64::MAX),
+                config,
+                loaded: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The configuration this host runs with.
+    pub fn config(&self) -> &HostConfig {
+        &self.inner.config
+    }
+
+    /// Loads (once) the plugin `source` as the `stage` stage.
+    pub(crate) fn load(&self, source: &PluginSource, stage: Stage) -> Result<Arc<LoadedPlugin>, LoadError> {
+        let key = (source.clone(), stage);
+        if let Some(p) = self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(p.clone());
+        }
+        let bytes = source.bytes()?;
+        let component = self.compile(source, &bytes)?;
+        let plugin = Arc::new(LoadedPlugin::new(self, source.clone(), stage, component, bytes.len())?);
+        self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner()).insert(key, plugin.clone());
+        Ok(plugin)
+    }
+
+    /// Compiles a component, through the disk cache when there is one.
+    fn compile(&self, source: &PluginSource, bytes: &[u8]) -> Result<Component, LoadError> {
+        let engine = &self.inner.engine;
+        let compile_error = |e: wasmtime::Error| LoadError::Compile { plugin: source.to_string(), detail: format!("{e:#}") };
+        let Some(dir) = self.inner.config.cache_dir.as_ref() else {
+            return Component::new(engine, bytes).map_err(compile_error);
+        };
+        let path = dir.join(format!("{}.cwasm", cache_key(engine, bytes)));
+        if path.is_file() {
+            // SAFETY: the file was written by `precompile_component` of an
+            // engine with the same compatibility hash (it is in the file
+            // name) into the user's own cache directory.
+            if let Ok(component) = unsafe { Component::deserialize_file(engine, &path) } {
+                return Ok(component);
+            }
+        }
+        let compiled = engine.precompile_component(bytes).map_err(compile_error)?;
+        // The cache is an optimisation: failing to write it is not an error.
+        if std::fs::create_dir_all(dir).is_ok() {
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            if std::fs::write(&tmp, &compiled).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+        // SAFETY: `compiled` was produced by `precompile_component` just now.
+        unsafe { Component::deserialize(engine, &compiled) }.map_err(compile_error)
+    }
+}
+
+/// 128-bit content key of a component for this engine.
+fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
+    let mut parts = [0u64; 2];
+    for (salt, part) in parts.iter_mut().enumerate() {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        salt.hash(&mut h);
+        wasmtime::VERSION.hash(&mut h);
+        engine.precompile_compatibility_hash().hash(&mut h);
+        bytes.hash(&mut h);
+        *part = h.finish();
+    }
+    format!("{:016x}{:016x}", parts[0], parts[1])
+}
+
+/// Advances the engine's epoch every [`TICK`] until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let _ = std::thread::Builder::new().name("deepmail-epoch".into()).spawn(move || loop {
+        std::thread::sleep(TICK);
+        match weak.upgrade() {
+            Some(engine) => engine.increment_epoch(),
+            None => break,
+        }
+    });
+}

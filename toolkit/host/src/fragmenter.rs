@@ -1,0 +1,143 @@
+//! The fragmenter stage as the host calls it: a plugin exporting
+//! `deepmail:stages/fragmenter`, including its stateful `reassembler`
+//! resource, which lives in an instance of its own.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceAny;
+
+use crate::bindings::deepmail::stages::types;
+use crate::bindings::exports::deepmail::stages::fragmenter::{
+    self, BundleId, BundleInfo, BundleSpec, DeliveredAdu, PendingStats, ReassemblyLimits,
+};
+use crate::engine::Host;
+use crate::error::{LoadError, StageError};
+use crate::plugin::{Live, LoadedPlugin, PluginInfo, PluginSource, Stage};
+
+/// A loaded fragmenter plugin. Cheap to clone.
+#[derive(Clone)]
+pub struct Fragmenter {
+    plugin: Arc<LoadedPlugin>,
+    indices: Arc<fragmenter::GuestIndices>,
+}
+
+fn to_stage_error(plugin: &LoadedPlugin, e: types::StageError) -> StageError {
+    StageError { code: e.code, message: e.message, offset: e.offset, plugin: plugin.label().to_string() }
+}
+
+impl Fragmenter {
+    /// Loads `source` as the fragmenter stage.
+    pub fn load(host: &Host, source: &PluginSource) -> Result<Fragmenter, LoadError> {
+        let plugin = host.load(source, Stage::Fragmenter)?;
+        let indices = fragmenter::GuestIndices::new(plugin.instance_pre())
+            .map_err(|e| LoadError::Link { plugin: plugin.label().to_string(), detail: format!("{e:#}") })?;
+        Ok(Fragmenter { plugin, indices: Arc::new(indices) })
+    }
+
+    /// What the plugin is.
+    pub fn info(&self) -> &PluginInfo {
+        &self.plugin.info
+    }
+
+    /// Builds one (unfragmented) bundle carrying `adu`.
+    pub fn build(&self, adu: &[u8], spec: &BundleSpec) -> Result<Vec<u8>, StageError> {
+        let r = self
+            .plugin
+            .call(|store, instance| self.indices.load(&mut *store, instance)?.call_build(&mut *store, adu, spec))?;
+        r.map_err(|e| to_stage_error(&self.plugin, e))
+    }
+
+    /// Builds the bundle for `adu` and fragments it to `mtu`.
+    pub fn fragment_adu(&self, adu: &[u8], spec: &BundleSpec, mtu: u64) -> Result<Vec<Vec<u8>>, StageError> {
+        let r = self.plugin.call(|store, instance| {
+            self.indices.load(&mut *store, instance)?.call_fragment_adu(&mut *store, adu, spec, mtu)
+        })?;
+        r.map_err(|e| to_stage_error(&self.plugin, e))
+    }
+
+    /// Fragments an existing bundle to `mtu`.
+    pub fn fragment(&self, bundle: &[u8], mtu: u64) -> Result<Vec<Vec<u8>>, StageError> {
+        let r = self.plugin.call(|store, instance| {
+            self.indices.load(&mut *store, instance)?.call_fragment(&mut *store, bundle, mtu)
+        })?;
+        r.map_err(|e| to_stage_error(&self.plugin, e))
+    }
+
+    /// Parses and validates a bundle.
+    pub fn inspect(&self, bundle: &[u8]) -> Result<BundleInfo, StageError> {
+        let r = self
+            .plugin
+            .call(|store, instance| self.indices.load(&mut *store, instance)?.call_inspect(&mut *store, bundle))?;
+        r.map_err(|e| to_stage_error(&self.plugin, e))
+    }
+
+    /// Starts a reassembler in an instance of its own.
+    pub fn reassembler(&self, limits: ReassemblyLimits) -> Result<ReassemblerSession, StageError> {
+        let mut live = self.plugin.instantiate()?;
+        let indices = self.indices.clone();
+        let resource = self.plugin.run(&mut live, |store, instance| {
+            indices.load(&mut *store, instance)?.reassembler().call_constructor(&mut *store, limits)
+        })?;
+        Ok(ReassemblerSession { plugin: self.plugin.clone(), indices, live: Some(live), resource })
+    }
+}
+
+/// A `reassembler` resource living in its own plugin instance. If the plugin
+/// traps, the session is lost (its partial ADUs with it) and every later
+/// call says so; start a new session.
+pub struct ReassemblerSession {
+    plugin: Arc<LoadedPlugin>,
+    indices: Arc<fragmenter::GuestIndices>,
+    live: Option<Live>,
+    resource: ResourceAny,
+}
+
+impl ReassemblerSession {
+    fn with<R>(
+        &mut self,
+        f: impl FnOnce(&fragmenter::Guest, &mut wasmtime::Store<crate::plugin::StoreState>, ResourceAny) -> wasmtime::Result<R>,
+    ) -> Result<R, StageError> {
+        let Some(live) = self.live.as_mut() else {
+            return Err(StageError {
+                code: "plugin-failed".into(),
+                message: "this reassembler's plugin instance failed earlier and its state is gone; start a new reassembler".into(),
+                offset: None,
+                plugin: self.plugin.label().to_string(),
+            });
+        };
+        let indices = self.indices.clone();
+        let resource = self.resource;
+        let result = self.plugin.run(live, |store, instance| {
+            let guest = indices.load(&mut *store, instance)?;
+            f(&guest, store, resource)
+        });
+        if result.is_err() {
+            self.live = None;
+        }
+        result
+    }
+
+    /// Pushes one bundle received at DTN time `now` (ms since 2000).
+    pub fn push(&mut self, bundle: &[u8], now: u64) -> Result<Option<DeliveredAdu>, StageError> {
+        let r = self.with(|g, store, res| g.reassembler().call_push(store, res, bundle, now))?;
+        r.map_err(|e| to_stage_error(&self.plugin, e))
+    }
+
+    /// Drops incomplete ADUs whose lifetime ended before `now`.
+    pub fn expire(&mut self, now: u64) -> Result<Vec<BundleId>, StageError> {
+        self.with(|g, store, res| g.reassembler().call_expire(store, res, now))
+    }
+
+    /// What the reassembler holds.
+    pub fn pending(&mut self) -> Result<PendingStats, StageError> {
+        self.with(|g, store, res| g.reassembler().call_pending(store, res))
+    }
+}
+
+impl Drop for ReassemblerSession {
+    fn drop(&mut self) {
+        if let Some(live) = self.live.as_mut() {
+            let _ = self.resource.resource_drop(&mut live.store);
+        }
+    }
+}

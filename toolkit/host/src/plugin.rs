@@ -1,0 +1,366 @@
+//! Loading one plugin for one stage, and running calls on its instances
+//! under the host's limits.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use wasmtime::component::{Component, Instance, InstancePre, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::exports::deepmail::stages::plugin_info;
+use crate::engine::Host;
+use crate::error::{LoadError, StageError};
+
+/// The stages a plugin can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    /// `bsmtp-codec`: messages <-> Batch SMTP bytes.
+    Codec,
+    /// `fragmenter`: ADU -> bundles <= MTU, bundles -> ADU.
+    Fragmenter,
+    /// `resolver`: mail domain -> next hops.
+    Resolver,
+    /// `sender`: deliver to a next hop.
+    Sender,
+}
+
+impl Stage {
+    /// Every stage, in pipeline order.
+    pub const ALL: [Stage; 4] = [Stage::Codec, Stage::Fragmenter, Stage::Resolver, Stage::Sender];
+
+    /// The name used on the command line (`--plugin codec=...`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Codec => "codec",
+            Stage::Fragmenter => "fragmenter",
+            Stage::Resolver => "resolver",
+            Stage::Sender => "sender",
+        }
+    }
+
+    /// The WIT interface a plugin for this stage exports.
+    pub fn interface(self) -> &'static str {
+        match self {
+            Stage::Codec => "bsmtp-codec",
+            Stage::Fragmenter => "fragmenter",
+            Stage::Resolver => "resolver",
+            Stage::Sender => "sender",
+        }
+    }
+
+    /// The WIT world a plugin for this stage implements.
+    pub fn world(self) -> &'static str {
+        match self {
+            Stage::Codec => "codec-plugin",
+            Stage::Fragmenter => "fragmenter-plugin",
+            Stage::Resolver => "resolver-plugin",
+            Stage::Sender => "sender-plugin",
+        }
+    }
+
+    /// Fully qualified export name, e.g. `deepmail:stages/bsmtp-codec@0.1.0`.
+    pub fn export_name(self) -> String {
+        format!("deepmail:stages/{}@0.1.0", self.interface())
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Stage {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "codec" | "bsmtp-codec" => Ok(Stage::Codec),
+            "fragmenter" => Ok(Stage::Fragmenter),
+            "resolver" => Ok(Stage::Resolver),
+            "sender" => Ok(Stage::Sender),
+            other => Err(format!("unknown stage `{other}`; stages are codec, fragmenter, resolver, sender")),
+        }
+    }
+}
+
+/// Where a plugin comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PluginSource {
+    /// A plugin embedded in this binary, e.g. `builtin:bsmtp-codec`.
+    Builtin(String),
+    /// A `.wasm` component on disk.
+    Path(PathBuf),
+}
+
+impl PluginSource {
+    /// The default plugin for a stage, if this build embeds one.
+    pub fn default_for(stage: Stage) -> Option<PluginSource> {
+        crate::builtin::default_for(stage).map(|b| PluginSource::Builtin(b.name.to_string()))
+    }
+
+    pub(crate) fn bytes(&self) -> Result<std::borrow::Cow<'static, [u8]>, LoadError> {
+        match self {
+            PluginSource::Builtin(name) => crate::builtin::find(name)
+                .map(|b| std::borrow::Cow::Borrowed(b.wasm))
+                .ok_or_else(|| LoadError::UnknownBuiltin { name: name.clone(), known: crate::builtin::names().join(", ") }),
+            PluginSource::Path(path) => std::fs::read(path)
+                .map(std::borrow::Cow::Owned)
+                .map_err(|source| LoadError::Read { path: path.clone(), source }),
+        }
+    }
+}
+
+impl FromStr for PluginSource {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.strip_prefix("builtin:") {
+            Some(name) => PluginSource::Builtin(name.to_string()),
+            None => PluginSource::Path(PathBuf::from(s)),
+        })
+    }
+}
+
+impl fmt::Display for PluginSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginSource::Builtin(name) => write!(f, "builtin:{name}"),
+            PluginSource::Path(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// What a plugin says about itself, plus what the host found out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInfo {
+    /// Where it was loaded from.
+    pub source: String,
+    /// The stage it serves.
+    pub stage: Stage,
+    /// The world it implements, e.g. `codec-plugin`.
+    pub world: &'static str,
+    /// The interface the host bound, e.g. `deepmail:stages/bsmtp-codec@0.1.0`.
+    pub interface: String,
+    /// The plugin's own name (from `plugin-info.describe`).
+    pub name: String,
+    /// The plugin's own version.
+    pub version: String,
+    /// The plugin's one-line description.
+    pub description: String,
+    /// Size of the component in bytes.
+    pub size_bytes: usize,
+}
+
+/// Per-store state: an empty WASI context, its resource table, the memory
+/// limiter and the captured stderr.
+pub(crate) struct StoreState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryCap,
+    stderr: MemoryOutputPipe,
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Caps linear memory and table growth, and remembers that it said no.
+struct MemoryCap {
+    max_bytes: usize,
+    hit: Option<usize>,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.hit = Some(desired);
+            // Trap at once rather than hand the guest a failed grow it may
+            // mishandle; the host reports it as plugin-out-of-memory.
+            anyhow::bail!("plugin memory limit of {} bytes reached (wanted {desired})", self.max_bytes);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// A live instance with its store.
+pub(crate) struct Live {
+    pub(crate) store: Store<StoreState>,
+    pub(crate) instance: Instance,
+}
+
+/// A compiled plugin bound to a stage.
+pub(crate) struct LoadedPlugin {
+    engine: Engine,
+    pub(crate) source: PluginSource,
+    label: String,
+    pre: InstancePre<StoreState>,
+    memory_limit: usize,
+    deadline_ticks: u64,
+    pool: Mutex<Vec<Live>>,
+    pool_size: usize,
+    pub(crate) info: PluginInfo,
+    component: Component,
+}
+
+impl LoadedPlugin {
+    pub(crate) fn new(
+        host: &Host,
+        source: PluginSource,
+        stage: Stage,
+        component: Component,
+        size_bytes: usize,
+    ) -> Result<LoadedPlugin, LoadError> {
+        let label = source.to_string();
+        let engine = host.inner.engine.clone();
+        let exports: Vec<String> = component.component_type().exports(&engine).map(|(name, _)| name.to_string()).collect();
+        let wanted = stage.export_name();
+        if !exports.iter().any(|e| e == &wanted) {
+            return Err(LoadError::WrongWorld {
+                plugin: label,
+                stage: stage.name(),
+                interface: wanted,
+                exports: if exports.is_empty() { "nothing".into() } else { exports.join(", ") },
+            });
+        }
+        let pre = host
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link { plugin: label.clone(), detail: format!("{e:#}") })?;
+        let mut plugin = LoadedPlugin {
+            engine,
+            source: source.clone(),
+            label: label.clone(),
+            pre,
+            memory_limit: host.inner.config.memory_limit_bytes,
+            deadline_ticks: host.inner.deadline_ticks,
+            pool: Mutex::new(Vec::new()),
+            pool_size: host.inner.config.pool_size,
+            info: PluginInfo {
+                source: label.clone(),
+                stage,
+                world: stage.world(),
+                interface: wanted,
+                name: String::new(),
+                version: String::new(),
+                description: String::new(),
+                size_bytes,
+            },
+            component,
+        };
+        let described = if exports.iter().any(|e| e.starts_with("deepmail:stages/plugin-info@")) {
+            let indices = plugin_info::GuestIndices::new(&plugin.pre)
+                .map_err(|e| LoadError::Link { plugin: label.clone(), detail: format!("{e:#}") })?;
+            plugin.call(|store, instance| indices.load(&mut *store, instance)?.call_describe(&mut *store)).ok()
+        } else {
+            None
+        };
+        if let Some(d) = described {
+            plugin.info.name = d.name;
+            plugin.info.version = d.version;
+            plugin.info.description = d.description;
+        } else {
+            plugin.info.name = "(undescribed)".into();
+            plugin.info.version = "?".into();
+        }
+        Ok(plugin)
+    }
+
+    pub(crate) fn instance_pre(&self) -> &InstancePre<StoreState> {
+        &self.pre
+    }
+
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// A fresh instance in a fresh store with the host's limits.
+    pub(crate) fn instantiate(&self) -> Result<Live, StageError> {
+        let stderr = MemoryOutputPipe::new(16 * 1024);
+        let state = StoreState {
+            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
+            table: ResourceTable::new(),
+            limiter: MemoryCap { max_bytes: self.memory_limit, hit: None },
+            stderr,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(self.deadline_ticks);
+        match self.pre.instantiate(&mut store) {
+            Ok(instance) => Ok(Live { store, instance }),
+            Err(e) => Err(self.classify(e, &store)),
+        }
+    }
+
+    /// Runs `f` on a pooled or fresh instance. On success the instance goes
+    /// back to the pool; on any failure it is dropped, so the next call
+    /// starts clean.
+    pub(crate) fn call<R>(
+        &self,
+        f: impl FnOnce(&mut Store<StoreState>, &Instance) -> wasmtime::Result<R>,
+    ) -> Result<R, StageError> {
+        let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut live = match pooled {
+            Some(live) => live,
+            None => self.instantiate()?,
+        };
+        self.run(&mut live, f).inspect(|_| {
+            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < self.pool_size {
+                pool.push(live);
+            }
+        })
+    }
+
+    /// Runs `f` on a given instance under a fresh deadline.
+    pub(crate) fn run<R>(
+        &self,
+        live: &mut Live,
+        f: impl FnOnce(&mut Store<StoreState>, &Instance) -> wasmtime::Result<R>,
+    ) -> Result<R, StageError> {
+        live.store.set_epoch_deadline(self.deadline_ticks);
+        f(&mut live.store, &live.instance).map_err(|e| self.classify(e, &live.store))
+    }
+
+    /// Turns a wasmtime failure into a stage error that says what happened.
+    fn classify(&self, e: wasmtime::Error, store: &Store<StoreState>) -> StageError {
+        let state = store.data();
+        let stderr = String::from_utf8_lossy(&state.stderr.contents()).trim().to_string();
+        let said = if stderr.is_empty() { String::new() } else { format!("; the plugin wrote: {stderr}") };
+        let (code, message) = if let Some(wanted) = state.limiter.hit {
+            (
+                "plugin-out-of-memory",
+                format!(
+                    "plugin exceeded its memory limit of {} MiB (it asked for {} MiB); raise --plugin-memory if the input is that large{said}",
+                    self.memory_limit >> 20,
+                    wanted >> 20
+                ),
+            )
+        } else if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+            match trap {
+                wasmtime::Trap::Interrupt => (
+                    "plugin-timeout",
+                    format!("plugin did not finish within its time limit and was stopped{said}"),
+                ),
+                other => ("plugin-trap", format!("plugin trapped: {other}{said}")),
+            }
+        } else {
+            ("plugin-failed", format!("plugin call failed: {e:#}{said}"))
+        };
+        StageError { code: code.into(), message, offset: None, plugin: self.label.clone() }
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn component(&self) -> &Component {
+        &self.component
+    }
+}
