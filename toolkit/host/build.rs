@@ -18,12 +18,17 @@ const PROFILE: &str = "wasm-plugin";
 /// (crate directory under plugins/, package name, env var suffix)
 const PLUGINS: &[(&str, &str, &str)] = &[
     ("bsmtp-codec", "deepmail-plugin-bsmtp-codec", "BSMTP_CODEC"),
-    ("bp7-fragmenter", "deepmail-plugin-bp7-fragmenter", "BP7_FRAGMENTER"),
+    (
+        "bp7-fragmenter",
+        "deepmail-plugin-bp7-fragmenter",
+        "BP7_FRAGMENTER",
+    ),
     ("misbehaving", "deepmail-plugin-misbehaving", "MISBEHAVING"),
 ];
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest_dir
         .parent()
         .and_then(Path::parent)
@@ -33,7 +38,12 @@ fn main() {
     for dir in ["plugins", "wit", "toolkit/bsmtp/src", "toolkit/bundle/src"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
-    for file in ["Cargo.toml", "Cargo.lock", "toolkit/bsmtp/Cargo.toml", "toolkit/bundle/Cargo.toml"] {
+    for file in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "toolkit/bsmtp/Cargo.toml",
+        "toolkit/bundle/Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
     }
     println!("cargo:rerun-if-env-changed=DEEPMAIL_PLUGIN_TARGET_DIR");
@@ -86,7 +96,10 @@ fn main() {
     for (dir, package, var) in PLUGINS {
         let file = out_dir.join(format!("{}.wasm", package.replace('-', "_")));
         if !file.is_file() {
-            panic!("expected plugin {dir} at {}, but it is not there", file.display());
+            panic!(
+                "expected plugin {dir} at {}, but it is not there",
+                file.display()
+            );
         }
         println!("cargo:rustc-env=DEEPMAIL_PLUGIN_{var}={}", file.display());
     }
@@ -104,7 +117,9 @@ fn ensure_wasm_target() {
     if sysroot.as_deref().is_some_and(installed) {
         return;
     }
-    println!("cargo:warning=installing the {TARGET} target with rustup (needed to build the plugins)");
+    println!(
+        "cargo:warning=installing the {TARGET} target with rustup (needed to build the plugins)"
+    );
     let ok = Command::new("rustup")
         .args(["target", "add", TARGET])
         .status()

@@ -16,7 +16,8 @@ use std::cell::RefCell;
 use deepmail::stages::types::StageError;
 use deepmail_bundle as bundle;
 use exports::deepmail::stages::fragmenter::{
-    BlockInfo, BundleId, BundleInfo, BundleSpec, CrcType, DeliveredAdu, PendingStats, ReassemblyLimits,
+    BlockInfo, BundleId, BundleInfo, BundleSpec, CrcType, DeliveredAdu, PendingStats,
+    ReassemblyLimits,
 };
 use exports::deepmail::stages::plugin_info::Info;
 
@@ -27,13 +28,19 @@ impl exports::deepmail::stages::plugin_info::Guest for Plugin {
         Info {
             name: "bp7-fragmenter".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "deepmail's BPv7 bundle builder, fragmenter and reassembler (deepmail-bundle)".into(),
+            description:
+                "deepmail's BPv7 bundle builder, fragmenter and reassembler (deepmail-bundle)"
+                    .into(),
         }
     }
 }
 
 fn stage_error(e: bundle::BundleError) -> StageError {
-    StageError { code: e.code().into(), message: e.to_string(), offset: e.offset }
+    StageError {
+        code: e.code().into(),
+        message: e.to_string(),
+        offset: e.offset,
+    }
 }
 
 fn crc_from_wit(c: CrcType) -> bundle::CrcType {
@@ -79,7 +86,11 @@ fn mtu(mtu: u64) -> usize {
 }
 
 fn id_to_wit(id: bundle::BundleId) -> BundleId {
-    BundleId { source: id.source.to_string(), creation_time: id.creation_time, sequence_number: id.sequence_number }
+    BundleId {
+        source: id.source.to_string(),
+        creation_time: id.creation_time,
+        sequence_number: id.sequence_number,
+    }
 }
 
 impl exports::deepmail::stages::fragmenter::Guest for Plugin {
@@ -89,7 +100,11 @@ impl exports::deepmail::stages::fragmenter::Guest for Plugin {
         bundle::build(&adu, &spec_from_wit(spec)?).map_err(stage_error)
     }
 
-    fn fragment_adu(adu: Vec<u8>, spec: BundleSpec, mtu_bytes: u64) -> Result<Vec<Vec<u8>>, StageError> {
+    fn fragment_adu(
+        adu: Vec<u8>,
+        spec: BundleSpec,
+        mtu_bytes: u64,
+    ) -> Result<Vec<Vec<u8>>, StageError> {
         bundle::fragment_adu(&adu, &spec_from_wit(spec)?, mtu(mtu_bytes)).map_err(stage_error)
     }
 
@@ -134,15 +149,21 @@ struct Reassembler(RefCell<bundle::Reassembler>);
 
 impl exports::deepmail::stages::fragmenter::GuestReassembler for Reassembler {
     fn new(limits: ReassemblyLimits) -> Self {
-        Reassembler(RefCell::new(bundle::Reassembler::new(bundle::ReassemblyLimits {
-            max_adu_bytes: limits.max_adu_bytes,
-            max_pending_bytes: limits.max_pending_bytes,
-            max_pending_bundles: limits.max_pending_bundles,
-        })))
+        Reassembler(RefCell::new(bundle::Reassembler::new(
+            bundle::ReassemblyLimits {
+                max_adu_bytes: limits.max_adu_bytes,
+                max_pending_bytes: limits.max_pending_bytes,
+                max_pending_bundles: limits.max_pending_bundles,
+            },
+        )))
     }
 
     fn push(&self, bundle_bytes: Vec<u8>, now: u64) -> Result<Option<DeliveredAdu>, StageError> {
-        let delivered = self.0.borrow_mut().push(&bundle_bytes, now).map_err(stage_error)?;
+        let delivered = self
+            .0
+            .borrow_mut()
+            .push(&bundle_bytes, now)
+            .map_err(stage_error)?;
         Ok(delivered.map(|d| DeliveredAdu {
             source: d.id.source.to_string(),
             destination: d.destination.to_string(),
@@ -154,12 +175,20 @@ impl exports::deepmail::stages::fragmenter::GuestReassembler for Reassembler {
     }
 
     fn expire(&self, now: u64) -> Vec<BundleId> {
-        self.0.borrow_mut().expire(now).into_iter().map(id_to_wit).collect()
+        self.0
+            .borrow_mut()
+            .expire(now)
+            .into_iter()
+            .map(id_to_wit)
+            .collect()
     }
 
     fn pending(&self) -> PendingStats {
         let p = self.0.borrow().pending();
-        PendingStats { bundles: p.bundles, bytes: p.bytes }
+        PendingStats {
+            bundles: p.bundles,
+            bytes: p.bytes,
+        }
     }
 }
 

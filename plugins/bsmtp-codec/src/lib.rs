@@ -65,14 +65,20 @@ impl exports::deepmail::stages::bsmtp_codec::Guest for Plugin {
 fn params_from_wit(params: Vec<SmtpParam>) -> Vec<deepmail_bsmtp::SmtpParam> {
     params
         .into_iter()
-        .map(|p| deepmail_bsmtp::SmtpParam { keyword: p.keyword, value: p.value })
+        .map(|p| deepmail_bsmtp::SmtpParam {
+            keyword: p.keyword,
+            value: p.value,
+        })
         .collect()
 }
 
 fn params_to_wit(params: Vec<deepmail_bsmtp::SmtpParam>) -> Vec<SmtpParam> {
     params
         .into_iter()
-        .map(|p| SmtpParam { keyword: p.keyword, value: p.value })
+        .map(|p| SmtpParam {
+            keyword: p.keyword,
+            value: p.value,
+        })
         .collect()
 }
 
@@ -85,7 +91,10 @@ fn message_from_wit(m: Message) -> deepmail_bsmtp::Message {
                 .envelope
                 .forward_paths
                 .into_iter()
-                .map(|f| deepmail_bsmtp::ForwardPath { mailbox: f.mailbox, parameters: params_from_wit(f.parameters) })
+                .map(|f| deepmail_bsmtp::ForwardPath {
+                    mailbox: f.mailbox,
+                    parameters: params_from_wit(f.parameters),
+                })
                 .collect(),
         },
         content: m.content,
@@ -101,7 +110,10 @@ fn message_to_wit(m: deepmail_bsmtp::Message) -> Message {
                 .envelope
                 .forward_paths
                 .into_iter()
-                .map(|f| ForwardPath { mailbox: f.mailbox, parameters: params_to_wit(f.parameters) })
+                .map(|f| ForwardPath {
+                    mailbox: f.mailbox,
+                    parameters: params_to_wit(f.parameters),
+                })
                 .collect(),
         },
         content: m.content,

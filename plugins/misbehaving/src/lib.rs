@@ -59,14 +59,21 @@ fn recurse(n: u64) -> u64 {
 
 impl exports::deepmail::stages::bsmtp_codec::Guest for Plugin {
     fn encode(messages: Vec<Message>, _options: EncodeOptions) -> Result<Vec<u8>, StageError> {
-        let what = messages.first().map(|m| m.envelope.reverse_path.clone()).unwrap_or_default();
+        let what = messages
+            .first()
+            .map(|m| m.envelope.reverse_path.clone())
+            .unwrap_or_default();
         misbehave(&what)
     }
 
     fn decode(batch: Vec<u8>, _options: DecodeOptions) -> Result<Vec<Message>, StageError> {
         let what = String::from_utf8_lossy(&batch).trim().to_string();
         misbehave(&what)?;
-        Err(StageError { code: "not-a-codec".into(), message: "the misbehaving plugin decodes nothing".into(), offset: None })
+        Err(StageError {
+            code: "not-a-codec".into(),
+            message: "the misbehaving plugin decodes nothing".into(),
+            offset: None,
+        })
     }
 }
 

@@ -2,6 +2,8 @@
 //! exports every stage; each plugin is checked for, and bound to, only the
 //! one interface its stage needs.
 
+#![allow(missing_docs)]
+
 wasmtime::component::bindgen!({
     path: "../../wit",
     world: "host-view",

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::bindings::exports::deepmail::stages::bsmtp_codec::{self, DecodeOptions, EncodeOptions};
 use crate::bindings::deepmail::stages::types::Message;
+use crate::bindings::exports::deepmail::stages::bsmtp_codec::{self, DecodeOptions, EncodeOptions};
 use crate::engine::Host;
 use crate::error::{LoadError, StageError};
 use crate::plugin::{LoadedPlugin, PluginInfo, PluginSource, Stage};
@@ -20,9 +20,15 @@ impl Codec {
     /// Loads `source` as the codec stage.
     pub fn load(host: &Host, source: &PluginSource) -> Result<Codec, LoadError> {
         let plugin = host.load(source, Stage::Codec)?;
-        let indices = bsmtp_codec::GuestIndices::new(plugin.instance_pre())
-            .map_err(|e| LoadError::Link { plugin: plugin.label().to_string(), detail: format!("{e:#}") })?;
-        Ok(Codec { plugin, indices: Arc::new(indices) })
+        let indices =
+            bsmtp_codec::GuestIndices::new(plugin.instance_pre()).map_err(|e| LoadError::Link {
+                plugin: plugin.label().to_string(),
+                detail: format!("{e:#}"),
+            })?;
+        Ok(Codec {
+            plugin,
+            indices: Arc::new(indices),
+        })
     }
 
     /// What the plugin is.
@@ -31,9 +37,15 @@ impl Codec {
     }
 
     /// Encodes messages as one BSMTP object.
-    pub fn encode(&self, messages: &[Message], options: &EncodeOptions) -> Result<Vec<u8>, StageError> {
+    pub fn encode(
+        &self,
+        messages: &[Message],
+        options: &EncodeOptions,
+    ) -> Result<Vec<u8>, StageError> {
         let result = self.plugin.call(|store, instance| {
-            self.indices.load(&mut *store, instance)?.call_encode(&mut *store, messages, options)
+            self.indices
+                .load(&mut *store, instance)?
+                .call_encode(&mut *store, messages, options)
         })?;
         result.map_err(|e| self.stage_error(e))
     }
@@ -41,12 +53,19 @@ impl Codec {
     /// Decodes a BSMTP object into its messages.
     pub fn decode(&self, batch: &[u8], options: DecodeOptions) -> Result<Vec<Message>, StageError> {
         let result = self.plugin.call(|store, instance| {
-            self.indices.load(&mut *store, instance)?.call_decode(&mut *store, batch, options)
+            self.indices
+                .load(&mut *store, instance)?
+                .call_decode(&mut *store, batch, options)
         })?;
         result.map_err(|e| self.stage_error(e))
     }
 
     fn stage_error(&self, e: crate::bindings::deepmail::stages::types::StageError) -> StageError {
-        StageError { code: e.code, message: e.message, offset: e.offset, plugin: self.plugin.label().to_string() }
+        StageError {
+            code: e.code,
+            message: e.message,
+            offset: e.offset,
+            plugin: self.plugin.label().to_string(),
+        }
     }
 }

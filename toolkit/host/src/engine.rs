@@ -75,11 +75,17 @@ impl Host {
         let mut wasm = Config::new();
         wasm.wasm_component_model(true);
         wasm.epoch_interruption(true);
-        let engine = Engine::new(&wasm)?;
+        let engine = Engine::new(&wasm)
+            .map_err(|e| anyhow::anyhow!("cannot create the wasmtime engine: {e:#}"))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| anyhow::anyhow!("cannot link WASI into the host: {e:#}"))?;
         start_epoch_ticker(&engine);
-        let ticks = config.call_timeout.as_nanos().div_ceil(TICK.as_nanos()).max(1);
+        let ticks = config
+            .call_timeout
+            .as_nanos()
+            .div_ceil(TICK.as_nanos())
+            .max(1);
         Ok(Host {
             inner: Arc::new(HostInner {
                 engine,
@@ -97,22 +103,45 @@ impl Host {
     }
 
     /// Loads (once) the plugin `source` as the `stage` stage.
-    pub(crate) fn load(&self, source: &PluginSource, stage: Stage) -> Result<Arc<LoadedPlugin>, LoadError> {
+    pub(crate) fn load(
+        &self,
+        source: &PluginSource,
+        stage: Stage,
+    ) -> Result<Arc<LoadedPlugin>, LoadError> {
         let key = (source.clone(), stage);
-        if let Some(p) = self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some(p) = self
+            .inner
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             return Ok(p.clone());
         }
         let bytes = source.bytes()?;
         let component = self.compile(source, &bytes)?;
-        let plugin = Arc::new(LoadedPlugin::new(self, source.clone(), stage, component, bytes.len())?);
-        self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner()).insert(key, plugin.clone());
+        let plugin = Arc::new(LoadedPlugin::new(
+            self,
+            source.clone(),
+            stage,
+            component,
+            bytes.len(),
+        )?);
+        self.inner
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, plugin.clone());
         Ok(plugin)
     }
 
     /// Compiles a component, through the disk cache when there is one.
     fn compile(&self, source: &PluginSource, bytes: &[u8]) -> Result<Component, LoadError> {
         let engine = &self.inner.engine;
-        let compile_error = |e: wasmtime::Error| LoadError::Compile { plugin: source.to_string(), detail: format!("{e:#}") };
+        let compile_error = |e: wasmtime::Error| LoadError::Compile {
+            plugin: source.to_string(),
+            detail: format!("{e:#}"),
+        };
         let Some(dir) = self.inner.config.cache_dir.as_ref() else {
             return Component::new(engine, bytes).map_err(compile_error);
         };
@@ -144,7 +173,6 @@ fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
     for (salt, part) in parts.iter_mut().enumerate() {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         salt.hash(&mut h);
-        wasmtime::VERSION.hash(&mut h);
         engine.precompile_compatibility_hash().hash(&mut h);
         bytes.hash(&mut h);
         *part = h.finish();
@@ -155,11 +183,13 @@ fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
 /// Advances the engine's epoch every [`TICK`] until the engine is dropped.
 fn start_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
-    let _ = std::thread::Builder::new().name("deepmail-epoch".into()).spawn(move || loop {
-        std::thread::sleep(TICK);
-        match weak.upgrade() {
-            Some(engine) => engine.increment_epoch(),
-            None => break,
-        }
-    });
+    let _ = std::thread::Builder::new()
+        .name("deepmail-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        });
 }

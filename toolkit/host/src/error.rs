@@ -23,7 +23,10 @@ impl StageError {
     /// True for the errors the host raises when a plugin misbehaves, as
     /// opposed to a plugin rejecting its input.
     pub fn is_plugin_fault(&self) -> bool {
-        matches!(self.code.as_str(), "plugin-trap" | "plugin-timeout" | "plugin-out-of-memory" | "plugin-failed")
+        matches!(
+            self.code.as_str(),
+            "plugin-trap" | "plugin-timeout" | "plugin-out-of-memory" | "plugin-failed"
+        )
     }
 }
 

@@ -22,16 +22,27 @@ pub struct Fragmenter {
 }
 
 fn to_stage_error(plugin: &LoadedPlugin, e: types::StageError) -> StageError {
-    StageError { code: e.code, message: e.message, offset: e.offset, plugin: plugin.label().to_string() }
+    StageError {
+        code: e.code,
+        message: e.message,
+        offset: e.offset,
+        plugin: plugin.label().to_string(),
+    }
 }
 
 impl Fragmenter {
     /// Loads `source` as the fragmenter stage.
     pub fn load(host: &Host, source: &PluginSource) -> Result<Fragmenter, LoadError> {
         let plugin = host.load(source, Stage::Fragmenter)?;
-        let indices = fragmenter::GuestIndices::new(plugin.instance_pre())
-            .map_err(|e| LoadError::Link { plugin: plugin.label().to_string(), detail: format!("{e:#}") })?;
-        Ok(Fragmenter { plugin, indices: Arc::new(indices) })
+        let indices =
+            fragmenter::GuestIndices::new(plugin.instance_pre()).map_err(|e| LoadError::Link {
+                plugin: plugin.label().to_string(),
+                detail: format!("{e:#}"),
+            })?;
+        Ok(Fragmenter {
+            plugin,
+            indices: Arc::new(indices),
+        })
     }
 
     /// What the plugin is.
@@ -41,16 +52,25 @@ impl Fragmenter {
 
     /// Builds one (unfragmented) bundle carrying `adu`.
     pub fn build(&self, adu: &[u8], spec: &BundleSpec) -> Result<Vec<u8>, StageError> {
-        let r = self
-            .plugin
-            .call(|store, instance| self.indices.load(&mut *store, instance)?.call_build(&mut *store, adu, spec))?;
+        let r = self.plugin.call(|store, instance| {
+            self.indices
+                .load(&mut *store, instance)?
+                .call_build(&mut *store, adu, spec)
+        })?;
         r.map_err(|e| to_stage_error(&self.plugin, e))
     }
 
     /// Builds the bundle for `adu` and fragments it to `mtu`.
-    pub fn fragment_adu(&self, adu: &[u8], spec: &BundleSpec, mtu: u64) -> Result<Vec<Vec<u8>>, StageError> {
+    pub fn fragment_adu(
+        &self,
+        adu: &[u8],
+        spec: &BundleSpec,
+        mtu: u64,
+    ) -> Result<Vec<Vec<u8>>, StageError> {
         let r = self.plugin.call(|store, instance| {
-            self.indices.load(&mut *store, instance)?.call_fragment_adu(&mut *store, adu, spec, mtu)
+            self.indices
+                .load(&mut *store, instance)?
+                .call_fragment_adu(&mut *store, adu, spec, mtu)
         })?;
         r.map_err(|e| to_stage_error(&self.plugin, e))
     }
@@ -58,16 +78,20 @@ impl Fragmenter {
     /// Fragments an existing bundle to `mtu`.
     pub fn fragment(&self, bundle: &[u8], mtu: u64) -> Result<Vec<Vec<u8>>, StageError> {
         let r = self.plugin.call(|store, instance| {
-            self.indices.load(&mut *store, instance)?.call_fragment(&mut *store, bundle, mtu)
+            self.indices
+                .load(&mut *store, instance)?
+                .call_fragment(&mut *store, bundle, mtu)
         })?;
         r.map_err(|e| to_stage_error(&self.plugin, e))
     }
 
     /// Parses and validates a bundle.
     pub fn inspect(&self, bundle: &[u8]) -> Result<BundleInfo, StageError> {
-        let r = self
-            .plugin
-            .call(|store, instance| self.indices.load(&mut *store, instance)?.call_inspect(&mut *store, bundle))?;
+        let r = self.plugin.call(|store, instance| {
+            self.indices
+                .load(&mut *store, instance)?
+                .call_inspect(&mut *store, bundle)
+        })?;
         r.map_err(|e| to_stage_error(&self.plugin, e))
     }
 
@@ -76,9 +100,17 @@ impl Fragmenter {
         let mut live = self.plugin.instantiate()?;
         let indices = self.indices.clone();
         let resource = self.plugin.run(&mut live, |store, instance| {
-            indices.load(&mut *store, instance)?.reassembler().call_constructor(&mut *store, limits)
+            indices
+                .load(&mut *store, instance)?
+                .reassembler()
+                .call_constructor(&mut *store, limits)
         })?;
-        Ok(ReassemblerSession { plugin: self.plugin.clone(), indices, live: Some(live), resource })
+        Ok(ReassemblerSession {
+            plugin: self.plugin.clone(),
+            indices,
+            live: Some(live),
+            resource,
+        })
     }
 }
 
@@ -95,7 +127,11 @@ pub struct ReassemblerSession {
 impl ReassemblerSession {
     fn with<R>(
         &mut self,
-        f: impl FnOnce(&fragmenter::Guest, &mut wasmtime::Store<crate::plugin::StoreState>, ResourceAny) -> wasmtime::Result<R>,
+        f: impl FnOnce(
+            &fragmenter::Guest,
+            &mut wasmtime::Store<crate::plugin::StoreState>,
+            ResourceAny,
+        ) -> wasmtime::Result<R>,
     ) -> Result<R, StageError> {
         let Some(live) = self.live.as_mut() else {
             return Err(StageError {

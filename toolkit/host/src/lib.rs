@@ -41,7 +41,8 @@ pub mod types {
         DecodeMode, DecodeOptions, EncodeOptions, Greeting,
     };
     pub use crate::bindings::exports::deepmail::stages::fragmenter::{
-        BlockInfo, BundleId, BundleInfo, BundleSpec, CrcType, DeliveredAdu, PendingStats, ReassemblyLimits,
+        BlockInfo, BundleId, BundleInfo, BundleSpec, CrcType, DeliveredAdu, PendingStats,
+        ReassemblyLimits,
     };
 }
 

@@ -30,7 +30,12 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 4] = [Stage::Codec, Stage::Fragmenter, Stage::Resolver, Stage::Sender];
+    pub const ALL: [Stage; 4] = [
+        Stage::Codec,
+        Stage::Fragmenter,
+        Stage::Resolver,
+        Stage::Sender,
+    ];
 
     /// The name used on the command line (`--plugin codec=...`).
     pub fn name(self) -> &'static str {
@@ -82,7 +87,9 @@ impl FromStr for Stage {
             "fragmenter" => Ok(Stage::Fragmenter),
             "resolver" => Ok(Stage::Resolver),
             "sender" => Ok(Stage::Sender),
-            other => Err(format!("unknown stage `{other}`; stages are codec, fragmenter, resolver, sender")),
+            other => Err(format!(
+                "unknown stage `{other}`; stages are codec, fragmenter, resolver, sender"
+            )),
         }
     }
 }
@@ -106,10 +113,18 @@ impl PluginSource {
         match self {
             PluginSource::Builtin(name) => crate::builtin::find(name)
                 .map(|b| std::borrow::Cow::Borrowed(b.wasm))
-                .ok_or_else(|| LoadError::UnknownBuiltin { name: name.clone(), known: crate::builtin::names().join(", ") }),
-            PluginSource::Path(path) => std::fs::read(path)
-                .map(std::borrow::Cow::Owned)
-                .map_err(|source| LoadError::Read { path: path.clone(), source }),
+                .ok_or_else(|| LoadError::UnknownBuiltin {
+                    name: name.clone(),
+                    known: crate::builtin::names().join(", "),
+                }),
+            PluginSource::Path(path) => {
+                std::fs::read(path)
+                    .map(std::borrow::Cow::Owned)
+                    .map_err(|source| LoadError::Read {
+                        path: path.clone(),
+                        source,
+                    })
+            }
         }
     }
 }
@@ -165,7 +180,10 @@ pub(crate) struct StoreState {
 
 impl WasiView for StoreState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -176,17 +194,30 @@ struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             self.hit = Some(desired);
             // Trap at once rather than hand the guest a failed grow it may
             // mishandle; the host reports it as plugin-out-of-memory.
-            anyhow::bail!("plugin memory limit of {} bytes reached (wanted {desired})", self.max_bytes);
+            wasmtime::bail!(
+                "plugin memory limit of {} bytes reached (wanted {desired})",
+                self.max_bytes
+            );
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
     }
 }
@@ -200,7 +231,6 @@ pub(crate) struct Live {
 /// A compiled plugin bound to a stage.
 pub(crate) struct LoadedPlugin {
     engine: Engine,
-    pub(crate) source: PluginSource,
     label: String,
     pre: InstancePre<StoreState>,
     memory_limit: usize,
@@ -208,7 +238,6 @@ pub(crate) struct LoadedPlugin {
     pool: Mutex<Vec<Live>>,
     pool_size: usize,
     pub(crate) info: PluginInfo,
-    component: Component,
 }
 
 impl LoadedPlugin {
@@ -221,24 +250,34 @@ impl LoadedPlugin {
     ) -> Result<LoadedPlugin, LoadError> {
         let label = source.to_string();
         let engine = host.inner.engine.clone();
-        let exports: Vec<String> = component.component_type().exports(&engine).map(|(name, _)| name.to_string()).collect();
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(&engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
         let wanted = stage.export_name();
         if !exports.iter().any(|e| e == &wanted) {
             return Err(LoadError::WrongWorld {
                 plugin: label,
                 stage: stage.name(),
                 interface: wanted,
-                exports: if exports.is_empty() { "nothing".into() } else { exports.join(", ") },
+                exports: if exports.is_empty() {
+                    "nothing".into()
+                } else {
+                    exports.join(", ")
+                },
             });
         }
         let pre = host
             .inner
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| LoadError::Link { plugin: label.clone(), detail: format!("{e:#}") })?;
+            .map_err(|e| LoadError::Link {
+                plugin: label.clone(),
+                detail: format!("{e:#}"),
+            })?;
         let mut plugin = LoadedPlugin {
             engine,
-            source: source.clone(),
             label: label.clone(),
             pre,
             memory_limit: host.inner.config.memory_limit_bytes,
@@ -255,12 +294,23 @@ impl LoadedPlugin {
                 description: String::new(),
                 size_bytes,
             },
-            component,
         };
-        let described = if exports.iter().any(|e| e.starts_with("deepmail:stages/plugin-info@")) {
-            let indices = plugin_info::GuestIndices::new(&plugin.pre)
-                .map_err(|e| LoadError::Link { plugin: label.clone(), detail: format!("{e:#}") })?;
-            plugin.call(|store, instance| indices.load(&mut *store, instance)?.call_describe(&mut *store)).ok()
+        let described = if exports
+            .iter()
+            .any(|e| e.starts_with("deepmail:stages/plugin-info@"))
+        {
+            let indices =
+                plugin_info::GuestIndices::new(&plugin.pre).map_err(|e| LoadError::Link {
+                    plugin: label.clone(),
+                    detail: format!("{e:#}"),
+                })?;
+            plugin
+                .call(|store, instance| {
+                    indices
+                        .load(&mut *store, instance)?
+                        .call_describe(&mut *store)
+                })
+                .ok()
         } else {
             None
         };
@@ -289,7 +339,10 @@ impl LoadedPlugin {
         let state = StoreState {
             wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
             table: ResourceTable::new(),
-            limiter: MemoryCap { max_bytes: self.memory_limit, hit: None },
+            limiter: MemoryCap {
+                max_bytes: self.memory_limit,
+                hit: None,
+            },
             stderr,
         };
         let mut store = Store::new(&self.engine, state);
@@ -334,8 +387,14 @@ impl LoadedPlugin {
     /// Turns a wasmtime failure into a stage error that says what happened.
     fn classify(&self, e: wasmtime::Error, store: &Store<StoreState>) -> StageError {
         let state = store.data();
-        let stderr = String::from_utf8_lossy(&state.stderr.contents()).trim().to_string();
-        let said = if stderr.is_empty() { String::new() } else { format!("; the plugin wrote: {stderr}") };
+        let stderr = String::from_utf8_lossy(&state.stderr.contents())
+            .trim()
+            .to_string();
+        let said = if stderr.is_empty() {
+            String::new()
+        } else {
+            format!("; the plugin wrote: {stderr}")
+        };
         let (code, message) = if let Some(wanted) = state.limiter.hit {
             (
                 "plugin-out-of-memory",
@@ -356,11 +415,11 @@ impl LoadedPlugin {
         } else {
             ("plugin-failed", format!("plugin call failed: {e:#}{said}"))
         };
-        StageError { code: code.into(), message, offset: None, plugin: self.label.clone() }
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn component(&self) -> &Component {
-        &self.component
+        StageError {
+            code: code.into(),
+            message,
+            offset: None,
+            plugin: self.label.clone(),
+        }
     }
 }

@@ -1,0 +1,500 @@
+//! Judging an implementation's answer against a case.
+//!
+//! Byte-exact where the RFCs fix the bytes (canonical BSMTP encoding,
+//! canonical bundle build), field-by-field for `inspect`, and by properties
+//! for `fragment`, whose fragment boundaries are the implementation's
+//! choice; those properties are checked with the reference parser of
+//! `deepmail-bundle`.
+
+use serde_json::Value;
+
+use crate::protocol::Response;
+use crate::vectors::{hex_bytes, Case};
+
+/// The judgement on one case.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Verdict {
+    Pass(Option<String>),
+    Fail(String),
+    Unsupported(String),
+}
+
+const HARNESS_CODES: &[&str] = &[
+    "runner-error",
+    "adapter-failed",
+    "plugin-trap",
+    "plugin-timeout",
+    "plugin-out-of-memory",
+    "plugin-failed",
+];
+
+/// Judges `response` to `case` of a manifest with `operation`.
+pub(crate) fn judge(
+    operation: &str,
+    case: &Case,
+    response: &Response,
+    error_classes: bool,
+) -> Verdict {
+    let (code, message) = match response {
+        Response::Unsupported(why) => return Verdict::Unsupported(why.clone()),
+        Response::Error { code, message } if HARNESS_CODES.contains(&code.as_str()) => {
+            return Verdict::Fail(format!("{code}: {message}"));
+        }
+        Response::Error { code, message } => (code.as_str(), message.as_str()),
+        Response::Ok(out) => {
+            if operation == "reassemble" {
+                return judge_reassemble(case, out, error_classes);
+            }
+            return match case.result.as_str() {
+                "invalid" => Verdict::Fail(format!(
+                    "accepted input that must be rejected with `{}`",
+                    case.error.as_deref().unwrap_or("an error")
+                )),
+                _ => match &case.expected {
+                    None => Verdict::Pass(None),
+                    Some(expected) => match compare(operation, case, out, expected) {
+                        Ok(()) => Verdict::Pass(None),
+                        Err(why) => Verdict::Fail(why),
+                    },
+                },
+            };
+        }
+    };
+    match case.result.as_str() {
+        "invalid" => match &case.error {
+            Some(expected) if error_classes && expected != code => Verdict::Fail(format!(
+                "rejected, but as `{code}` instead of `{expected}`: {message}"
+            )),
+            _ => Verdict::Pass(None),
+        },
+        "acceptable" => Verdict::Pass(Some(format!("rejected ({code}), which is acceptable"))),
+        _ => Verdict::Fail(format!("rejected valid input: {code}: {message}")),
+    }
+}
+
+fn compare(operation: &str, case: &Case, out: &Value, expected: &Value) -> Result<(), String> {
+    match operation {
+        "encode" => compare_bytes("batch", out.get("batch"), expected.get("batch")),
+        "build" => compare_bytes("bundle", out.get("bundle"), expected.get("bundle")),
+        "decode" => compare_messages(out.get("messages"), expected.get("messages")),
+        "inspect" => subset("", out, expected),
+        "fragment" => crate::check::fragment::check(case, out, expected),
+        other => Err(format!("the runner does not know operation `{other}`")),
+    }
+}
+
+fn compare_bytes(name: &str, got: Option<&Value>, want: Option<&Value>) -> Result<(), String> {
+    let want = want
+        .map(hex_bytes)
+        .transpose()?
+        .ok_or_else(|| format!("vector has no expected `{name}`"))?;
+    let got = got
+        .map(hex_bytes)
+        .transpose()?
+        .ok_or_else(|| format!("output has no `{name}`"))?;
+    if got == want {
+        return Ok(());
+    }
+    let at = got
+        .iter()
+        .zip(&want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    let show = |b: &[u8]| {
+        let lo = at.saturating_sub(16);
+        let hi = (at + 24).min(b.len());
+        format!("{:?}", String::from_utf8_lossy(&b[lo.min(hi)..hi]))
+    };
+    Err(format!(
+        "{name} differs at byte {at} (got {} bytes, expected {}): got …{}…, expected …{}…",
+        got.len(),
+        want.len(),
+        show(&got),
+        show(&want)
+    ))
+}
+
+/// A message reduced to what the format compares.
+fn message_key(m: &Value) -> Result<Value, String> {
+    let params = |v: Option<&Value>| -> Value {
+        match v {
+            Some(Value::Array(ps)) => Value::Array(
+                ps.iter()
+                    .map(|p| {
+                        serde_json::json!({
+                            "keyword": p.get("keyword").cloned().unwrap_or(Value::Null),
+                            "value": p.get("value").cloned().unwrap_or(Value::Null),
+                        })
+                    })
+                    .collect(),
+            ),
+            _ => Value::Array(vec![]),
+        }
+    };
+    let fps = match m.get("forward_paths") {
+        Some(Value::Array(f)) => f
+            .iter()
+            .map(|f| serde_json::json!({"mailbox": f.get("mailbox"), "parameters": params(f.get("parameters"))}))
+            .collect(),
+        _ => vec![],
+    };
+    let content = m
+        .get("content")
+        .map(hex_bytes)
+        .transpose()?
+        .unwrap_or_default();
+    Ok(serde_json::json!({
+        "reverse_path": m.get("reverse_path"),
+        "mail_parameters": params(m.get("mail_parameters")),
+        "forward_paths": fps,
+        "content": String::from_utf8_lossy(&content),
+        "content_len": content.len(),
+        "content_hex": hex::encode(&content),
+    }))
+}
+
+fn compare_messages(got: Option<&Value>, want: Option<&Value>) -> Result<(), String> {
+    let list = |v: Option<&Value>, what: &str| -> Result<Vec<Value>, String> {
+        match v {
+            Some(Value::Array(items)) => items.iter().map(message_key).collect(),
+            _ => Err(format!("{what} has no `messages` array")),
+        }
+    };
+    let got = list(got, "output")?;
+    let want = list(want, "vector")?;
+    if got.len() != want.len() {
+        return Err(format!(
+            "decoded {} message(s), expected {}",
+            got.len(),
+            want.len()
+        ));
+    }
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        for key in [
+            "reverse_path",
+            "mail_parameters",
+            "forward_paths",
+            "content_hex",
+        ] {
+            if g[key] != w[key] {
+                let (g, w) = if key == "content_hex" {
+                    (&g["content"], &w["content"])
+                } else {
+                    (&g[key], &w[key])
+                };
+                return Err(format!("message {i}: {key} is {g}, expected {w}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every field present in `want` must be equal in `got` (recursively for
+/// objects; arrays element by element with the same length).
+pub(crate) fn subset(path: &str, got: &Value, want: &Value) -> Result<(), String> {
+    match (got, want) {
+        (Value::Object(g), Value::Object(w)) => {
+            for (k, wv) in w {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match g.get(k) {
+                    Some(gv) => subset(&p, gv, wv)?,
+                    None if wv.is_null() => {}
+                    None => return Err(format!("`{p}` missing from output (expected {wv})")),
+                }
+            }
+            Ok(())
+        }
+        (Value::Array(g), Value::Array(w)) => {
+            if g.len() != w.len() {
+                return Err(format!(
+                    "`{path}` has {} entries, expected {}",
+                    g.len(),
+                    w.len()
+                ));
+            }
+            g.iter()
+                .zip(w)
+                .enumerate()
+                .try_for_each(|(i, (gv, wv))| subset(&format!("{path}[{i}]"), gv, wv))
+        }
+        (g, w) if g == w => Ok(()),
+        (Value::Number(g), Value::Number(w))
+            if g.as_u64().is_some() && g.as_u64() == w.as_u64() =>
+        {
+            Ok(())
+        }
+        (g, w) => Err(format!("`{path}` is {g}, expected {w}")),
+    }
+}
+
+fn judge_reassemble(case: &Case, out: &Value, error_classes: bool) -> Verdict {
+    let Some(expected) = &case.expected else {
+        return Verdict::Fail("reassemble vector without `expected`".into());
+    };
+    let (Some(Value::Array(got)), Some(Value::Array(want))) =
+        (out.get("outcomes"), expected.get("outcomes"))
+    else {
+        return Verdict::Fail("output or vector has no `outcomes` array".into());
+    };
+    if got.len() != want.len() {
+        return Verdict::Fail(format!("{} outcomes for {} pushes", got.len(), want.len()));
+    }
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let gs = g.get("status").and_then(Value::as_str).unwrap_or("?");
+        let ws = w.get("status").and_then(Value::as_str).unwrap_or("?");
+        let detail = g
+            .get("message")
+            .and_then(Value::as_str)
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default();
+        if gs != ws {
+            let what = |v: &Value, s: &str| match s {
+                "error" => format!(
+                    "error `{}`",
+                    v.get("error").and_then(Value::as_str).unwrap_or("?")
+                ),
+                other => other.to_string(),
+            };
+            return Verdict::Fail(format!(
+                "push {i}: got {}{detail}, expected {}",
+                what(g, gs),
+                what(w, ws)
+            ));
+        }
+        if gs == "error" && error_classes && g.get("error") != w.get("error") {
+            return Verdict::Fail(format!(
+                "push {i}: error {} instead of {}{detail}",
+                g["error"], w["error"]
+            ));
+        }
+        if gs == "adu" {
+            if let Err(e) = compare_bytes("adu", g.get("adu"), w.get("adu")) {
+                return Verdict::Fail(format!("push {i}: {e}"));
+            }
+        }
+    }
+    for key in ["expired", "pending_bundles"] {
+        if let Some(w) = expected.get(key) {
+            if out.get(key) != Some(w) {
+                return Verdict::Fail(format!(
+                    "{key} is {}, expected {w}",
+                    out.get(key).unwrap_or(&Value::Null)
+                ));
+            }
+        }
+    }
+    Verdict::Pass(None)
+}
+
+pub(crate) mod fragment {
+    //! Property checks for `fragment` (RFC 9171 §5.8).
+
+    use deepmail_bundle::{Bundle, BundleInfo};
+    use serde_json::Value;
+
+    use crate::vectors::{hex_bytes, Case};
+
+    const REPLICATE: u64 = 0x01;
+
+    struct Original {
+        info: Option<BundleInfo>,
+        source: String,
+        destination: String,
+        report_to: String,
+        creation_time: u64,
+        sequence_number: u64,
+        lifetime_ms: u64,
+        offset: u64,
+        total: u64,
+        payload: Vec<u8>,
+    }
+
+    fn original(input: &Value) -> Result<Original, String> {
+        if let Some(b) = input.get("bundle") {
+            let bytes = hex_bytes(b)?;
+            let bundle = Bundle::parse(&bytes)
+                .map_err(|e| format!("vector's input bundle does not parse: {e}"))?;
+            let info = bundle.info().clone();
+            Ok(Original {
+                source: info.source.to_string(),
+                destination: info.destination.to_string(),
+                report_to: info.report_to.to_string(),
+                creation_time: info.creation_time,
+                sequence_number: info.sequence_number,
+                lifetime_ms: info.lifetime_ms,
+                offset: info.fragment_offset.unwrap_or(0),
+                total: info.total_adu_length.unwrap_or(info.payload_length),
+                payload: bundle.payload().to_vec(),
+                info: Some(info),
+            })
+        } else {
+            let spec = input
+                .get("spec")
+                .ok_or("fragment vector has neither `bundle` nor `spec`")?;
+            let adu = hex_bytes(input.get("adu").ok_or("fragment vector has no `adu`")?)?;
+            let s = |k: &str, d: &str| spec.get(k).and_then(Value::as_str).unwrap_or(d).to_string();
+            let n = |k: &str| spec.get(k).and_then(Value::as_u64).unwrap_or(0);
+            let canon = |e: String| {
+                e.parse::<deepmail_bundle::Eid>()
+                    .map(|e| e.to_string())
+                    .unwrap_or(e)
+            };
+            Ok(Original {
+                info: None,
+                source: canon(s("source", "")),
+                destination: canon(s("destination", "")),
+                report_to: canon(s("report_to", "dtn:none")),
+                creation_time: n("creation_time"),
+                sequence_number: n("sequence_number"),
+                lifetime_ms: n("lifetime_ms"),
+                offset: 0,
+                total: adu.len() as u64,
+                payload: adu,
+            })
+        }
+    }
+
+    /// Checks the properties listed in vectors/README.md for `fragment`.
+    pub(crate) fn check(case: &Case, out: &Value, expected: &Value) -> Result<(), String> {
+        let orig = original(&case.input)?;
+        let mtu = case
+            .input
+            .get("mtu")
+            .and_then(Value::as_u64)
+            .ok_or("fragment vector has no `mtu`")?;
+        let Some(Value::Array(list)) = out.get("bundles") else {
+            return Err("output has no `bundles` array".into());
+        };
+        if list.is_empty() {
+            return Err("no bundles came out".into());
+        }
+        let was_fragment = orig.info.as_ref().is_some_and(|i| i.is_fragment);
+        let mut pieces = Vec::new();
+        for (i, b) in list.iter().enumerate() {
+            let bytes = hex_bytes(b)?;
+            if bytes.len() as u64 > mtu {
+                return Err(format!(
+                    "bundle {i} is {} bytes, over the MTU of {mtu}",
+                    bytes.len()
+                ));
+            }
+            let bundle =
+                Bundle::parse(&bytes).map_err(|e| format!("bundle {i} does not parse: {e}"))?;
+            let info = bundle.info().clone();
+            let same = [
+                ("source", info.source.to_string(), orig.source.clone()),
+                (
+                    "destination",
+                    info.destination.to_string(),
+                    orig.destination.clone(),
+                ),
+                (
+                    "report_to",
+                    info.report_to.to_string(),
+                    orig.report_to.clone(),
+                ),
+                (
+                    "creation_time",
+                    info.creation_time.to_string(),
+                    orig.creation_time.to_string(),
+                ),
+                (
+                    "sequence_number",
+                    info.sequence_number.to_string(),
+                    orig.sequence_number.to_string(),
+                ),
+                (
+                    "lifetime_ms",
+                    info.lifetime_ms.to_string(),
+                    orig.lifetime_ms.to_string(),
+                ),
+            ];
+            for (what, got, want) in same {
+                if got != want {
+                    return Err(format!(
+                        "bundle {i}: {what} is {got}, the original's is {want} (§5.8)"
+                    ));
+                }
+            }
+            let fragmented = list.len() > 1 || was_fragment;
+            if fragmented {
+                if !info.is_fragment {
+                    return Err(format!(
+                        "bundle {i} is one of several but is not flagged as a fragment (§5.8)"
+                    ));
+                }
+                if info.total_adu_length != Some(orig.total) {
+                    return Err(format!(
+                        "bundle {i}: total ADU length {:?}, expected {} (§5.8)",
+                        info.total_adu_length, orig.total
+                    ));
+                }
+            }
+            pieces.push((
+                info.fragment_offset.unwrap_or(0),
+                bundle.payload().to_vec(),
+                info,
+            ));
+        }
+        pieces.sort_by_key(|p| p.0);
+        let mut cursor = orig.offset;
+        let end = orig.offset + orig.payload.len() as u64;
+        for (offset, payload, _) in &pieces {
+            if *offset > cursor {
+                return Err(format!(
+                    "gap in the payload: bytes {cursor}..{offset} are in no fragment"
+                ));
+            }
+            let rel = (*offset - orig.offset) as usize;
+            let Some(want) = orig.payload.get(rel..rel + payload.len()) else {
+                return Err(format!(
+                    "fragment at offset {offset} runs past the original payload"
+                ));
+            };
+            if want != payload.as_slice() {
+                return Err(format!(
+                    "fragment at offset {offset} carries different bytes from the original"
+                ));
+            }
+            cursor = cursor.max(*offset + payload.len() as u64);
+        }
+        if cursor != end {
+            return Err(format!(
+                "fragments cover the payload only up to {cursor} of {end}"
+            ));
+        }
+        if let Some(info) = &orig.info {
+            let first_offset = pieces[0].0;
+            for block in info.blocks.iter().filter(|b| b.block_type != 1) {
+                for (offset, _, frag) in &pieces {
+                    let has = frag.blocks.iter().any(|b| {
+                        b.block_type == block.block_type && b.data_length == block.data_length
+                    });
+                    let must = block.flags & REPLICATE != 0 || *offset == first_offset;
+                    if must && !has {
+                        return Err(format!(
+                            "block type {} (flags {:#x}) missing from the fragment at offset {offset} (§5.8)",
+                            block.block_type, block.flags
+                        ));
+                    }
+                    if !must && has && *offset != first_offset {
+                        return Err(format!(
+                            "block type {} is not flagged for replication but appears in the fragment at offset {offset} (§5.8)",
+                            block.block_type
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(adu) = expected.get("adu") {
+            if !was_fragment && hex_bytes(adu)? != orig.payload {
+                return Err("the vector's expected ADU is not the input payload".into());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,88 @@
+//! Bundle Protocol version 7 ([RFC 9171]) bundles carrying one application
+//! data unit (ADU) each: building, parsing and validating, fragmentation
+//! (§5.8) and reassembly (§5.9) with memory limits.
+//!
+//! This crate is fully deterministic: it contains no networking code and
+//! reads no clock. Time is an argument (`now`, a DTN time in milliseconds
+//! since 2000-01-01T00:00:00Z), the reassembler's memory is bounded by
+//! [`ReassemblyLimits`] given to it, and the same input always gives the same
+//! output. It has no file system, thread or randomness needs either, so it
+//! compiles unchanged for `wasm32-wasip2`, where deepmail's default
+//! `fragmenter` plugin runs it.
+//!
+//! Bundles are read with a small CBOR reader of its own that never
+//! allocates from a length in the input before checking it against what
+//! remains, returns payloads as slices of the input, and reports every
+//! problem as a [`BundleError`] with a stable class ([`BundleError::code`],
+//! the `fragmenter` classes of `vectors/README.md`), the byte offset and the
+//! RFC section.
+//!
+//! ```
+//! use deepmail_bundle::{fragment_adu, BundleSpec, CrcType, Reassembler, ReassemblyLimits};
+//!
+//! let spec = BundleSpec {
+//!     source: "ipn:1.0".parse().unwrap(),
+//!     destination: "ipn:2.25".parse().unwrap(),
+//!     report_to: "dtn:none".parse().unwrap(),
+//!     creation_time: 815_000_000_000,
+//!     sequence_number: 0,
+//!     lifetime_ms: 86_400_000,
+//!     crc: CrcType::Crc32c,
+//!     block_crc: CrcType::Crc16,
+//!     must_not_fragment: false,
+//! };
+//! let adu = vec![b'x'; 10_000];
+//! let bundles = fragment_adu(&adu, &spec, 1_500).unwrap();
+//! assert!(bundles.len() > 1 && bundles.iter().all(|b| b.len() <= 1_500));
+//!
+//! let mut reassembler = Reassembler::new(ReassemblyLimits::default());
+//! let mut delivered = None;
+//! for b in bundles.iter().rev() {
+//!     delivered = reassembler.push(b, 815_000_000_001).unwrap();
+//! }
+//! assert_eq!(delivered.unwrap().adu, adu);
+//! ```
+//!
+//! [RFC 9171]: https://www.rfc-editor.org/rfc/rfc9171
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod bundle;
+mod cbor;
+mod checksum;
+mod eid;
+mod encode;
+mod error;
+mod reassembly;
+#[cfg(test)]
+mod testutil;
+
+pub use crate::bundle::{inspect, BlockInfo, Bundle, BundleId, BundleInfo};
+pub use crate::bundle::{
+    BLOCK_DELETE_IF_UNPROCESSABLE, BLOCK_REPLICATE, BLOCK_REPORT_IF_UNPROCESSABLE,
+    FLAGS_STATUS_REPORTS, FLAG_ADMIN_RECORD, FLAG_IS_FRAGMENT, FLAG_MUST_NOT_FRAGMENT,
+};
+pub use crate::checksum::CrcType;
+pub use crate::eid::Eid;
+pub use crate::encode::{build, fragment, fragment_adu, BundleSpec};
+pub use crate::error::{BundleError, ErrorKind};
+pub use crate::reassembly::{DeliveredAdu, PendingStats, Reassembler, ReassemblyLimits};
+
+/// DTN time (RFC 9171 §4.2.6): milliseconds since 2000-01-01T00:00:00Z,
+/// not counting leap seconds.
+pub mod dtn_time {
+    /// Milliseconds from the Unix epoch to the DTN epoch.
+    pub const UNIX_EPOCH_OFFSET_MS: u64 = 946_684_800_000;
+
+    /// DTN time for a Unix time in milliseconds; 0 (the "unknown time"
+    /// value) for instants before the DTN epoch.
+    pub fn from_unix_ms(ms: u64) -> u64 {
+        ms.saturating_sub(UNIX_EPOCH_OFFSET_MS)
+    }
+
+    /// Unix time in milliseconds for a DTN time.
+    pub fn to_unix_ms(dtn_ms: u64) -> u64 {
+        dtn_ms.saturating_add(UNIX_EPOCH_OFFSET_MS)
+    }
+}

@@ -1,0 +1,270 @@
+//! `fragment`, `reassemble` and `inspect`: the fragmenter stage on files.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use deepmail_host::types::{BundleInfo, BundleSpec, CrcType, ReassemblyLimits};
+use serde_json::{json, Value};
+
+use crate::output::{write_directory, write_output};
+use crate::{read_input, Stages};
+
+/// DTN time (ms since 2000-01-01T00:00:00Z, RFC 9171 §4.2.6) now.
+pub(crate) fn dtn_now() -> u64 {
+    let unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    unix_ms.saturating_sub(946_684_800_000)
+}
+
+/// CRC type names on the command line.
+#[derive(Clone, Copy, ValueEnum, Debug, PartialEq, Eq)]
+pub(crate) enum Crc {
+    None,
+    Crc16,
+    Crc32c,
+}
+
+impl From<Crc> for CrcType {
+    fn from(c: Crc) -> CrcType {
+        match c {
+            Crc::None => CrcType::None,
+            Crc::Crc16 => CrcType::Crc16,
+            Crc::Crc32c => CrcType::Crc32c,
+        }
+    }
+}
+
+/// Primary-block fields for new bundles.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct BundleOptions {
+    /// Source node EID.
+    #[arg(long = "src", value_name = "EID", default_value = "ipn:1.0")]
+    pub(crate) source: String,
+    /// Destination EID; mail goes to service 25.
+    #[arg(long = "dst", value_name = "EID", default_value = "ipn:2.25")]
+    pub(crate) destination: String,
+    /// Report-to EID.
+    #[arg(long, value_name = "EID", default_value = "dtn:none")]
+    pub(crate) report_to: String,
+    /// Bundle lifetime in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    pub(crate) lifetime: u64,
+    /// Creation time, DTN ms (default: now).
+    #[arg(long, value_name = "DTN_MS")]
+    pub(crate) creation_time: Option<u64>,
+    /// Creation timestamp sequence number.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) seq: u64,
+    /// CRC of the primary block (RFC 9171 §4.3.1 requires one).
+    #[arg(long, value_enum, default_value_t = Crc::Crc32c)]
+    pub(crate) crc: Crc,
+    /// CRC of the payload block.
+    #[arg(long, value_enum, default_value_t = Crc::Crc32c)]
+    pub(crate) block_crc: Crc,
+    /// Flag the bundle "must not be fragmented".
+    #[arg(long)]
+    pub(crate) must_not_fragment: bool,
+}
+
+impl BundleOptions {
+    pub(crate) fn spec(&self) -> BundleSpec {
+        BundleSpec {
+            source: self.source.clone(),
+            destination: self.destination.clone(),
+            report_to: self.report_to.clone(),
+            creation_time: self.creation_time.unwrap_or_else(dtn_now),
+            sequence_number: self.seq,
+            lifetime_ms: self.lifetime.saturating_mul(1000),
+            crc: self.crc.into(),
+            block_crc: self.block_crc.into(),
+            must_not_fragment: self.must_not_fragment,
+        }
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct FragmentArgs {
+    /// The payload (ADU), e.g. a .bsmtp file; with --bundle, an existing bundle to re-fragment.
+    #[arg(value_name = "FILE")]
+    input: PathBuf,
+    /// Largest bundle to produce, in bytes (the link's MTU).
+    #[arg(long, value_name = "BYTES", default_value_t = 65_536)]
+    mtu: u64,
+    /// FILE is already a bundle (or fragment): fragment it further, keeping its offsets.
+    #[arg(long)]
+    bundle: bool,
+    #[command(flatten)]
+    spec: BundleOptions,
+    /// Directory to write NNNN.bundle files into (must be new or empty).
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct ReassembleArgs {
+    /// Bundle files, in any order; duplicates are fine.
+    #[arg(required = true, value_name = "BUNDLE")]
+    bundles: Vec<PathBuf>,
+    /// Where to write the payload (default: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Largest ADU to reassemble, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    max_adu: u64,
+    /// Time of arrival, DTN ms (default: now); bundles whose lifetime ended before it are refused.
+    #[arg(long, value_name = "DTN_MS")]
+    now: Option<u64>,
+}
+
+#[derive(Args)]
+pub(crate) struct InspectArgs {
+    /// Bundle files.
+    #[arg(required = true, value_name = "BUNDLE")]
+    bundles: Vec<PathBuf>,
+}
+
+pub(crate) fn info_json(i: &BundleInfo) -> Value {
+    deepmail_conformance::bundle_info_json(i)
+}
+
+pub(crate) fn fragment(stages: &Stages, args: FragmentArgs) -> anyhow::Result<()> {
+    let input = read_input(&args.input)?;
+    let fragmenter = stages.fragmenter()?;
+    let bundles = if args.bundle {
+        fragmenter.fragment(&input, args.mtu)
+    } else {
+        fragmenter.fragment_adu(&input, &args.spec.spec(), args.mtu)
+    }
+    .map_err(|e| anyhow::anyhow!("fragmenting {} failed: {e}", args.input.display()))?;
+    let files: Vec<(String, Vec<u8>)> = bundles
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (format!("{:04}.bundle", i + 1), b.clone()))
+        .collect();
+    write_directory(&args.output, &files)?;
+    let total: usize = bundles.iter().map(Vec::len).sum();
+    eprintln!(
+        "deepmail: {} bytes -> {} bundle(s), {} bytes on the wire ({:.2}% overhead), in {}",
+        input.len(),
+        bundles.len(),
+        total,
+        if input.is_empty() {
+            0.0
+        } else {
+            (total as f64 / input.len() as f64 - 1.0) * 100.0
+        },
+        args.output.display()
+    );
+    Ok(())
+}
+
+/// Byte ranges of `0..total` that no fragment covers.
+fn missing_ranges(total: u64, mut have: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    have.sort();
+    let mut missing = Vec::new();
+    let mut cursor = 0;
+    for (start, len) in have {
+        if start > cursor {
+            missing.push((cursor, start));
+        }
+        cursor = cursor.max(start + len);
+    }
+    if cursor < total {
+        missing.push((cursor, total));
+    }
+    missing
+}
+
+pub(crate) fn reassemble(stages: &Stages, args: ReassembleArgs) -> anyhow::Result<()> {
+    let fragmenter = stages.fragmenter()?;
+    let max = args.max_adu.saturating_mul(1 << 20);
+    let limits = ReassemblyLimits {
+        max_adu_bytes: max,
+        max_pending_bytes: max.saturating_mul(2),
+        max_pending_bundles: 64,
+    };
+    let mut session = fragmenter
+        .reassembler(limits)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let now = args.now.unwrap_or_else(dtn_now);
+    let mut delivered = Vec::new();
+    let mut coverage: Vec<(u64, u64)> = Vec::new();
+    let mut total_len = None;
+    for path in &args.bundles {
+        let bytes = read_input(path)?;
+        if let Ok(info) = fragmenter.inspect(&bytes) {
+            coverage.push((info.fragment_offset.unwrap_or(0), info.payload_length));
+            total_len = total_len.or(info.total_adu_length);
+        }
+        match session.push(&bytes, now) {
+            Ok(Some(adu)) => delivered.push(adu),
+            Ok(None) => {}
+            Err(e) => bail!("{}: {e}", path.display()),
+        }
+    }
+    match delivered.len() {
+        1 => write_output(args.output.as_deref(), &delivered[0].adu),
+        0 => {
+            let pending = session.pending().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let gaps = total_len
+                .map(|t| {
+                    missing_ranges(t, coverage)
+                        .iter()
+                        .map(|(a, b)| format!("{a}..{b}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            bail!(
+                "incomplete: {} bundle(s) read, {} ADU(s) still pending with {} bytes held; missing byte ranges: {}",
+                args.bundles.len(),
+                pending.bundles,
+                pending.bytes,
+                if gaps.is_empty() { "unknown".into() } else { gaps }
+            )
+        }
+        n => bail!(
+            "these files complete {n} different ADUs ({}); reassemble each one's bundles separately",
+            delivered
+                .iter()
+                .map(|d| format!("{} #{}.{}", d.source, d.creation_time, d.sequence_number))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+pub(crate) fn inspect(stages: &Stages, args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let fragmenter = stages.fragmenter()?;
+    let mut out = Vec::new();
+    let mut bad = 0;
+    for path in &args.bundles {
+        let bytes = read_input(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut v = match fragmenter.inspect(&bytes) {
+            Ok(info) => info_json(&info),
+            Err(e) => {
+                bad += 1;
+                eprintln!("deepmail: {}: {e}", path.display());
+                json!({"error": {"code": e.code, "message": e.message, "offset": e.offset}})
+            }
+        };
+        v["file"] = json!(path.display().to_string());
+        v["size"] = json!(bytes.len());
+        out.push(v);
+    }
+    let doc = if out.len() == 1 {
+        out.remove(0)
+    } else {
+        Value::Array(out)
+    };
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,326 @@
+//! `encode` and `decode`: the codec stage on files.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use base64::Engine as _;
+use clap::{Args, ValueEnum};
+use deepmail_host::types::{
+    DecodeMode, DecodeOptions, EncodeOptions, Envelope, ForwardPath, Greeting, Message, SmtpParam,
+};
+use serde_json::{json, Value};
+
+use crate::output::{write_directory, write_output};
+use crate::{read_input, Format, Stages};
+
+/// Which BODY parameter to declare on MAIL FROM.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+pub(crate) enum Body {
+    /// BODY=8BITMIME when the content has 8-bit octets or lines over 998 octets.
+    Auto,
+    /// Declare nothing.
+    #[value(name = "7bit")]
+    SevenBit,
+    /// Always BODY=8BITMIME.
+    #[value(name = "8bitmime")]
+    EightBitMime,
+}
+
+#[derive(Args)]
+pub(crate) struct EncodeArgs {
+    /// RFC 5322 message file(s); `-` reads standard input. Several files make one batch.
+    #[arg(required = true, value_name = "MESSAGE")]
+    input: Vec<PathBuf>,
+    /// Envelope sender (MAIL FROM). `<>` is the null reverse-path. Default:
+    /// the message's Return-Path, else its From address.
+    #[arg(long, value_name = "ADDRESS")]
+    from: Option<String>,
+    /// Envelope recipient (RCPT TO), repeatable. Default: the To and Cc
+    /// addresses of the message (Bcc is never read).
+    #[arg(long, value_name = "ADDRESS")]
+    to: Vec<String>,
+    /// Extra MAIL parameter, repeatable, e.g. --param SIZE=5021 or --param SMTPUTF8.
+    #[arg(long = "param", value_name = "KEYWORD[=VALUE]")]
+    params: Vec<String>,
+    /// BODY parameter to declare.
+    #[arg(long, value_enum, default_value_t = Body::Auto)]
+    body: Body,
+    /// Write `HELO DOMAIN` first.
+    #[arg(long, value_name = "DOMAIN", conflicts_with = "ehlo")]
+    helo: Option<String>,
+    /// Write `EHLO DOMAIN` first.
+    #[arg(long, value_name = "DOMAIN")]
+    ehlo: Option<String>,
+    /// Write QUIT at the end.
+    #[arg(long)]
+    quit: bool,
+    /// Output file (default: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct DecodeArgs {
+    /// Batch SMTP file; `-` reads standard input.
+    #[arg(value_name = "BSMTP")]
+    input: PathBuf,
+    /// Accept what Exim accepts: bare LF line ends, long lines, blank lines, junk after QUIT.
+    #[arg(long)]
+    lenient: bool,
+    /// Output format on standard output.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    format: Format,
+    /// Also write each message to DIR/NNNN.eml (DIR must be new or empty).
+    #[arg(long, value_name = "DIR")]
+    eml_dir: Option<PathBuf>,
+}
+
+fn parse_param(text: &str) -> SmtpParam {
+    match text.split_once('=') {
+        Some((k, v)) => SmtpParam {
+            keyword: k.to_string(),
+            value: Some(v.to_string()),
+        },
+        None => SmtpParam {
+            keyword: text.to_string(),
+            value: None,
+        },
+    }
+}
+
+fn strip_brackets(a: &str) -> String {
+    let a = a.trim();
+    a.strip_prefix('<')
+        .and_then(|x| x.strip_suffix('>'))
+        .unwrap_or(a)
+        .to_string()
+}
+
+/// Builds the envelope for one message from flags and, where flags are
+/// silent, from its headers.
+fn envelope_for(args: &EncodeArgs, name: &str, content: &[u8]) -> anyhow::Result<Envelope> {
+    envelope_from(
+        args.from.as_deref(),
+        &args.to,
+        &args.params,
+        args.body,
+        name,
+        content,
+        true,
+    )
+}
+
+/// The envelope for `content`: `from`/`to` where given, else the headers;
+/// BODY=8BITMIME and SMTPUTF8 added when the content or addresses need them.
+pub(crate) fn envelope_from(
+    from: Option<&str>,
+    to: &[String],
+    params: &[String],
+    body: Body,
+    name: &str,
+    content: &[u8],
+    say: bool,
+) -> anyhow::Result<Envelope> {
+    let parsed = mail_parser::MessageParser::default().parse(content);
+    let reverse_path = match from {
+        Some(f) => strip_brackets(f),
+        None => {
+            let msg = parsed
+                .as_ref()
+                .with_context(|| format!("{name}: not an RFC 5322 message; give --from"))?;
+            let from = msg
+                .return_address()
+                .map(strip_brackets)
+                .or_else(|| {
+                    msg.from()
+                        .and_then(|a| a.first())
+                        .and_then(|a| a.address())
+                        .map(str::to_string)
+                })
+                .with_context(|| format!("{name}: no Return-Path or From address; give --from"))?;
+            if say {
+                eprintln!("deepmail: {name}: envelope sender {from} (from the headers)");
+            }
+            from
+        }
+    };
+    let recipients: Vec<String> = if !to.is_empty() {
+        to.iter().map(|t| strip_brackets(t)).collect()
+    } else {
+        let msg = parsed
+            .as_ref()
+            .with_context(|| format!("{name}: not an RFC 5322 message; give --to"))?;
+        let mut r: Vec<String> = [msg.to(), msg.cc()]
+            .into_iter()
+            .flatten()
+            .flat_map(|list| {
+                list.iter()
+                    .filter_map(|a| a.address().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        r.dedup();
+        if r.is_empty() {
+            bail!("{name}: no To or Cc addresses; give --to");
+        }
+        if say {
+            eprintln!(
+                "deepmail: {name}: envelope recipients {} (from the headers)",
+                r.join(", ")
+            );
+        }
+        r
+    };
+    let mut mail_parameters: Vec<SmtpParam> = params.iter().map(|p| parse_param(p)).collect();
+    let has = |ps: &[SmtpParam], k: &str| ps.iter().any(|p| p.keyword.eq_ignore_ascii_case(k));
+    let needs_8bit =
+        content.iter().any(|b| *b >= 0x80) || content.split(|b| *b == b'\n').any(|l| l.len() > 999);
+    if !has(&mail_parameters, "BODY")
+        && (body == Body::EightBitMime || (body == Body::Auto && needs_8bit))
+    {
+        mail_parameters.push(SmtpParam {
+            keyword: "BODY".into(),
+            value: Some("8BITMIME".into()),
+        });
+    }
+    let non_ascii = !reverse_path.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
+    if non_ascii && !has(&mail_parameters, "SMTPUTF8") {
+        mail_parameters.push(SmtpParam {
+            keyword: "SMTPUTF8".into(),
+            value: None,
+        });
+    }
+    Ok(Envelope {
+        reverse_path,
+        mail_parameters,
+        forward_paths: recipients
+            .into_iter()
+            .map(|mailbox| ForwardPath {
+                mailbox,
+                parameters: vec![],
+            })
+            .collect(),
+    })
+}
+
+pub(crate) fn encode(stages: &Stages, args: EncodeArgs) -> anyhow::Result<()> {
+    let mut messages = Vec::new();
+    for path in &args.input {
+        let content = read_input(path)?;
+        let name = path.display().to_string();
+        let envelope = envelope_for(&args, &name, &content)?;
+        messages.push(Message { envelope, content });
+    }
+    let greeting = match (&args.helo, &args.ehlo) {
+        (Some(d), _) => Greeting::Helo(d.clone()),
+        (_, Some(d)) => Greeting::Ehlo(d.clone()),
+        _ => Greeting::None,
+    };
+    let codec = stages.codec()?;
+    let batch = codec
+        .encode(
+            &messages,
+            &EncodeOptions {
+                greeting,
+                quit: args.quit,
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("encoding failed: {e}"))?;
+    write_output(args.output.as_deref(), &batch)
+}
+
+fn params_text(ps: &[SmtpParam]) -> Vec<String> {
+    ps.iter()
+        .map(|p| match &p.value {
+            Some(v) => format!("{}={v}", p.keyword),
+            None => p.keyword.clone(),
+        })
+        .collect()
+}
+
+/// A decoded message as JSON for people and tools.
+pub(crate) fn message_json(index: usize, m: &Message) -> Value {
+    let parsed = mail_parser::MessageParser::default().parse(&m.content);
+    let mut v = json!({
+        "index": index,
+        "reverse_path": m.envelope.reverse_path,
+        "mail_parameters": params_text(&m.envelope.mail_parameters),
+        "forward_paths": m.envelope.forward_paths.iter().map(|f| json!({
+            "mailbox": f.mailbox, "parameters": params_text(&f.parameters)})).collect::<Vec<_>>(),
+        "size": m.content.len(),
+        "subject": parsed.as_ref().and_then(|p| p.subject()).map(str::to_string),
+        "message_id": parsed.as_ref().and_then(|p| p.message_id()).map(str::to_string),
+    });
+    match std::str::from_utf8(&m.content) {
+        Ok(text) => v["content"] = Value::String(text.to_string()),
+        Err(_) => {
+            v["content_base64"] =
+                Value::String(base64::engine::general_purpose::STANDARD.encode(&m.content))
+        }
+    }
+    v
+}
+
+pub(crate) fn decode(stages: &Stages, args: DecodeArgs) -> anyhow::Result<()> {
+    let batch = read_input(&args.input)?;
+    let mode = if args.lenient {
+        DecodeMode::Lenient
+    } else {
+        DecodeMode::Strict
+    };
+    let codec = stages.codec()?;
+    let messages = codec.decode(&batch, DecodeOptions { mode }).map_err(|e| {
+        let hint = if !args.lenient
+            && matches!(
+                e.code.as_str(),
+                "bare-lf" | "line-too-long" | "trailing-garbage"
+            ) {
+            "\nhint: batches written by Exim and other MTAs may need --lenient"
+        } else {
+            ""
+        };
+        anyhow::anyhow!(
+            "{} is not valid Batch SMTP: {e}{hint}",
+            args.input.display()
+        )
+    })?;
+    if let Some(dir) = &args.eml_dir {
+        let files: Vec<(String, Vec<u8>)> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (format!("{:04}.eml", i + 1), m.content.clone()))
+            .collect();
+        write_directory(dir, &files)?;
+    }
+    match args.format {
+        Format::Json => {
+            let all: Vec<Value> = messages
+                .iter()
+                .enumerate()
+                .map(|(i, m)| message_json(i + 1, m))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        }
+        Format::Text => {
+            for (i, m) in messages.iter().enumerate() {
+                let j = message_json(i + 1, m);
+                let to: Vec<&str> = m
+                    .envelope
+                    .forward_paths
+                    .iter()
+                    .map(|f| f.mailbox.as_str())
+                    .collect();
+                println!(
+                    "#{} from <{}> to {} ({} bytes) subject: {}",
+                    i + 1,
+                    m.envelope.reverse_path,
+                    to.join(", "),
+                    m.content.len(),
+                    j["subject"].as_str().unwrap_or("(none)")
+                );
+            }
+            println!("{} message(s)", messages.len());
+        }
+    }
+    Ok(())
+}

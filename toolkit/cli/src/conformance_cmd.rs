@@ -1,0 +1,104 @@
+//! `conformance`: run the vectors against the default plugins, a user's
+//! `.wasm`, or an external program speaking the adapter protocol.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use deepmail_conformance::{
+    run, ExpectedFailures, ExternalImplementation, Implementation, RunOptions, Suite,
+    WasmImplementation,
+};
+
+use crate::Stages;
+
+/// Which stages to check.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+pub(crate) enum StageChoice {
+    All,
+    Codec,
+    Fragmenter,
+}
+
+#[derive(Args)]
+pub(crate) struct ConformanceArgs {
+    /// Stages to check.
+    #[arg(long, value_enum, default_value_t = StageChoice::All)]
+    stage: StageChoice,
+    /// Check an external program instead of plugins: the command line that
+    /// starts it (split on spaces); it speaks the adapter protocol of vectors/README.md.
+    #[arg(long, value_name = "COMMAND")]
+    adapter: Option<String>,
+    /// Known gaps of the implementation: a JSON file listing case ids and reasons.
+    #[arg(long, value_name = "FILE")]
+    expected_failures: Option<PathBuf>,
+    /// Vector directory (default: the suite embedded in this binary).
+    #[arg(long, value_name = "DIR")]
+    vectors: Option<PathBuf>,
+    /// Only cases whose id, manifest, stage or operation contains TEXT.
+    #[arg(long, value_name = "TEXT")]
+    filter: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// List passing cases too.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Also fail on unexpected passes (an expected-failures entry that no longer fails).
+    #[arg(long)]
+    strict: bool,
+}
+
+pub(crate) fn run_cmd(stages: &Stages, args: ConformanceArgs) -> anyhow::Result<ExitCode> {
+    let suite = match &args.vectors {
+        Some(dir) => Suite::load(dir)?,
+        None => Suite::embedded()?,
+    };
+    let mut implementation: Box<dyn Implementation> = match &args.adapter {
+        Some(command) => {
+            let mut words = command.split_whitespace().map(str::to_string);
+            let program = words.next().context("--adapter needs a command")?;
+            let rest: Vec<String> = words.collect();
+            Box::new(ExternalImplementation::spawn(&program, &rest)?)
+        }
+        None => {
+            let codec = match args.stage {
+                StageChoice::All | StageChoice::Codec => Some(stages.codec()?),
+                StageChoice::Fragmenter => None,
+            };
+            let fragmenter = match args.stage {
+                StageChoice::All | StageChoice::Fragmenter => Some(stages.fragmenter()?),
+                StageChoice::Codec => None,
+            };
+            Box::new(WasmImplementation::new(codec, fragmenter))
+        }
+    };
+    let options = RunOptions {
+        filter: args.filter.clone(),
+        expected_failures: match &args.expected_failures {
+            Some(path) => ExpectedFailures::load(path)?,
+            None => ExpectedFailures::default(),
+        },
+    };
+    let mut report = run(&suite, implementation.as_mut(), &options);
+    if args.stage != StageChoice::All && args.adapter.is_none() {
+        let wanted = if args.stage == StageChoice::Codec {
+            "bsmtp-codec"
+        } else {
+            "fragmenter"
+        };
+        report.cases.retain(|c| c.stage == wanted);
+        report = deepmail_conformance::Report::rebuild(report);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table(args.verbose));
+    }
+    Ok(if report.conforms(args.strict) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

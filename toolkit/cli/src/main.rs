@@ -1,0 +1,248 @@
+//! `deepmail`: the command-line face of the toolkit. Every protocol stage
+//! runs as a WebAssembly component loaded by the host; `--plugin
+//! STAGE=SOURCE` swaps one for your own `.wasm` on any command.
+
+mod bundle_cmds;
+mod codec_cmds;
+mod conformance_cmd;
+mod output;
+mod roundtrip;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use deepmail_host::{Codec, Fragmenter, Host, HostConfig, PluginSource, Stage};
+
+const EXAMPLES: &str = "\
+Examples:
+  deepmail roundtrip                              # the whole pipeline on a sample email
+  deepmail encode msg.eml -o msg.bsmtp            # envelope from the headers (like sendmail -t)
+  deepmail encode msg.eml --from ops@earth.example --to ada@moon.example -o msg.bsmtp
+  deepmail decode msg.bsmtp                       # messages as JSON
+  deepmail decode exim-batch.bsmtp --lenient --eml-dir out/
+  deepmail fragment msg.bsmtp --mtu 1024 --dst ipn:2.25 -o bundles/
+  deepmail inspect bundles/*.bundle
+  deepmail reassemble bundles/*.bundle -o msg.bsmtp
+  deepmail conformance                            # check the default plugins against vectors/
+  deepmail --plugin codec=./my_codec.wasm conformance --stage codec
+  deepmail conformance --adapter 'python3 my_adapter.py'
+
+Stages and their default plugins (embedded in this binary):
+  codec       builtin:bsmtp-codec      messages <-> Batch SMTP (RFC 2442)
+  fragmenter  builtin:bp7-fragmenter   ADU <-> BPv7 bundles (RFC 9171 §5.8, §5.9)
+
+Environment:
+  DEEPMAIL_CACHE_DIR   where compiled plugins are cached (default ~/.cache/deepmail; `off` disables)";
+
+/// Email to and from deep space: Batch SMTP, BPv7 bundles, WebAssembly stage plugins.
+#[derive(Parser)]
+#[command(name = "deepmail", version, about, after_long_help = EXAMPLES, max_term_width = 100)]
+struct Cli {
+    #[command(flatten)]
+    plugins: PluginArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command shares: which plugin serves each stage, and its limits.
+#[derive(Args, Clone)]
+struct PluginArgs {
+    /// Use SOURCE for STAGE: `builtin:<name>` or a path to a .wasm component
+    /// (stages: codec, fragmenter). Repeatable.
+    #[arg(long = "plugin", value_name = "STAGE=SOURCE", global = true)]
+    plugin: Vec<String>,
+    /// Seconds one plugin call may take before it is stopped.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, global = true)]
+    plugin_timeout: f64,
+    /// Memory one plugin instance may use, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024, global = true)]
+    plugin_memory: usize,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the whole pipeline on one email: encode -> fragment -> shuffle -> reassemble -> decode.
+    Roundtrip(roundtrip::RoundtripArgs),
+    /// Encode an RFC 5322 message and its envelope as Batch SMTP (RFC 2442).
+    Encode(codec_cmds::EncodeArgs),
+    /// Decode Batch SMTP into messages (JSON, or one .eml per message).
+    Decode(codec_cmds::DecodeArgs),
+    /// Wrap a payload (e.g. a .bsmtp file) in BPv7 bundles of at most --mtu bytes.
+    Fragment(bundle_cmds::FragmentArgs),
+    /// Reassemble bundle files (any order, duplicates allowed) into their payload.
+    Reassemble(bundle_cmds::ReassembleArgs),
+    /// Parse and validate bundle files; print their fields as JSON.
+    Inspect(bundle_cmds::InspectArgs),
+    /// List the embedded plugins and the ones chosen with --plugin.
+    Plugins(PluginsArgs),
+    /// Check stage implementations against the conformance vectors.
+    Conformance(conformance_cmd::ConformanceArgs),
+}
+
+#[derive(Args)]
+struct PluginsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Output format for commands that print structured data.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Json,
+    Text,
+}
+
+/// The host plus the plugin chosen for each stage.
+pub(crate) struct Stages {
+    host: Host,
+    chosen: Vec<(Stage, PluginSource)>,
+}
+
+impl Stages {
+    fn new(args: &PluginArgs) -> anyhow::Result<Stages> {
+        if !(args.plugin_timeout > 0.0 && args.plugin_timeout.is_finite()) {
+            bail!("--plugin-timeout must be a positive number of seconds");
+        }
+        let config = HostConfig {
+            memory_limit_bytes: args.plugin_memory.saturating_mul(1 << 20),
+            call_timeout: Duration::from_secs_f64(args.plugin_timeout),
+            ..HostConfig::default()
+        };
+        let host = Host::new(config).context("starting the WebAssembly host")?;
+        let mut chosen = Vec::new();
+        for spec in &args.plugin {
+            let (stage, source) = spec.split_once('=').with_context(|| {
+                format!("--plugin {spec}: expected STAGE=SOURCE, e.g. codec=./my_codec.wasm")
+            })?;
+            let stage: Stage = stage
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--plugin {spec}: {e}"))?;
+            if !matches!(stage, Stage::Codec | Stage::Fragmenter) {
+                bail!("--plugin {spec}: the {stage} stage is not used by these commands yet");
+            }
+            let source: PluginSource = source.parse().unwrap_or_else(|e| match e {});
+            chosen.retain(|(s, _)| *s != stage);
+            chosen.push((stage, source));
+        }
+        Ok(Stages { host, chosen })
+    }
+
+    /// Whether the user chose a plugin for `stage`.
+    fn chosen(&self, stage: Stage) -> Option<&PluginSource> {
+        self.chosen
+            .iter()
+            .find(|(s, _)| *s == stage)
+            .map(|(_, p)| p)
+    }
+
+    fn source(&self, stage: Stage) -> anyhow::Result<PluginSource> {
+        self.chosen(stage)
+            .cloned()
+            .or_else(|| PluginSource::default_for(stage))
+            .with_context(|| format!("no plugin for the {stage} stage: pass --plugin {stage}=PATH"))
+    }
+
+    pub(crate) fn codec(&self) -> anyhow::Result<Codec> {
+        let source = self.source(Stage::Codec)?;
+        Ok(Codec::load(&self.host, &source)?)
+    }
+
+    pub(crate) fn fragmenter(&self) -> anyhow::Result<Fragmenter> {
+        let source = self.source(Stage::Fragmenter)?;
+        Ok(Fragmenter::load(&self.host, &source)?)
+    }
+}
+
+fn list_plugins(stages: &Stages, args: &PluginsArgs) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    for b in deepmail_host::builtin::BUILTINS {
+        let source = PluginSource::Builtin(b.name.to_string());
+        let role = if stages.chosen(b.stage) == Some(&source)
+            || (b.default && stages.chosen(b.stage).is_none())
+        {
+            "in use"
+        } else if b.default {
+            "default"
+        } else {
+            "test only"
+        };
+        rows.push((source, b.stage, role));
+    }
+    for (stage, source) in &stages.chosen {
+        if matches!(source, PluginSource::Path(_)) {
+            rows.push((source.clone(), *stage, "in use"));
+        }
+    }
+    let mut json_rows = Vec::new();
+    let mut text = format!(
+        "{:<26} {:<11} {:<18} {:<9} {:>9}  {:<9} description\n",
+        "plugin", "stage", "world", "version", "bytes", "role"
+    );
+    for (source, stage, role) in rows {
+        let info = match stage {
+            Stage::Codec => Codec::load(&stages.host, &source).map(|c| c.info().clone()),
+            _ => Fragmenter::load(&stages.host, &source).map(|f| f.info().clone()),
+        }
+        .with_context(|| format!("loading {source}"))?;
+        text.push_str(&format!(
+            "{:<26} {:<11} {:<18} {:<9} {:>9}  {:<9} {}\n",
+            info.source, stage, info.world, info.version, info.size_bytes, role, info.description
+        ));
+        json_rows.push(serde_json::json!({
+            "source": info.source, "stage": stage.name(), "world": info.world,
+            "interface": info.interface, "name": info.name, "version": info.version,
+            "description": info.description, "size_bytes": info.size_bytes, "role": role,
+        }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json_rows)?);
+    } else {
+        print!("{text}");
+        println!(
+            "\nWIT package: {}  (see wit/deepmail.wit)",
+            deepmail_host::WIT_PACKAGE
+        );
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let stages = Stages::new(&cli.plugins)?;
+    match cli.command {
+        Command::Roundtrip(a) => roundtrip::run(&stages, a),
+        Command::Encode(a) => codec_cmds::encode(&stages, a).map(|_| ExitCode::SUCCESS),
+        Command::Decode(a) => codec_cmds::decode(&stages, a).map(|_| ExitCode::SUCCESS),
+        Command::Fragment(a) => bundle_cmds::fragment(&stages, a).map(|_| ExitCode::SUCCESS),
+        Command::Reassemble(a) => bundle_cmds::reassemble(&stages, a).map(|_| ExitCode::SUCCESS),
+        Command::Inspect(a) => bundle_cmds::inspect(&stages, a),
+        Command::Plugins(a) => list_plugins(&stages, &a).map(|_| ExitCode::SUCCESS),
+        Command::Conformance(a) => conformance_cmd::run_cmd(&stages, a),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("deepmail: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads a file, or stdin for `-`.
+pub(crate) fn read_input(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .context("reading standard input")?;
+        Ok(buf)
+    } else {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    }
+}

@@ -1,0 +1,388 @@
+//! End-to-end tests of the `deepmail` binary: every stage through the
+//! embedded plugins, files in and out, errors, and pinned output (insta).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn deepmail() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deepmail"));
+    // Compiled plugins are cached here once for every test process.
+    cmd.env(
+        "DEEPMAIL_CACHE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("deepmail-cache"),
+    );
+    cmd.env("COLUMNS", "100");
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    deepmail().args(args).output().expect("deepmail runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "deepmail {args:?} failed\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        !out.status.success(),
+        "deepmail {args:?} should fail\nstdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).expect("utf-8 stderr")
+}
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/moon-hello.eml")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn roundtrip_demo_delivers_intact() {
+    let out = ok(&["roundtrip"]);
+    assert!(out.contains("verdict: delivered intact"), "{out}");
+    for stage in ["encode", "fragment", "link", "reassemble", "decode"] {
+        assert!(out.contains(stage), "stage {stage} shown: {out}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["roundtrip", "--json", "--mtu", "300"])).unwrap();
+    assert_eq!(json["intact"], true);
+    assert_eq!(json["first_bundle"]["destination"], "ipn:2.25");
+}
+
+#[test]
+fn encode_decode_files_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let bsmtp = dir.path().join("m.bsmtp");
+    ok(&["encode", s(&sample()), "-o", s(&bsmtp)]);
+    let batch = std::fs::read_to_string(&bsmtp).unwrap();
+    assert!(batch.starts_with("MAIL FROM:<ops@earth.example> BODY=8BITMIME\r\nRCPT TO:<ada@moon.example>\r\nRCPT TO:<log@moon.example>\r\nDATA\r\n"), "{batch}");
+    assert!(
+        batch.contains("\r\n..\r\n...a line that starts with two dots"),
+        "dot-stuffed"
+    );
+    assert!(batch.ends_with("\r\n.\r\n"));
+
+    let emls = dir.path().join("eml");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["decode", s(&bsmtp), "--eml-dir", s(&emls)])).unwrap();
+    assert_eq!(json[0]["reverse_path"], "ops@earth.example");
+    assert_eq!(json[0]["subject"], "Grüße from Earth");
+    let original = std::fs::read(sample()).unwrap();
+    assert_eq!(
+        std::fs::read(emls.join("0001.eml")).unwrap(),
+        original,
+        "byte for byte"
+    );
+}
+
+#[test]
+fn fragment_reassemble_files_in_any_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundles = dir.path().join("bundles");
+    ok(&[
+        "fragment",
+        s(&sample()),
+        "--mtu",
+        "512",
+        "--creation-time",
+        "800000000000",
+        "-o",
+        s(&bundles),
+    ]);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&bundles)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "{} bundles", files.len());
+    for f in &files {
+        assert!(std::fs::metadata(f).unwrap().len() <= 512);
+    }
+    files.reverse();
+    files.push(files[3].clone());
+    let out = dir.path().join("back.eml");
+    let mut args = vec!["reassemble", "-o", s(&out), "--now", "800000001000"];
+    args.extend(files.iter().map(|f| s(f)));
+    ok(&args);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(sample()).unwrap()
+    );
+
+    // Leave one out: a clear error naming the gap, and no output file.
+    let partial = dir.path().join("partial.eml");
+    let mut args = vec!["reassemble", "-o", s(&partial), "--now", "800000001000"];
+    args.extend(files.iter().skip(1).take(files.len() - 2).map(|f| s(f)));
+    let err = fails(&args);
+    assert!(
+        err.contains("incomplete") && err.contains("missing byte ranges"),
+        "{err}"
+    );
+    assert!(!partial.exists());
+}
+
+#[test]
+fn inspect_prints_primary_block_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = dir.path().join("p.bin");
+    std::fs::write(
+        &payload,
+        b"MAIL FROM:<a@earth.example>\r\nRCPT TO:<b@moon.example>\r\nDATA\r\nhi\r\n.\r\n",
+    )
+    .unwrap();
+    let bundles = dir.path().join("b");
+    ok(&[
+        "fragment",
+        s(&payload),
+        "--mtu",
+        "4096",
+        "--creation-time",
+        "800000000000",
+        "--seq",
+        "9",
+        "--src",
+        "dtn://earth-gw/",
+        "--dst",
+        "ipn:2.25",
+        "--block-crc",
+        "crc16",
+        "-o",
+        s(&bundles),
+    ]);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", s(&bundles.join("0001.bundle"))])).unwrap();
+    v["file"] = "<file>".into();
+    insta::assert_json_snapshot!("inspect_single_bundle", v);
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.bsmtp");
+    std::fs::write(
+        &bad,
+        "MAIL FROM:<a@earth.example>\r\nDATA\r\nhello\r\n.\r\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let err = fails(&["decode", s(&bad), "--eml-dir", s(&out)]);
+    assert!(
+        err.contains("no-recipients") && err.contains("line 2"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written on failure");
+
+    let exim = dir.path().join("exim.bsmtp");
+    std::fs::write(
+        &exim,
+        "MAIL FROM:<a@earth.example>\nRCPT TO:<b@moon.example>\nDATA\nhi\n.\n",
+    )
+    .unwrap();
+    let err = fails(&["decode", s(&exim)]);
+    assert!(
+        err.contains("bare-lf") && err.contains("--lenient"),
+        "hint given: {err}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["decode", s(&exim), "--lenient"])).unwrap();
+    assert_eq!(json[0]["content"], "hi\r\n");
+
+    let junk = dir.path().join("junk.bundle");
+    std::fs::write(&junk, [0x9f, 0x89, 0x07]).unwrap();
+    let out = run(&["inspect", s(&junk)]);
+    assert!(!out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "truncated");
+
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("keep.txt"), "mine").unwrap();
+    let err = fails(&["fragment", s(&sample()), "-o", s(&full)]);
+    assert!(err.contains("not empty"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(full.join("keep.txt")).unwrap(),
+        "mine"
+    );
+
+    let err = fails(&[
+        "fragment",
+        s(&sample()),
+        "--mtu",
+        "1000",
+        "--must-not-fragment",
+        "-o",
+        s(&dir.path().join("m")),
+    ]);
+    assert!(err.contains("must-not-fragment"), "{err}");
+    let err = fails(&[
+        "fragment",
+        s(&sample()),
+        "--crc",
+        "none",
+        "-o",
+        s(&dir.path().join("n")),
+    ]);
+    assert!(err.contains("invalid-spec"), "{err}");
+}
+
+#[test]
+fn misbehaving_plugin_is_reported_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x");
+    let err = fails(&[
+        "--plugin",
+        "codec=builtin:misbehaving",
+        "encode",
+        s(&sample()),
+        "--from",
+        "trap",
+        "-o",
+        s(&out),
+    ]);
+    assert!(
+        err.contains("plugin-trap") && err.contains("builtin:misbehaving"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let err = fails(&[
+        "--plugin",
+        "codec=builtin:misbehaving",
+        "--plugin-timeout",
+        "0.3",
+        "encode",
+        s(&sample()),
+        "--from",
+        "loop",
+    ]);
+    assert!(err.contains("plugin-timeout"), "{err}");
+    let err = fails(&[
+        "--plugin",
+        "codec=/nonexistent/codec.wasm",
+        "decode",
+        s(&sample()),
+    ]);
+    assert!(
+        err.contains("cannot read plugin /nonexistent/codec.wasm"),
+        "{err}"
+    );
+    let err = fails(&[
+        "--plugin",
+        "codec=builtin:bp7-fragmenter",
+        "decode",
+        s(&sample()),
+    ]);
+    assert!(
+        err.contains("does not export `deepmail:stages/bsmtp-codec@0.1.0`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn conformance_passes_on_the_default_plugins() {
+    let out = ok(&["conformance"]);
+    assert!(out.contains(" 0 failed"), "{out}");
+    let report: serde_json::Value = serde_json::from_str(&ok(&["conformance", "--json"])).unwrap();
+    let summary = &report["summary"];
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert!(summary["passed"].as_u64().unwrap() >= 120, "{summary}");
+}
+
+#[test]
+fn conformance_reports_a_broken_plugin_without_dying() {
+    let out = run(&[
+        "--plugin",
+        "codec=builtin:misbehaving",
+        "conformance",
+        "--stage",
+        "codec",
+        "--json",
+    ]);
+    assert!(
+        !out.status.success(),
+        "a codec that decodes nothing does not conform"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["summary"]["failed"].as_u64().unwrap() > 10);
+    assert_eq!(report["summary"]["unsupported"], 0);
+}
+
+#[test]
+fn plugins_lists_worlds_and_versions() {
+    let rows: serde_json::Value = serde_json::from_str(&ok(&["plugins", "--json"])).unwrap();
+    let codec = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["source"] == "builtin:bsmtp-codec")
+        .unwrap();
+    assert_eq!(codec["world"], "codec-plugin");
+    assert_eq!(codec["interface"], "deepmail:stages/bsmtp-codec@0.1.0");
+    assert_eq!(codec["role"], "in use");
+}
+
+#[test]
+fn help_teaches() {
+    insta::assert_snapshot!("help", ok(&["--help"]));
+    insta::assert_snapshot!("help_fragment", ok(&["fragment", "--help"]));
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The external-program path of the runner, against a real independent
+/// BPv7 parser (pyD3TN from PyPI). The setup script installs it if needed;
+/// if it cannot, this test fails: it never passes without the peer.
+#[test]
+fn pyd3tn_adapter_runs_through_the_external_protocol() {
+    let root = workspace_root();
+    let setup = Command::new("bash")
+        .arg(root.join("conformance/adapters/setup-pyd3tn.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        setup.status.success(),
+        "pyD3TN could not be installed (.ci/run installs it; run conformance/adapters/setup-pyd3tn.sh):\n{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let python = String::from_utf8(setup.stdout).unwrap().trim().to_string();
+    let adapter = format!(
+        "{python} {}",
+        s(&root.join("conformance/adapters/pyd3tn_adapter.py"))
+    );
+    let report: serde_json::Value = serde_json::from_str(&ok(&[
+        "conformance",
+        "--adapter",
+        &adapter,
+        "--vectors",
+        s(&root.join("vectors")),
+        "--expected-failures",
+        s(&root.join("vectors/expected-failures/pyd3tn.json")),
+        "--json",
+    ]))
+    .unwrap();
+    let summary = &report["summary"];
+    assert_eq!(report["implementation"]["name"], "pyd3tn", "{summary}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert_eq!(summary["unexpected_passes"], 0, "{summary}");
+    assert!(summary["passed"].as_u64().unwrap() >= 60, "{summary}");
+    assert!(
+        summary["expected_failures"].as_u64().unwrap() > 0,
+        "pyD3TN's known gaps stay visible: {summary}"
+    );
+}

@@ -1,0 +1,214 @@
+//! What the sandbox costs: the same codec and fragmenter code called
+//! natively (the sans-IO crates) and through the embedded WebAssembly
+//! plugins (the host, limits, pooled instances, copying across the WIT
+//! boundary). Run: `cargo bench -p deepmail-host`.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use deepmail_host::types::{
+    BundleSpec, CrcType, DecodeMode, DecodeOptions, EncodeOptions, Envelope, ForwardPath, Greeting,
+    Message, ReassemblyLimits,
+};
+use deepmail_host::{Codec, Fragmenter, Host, HostConfig, PluginSource};
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * 1024;
+
+/// A realistic body: 76-column lines, some starting with a dot.
+fn body(size: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size + 80);
+    let mut n = 0u32;
+    while out.len() < size {
+        if n.is_multiple_of(17) {
+            out.push(b'.');
+        }
+        for i in 0..74u32 {
+            out.push(b'A' + ((n + i) % 26) as u8);
+        }
+        out.extend_from_slice(b"\r\n");
+        n += 1;
+    }
+    out
+}
+
+fn host() -> Host {
+    Host::new(HostConfig {
+        cache_dir: None,
+        ..HostConfig::default()
+    })
+    .expect("host")
+}
+
+fn spec() -> BundleSpec {
+    BundleSpec {
+        source: "ipn:1.0".into(),
+        destination: "ipn:2.25".into(),
+        report_to: "dtn:none".into(),
+        creation_time: 800_000_000_000,
+        sequence_number: 1,
+        lifetime_ms: 86_400_000,
+        crc: CrcType::Crc32c,
+        block_crc: CrcType::Crc32c,
+        must_not_fragment: false,
+    }
+}
+
+fn native_spec() -> deepmail_bundle::BundleSpec {
+    deepmail_bundle::BundleSpec {
+        source: "ipn:1.0".parse().unwrap(),
+        destination: "ipn:2.25".parse().unwrap(),
+        report_to: "dtn:none".parse().unwrap(),
+        creation_time: 800_000_000_000,
+        sequence_number: 1,
+        lifetime_ms: 86_400_000,
+        crc: deepmail_bundle::CrcType::Crc32c,
+        block_crc: deepmail_bundle::CrcType::Crc32c,
+        must_not_fragment: false,
+    }
+}
+
+fn codec(c: &mut Criterion) {
+    let host = host();
+    let plugin = Codec::load(&host, &PluginSource::Builtin("bsmtp-codec".into())).unwrap();
+    let mut g = c.benchmark_group("codec");
+    g.warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(10);
+    for size in [KIB, 64 * KIB, MIB, 16 * MIB] {
+        let content = body(size);
+        let wit_msg = Message {
+            envelope: Envelope {
+                reverse_path: "ops@earth.example".into(),
+                mail_parameters: vec![],
+                forward_paths: vec![ForwardPath {
+                    mailbox: "ada@moon.example".into(),
+                    parameters: vec![],
+                }],
+            },
+            content: content.clone(),
+        };
+        let native_msg = deepmail_bsmtp::Message {
+            envelope: deepmail_bsmtp::Envelope {
+                reverse_path: "ops@earth.example".into(),
+                mail_parameters: vec![],
+                forward_paths: vec![deepmail_bsmtp::ForwardPath {
+                    mailbox: "ada@moon.example".into(),
+                    parameters: vec![],
+                }],
+            },
+            content: content.clone(),
+        };
+        let opts = EncodeOptions {
+            greeting: Greeting::None,
+            quit: false,
+        };
+        let batch =
+            deepmail_bsmtp::encode(std::slice::from_ref(&native_msg), &Default::default()).unwrap();
+        g.throughput(Throughput::Bytes(size as u64));
+        let label = format!("{}KiB", size / KIB);
+        g.bench_with_input(
+            BenchmarkId::new("encode/native", &label),
+            &native_msg,
+            |b, m| {
+                b.iter(|| {
+                    deepmail_bsmtp::encode(std::slice::from_ref(m), &Default::default()).unwrap()
+                })
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("encode/plugin", &label),
+            &wit_msg,
+            |b, m| b.iter(|| plugin.encode(std::slice::from_ref(m), &opts).unwrap()),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("decode/native", &label),
+            &batch,
+            |b, batch| b.iter(|| deepmail_bsmtp::decode(batch, &Default::default()).unwrap()),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("decode/plugin", &label),
+            &batch,
+            |b, batch| {
+                b.iter(|| {
+                    plugin
+                        .decode(
+                            batch,
+                            DecodeOptions {
+                                mode: DecodeMode::Strict,
+                            },
+                        )
+                        .unwrap()
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+fn fragmenter(c: &mut Criterion) {
+    let host = host();
+    let plugin = Fragmenter::load(&host, &PluginSource::Builtin("bp7-fragmenter".into())).unwrap();
+    let mut g = c.benchmark_group("fragmenter");
+    g.warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(10);
+    let limits = ReassemblyLimits {
+        max_adu_bytes: 64 << 20,
+        max_pending_bytes: 128 << 20,
+        max_pending_bundles: 8,
+    };
+    let native_limits = deepmail_bundle::ReassemblyLimits {
+        max_adu_bytes: 64 << 20,
+        max_pending_bytes: 128 << 20,
+        max_pending_bundles: 8,
+    };
+    for (adu_size, mtu) in [(64 * KIB, KIB), (MIB, 64 * KIB), (16 * MIB, MIB)] {
+        let adu = body(adu_size);
+        let label = format!("{}KiB@{}KiB", adu_size / KIB, mtu / KIB);
+        g.throughput(Throughput::Bytes(adu_size as u64));
+        g.bench_with_input(
+            BenchmarkId::new("fragment/native", &label),
+            &adu,
+            |b, adu| b.iter(|| deepmail_bundle::fragment_adu(adu, &native_spec(), mtu).unwrap()),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("fragment/plugin", &label),
+            &adu,
+            |b, adu| b.iter(|| plugin.fragment_adu(adu, &spec(), mtu as u64).unwrap()),
+        );
+        let bundles = deepmail_bundle::fragment_adu(&adu, &native_spec(), mtu).unwrap();
+        g.bench_with_input(
+            BenchmarkId::new("reassemble/native", &label),
+            &bundles,
+            |b, bundles| {
+                b.iter(|| {
+                    let mut r = deepmail_bundle::Reassembler::new(native_limits);
+                    let mut out = None;
+                    for x in bundles.iter().rev() {
+                        out = out.or(r.push(x, 800_000_000_001).unwrap());
+                    }
+                    out.unwrap()
+                })
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("reassemble/plugin", &label),
+            &bundles,
+            |b, bundles| {
+                b.iter(|| {
+                    let mut r = plugin.reassembler(limits).unwrap();
+                    let mut out = None;
+                    for x in bundles.iter().rev() {
+                        out = out.or(r.push(x, 800_000_000_001).unwrap());
+                    }
+                    out.unwrap()
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, codec, fragmenter);
+criterion_main!(benches);
