@@ -386,3 +386,43 @@ fn pyd3tn_adapter_runs_through_the_external_protocol() {
         "pyD3TN's known gaps stay visible: {summary}"
     );
 }
+
+/// A plugin given by path, as a user's own `.wasm` would be: here the
+/// default codec's component file, loaded from disk instead of the binary.
+#[test]
+fn plugin_from_a_wasm_path_is_used_everywhere() {
+    let wasm = workspace_root()
+        .join("target/wasm-plugins/wasm32-wasip2/wasm-plugin/deepmail_plugin_bsmtp_codec.wasm");
+    assert!(
+        wasm.is_file(),
+        "built by toolkit/host/build.rs: {}",
+        wasm.display()
+    );
+    let plugin = format!("codec={}", s(&wasm));
+    let rows: serde_json::Value =
+        serde_json::from_str(&ok(&["--plugin", &plugin, "plugins", "--json"])).unwrap();
+    let mine = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["source"] == s(&wasm))
+        .expect("listed");
+    assert_eq!(mine["role"], "in use");
+    assert_eq!(mine["world"], "codec-plugin");
+    let builtin = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["source"] == "builtin:bsmtp-codec")
+        .unwrap();
+    assert_eq!(
+        builtin["role"], "default",
+        "the embedded codec is no longer in use"
+    );
+    let out = ok(&["--plugin", &plugin, "conformance", "--stage", "codec"]);
+    assert!(
+        out.contains(&format!("implementation: {}", s(&wasm))) && out.contains(" 0 failed"),
+        "{out}"
+    );
+    assert!(ok(&["--plugin", &plugin, "roundtrip"]).contains(s(&wasm)));
+}
