@@ -26,6 +26,18 @@ pub(crate) enum Body {
     EightBitMime,
 }
 
+/// Whose Batch SMTP reader the output is for.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+pub(crate) enum Dialect {
+    /// RFC 2442 / RFC 5321: MAIL and RCPT carry ESMTP parameters
+    /// (BODY=8BITMIME, SMTPUTF8, ...) as the content needs them.
+    Rfc,
+    /// Exim's `exim -bS`, which reads MAIL FROM as one address and refuses
+    /// every ESMTP parameter: none are written (8-bit content is still
+    /// delivered intact by Exim).
+    Exim,
+}
+
 #[derive(Args)]
 pub(crate) struct EncodeArgs {
     /// RFC 5322 message file(s); `-` reads standard input. Several files make one batch.
@@ -45,6 +57,10 @@ pub(crate) struct EncodeArgs {
     /// BODY parameter to declare.
     #[arg(long, value_enum, default_value_t = Body::Auto)]
     body: Body,
+    /// Whose reader the batch is for: `exim` writes no ESMTP parameters,
+    /// because `exim -bS` refuses them.
+    #[arg(long, value_enum, default_value_t = Dialect::Rfc)]
+    dialect: Dialect,
     /// Write `HELO DOMAIN` first.
     #[arg(long, value_name = "DOMAIN", conflicts_with = "ehlo")]
     helo: Option<String>,
@@ -99,15 +115,35 @@ fn strip_brackets(a: &str) -> String {
 /// Builds the envelope for one message from flags and, where flags are
 /// silent, from its headers.
 fn envelope_for(args: &EncodeArgs, name: &str, content: &[u8]) -> anyhow::Result<Envelope> {
-    envelope_from(
+    if args.dialect == Dialect::Rfc {
+        return envelope_from(
+            args.from.as_deref(),
+            &args.to,
+            &args.params,
+            args.body,
+            name,
+            content,
+            true,
+        );
+    }
+    if let Some(p) = args.params.first() {
+        bail!("--param {p}: exim -bS accepts no ESMTP parameters on MAIL FROM; drop it or use --dialect rfc");
+    }
+    if args.body == Body::EightBitMime {
+        bail!("--body 8bitmime: exim -bS accepts no ESMTP parameters on MAIL FROM; drop it or use --dialect rfc");
+    }
+    let mut envelope = envelope_from(
         args.from.as_deref(),
         &args.to,
-        &args.params,
-        args.body,
+        &[],
+        Body::SevenBit,
         name,
         content,
         true,
-    )
+    )?;
+    // Exim reads UTF-8 addresses without the SMTPUTF8 keyword.
+    envelope.mail_parameters.clear();
+    Ok(envelope)
 }
 
 /// The envelope for `content`: `from`/`to` where given, else the headers;
