@@ -28,9 +28,12 @@ def mean_ns(group, bench, param):
 
 
 def size_bytes(label):
-    """'1024KiB' or '1024KiB@64KiB' -> bytes of the payload."""
+    """'1024KiB', '16MiB' or '1024KiB@64KiB' -> bytes of the payload."""
     head = label.split("@")[0]
-    return int(head[:-3]) * 1024 if head.endswith("KiB") else None
+    for unit, mult in (("KiB", 1024), ("MiB", 1024 * 1024)):
+        if head.endswith(unit) and head[:-3].isdigit():
+            return int(head[:-3]) * mult
+    return None
 
 
 def fmt_time(ns):
@@ -72,22 +75,18 @@ def plugin_vs_native():
 
 
 def ours_vs_bp7():
-    group = os.path.join(ROOT)
-    found = []
-    for g in sorted(os.listdir(ROOT)) if os.path.isdir(ROOT) else []:
-        for bench in ("build", "bp7_to_cbor"):
-            if os.path.isdir(os.path.join(ROOT, g, bench)):
-                found.append(g)
-    if not found:
+    """deepmail-bundle's build vs bp7's whole-bundle encode (benches/fragment.rs)."""
+    g = "encode_whole_bundle"
+    ours_name, theirs_name = "deepmail build", "bp7 to_cbor"
+    if not params(g, ours_name):
         return 0
-    g = found[0]
     print()
     print("| payload | deepmail-bundle build | bp7 to_cbor | ours / bp7 |")
     print("|---|---|---|---|")
     rows = 0
-    for p in params(g, "build"):
-        ours = mean_ns(g, "build", p)
-        theirs = mean_ns(g, "bp7_to_cbor", p)
+    for p in params(g, ours_name):
+        ours = mean_ns(g, ours_name, p)
+        theirs = mean_ns(g, theirs_name, p)
         ratio = f"{ours / theirs:.2f}x" if ours and theirs else "-"
         print(f"| {p} | {fmt_time(ours)} | {fmt_time(theirs)} | {ratio} |")
         rows += 1

@@ -85,6 +85,12 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
+    // SIMD128 lets memchr (line scanning in the codec) use vector
+    // instructions inside the component; wasmtime supports it everywhere.
+    cmd.env(
+        "CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS",
+        "-Ctarget-feature=+simd128",
+    );
     let status = cmd
         .status()
         .unwrap_or_else(|e| panic!("could not run cargo to build the wasm plugins: {e}"));

@@ -97,7 +97,7 @@ impl Fragmenter {
 
     /// Starts a reassembler in an instance of its own.
     pub fn reassembler(&self, limits: ReassemblyLimits) -> Result<ReassemblerSession, StageError> {
-        let mut live = self.plugin.instantiate()?;
+        let mut live = self.plugin.checkout()?;
         let indices = self.indices.clone();
         let resource = self.plugin.run(&mut live, |store, instance| {
             indices
@@ -114,9 +114,10 @@ impl Fragmenter {
     }
 }
 
-/// A `reassembler` resource living in its own plugin instance. If the plugin
-/// traps, the session is lost (its partial ADUs with it) and every later
-/// call says so; start a new session.
+/// A `reassembler` resource living in a plugin instance of its own for the
+/// session's lifetime (taken from the pool, returned to it when the session
+/// ends cleanly). If the plugin traps, the session is lost (its partial ADUs
+/// with it) and every later call says so; start a new session.
 pub struct ReassemblerSession {
     plugin: Arc<LoadedPlugin>,
     indices: Arc<fragmenter::GuestIndices>,
@@ -172,8 +173,12 @@ impl ReassemblerSession {
 
 impl Drop for ReassemblerSession {
     fn drop(&mut self) {
-        if let Some(live) = self.live.as_mut() {
-            let _ = self.resource.resource_drop(&mut live.store);
+        // Free the guest's state, then lend the instance to the next caller
+        // (it is clean: every call on it succeeded).
+        if let Some(mut live) = self.live.take() {
+            if self.resource.resource_drop(&mut live.store).is_ok() {
+                self.plugin.checkin(live);
+            }
         }
     }
 }

@@ -361,17 +361,29 @@ impl LoadedPlugin {
         &self,
         f: impl FnOnce(&mut Store<StoreState>, &Instance) -> wasmtime::Result<R>,
     ) -> Result<R, StageError> {
+        let mut live = self.checkout()?;
+        let result = self.run(&mut live, f);
+        if result.is_ok() {
+            self.checkin(live);
+        }
+        result
+    }
+
+    /// A clean instance: pooled if there is one, else a fresh one.
+    pub(crate) fn checkout(&self) -> Result<Live, StageError> {
         let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut live = match pooled {
-            Some(live) => live,
-            None => self.instantiate()?,
-        };
-        self.run(&mut live, f).inspect(|_| {
-            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-            if pool.len() < self.pool_size {
-                pool.push(live);
-            }
-        })
+        match pooled {
+            Some(live) => Ok(live),
+            None => self.instantiate(),
+        }
+    }
+
+    /// Returns an instance whose last call succeeded to the pool.
+    pub(crate) fn checkin(&self, live: Live) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < self.pool_size {
+            pool.push(live);
+        }
     }
 
     /// Runs `f` on a given instance under a fresh deadline.
