@@ -10,7 +10,9 @@ compares its answers with the expectations:
              the fields present in `expected`; reassemble: every outcome,
              `expired`, `pending_bundles`; fragment: every output bundle is at
              most `mtu` bytes - the full property check needs a BPv7 parser
-             and is left to `deepmail conformance`);
+             and is left to `deepmail conformance`; parse-answer: the same
+             next hops as a multiset, priorities non-decreasing, `ttl` where
+             `expected` has one);
   invalid    the answer must be `error` (and, if the adapter said
              `error_classes: true`, carry the case's class as `code`);
   acceptable any `ok` or `error` answer passes.
@@ -85,6 +87,26 @@ class Adapter:
             self.proc.kill()
 
 
+def compare_next_hops(got, want):
+    """None if `got` holds the records of `want` (a multiset; ttl only where
+    `want` has one) in non-decreasing priority order, else a reason. The
+    order within one priority is the implementation's (RFC 2782)."""
+    prios = [h["priority"] for h in got]
+    if prios != sorted(prios):
+        return "priorities not in ascending order: %r" % prios
+    key = lambda h: (h["uri"], h["priority"], h["weight"])  # noqa: E731
+    if sorted(map(key, got)) != sorted(map(key, want)):
+        return "next hops differ: got %r" % [key(h) for h in got][:8]
+    unmatched = list(got)
+    for w in sorted(want, key=lambda h: "ttl" not in h):   # hops with a ttl claim their match first
+        same = [g for g in unmatched if key(g) == key(w) and ("ttl" not in w or g.get("ttl") == w["ttl"])]
+        if not same:
+            return "ttl of %r: got %r, expected %r" % (
+                w["uri"], [g.get("ttl") for g in unmatched if key(g) == key(w)], w["ttl"])
+        unmatched.remove(same[0])
+    return None
+
+
 def compare(operation, case, output, base_dir, classes):
     """None if output matches the case's expectation, else a reason."""
     exp = case["expected"]
@@ -119,6 +141,8 @@ def compare(operation, case, output, base_dir, classes):
             if max(sizes) > mtu:
                 return "a bundle of %d bytes exceeds mtu %d" % (max(sizes), mtu)
             return None
+        if operation == "parse-answer":
+            return compare_next_hops(output["next_hops"], exp["next_hops"])
         if operation == "reassemble":
             got, want = output["outcomes"], exp["outcomes"]
             if len(got) != len(want):
@@ -165,7 +189,7 @@ def judge(manifest, case, resp, classes):
 
 def default_manifests():
     out = []
-    for d in ("bsmtp", "bundle"):
+    for d in ("bsmtp", "bundle", "resolver"):
         full = os.path.join(REPO, "vectors", d)
         out += [os.path.join(full, f) for f in sorted(os.listdir(full)) if f.endswith(".json")]
     return out

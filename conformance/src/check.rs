@@ -79,6 +79,7 @@ fn compare(operation: &str, case: &Case, out: &Value, expected: &Value) -> Resul
         "decode" => compare_messages(out.get("messages"), expected.get("messages")),
         "inspect" => subset("", out, expected),
         "fragment" => crate::check::fragment::check(case, out, expected),
+        "parse-answer" => compare_next_hops(out.get("next_hops"), expected.get("next_hops")),
         other => Err(format!("the runner does not know operation `{other}`")),
     }
 }
@@ -229,6 +230,48 @@ pub(crate) fn subset(path: &str, got: &Value, want: &Value) -> Result<(), String
         }
         (g, w) => Err(format!("`{path}` is {g}, expected {w}")),
     }
+}
+
+/// Next hops: the same records as a multiset, priorities non-decreasing in
+/// the output's order (order within a priority is random by design), and
+/// `ttl` equal where the vector gives one.
+fn compare_next_hops(got: Option<&Value>, want: Option<&Value>) -> Result<(), String> {
+    let (Some(Value::Array(got)), Some(Value::Array(want))) = (got, want) else {
+        return Err("output or vector has no `next_hops` array".into());
+    };
+    let key = |h: &Value| {
+        (
+            h["priority"].as_u64(),
+            h["weight"].as_u64(),
+            h["uri"].as_str().map(str::to_string),
+        )
+    };
+    let prios: Vec<Option<u64>> = got.iter().map(|h| h["priority"].as_u64()).collect();
+    if prios.windows(2).any(|w| w[0] > w[1]) {
+        return Err(format!("next hops are not in priority order: {prios:?}"));
+    }
+    let mut g: Vec<_> = got.iter().map(key).collect();
+    let mut w: Vec<_> = want.iter().map(key).collect();
+    g.sort();
+    w.sort();
+    if g != w {
+        return Err(format!("next hops {g:?}, expected {w:?}"));
+    }
+    for hop in want
+        .iter()
+        .filter(|h| h.get("ttl").is_some_and(|t| !t.is_null()))
+    {
+        let found = got.iter().find(|h| key(h) == key(hop));
+        if found.map(|h| &h["ttl"]) != Some(&hop["ttl"]) {
+            return Err(format!(
+                "{}: ttl {}, expected {}",
+                hop["uri"],
+                found.map(|h| h["ttl"].to_string()).unwrap_or_default(),
+                hop["ttl"]
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn judge_reassemble(case: &Case, out: &Value, error_classes: bool) -> Verdict {

@@ -5,16 +5,17 @@ use deepmail_host::types::{
     BundleInfo, BundleSpec, CrcType, DecodeMode, DecodeOptions, EncodeOptions, Envelope,
     ForwardPath, Greeting, Message, ReassemblyLimits, SmtpParam,
 };
-use deepmail_host::{Codec, Fragmenter, StageError};
+use deepmail_host::{Codec, Fragmenter, Resolver, StageError};
 use serde_json::{json, Map, Value};
 
 use crate::protocol::{Implementation, ImplementationInfo, Request, Response};
 use crate::vectors::{hex_bytes, hex_value};
 
-/// A codec plugin and/or a fragmenter plugin under test.
+/// Stage plugins under test: any of a codec, a fragmenter and a resolver.
 pub struct WasmImplementation {
     codec: Option<Codec>,
     fragmenter: Option<Fragmenter>,
+    resolver: Option<Resolver>,
     info: ImplementationInfo,
 }
 
@@ -22,6 +23,16 @@ impl WasmImplementation {
     /// Checks the given plugins; a stage without a plugin reports its
     /// operations as unsupported.
     pub fn new(codec: Option<Codec>, fragmenter: Option<Fragmenter>) -> WasmImplementation {
+        Self::with_resolver(codec, fragmenter, None)
+    }
+
+    /// Like [`WasmImplementation::new`], with a resolver plugin too (its
+    /// `dns-answer` half is what the resolver vectors check).
+    pub fn with_resolver(
+        codec: Option<Codec>,
+        fragmenter: Option<Fragmenter>,
+        resolver: Option<Resolver>,
+    ) -> WasmImplementation {
         let mut names = Vec::new();
         let mut operations = Vec::new();
         if let Some(c) = &codec {
@@ -50,6 +61,17 @@ impl WasmImplementation {
                 .map(String::from),
             );
         }
+        if let Some(r) = &resolver {
+            names.push(format!(
+                "{} ({} {})",
+                r.info().source,
+                r.info().name,
+                r.info().version
+            ));
+            if r.has_dns_answer() {
+                operations.push("resolver.parse-answer".to_string());
+            }
+        }
         let info = ImplementationInfo {
             name: names.join(" + "),
             version: String::new(),
@@ -59,6 +81,7 @@ impl WasmImplementation {
         WasmImplementation {
             codec,
             fragmenter,
+            resolver,
             info,
         }
     }
@@ -351,6 +374,48 @@ impl WasmImplementation {
     }
 }
 
+impl WasmImplementation {
+    fn resolver_call(r: &Resolver, request: &Request) -> Out {
+        let input = &request.input;
+        if request.operation != "parse-answer" {
+            return Err(Response::Unsupported(format!(
+                "unknown resolver operation `{}`",
+                request.operation
+            )));
+        }
+        let query_id = u16::try_from(u64_field(input, "query_id")?)
+            .map_err(|_| bad_input("`query_id` is not a u16"))?;
+        let schemes: Vec<String> = match input.get("schemes") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            _ => vec!["https".to_string()],
+        };
+        let seed = input
+            .get("random_seed")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let response = bytes_field(input, "response")?;
+        let hops = r
+            .parse_answer(
+                &str_field(input, "domain")?,
+                query_id,
+                &response,
+                seed,
+                &schemes,
+            )
+            .ok_or_else(|| {
+                Response::Unsupported("the resolver plugin does not export dns-answer".into())
+            })?
+            .map_err(stage)?;
+        Ok(json!({"next_hops": hops.iter().map(|h| json!({
+            "uri": h.uri, "priority": h.priority, "weight": h.weight, "ttl": h.ttl, "origin": h.origin,
+        })).collect::<Vec<_>>()}))
+    }
+}
+
 impl Implementation for WasmImplementation {
     fn info(&self) -> &ImplementationInfo {
         &self.info
@@ -366,6 +431,12 @@ impl Implementation for WasmImplementation {
                 Some(f) => Self::fragmenter_call(f, request),
                 None => Err(Response::Unsupported(
                     "no fragmenter plugin under test".into(),
+                )),
+            },
+            "resolver" => match &self.resolver {
+                Some(r) => Self::resolver_call(r, request),
+                None => Err(Response::Unsupported(
+                    "no resolver plugin under test".into(),
                 )),
             },
             other => Err(Response::Unsupported(format!("unknown stage `{other}`"))),

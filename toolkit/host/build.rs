@@ -24,6 +24,16 @@ const PLUGINS: &[(&str, &str, &str)] = &[
         "BP7_FRAGMENTER",
     ),
     ("misbehaving", "deepmail-plugin-misbehaving", "MISBEHAVING"),
+    (
+        "dns-resolver",
+        "deepmail-plugin-dns-resolver",
+        "DNS_RESOLVER",
+    ),
+    (
+        "static-resolver",
+        "deepmail-plugin-static-resolver",
+        "STATIC_RESOLVER",
+    ),
 ];
 
 fn main() {
@@ -35,7 +45,13 @@ fn main() {
         .expect("toolkit/host sits two levels below the workspace root")
         .to_path_buf();
 
-    for dir in ["plugins", "wit", "toolkit/bsmtp/src", "toolkit/bundle/src"] {
+    for dir in [
+        "plugins",
+        "wit",
+        "toolkit/bsmtp/src",
+        "toolkit/bundle/src",
+        "toolkit/uri-rr/src",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     for file in [

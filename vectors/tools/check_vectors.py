@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Validate every manifest under vectors/ (stdlib only).
 
-Checks, for each `*.json` manifest in vectors/bsmtp and vectors/bundle:
+Checks, for each `*.json` manifest in vectors/bsmtp, vectors/bundle and
+vectors/resolver:
   - it conforms to vectors/schema/vectors.schema.json (with the small
     JSON Schema 2020-12 validator below; `jsonschema` is used as well when it
     happens to be installed, never required);
@@ -10,6 +11,8 @@ Checks, for each `*.json` manifest in vectors/bsmtp and vectors/bundle:
     stage, and every error outcome of a `reassemble` case does too (the
     case's `error` being the first of them);
   - every flag is explained in the manifest's flag_notes;
+  - every valid `parse-answer` case lists at least one next hop, in
+    non-decreasing priority order;
   - every Bytes object resolves (hex/base64 decode, files exist);
   - expected-failures files name existing case ids;
   - the schema's error-class enums equal the README table.
@@ -33,7 +36,7 @@ import vectorlib as V  # noqa: E402
 
 VECTORS = V.VECTORS_DIR
 TOOLS = os.path.join(VECTORS, "tools")
-MANIFEST_DIRS = ("bsmtp", "bundle")
+MANIFEST_DIRS = ("bsmtp", "bundle", "resolver")
 
 # ---------------------------------------------------------------------------
 # A small JSON Schema (2020-12) validator: the keywords the schema uses.
@@ -162,10 +165,11 @@ def readme_error_classes():
     """{stage: set(classes)} from the README's 'Error classes' table."""
     text = open(os.path.join(VECTORS, "README.md"), encoding="utf-8").read()
     section = text.split("## Error classes", 1)[1].split("\n## ", 1)[0]
-    classes = {"codec": set(), "fragmenter": set()}
-    for m in re.finditer(r"^\|\s*(codec|fragmenter)\s*\|\s*`([a-z0-9-]+)`\s*\|", section, re.M):
+    classes = {"codec": set(), "fragmenter": set(), "resolver": set()}
+    for m in re.finditer(r"^\|\s*(codec|fragmenter|resolver)\s*\|\s*`([a-z0-9-]+)`\s*\|", section, re.M):
         classes[m.group(1)].add(m.group(2))
-    return {"bsmtp-codec": classes["codec"], "fragmenter": classes["fragmenter"]}
+    return {"bsmtp-codec": classes["codec"], "fragmenter": classes["fragmenter"],
+            "resolver": classes["resolver"]}
 
 
 def manifest_paths(root):
@@ -177,7 +181,7 @@ def manifest_paths(root):
     return out
 
 
-def walk_bytes(value, path, expect_bytes_keys=("adu", "bundle", "batch", "content")):
+def walk_bytes(value, path, expect_bytes_keys=("adu", "bundle", "batch", "content", "response")):
     """Yield (path, Bytes object) for every Bytes in a case's input/expected."""
     if isinstance(value, dict):
         for k, v in value.items():
@@ -203,7 +207,8 @@ def check_suite(root=VECTORS):
     except Exception:
         external = None
     classes = readme_error_classes()
-    for stage, key in (("bsmtp-codec", "codecError"), ("fragmenter", "fragmenterError")):
+    for stage, key in (("bsmtp-codec", "codecError"), ("fragmenter", "fragmenterError"),
+                       ("resolver", "resolverError")):
         if set(schema["$defs"][key]["enum"]) != classes[stage]:
             problems.append("schema $defs.%s differs from the README table: %s"
                             % (key, sorted(set(schema["$defs"][key]["enum"]) ^ classes[stage])))
@@ -247,6 +252,12 @@ def check_suite(root=VECTORS):
                                     % (rel, cid, errs[0]))
                 if not errs and case.get("result") == "invalid":
                     problems.append("%s: %s: invalid but no push fails" % (rel, cid))
+            if data.get("operation") == "parse-answer" and "expected" in case:
+                prios = [h.get("priority") for h in case["expected"].get("next_hops", [])]
+                if not prios:
+                    problems.append("%s: %s: valid parse-answer case without next_hops" % (rel, cid))
+                if prios != sorted(prios):
+                    problems.append("%s: %s: next_hops not in priority order" % (rel, cid))
             for where, b in walk_bytes({"input": case.get("input"), "expected": case.get("expected")}, cid):
                 try:
                     V.resolve_bytes(b, os.path.dirname(p))

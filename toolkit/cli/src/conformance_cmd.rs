@@ -19,6 +19,7 @@ pub(crate) enum StageChoice {
     All,
     Codec,
     Fragmenter,
+    Resolver,
 }
 
 #[derive(Args)]
@@ -63,15 +64,26 @@ pub(crate) fn run_cmd(stages: &Stages, args: ConformanceArgs) -> anyhow::Result<
             Box::new(ExternalImplementation::spawn(&program, &rest)?)
         }
         None => {
-            let codec = match args.stage {
-                StageChoice::All | StageChoice::Codec => Some(stages.codec()?),
-                StageChoice::Fragmenter => None,
-            };
-            let fragmenter = match args.stage {
-                StageChoice::All | StageChoice::Fragmenter => Some(stages.fragmenter()?),
-                StageChoice::Codec => None,
-            };
-            Box::new(WasmImplementation::new(codec, fragmenter))
+            let all = args.stage == StageChoice::All;
+            let codec = (all || args.stage == StageChoice::Codec)
+                .then(|| stages.codec())
+                .transpose()?;
+            let fragmenter = (all || args.stage == StageChoice::Fragmenter)
+                .then(|| stages.fragmenter())
+                .transpose()?;
+            let resolver = (all || args.stage == StageChoice::Resolver)
+                .then(|| -> anyhow::Result<_> {
+                    let source = stages.source(deepmail_host::Stage::Resolver)?;
+                    Ok(deepmail_host::Resolver::load(
+                        &stages.host,
+                        &source,
+                        vec![],
+                    )?)
+                })
+                .transpose()?;
+            Box::new(WasmImplementation::with_resolver(
+                codec, fragmenter, resolver,
+            ))
         }
     };
     let options = RunOptions {
@@ -83,10 +95,10 @@ pub(crate) fn run_cmd(stages: &Stages, args: ConformanceArgs) -> anyhow::Result<
     };
     let mut report = run(&suite, implementation.as_mut(), &options);
     if args.stage != StageChoice::All && args.adapter.is_none() {
-        let wanted = if args.stage == StageChoice::Codec {
-            "bsmtp-codec"
-        } else {
-            "fragmenter"
+        let wanted = match args.stage {
+            StageChoice::Codec => "bsmtp-codec",
+            StageChoice::Fragmenter => "fragmenter",
+            _ => "resolver",
         };
         report.cases.retain(|c| c.stage == wanted);
         report = deepmail_conformance::Report::rebuild(report);

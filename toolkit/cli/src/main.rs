@@ -6,6 +6,7 @@ mod bundle_cmds;
 mod codec_cmds;
 mod conformance_cmd;
 mod output;
+mod resolve_cmd;
 mod roundtrip;
 
 use std::path::PathBuf;
@@ -29,10 +30,14 @@ Examples:
   deepmail conformance                            # check the default plugins against vectors/
   deepmail --plugin codec=./my_codec.wasm conformance --stage codec
   deepmail conformance --adapter 'python3 my_adapter.py'
+  deepmail resolve moon.example --dns-server 127.0.0.1:53     # _bsmtp._https URI records
+  deepmail resolve moon.example --route 'moon.example https://gw.moon.example/inboundmail 10 1'
 
 Stages and their default plugins (embedded in this binary):
   codec       builtin:bsmtp-codec      messages <-> Batch SMTP (RFC 2442)
   fragmenter  builtin:bp7-fragmenter   ADU <-> BPv7 bundles (RFC 9171 §5.8, §5.9)
+  resolver    builtin:dns-resolver     domain -> next hops from DNS URI records (RFC 7553)
+              builtin:static-resolver  domain -> next hops from --route / configured routes
 
 Environment:
   DEEPMAIL_CACHE_DIR   where compiled plugins are cached (default ~/.cache/deepmail; `off` disables)";
@@ -51,7 +56,7 @@ struct Cli {
 #[derive(Args, Clone)]
 struct PluginArgs {
     /// Use SOURCE for STAGE: `builtin:<name>` or a path to a .wasm component
-    /// (stages: codec, fragmenter). Repeatable.
+    /// (stages: codec, fragmenter, resolver). Repeatable.
     #[arg(long = "plugin", value_name = "STAGE=SOURCE", global = true)]
     plugin: Vec<String>,
     /// Seconds one plugin call may take before it is stopped.
@@ -76,6 +81,8 @@ enum Command {
     Reassemble(bundle_cmds::ReassembleArgs),
     /// Parse and validate bundle files; print their fields as JSON.
     Inspect(bundle_cmds::InspectArgs),
+    /// Find a mail domain's next hops: DNS URI records (RFC 7553) or static routes.
+    Resolve(resolve_cmd::ResolveArgs),
     /// List the embedded plugins and the ones chosen with --plugin.
     Plugins(PluginsArgs),
     /// Check stage implementations against the conformance vectors.
@@ -98,7 +105,7 @@ enum Format {
 
 /// The host plus the plugin chosen for each stage.
 pub(crate) struct Stages {
-    host: Host,
+    pub(crate) host: Host,
     chosen: Vec<(Stage, PluginSource)>,
 }
 
@@ -121,7 +128,7 @@ impl Stages {
             let stage: Stage = stage
                 .parse()
                 .map_err(|e: String| anyhow::anyhow!("--plugin {spec}: {e}"))?;
-            if !matches!(stage, Stage::Codec | Stage::Fragmenter) {
+            if stage == Stage::Sender {
                 bail!("--plugin {spec}: the {stage} stage is not used by these commands yet");
             }
             let source: PluginSource = source.parse().unwrap_or_else(|e| match e {});
@@ -132,14 +139,14 @@ impl Stages {
     }
 
     /// Whether the user chose a plugin for `stage`.
-    fn chosen(&self, stage: Stage) -> Option<&PluginSource> {
+    pub(crate) fn chosen(&self, stage: Stage) -> Option<&PluginSource> {
         self.chosen
             .iter()
             .find(|(s, _)| *s == stage)
             .map(|(_, p)| p)
     }
 
-    fn source(&self, stage: Stage) -> anyhow::Result<PluginSource> {
+    pub(crate) fn source(&self, stage: Stage) -> anyhow::Result<PluginSource> {
         self.chosen(stage)
             .cloned()
             .or_else(|| PluginSource::default_for(stage))
@@ -185,6 +192,8 @@ fn list_plugins(stages: &Stages, args: &PluginsArgs) -> anyhow::Result<()> {
     for (source, stage, role) in rows {
         let info = match stage {
             Stage::Codec => Codec::load(&stages.host, &source).map(|c| c.info().clone()),
+            Stage::Resolver => deepmail_host::Resolver::load(&stages.host, &source, vec![])
+                .map(|r| r.info().clone()),
             _ => Fragmenter::load(&stages.host, &source).map(|f| f.info().clone()),
         }
         .with_context(|| format!("loading {source}"))?;
@@ -219,6 +228,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Fragment(a) => bundle_cmds::fragment(&stages, a).map(|_| ExitCode::SUCCESS),
         Command::Reassemble(a) => bundle_cmds::reassemble(&stages, a).map(|_| ExitCode::SUCCESS),
         Command::Inspect(a) => bundle_cmds::inspect(&stages, a),
+        Command::Resolve(a) => resolve_cmd::run(&stages, a),
         Command::Plugins(a) => list_plugins(&stages, &a).map(|_| ExitCode::SUCCESS),
         Command::Conformance(a) => conformance_cmd::run_cmd(&stages, a),
     }

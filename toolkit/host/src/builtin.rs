@@ -32,6 +32,18 @@ pub const BUILTINS: &[Builtin] = &[
         wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_BP7_FRAGMENTER")),
     },
     Builtin {
+        name: "dns-resolver",
+        stage: Stage::Resolver,
+        default: true,
+        wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_DNS_RESOLVER")),
+    },
+    Builtin {
+        name: "static-resolver",
+        stage: Stage::Resolver,
+        default: false,
+        wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_STATIC_RESOLVER")),
+    },
+    Builtin {
         name: "misbehaving",
         stage: Stage::Codec,
         default: false,

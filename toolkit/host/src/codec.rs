@@ -19,7 +19,7 @@ pub struct Codec {
 impl Codec {
     /// Loads `source` as the codec stage.
     pub fn load(host: &Host, source: &PluginSource) -> Result<Codec, LoadError> {
-        let plugin = host.load(source, Stage::Codec)?;
+        let plugin = host.load(source, Stage::Codec, None)?;
         let indices =
             bsmtp_codec::GuestIndices::new(plugin.instance_pre()).map_err(|e| LoadError::Link {
                 plugin: plugin.label().to_string(),

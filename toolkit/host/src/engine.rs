@@ -11,7 +11,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 use crate::error::LoadError;
-use crate::plugin::{LoadedPlugin, PluginSource, Stage, StoreState};
+use crate::plugin::{LoadedPlugin, NetworkGrant, PluginSource, Stage, StoreState};
 
 /// Epoch tick; call deadlines are rounded up to whole ticks.
 const TICK: Duration = Duration::from_millis(5);
@@ -55,6 +55,9 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     }
 }
 
+/// A plugin loaded for a stage with a given network grant.
+type LoadKey = (PluginSource, Stage, Option<NetworkGrant>);
+
 /// The plugin host. Cheap to clone; clones share the engine and caches.
 #[derive(Clone)]
 pub struct Host {
@@ -66,7 +69,8 @@ pub(crate) struct HostInner {
     pub(crate) linker: Linker<StoreState>,
     pub(crate) config: HostConfig,
     pub(crate) deadline_ticks: u64,
-    loaded: Mutex<HashMap<(PluginSource, Stage), Arc<LoadedPlugin>>>,
+    loaded: Mutex<HashMap<LoadKey, Arc<LoadedPlugin>>>,
+    compiled: Mutex<HashMap<PluginSource, (Component, usize)>>,
 }
 
 impl Host {
@@ -93,6 +97,7 @@ impl Host {
                 deadline_ticks: u64::try_from(ticks).unwrap_or(u64::MAX),
                 config,
                 loaded: Mutex::new(HashMap::new()),
+                compiled: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -102,13 +107,15 @@ impl Host {
         &self.inner.config
     }
 
-    /// Loads (once) the plugin `source` as the `stage` stage.
+    /// Loads (once) the plugin `source` as the `stage` stage, with the
+    /// network access in `network` (none when `None`).
     pub(crate) fn load(
         &self,
         source: &PluginSource,
         stage: Stage,
+        network: Option<NetworkGrant>,
     ) -> Result<Arc<LoadedPlugin>, LoadError> {
-        let key = (source.clone(), stage);
+        let key = (source.clone(), stage, network.clone());
         if let Some(p) = self
             .inner
             .loaded
@@ -118,14 +125,34 @@ impl Host {
         {
             return Ok(p.clone());
         }
-        let bytes = source.bytes()?;
-        let component = self.compile(source, &bytes)?;
+        let cached = self
+            .inner
+            .compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(source)
+            .cloned();
+        let (component, size) = match cached {
+            Some(c) => c,
+            None => {
+                let bytes = source.bytes()?;
+                let component = self.compile(source, &bytes)?;
+                let entry = (component, bytes.len());
+                self.inner
+                    .compiled
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(source.clone(), entry.clone());
+                entry
+            }
+        };
         let plugin = Arc::new(LoadedPlugin::new(
             self,
             source.clone(),
             stage,
             component,
-            bytes.len(),
+            size,
+            network,
         )?);
         self.inner
             .loaded

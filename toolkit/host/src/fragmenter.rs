@@ -33,7 +33,7 @@ fn to_stage_error(plugin: &LoadedPlugin, e: types::StageError) -> StageError {
 impl Fragmenter {
     /// Loads `source` as the fragmenter stage.
     pub fn load(host: &Host, source: &PluginSource) -> Result<Fragmenter, LoadError> {
-        let plugin = host.load(source, Stage::Fragmenter)?;
+        let plugin = host.load(source, Stage::Fragmenter, None)?;
         let indices =
             fragmenter::GuestIndices::new(plugin.instance_pre()).map_err(|e| LoadError::Link {
                 plugin: plugin.label().to_string(),

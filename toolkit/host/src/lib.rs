@@ -27,12 +27,14 @@ mod engine;
 mod error;
 mod fragmenter;
 mod plugin;
+mod resolver;
 
 pub use crate::codec::Codec;
 pub use crate::engine::{Host, HostConfig};
 pub use crate::error::{LoadError, StageError};
 pub use crate::fragmenter::{Fragmenter, ReassemblerSession};
-pub use crate::plugin::{PluginInfo, PluginSource, Stage};
+pub use crate::plugin::{NetworkGrant, PluginInfo, PluginSource, Stage};
+pub use crate::resolver::{Resolved, Resolver};
 
 /// Types of the `deepmail:stages` WIT package, as the host sees them.
 pub mod types {

@@ -2,13 +2,15 @@
 //! under the host's limits.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use wasmtime::component::{Component, Instance, InstancePre, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::exports::deepmail::stages::plugin_info;
@@ -148,6 +150,37 @@ impl fmt::Display for PluginSource {
     }
 }
 
+/// Network access granted to one plugin: UDP and/or TCP to exactly these
+/// remote addresses, from ephemeral local ports. Everything else (other
+/// addresses, listening, name lookup) is refused by the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct NetworkGrant {
+    /// May use UDP.
+    pub udp: bool,
+    /// May use TCP.
+    pub tcp: bool,
+    /// The remote addresses it may send to or connect to.
+    pub remote: Vec<SocketAddr>,
+}
+
+impl NetworkGrant {
+    /// Whether `addr` may be used for `use_`.
+    fn permits(&self, addr: SocketAddr, use_: SocketAddrUse) -> bool {
+        match use_ {
+            // Only the implicit or explicit bind to an ephemeral port.
+            SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
+                addr.ip().is_unspecified() && addr.port() == 0
+            }
+            SocketAddrUse::TcpConnect => self.tcp && self.remote.contains(&addr),
+            // Datagrams go to, and are taken from, the granted peers only.
+            SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
+                self.udp && self.remote.contains(&addr)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// What a plugin says about itself, plus what the host found out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginInfo {
@@ -238,6 +271,9 @@ pub(crate) struct LoadedPlugin {
     pool: Mutex<Vec<Live>>,
     pool_size: usize,
     pub(crate) info: PluginInfo,
+    /// Fully qualified names of everything the component exports.
+    pub(crate) exports: Vec<String>,
+    network: Option<Arc<NetworkGrant>>,
 }
 
 impl LoadedPlugin {
@@ -247,6 +283,7 @@ impl LoadedPlugin {
         stage: Stage,
         component: Component,
         size_bytes: usize,
+        network: Option<NetworkGrant>,
     ) -> Result<LoadedPlugin, LoadError> {
         let label = source.to_string();
         let engine = host.inner.engine.clone();
@@ -294,6 +331,8 @@ impl LoadedPlugin {
                 description: String::new(),
                 size_bytes,
             },
+            exports: exports.clone(),
+            network: network.map(Arc::new),
         };
         let described = if exports
             .iter()
@@ -336,8 +375,22 @@ impl LoadedPlugin {
     /// A fresh instance in a fresh store with the host's limits.
     pub(crate) fn instantiate(&self) -> Result<Live, StageError> {
         let stderr = MemoryOutputPipe::new(16 * 1024);
+        let mut wasi = WasiCtx::builder();
+        wasi.stderr(stderr.clone())
+            .allow_ip_name_lookup(false)
+            .allow_udp(false)
+            .allow_tcp(false);
+        if let Some(grant) = &self.network {
+            let check = grant.clone();
+            wasi.allow_udp(grant.udp)
+                .allow_tcp(grant.tcp)
+                .socket_addr_check(move |addr, use_| {
+                    let ok = check.permits(addr, use_);
+                    Box::pin(async move { ok })
+                });
+        }
         let state = StoreState {
-            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
+            wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: MemoryCap {
                 max_bytes: self.memory_limit,
@@ -433,5 +486,53 @@ impl LoadedPlugin {
             offset: None,
             plugin: self.label.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_grant_admits_only_its_peers_from_ephemeral_ports() {
+        let dns: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+        let other: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        let grant = NetworkGrant {
+            udp: true,
+            tcp: false,
+            remote: vec![dns],
+        };
+        assert!(grant.permits("0.0.0.0:0".parse().unwrap(), SocketAddrUse::UdpBind));
+        assert!(
+            !grant.permits("0.0.0.0:25".parse().unwrap(), SocketAddrUse::UdpBind),
+            "no fixed local port"
+        );
+        assert!(
+            !grant.permits("127.0.0.1:0".parse().unwrap(), SocketAddrUse::UdpBind),
+            "no specific local address"
+        );
+        assert!(grant.permits(dns, SocketAddrUse::UdpSend));
+        assert!(grant.permits(dns, SocketAddrUse::UdpReceive));
+        assert!(
+            !grant.permits(other, SocketAddrUse::UdpSend),
+            "only the granted peer"
+        );
+        assert!(
+            !grant.permits(other, SocketAddrUse::UdpReceive),
+            "datagrams from others are refused"
+        );
+        assert!(
+            !grant.permits(dns, SocketAddrUse::TcpConnect),
+            "TCP not granted"
+        );
+        assert!(!grant.permits("0.0.0.0:0".parse().unwrap(), SocketAddrUse::TcpListen));
+        let tcp = NetworkGrant {
+            udp: false,
+            tcp: true,
+            remote: vec![dns],
+        };
+        assert!(tcp.permits(dns, SocketAddrUse::TcpConnect));
+        assert!(!tcp.permits(dns, SocketAddrUse::UdpSend));
+        assert!(!tcp.permits(dns, SocketAddrUse::TcpAccept));
     }
 }

@@ -66,9 +66,13 @@ pub enum DnsError {
         /// What differs.
         detail: String,
     },
-    /// QR is clear: the message is a query, not a response (RFC 1035 §4.1.1).
-    #[error("not-a-response: QR bit is clear (RFC 1035 §4.1.1); drop the message")]
-    NotAResponse,
+    /// Not a response to a standard query: QR is clear, or the OPCODE is
+    /// not QUERY, which a response copies from its query (RFC 1035 §4.1.1).
+    #[error("not-a-response: {reason} (RFC 1035 §4.1.1); drop the message")]
+    NotAResponse {
+        /// Which of the two it was.
+        reason: &'static str,
+    },
     /// The message is not well formed (RFC 1035 §4).
     #[error("malformed at byte {offset}: {reason} (RFC 1035 §4)")]
     Malformed {
@@ -109,7 +113,7 @@ impl DnsError {
             DnsError::Truncated => "truncated",
             DnsError::IdMismatch { .. } => "id-mismatch",
             DnsError::QuestionMismatch { .. } => "question-mismatch",
-            DnsError::NotAResponse => "not-a-response",
+            DnsError::NotAResponse { .. } => "not-a-response",
             DnsError::Malformed { .. } => "malformed",
             DnsError::InvalidUri { .. } => "invalid-uri",
             DnsError::CnameChain { .. } => "cname-chain",

@@ -122,16 +122,20 @@ pub fn parse_response(
     let counts = [r.u16("header")?, r.u16("header")?, r.u16("header")?];
 
     if flags & 0x8000 == 0 {
-        return Err(DnsError::NotAResponse);
+        return Err(DnsError::NotAResponse {
+            reason: "the QR bit is clear: this is a query",
+        });
+    }
+    if (flags >> 11) & 0xF != 0 {
+        return Err(DnsError::NotAResponse {
+            reason: "the OPCODE is not QUERY (0), so this answers no query of ours",
+        });
     }
     if id != query_id {
         return Err(DnsError::IdMismatch {
             expected: query_id,
             found: id,
         });
-    }
-    if (flags >> 11) & 0xF != 0 {
-        return Err(DnsError::malformed(2, "opcode is not QUERY (0)"));
     }
     let truncated = flags & 0x0200 != 0;
     let authenticated_data = flags & 0x0020 != 0;

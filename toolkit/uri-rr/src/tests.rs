@@ -470,9 +470,10 @@ fn not_a_response() {
 
 #[test]
 fn opcode_must_be_query() {
+    // A response copies its query's OPCODE, so another one answers no query of ours.
     let mut r = ok();
     r.flags |= 2 << 11; // STATUS
-    assert_eq!(malformed_at(&r.build()).0, 2);
+    assert_eq!(code(&r.build()), "not-a-response");
 }
 
 #[test]
@@ -574,8 +575,9 @@ fn invalid_uri_target_fails_with_message_offset() {
         rdata: RData::Raw(vec![0, 1, 0]),
     });
     assert_eq!(malformed_at(&short.build()).0, rdata_at + 3);
+    // An empty target leaves 4-octet RDATA: structurally short (RFC 7553 §4.5).
     let empty = Response::to(ID, Q).uri(Q, 60, 1, 1, "").build();
-    assert_eq!(code(&empty), "invalid-uri");
+    assert_eq!(code(&empty), "malformed");
 }
 
 // ---- every class, every prefix -------------------------------------------------

@@ -65,9 +65,11 @@ pub(crate) fn parse_uri_rdata_at(
         ));
     };
     if target.is_empty() {
-        return Err(invalid(
-            4,
-            "empty target; the Target field MUST NOT be empty",
+        // Structurally short: URI RDATA is at least 5 octets, since the
+        // Target MUST NOT be empty (RFC 7553 §4.5).
+        return Err(DnsError::malformed(
+            base + 4,
+            "URI RDATA of 4 octets: the target after priority and weight is empty (RFC 7553 §4.5)",
         ));
     }
     let target = core::str::from_utf8(target)
@@ -171,7 +173,7 @@ mod tests {
         };
         check(b"", "malformed", 0);
         check(b"\x00\x01\x00", "malformed", 3);
-        check(b"\x00\x01\x00\x01", "invalid-uri", 4);
+        check(b"\x00\x01\x00\x01", "malformed", 4);
         check(&rdata(1, 1, b"https://a.example/\xff"), "invalid-uri", 22);
         check(
             &rdata(1, 1, b"gw.moon.example/inboundmail"),
