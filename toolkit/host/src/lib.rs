@@ -28,6 +28,7 @@ mod error;
 mod fragmenter;
 mod plugin;
 mod resolver;
+mod sender;
 
 pub use crate::codec::Codec;
 pub use crate::engine::{Host, HostConfig};
@@ -35,6 +36,7 @@ pub use crate::error::{LoadError, StageError};
 pub use crate::fragmenter::{Fragmenter, ReassemblerSession};
 pub use crate::plugin::{NetworkGrant, PluginInfo, PluginSource, Stage};
 pub use crate::resolver::{Resolved, Resolver};
+pub use crate::sender::Sender;
 
 /// Types of the `deepmail:stages` WIT package, as the host sees them.
 pub mod types {

@@ -1,0 +1,75 @@
+//! The sender stage as the host calls it: a plugin exporting
+//! `deepmail:stages/sender`, with exactly the network access its next hop
+//! needs.
+
+use std::sync::Arc;
+
+use crate::bindings::deepmail::stages::types;
+use crate::bindings::exports::deepmail::stages::sender::{self, Delivery, Outcome, Payload};
+use crate::engine::Host;
+use crate::error::{LoadError, StageError};
+use crate::plugin::{LoadedPlugin, NetworkGrant, PluginInfo, PluginSource, Stage};
+
+/// A loaded sender plugin with its settings. Cheap to clone.
+#[derive(Clone)]
+pub struct Sender {
+    plugin: Arc<LoadedPlugin>,
+    indices: Arc<sender::GuestIndices>,
+    config: Vec<(String, String)>,
+}
+
+impl Sender {
+    /// Loads `source` as the sender stage with `config` (key/value settings
+    /// passed on every delivery) and the sockets it may use (`None`: none;
+    /// plugins that speak HTTP through `wasi:http` need none).
+    pub fn load(
+        host: &Host,
+        source: &PluginSource,
+        config: Vec<(String, String)>,
+        network: Option<NetworkGrant>,
+    ) -> Result<Sender, LoadError> {
+        let plugin = host.load(source, Stage::Sender, network)?;
+        let indices =
+            sender::GuestIndices::new(plugin.instance_pre()).map_err(|e| LoadError::Link {
+                plugin: plugin.label().to_string(),
+                detail: format!("{e:#}"),
+            })?;
+        Ok(Sender {
+            plugin,
+            indices: Arc::new(indices),
+            config,
+        })
+    }
+
+    /// What the plugin is.
+    pub fn info(&self) -> &PluginInfo {
+        &self.plugin.info
+    }
+
+    /// Delivers `payload` to `next_hop`, keyed by `idempotency_key` so the
+    /// receiver can deduplicate retries.
+    pub fn send(
+        &self,
+        next_hop: &str,
+        idempotency_key: &str,
+        payload: Payload,
+    ) -> Result<Outcome, StageError> {
+        let delivery = Delivery {
+            next_hop: next_hop.to_string(),
+            idempotency_key: idempotency_key.to_string(),
+            payload,
+            config: self.config.clone(),
+        };
+        let result = self.plugin.call(|store, instance| {
+            self.indices
+                .load(&mut *store, instance)?
+                .call_send(&mut *store, &delivery)
+        })?;
+        result.map_err(|e: types::StageError| StageError {
+            code: e.code,
+            message: e.message,
+            offset: e.offset,
+            plugin: self.plugin.label().to_string(),
+        })
+    }
+}
