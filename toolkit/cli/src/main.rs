@@ -3,11 +3,14 @@
 //! STAGE=SOURCE` swaps one for your own `.wasm` on any command.
 
 mod bundle_cmds;
+mod certs_cmd;
 mod codec_cmds;
 mod conformance_cmd;
 mod output;
+mod receive_cmd;
 mod resolve_cmd;
 mod roundtrip;
+mod send_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +41,7 @@ Stages and their default plugins (embedded in this binary):
   fragmenter  builtin:bp7-fragmenter   ADU <-> BPv7 bundles (RFC 9171 §5.8, §5.9)
   resolver    builtin:dns-resolver     domain -> next hops from DNS URI records (RFC 7553)
               builtin:static-resolver  domain -> next hops from --route / configured routes
+  sender      builtin:https-sender     POST Batch SMTP over HTTPS (HTTP/2 or 1.1) via wasi:http
 
 Environment:
   DEEPMAIL_CACHE_DIR   where compiled plugins are cached (default ~/.cache/deepmail; `off` disables)";
@@ -56,7 +60,7 @@ struct Cli {
 #[derive(Args, Clone)]
 struct PluginArgs {
     /// Use SOURCE for STAGE: `builtin:<name>` or a path to a .wasm component
-    /// (stages: codec, fragmenter, resolver). Repeatable.
+    /// (stages: codec, fragmenter, resolver, sender). Repeatable.
     #[arg(long = "plugin", value_name = "STAGE=SOURCE", global = true)]
     plugin: Vec<String>,
     /// Seconds one plugin call may take before it is stopped.
@@ -83,10 +87,16 @@ enum Command {
     Inspect(bundle_cmds::InspectArgs),
     /// Find a mail domain's next hops: DNS URI records (RFC 7553) or static routes.
     Resolve(resolve_cmd::ResolveArgs),
+    /// Deliver a Batch SMTP object to a mail domain's gateway: resolve, then send (HTTPS), with retries.
+    Send(send_cmd::SendArgs),
     /// List the embedded plugins and the ones chosen with --plugin.
     Plugins(PluginsArgs),
     /// Check stage implementations against the conformance vectors.
     Conformance(conformance_cmd::ConformanceArgs),
+    /// Run the receiving endpoint: HTTPS and HTTP/3 POST of Batch SMTP into a durable spool.
+    Receive(receive_cmd::ReceiveArgs),
+    /// Generate a test CA, server and client certificates (rcgen).
+    Certs(certs_cmd::CertsArgs),
 }
 
 #[derive(Args)]
@@ -128,9 +138,6 @@ impl Stages {
             let stage: Stage = stage
                 .parse()
                 .map_err(|e: String| anyhow::anyhow!("--plugin {spec}: {e}"))?;
-            if stage == Stage::Sender {
-                bail!("--plugin {spec}: the {stage} stage is not used by these commands yet");
-            }
             let source: PluginSource = source.parse().unwrap_or_else(|e| match e {});
             chosen.retain(|(s, _)| *s != stage);
             chosen.push((stage, source));
@@ -166,7 +173,10 @@ impl Stages {
 
 fn list_plugins(stages: &Stages, args: &PluginsArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
-    for b in deepmail_host::builtin::BUILTINS {
+    for b in deepmail_host::builtin::BUILTINS
+        .iter()
+        .filter(|b| deepmail_host::builtin::is_built(b))
+    {
         let source = PluginSource::Builtin(b.name.to_string());
         let role = if stages.chosen(b.stage) == Some(&source)
             || (b.default && stages.chosen(b.stage).is_none())
@@ -174,8 +184,10 @@ fn list_plugins(stages: &Stages, args: &PluginsArgs) -> anyhow::Result<()> {
             "in use"
         } else if b.default {
             "default"
-        } else {
+        } else if b.test_only {
             "test only"
+        } else {
+            "available"
         };
         rows.push((source, b.stage, role));
     }
@@ -186,7 +198,7 @@ fn list_plugins(stages: &Stages, args: &PluginsArgs) -> anyhow::Result<()> {
     }
     let mut json_rows = Vec::new();
     let mut text = format!(
-        "{:<26} {:<11} {:<18} {:<9} {:>9}  {:<9} description\n",
+        "{:<26} {:<11} {:<20} {:<9} {:>9}  {:<9} description\n",
         "plugin", "stage", "world", "version", "bytes", "role"
     );
     for (source, stage, role) in rows {
@@ -194,11 +206,13 @@ fn list_plugins(stages: &Stages, args: &PluginsArgs) -> anyhow::Result<()> {
             Stage::Codec => Codec::load(&stages.host, &source).map(|c| c.info().clone()),
             Stage::Resolver => deepmail_host::Resolver::load(&stages.host, &source, vec![])
                 .map(|r| r.info().clone()),
+            Stage::Sender => deepmail_host::Sender::load(&stages.host, &source, vec![], None)
+                .map(|s| s.info().clone()),
             _ => Fragmenter::load(&stages.host, &source).map(|f| f.info().clone()),
         }
         .with_context(|| format!("loading {source}"))?;
         text.push_str(&format!(
-            "{:<26} {:<11} {:<18} {:<9} {:>9}  {:<9} {}\n",
+            "{:<26} {:<11} {:<20} {:<9} {:>9}  {:<9} {}\n",
             info.source, stage, info.world, info.version, info.size_bytes, role, info.description
         ));
         json_rows.push(serde_json::json!({
@@ -229,8 +243,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reassemble(a) => bundle_cmds::reassemble(&stages, a).map(|_| ExitCode::SUCCESS),
         Command::Inspect(a) => bundle_cmds::inspect(&stages, a),
         Command::Resolve(a) => resolve_cmd::run(&stages, a),
+        Command::Send(a) => send_cmd::run(&stages, a),
         Command::Plugins(a) => list_plugins(&stages, &a).map(|_| ExitCode::SUCCESS),
         Command::Conformance(a) => conformance_cmd::run_cmd(&stages, a),
+        Command::Receive(a) => receive_cmd::run(&stages, a).map(|_| ExitCode::SUCCESS),
+        Command::Certs(a) => certs_cmd::run(a).map(|_| ExitCode::SUCCESS),
     }
 }
 

@@ -37,7 +37,7 @@ pub(crate) struct ResolveArgs {
 }
 
 /// The nameservers of /etc/resolv.conf, as address:53.
-fn system_nameservers() -> Vec<String> {
+pub(crate) fn system_nameservers() -> Vec<String> {
     std::fs::read_to_string("/etc/resolv.conf")
         .unwrap_or_default()
         .lines()

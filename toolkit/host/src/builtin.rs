@@ -12,6 +12,8 @@ pub struct Builtin {
     pub stage: Stage,
     /// Whether it is the stage's default.
     pub default: bool,
+    /// Whether it exists only for deepmail's own tests.
+    pub test_only: bool,
     /// The component.
     pub wasm: &'static [u8],
 }
@@ -23,30 +25,49 @@ pub const BUILTINS: &[Builtin] = &[
         name: "bsmtp-codec",
         stage: Stage::Codec,
         default: true,
+        test_only: false,
         wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_BSMTP_CODEC")),
     },
     Builtin {
         name: "bp7-fragmenter",
         stage: Stage::Fragmenter,
         default: true,
+        test_only: false,
         wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_BP7_FRAGMENTER")),
     },
     Builtin {
         name: "dns-resolver",
         stage: Stage::Resolver,
         default: true,
+        test_only: false,
         wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_DNS_RESOLVER")),
     },
     Builtin {
         name: "static-resolver",
         stage: Stage::Resolver,
         default: false,
+        test_only: false,
         wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_STATIC_RESOLVER")),
+    },
+    Builtin {
+        name: "https-sender",
+        stage: Stage::Sender,
+        default: true,
+        test_only: false,
+        wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_HTTPS_SENDER")),
+    },
+    Builtin {
+        name: "quic-sender",
+        stage: Stage::Sender,
+        default: false,
+        test_only: false,
+        wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_QUIC_SENDER")),
     },
     Builtin {
         name: "misbehaving",
         stage: Stage::Codec,
         default: false,
+        test_only: true,
         wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_MISBEHAVING")),
     },
 ];
@@ -54,6 +75,12 @@ pub const BUILTINS: &[Builtin] = &[
 /// The embedded plugin called `name`.
 pub fn find(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)
+}
+
+/// Whether this build carries the plugin's component (plugins that need
+/// clang to build are left out when it was missing).
+pub fn is_built(b: &Builtin) -> bool {
+    !b.wasm.is_empty()
 }
 
 /// The default embedded plugin for `stage`, if any.

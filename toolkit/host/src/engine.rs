@@ -84,6 +84,9 @@ impl Host {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| anyhow::anyhow!("cannot link WASI into the host: {e:#}"))?;
+        // Every plugin may import wasi:http; only a granted one gets an answer.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
+            .map_err(|e| anyhow::anyhow!("cannot link wasi:http into the host: {e:#}"))?;
         start_epoch_ticker(&engine);
         let ticks = config
             .call_timeout

@@ -61,6 +61,12 @@ pub enum LoadError {
         /// The names there are.
         known: String,
     },
+    /// The built-in plugin exists but was left out of this build.
+    #[error("builtin:{name} is not in this build: it needs clang to compile ring for wasm32 (apt-get install clang), then rebuild deepmail")]
+    NotBuilt {
+        /// The plugin.
+        name: String,
+    },
     /// The bytes are not a WebAssembly component wasmtime can compile.
     #[error("{plugin} is not a usable WebAssembly component: {detail}\n(plugins are components for wasm32-wasip2, e.g. `cargo build --target wasm32-wasip2`)")]
     Compile {
@@ -80,6 +86,14 @@ pub enum LoadError {
         interface: String,
         /// What the component exports instead.
         exports: String,
+    },
+    /// The network or HTTP grant given to the plugin is unusable.
+    #[error("{plugin}: {detail}")]
+    Grant {
+        /// The plugin.
+        plugin: String,
+        /// What is wrong (e.g. a trust-root file that holds no certificate).
+        detail: String,
     },
     /// The component imports something the host does not provide.
     #[error("{plugin} cannot be linked: {detail}\n(plugins may import only WASI 0.2 interfaces)")]

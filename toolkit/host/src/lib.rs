@@ -26,6 +26,7 @@ mod codec;
 mod engine;
 mod error;
 mod fragmenter;
+mod http;
 mod plugin;
 mod resolver;
 mod sender;
@@ -34,6 +35,7 @@ pub use crate::codec::Codec;
 pub use crate::engine::{Host, HostConfig};
 pub use crate::error::{LoadError, StageError};
 pub use crate::fragmenter::{Fragmenter, ReassemblerSession};
+pub use crate::http::HttpGrant;
 pub use crate::plugin::{NetworkGrant, PluginInfo, PluginSource, Stage};
 pub use crate::resolver::{Resolved, Resolver};
 pub use crate::sender::Sender;
@@ -48,6 +50,8 @@ pub mod types {
         BlockInfo, BundleId, BundleInfo, BundleSpec, CrcType, DeliveredAdu, PendingStats,
         ReassemblyLimits,
     };
+    pub use crate::bindings::exports::deepmail::stages::resolver::NextHop;
+    pub use crate::bindings::exports::deepmail::stages::sender::{Delivery, Outcome, Payload};
 }
 
 /// Version of the WIT package this host speaks.

@@ -16,6 +16,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::bindings::exports::deepmail::stages::plugin_info;
 use crate::engine::Host;
 use crate::error::{LoadError, StageError};
+use crate::http::{HttpGrant, HttpHooks, HttpPolicy};
 
 /// The stages a plugin can serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -77,7 +78,7 @@ impl Stage {
 
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 
@@ -113,12 +114,14 @@ impl PluginSource {
 
     pub(crate) fn bytes(&self) -> Result<std::borrow::Cow<'static, [u8]>, LoadError> {
         match self {
-            PluginSource::Builtin(name) => crate::builtin::find(name)
-                .map(|b| std::borrow::Cow::Borrowed(b.wasm))
-                .ok_or_else(|| LoadError::UnknownBuiltin {
+            PluginSource::Builtin(name) => match crate::builtin::find(name) {
+                Some(b) if crate::builtin::is_built(b) => Ok(std::borrow::Cow::Borrowed(b.wasm)),
+                Some(_) => Err(LoadError::NotBuilt { name: name.clone() }),
+                None => Err(LoadError::UnknownBuiltin {
                     name: name.clone(),
                     known: crate::builtin::names().join(", "),
                 }),
+            },
             PluginSource::Path(path) => {
                 std::fs::read(path)
                     .map(std::borrow::Cow::Owned)
@@ -161,6 +164,8 @@ pub struct NetworkGrant {
     pub tcp: bool,
     /// The remote addresses it may send to or connect to.
     pub remote: Vec<SocketAddr>,
+    /// HTTP requests the host makes on its behalf (`wasi:http`).
+    pub http: Option<HttpGrant>,
 }
 
 impl NetworkGrant {
@@ -209,6 +214,18 @@ pub(crate) struct StoreState {
     table: ResourceTable,
     limiter: MemoryCap,
     stderr: MemoryOutputPipe,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    http_hooks: HttpHooks,
+}
+
+impl wasmtime_wasi_http::WasiHttpView for StoreState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            hooks: &mut self.http_hooks,
+            table: &mut self.table,
+            ctx: &mut self.http,
+        }
+    }
 }
 
 impl WasiView for StoreState {
@@ -274,6 +291,7 @@ pub(crate) struct LoadedPlugin {
     /// Fully qualified names of everything the component exports.
     pub(crate) exports: Vec<String>,
     network: Option<Arc<NetworkGrant>>,
+    http: Option<Arc<HttpPolicy>>,
 }
 
 impl LoadedPlugin {
@@ -286,6 +304,15 @@ impl LoadedPlugin {
         network: Option<NetworkGrant>,
     ) -> Result<LoadedPlugin, LoadError> {
         let label = source.to_string();
+        let http = match network.as_ref().and_then(|n| n.http.clone()) {
+            Some(grant) => Some(Arc::new(HttpPolicy::new(grant).map_err(|detail| {
+                LoadError::Grant {
+                    plugin: label.clone(),
+                    detail,
+                }
+            })?)),
+            None => None,
+        };
         let engine = host.inner.engine.clone();
         let exports: Vec<String> = component
             .component_type()
@@ -324,7 +351,15 @@ impl LoadedPlugin {
             info: PluginInfo {
                 source: label.clone(),
                 stage,
-                world: stage.world(),
+                world: if stage == Stage::Resolver
+                    && exports
+                        .iter()
+                        .any(|e| e.starts_with("deepmail:stages/dns-answer@"))
+                {
+                    "dns-resolver-plugin"
+                } else {
+                    stage.world()
+                },
                 interface: wanted,
                 name: String::new(),
                 version: String::new(),
@@ -333,6 +368,7 @@ impl LoadedPlugin {
             },
             exports: exports.clone(),
             network: network.map(Arc::new),
+            http,
         };
         let described = if exports
             .iter()
@@ -397,6 +433,10 @@ impl LoadedPlugin {
                 hit: None,
             },
             stderr,
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            http_hooks: HttpHooks {
+                policy: self.http.clone(),
+            },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -501,6 +541,7 @@ mod tests {
             udp: true,
             tcp: false,
             remote: vec![dns],
+            http: None,
         };
         assert!(grant.permits("0.0.0.0:0".parse().unwrap(), SocketAddrUse::UdpBind));
         assert!(
@@ -530,6 +571,7 @@ mod tests {
             udp: false,
             tcp: true,
             remote: vec![dns],
+            http: None,
         };
         assert!(tcp.permits(dns, SocketAddrUse::TcpConnect));
         assert!(!tcp.permits(dns, SocketAddrUse::UdpSend));

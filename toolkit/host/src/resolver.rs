@@ -52,6 +52,7 @@ fn grant_for(config: &[(String, String)]) -> Option<NetworkGrant> {
         udp: true,
         tcp: true,
         remote,
+        http: None,
     })
 }
 

@@ -1,0 +1,171 @@
+//! HTTP/3 (RFC 9114) over QUIC: quinn for the transport, h3 for the
+//! framing. Graceful shutdown sends GOAWAY on every connection, lets the
+//! requests in flight finish, then closes the endpoint.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use h3::error::Code;
+use h3::server::RequestResolver;
+use http::{Response, Version};
+use quinn::crypto::rustls::QuicServerConfig;
+use rustls_pki_types::CertificateDer;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::{handle, BodySource, ReceiveError, RequestHead, Shared, Transport, JSON};
+use crate::tls::certificate_subject;
+
+type H3Stream = h3::server::RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>;
+
+struct H3Body<'a>(&'a mut H3Stream);
+
+impl BodySource for H3Body<'_> {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, String> {
+        match self.0.recv_data().await {
+            Ok(Some(mut data)) => Ok(Some(data.copy_to_bytes(data.remaining()))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// A QUIC endpoint on `addr` speaking `tls` (whose ALPN must be `h3`).
+pub(super) fn bind(
+    addr: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
+) -> Result<quinn::Endpoint, ReceiveError> {
+    let crypto = QuicServerConfig::try_from(tls).map_err(|e| ReceiveError::Quic(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    // Room for a large batch in flight on a fast path.
+    transport.stream_receive_window(quinn::VarInt::from_u32(8 << 20));
+    transport.receive_window(quinn::VarInt::from_u32(16 << 20));
+    config.transport_config(Arc::new(transport));
+    quinn::Endpoint::server(config, addr).map_err(|error| ReceiveError::Bind {
+        transport: "h3",
+        addr,
+        error,
+    })
+}
+
+pub(super) async fn serve(
+    endpoint: quinn::Endpoint,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    handshake_timeout: Duration,
+    grace: Duration,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => match incoming {
+                Some(incoming) => {
+                    connections.spawn(connection(
+                        incoming,
+                        shared.clone(),
+                        stop.clone(),
+                        handshake_timeout,
+                    ));
+                }
+                None => break,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = super::stopped(&mut stop) => break,
+        }
+    }
+    // Refuse new connections; let the open ones finish their requests.
+    endpoint.set_server_config(None);
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        connections.abort_all();
+    }
+    endpoint.close(quinn::VarInt::from_u32(0), b"shutting down");
+    let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+}
+
+async fn connection(
+    incoming: quinn::Incoming,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    handshake_timeout: Duration,
+) {
+    let conn = match tokio::time::timeout(handshake_timeout, incoming).await {
+        Ok(Ok(conn)) => conn,
+        _ => return,
+    };
+    let peer = conn.remote_address();
+    let client_subject = conn
+        .peer_identity()
+        .and_then(|id| id.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .and_then(|chain| chain.first().cloned())
+        .map(|leaf| certificate_subject(&leaf).unwrap_or_else(|| "client-certificate".into()));
+    let mut h3conn: h3::server::Connection<h3_quinn::Connection, Bytes> =
+        match h3::server::Connection::new(h3_quinn::Connection::new(conn)).await {
+            Ok(c) => c,
+            Err(_) => return,
+        };
+    let mut requests = JoinSet::new();
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            accepted = h3conn.accept() => match accepted {
+                Ok(Some(resolver)) => {
+                    requests.spawn(request(resolver, shared.clone(), peer, client_subject.clone()));
+                }
+                // GOAWAY done and every request answered, or the peer closed.
+                Ok(None) | Err(_) => break,
+            },
+            _ = super::stopped(&mut stop), if !stopping => {
+                stopping = true;
+                let _ = h3conn.shutdown(0).await;
+            }
+        }
+    }
+    while requests.join_next().await.is_some() {}
+}
+
+async fn request(
+    resolver: RequestResolver<h3_quinn::Connection, Bytes>,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    client_subject: Option<String>,
+) {
+    let Ok((req, mut stream)) = resolver.resolve_request().await else {
+        return;
+    };
+    let (parts, ()) = req.into_parts();
+    let head = RequestHead {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        headers: parts.headers,
+        peer,
+        transport: Transport::H3,
+        version: "HTTP/3",
+        client_subject,
+    };
+    let reply = handle(&shared, &head, &mut H3Body(&mut stream)).await;
+    let mut response = Response::new(());
+    *response.status_mut() = reply.status;
+    *response.version_mut() = Version::HTTP_3;
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, JSON);
+    for (name, value) in reply.headers {
+        headers.insert(name, value);
+    }
+    if stream.send_response(response).await.is_err() {
+        return;
+    }
+    let _ = stream.send_data(reply.body).await;
+    let _ = stream.finish().await;
+    if !reply.body_consumed {
+        // RFC 9114 §4.1: a complete response before the whole request;
+        // ask the client to stop sending the rest.
+        stream.stop_sending(Code::H3_NO_ERROR);
+    }
+}
