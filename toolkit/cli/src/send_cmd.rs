@@ -142,6 +142,12 @@ fn authority_of(uri: &str) -> anyhow::Result<String> {
 }
 
 pub(crate) fn run(stages: &Stages, args: SendArgs) -> anyhow::Result<ExitCode> {
+    if args.h3 && args.cert.is_some() {
+        bail!(
+            "--h3 cannot present a client certificate yet (the quic-sender plugin has no mutual TLS); \
+             authenticate with --token, or send over HTTPS"
+        );
+    }
     let body = read_input(&args.input)?;
     if body.is_empty() {
         bail!("{} is empty: nothing to send", args.input.display());
