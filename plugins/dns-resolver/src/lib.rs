@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use deepmail::stages::types::StageError;
 use deepmail_uri_rr::{
-    bsmtp_service_name, build_query, frame_tcp, order_records, parse_response, unframe_tcp, Answer,
-    DnsError, Name, DEFAULT_EDNS_UDP_SIZE, TYPE_URI,
+    bsmtp_service_name, build_query, frame_tcp, order_records, parse_response, seeded_random,
+    unframe_tcp, Answer, DnsError, Name, DEFAULT_EDNS_UDP_SIZE, TYPE_URI,
 };
 use exports::deepmail::stages::plugin_info::Info;
 use exports::deepmail::stages::resolver::{NextHop, ResolveRequest};
@@ -60,19 +60,6 @@ fn dns_error(e: &DnsError, from: &str) -> StageError {
     }
 }
 
-/// splitmix64: the plugin needs reproducible randomness, not secrecy.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 fn service_name(domain: &str) -> Result<Name, StageError> {
     bsmtp_service_name(domain).map_err(|e| {
         error(
@@ -89,9 +76,8 @@ fn next_hops(
     schemes: &[String],
     origin: &str,
 ) -> Result<Vec<NextHop>, StageError> {
-    let mut rng = SplitMix(seed);
     let allowed: Vec<&str> = schemes.iter().map(String::as_str).collect();
-    let ordered = order_records(&answer.records, &mut || rng.next(), &allowed);
+    let ordered = order_records(&answer.records, &mut seeded_random(seed), &allowed);
     if ordered.is_empty() {
         let targets: Vec<&str> = answer.records.iter().map(|r| r.target.as_str()).collect();
         return Err(error(
@@ -352,11 +338,11 @@ impl exports::deepmail::stages::resolver::Guest for Plugin {
     fn resolve(request: ResolveRequest) -> Result<Vec<NextHop>, StageError> {
         let settings = settings(&request.config)?;
         let name = service_name(&request.domain)?;
-        let mut rng = SplitMix(request.random_seed ^ 0xD1B5_4A32_D192_ED03);
+        let mut ids = seeded_random(request.random_seed ^ 0xD1B5_4A32_D192_ED03);
         let mut last = None;
         for server in &settings.servers {
             for _ in 0..settings.attempts {
-                let id = (rng.next() >> 48) as u16;
+                let id = (ids() >> 48) as u16;
                 let mut outcome = query_udp(*server, &name, id, settings.timeout);
                 if let Exchange::Retry(e) = &outcome {
                     if e.code == "truncated" {

@@ -13,7 +13,7 @@ wit_bindgen::generate!({
 });
 
 use deepmail::stages::types::StageError;
-use deepmail_uri_rr::{order_records, UriRecord};
+use deepmail_uri_rr::{order_records, seeded_random, UriRecord};
 use exports::deepmail::stages::plugin_info::Info;
 use exports::deepmail::stages::resolver::{NextHop, ResolveRequest};
 
@@ -90,15 +90,6 @@ fn route(text: &str) -> Result<Route, StageError> {
     })
 }
 
-/// splitmix64, as in dns-resolver: reproducible order for a given seed.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 impl exports::deepmail::stages::resolver::Guest for Plugin {
     fn resolve(request: ResolveRequest) -> Result<Vec<NextHop>, StageError> {
         let mut routes = Vec::new();
@@ -136,9 +127,8 @@ impl exports::deepmail::stages::resolver::Guest for Plugin {
                 offset: None,
             });
         }
-        let mut state = request.random_seed;
         let allowed: Vec<&str> = request.schemes.iter().map(String::as_str).collect();
-        let ordered = order_records(&matching, &mut || splitmix(&mut state), &allowed);
+        let ordered = order_records(&matching, &mut seeded_random(request.random_seed), &allowed);
         if ordered.is_empty() {
             return Err(StageError {
                 code: "no-usable-target".into(),

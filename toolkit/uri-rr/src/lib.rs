@@ -83,5 +83,5 @@ pub use crate::error::{DnsError, NameError};
 pub use crate::name::{bsmtp_service_name, Labels, Name, MAX_LABEL_LEN, MAX_NAME_LEN};
 pub use crate::query::{build_query, frame_tcp, unframe_tcp, DEFAULT_EDNS_UDP_SIZE};
 pub use crate::response::{parse_response, Answer, MAX_CNAME_CHAIN};
-pub use crate::select::order_records;
+pub use crate::select::{order_records, seeded_random};
 pub use crate::uri::{parse_uri_rdata, UriRecord, TYPE_URI};
