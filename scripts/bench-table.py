@@ -5,11 +5,13 @@ Run the benchmarks first (one run, so ratios compare like with like):
 
     cargo bench -p deepmail-host --bench plugins
     cargo bench -p deepmail-bundle --bench fragment
+    cargo bench -p deepmail-gateway --bench transport
     python3 scripts/bench-table.py
 
 Reads target/criterion/*/*/*/new/estimates.json (mean point estimates) and
-prints Markdown: plugin vs native per operation and size, and our bundle
-build vs bp7's whole-bundle encode of the same payload.
+prints Markdown: plugin vs native per operation and size, our bundle build
+vs bp7's whole-bundle encode of the same payload, and the sender plugins vs
+native clients over HTTPS and HTTP/3 (one new connection per request).
 """
 import json
 import os
@@ -93,9 +95,64 @@ def ours_vs_bp7():
     return rows
 
 
+def bench_bytes(group, bench, param):
+    """The Throughput::Bytes criterion recorded for a benchmark."""
+    path = os.path.join(ROOT, group, bench, param, "new", "benchmark.json")
+    try:
+        with open(path) as f:
+            return json.load(f)["throughput"]["Bytes"]
+    except (FileNotFoundError, KeyError, TypeError):
+        return None
+
+
+def rate(ns, nbytes, label):
+    """req/s for the small batch, MB/s for the large one."""
+    if ns is None:
+        return "-"
+    if label.startswith("1KiB"):
+        return f"{1e9 / ns:,.0f} req/s"
+    if nbytes:
+        return f"{nbytes / (ns / 1e9) / 1e6:,.0f} MB/s"
+    return "-"
+
+
+def transport():
+    """Sender plugins vs native clients (toolkit/gateway/benches/transport.rs)."""
+    groups = (("HTTPS (HTTP/2)", "transport_https"), ("HTTP/3", "transport_h3"))
+    if not any(params(g, "native") for _, g in groups):
+        return 0
+    print()
+    print("| transport | batch | native | plugin | plugin / native | native rate | plugin rate |")
+    print("|---|---|---|---|---|---|---|")
+    rows = 0
+    for name, g in groups:
+        for p in params(g, "native"):
+            n = mean_ns(g, "native", p)
+            w = mean_ns(g, "plugin", p)
+            nb = bench_bytes(g, "native", p)
+            ratio = f"{w / n:.2f}x" if n and w else "-"
+            print(f"| {name} | {p} | {fmt_time(n)} | {fmt_time(w)} | {ratio} | {rate(n, nb, p)} | {rate(w, nb, p)} |")
+            rows += 1
+    detail = [(name, g + "-detail") for name, g in groups]
+    if any(os.path.isdir(os.path.join(ROOT, g)) for _, g in detail):
+        print()
+        print("| transport | native variant | batch | time | rate |")
+        print("|---|---|---|---|---|")
+        for name, g in detail:
+            d = os.path.join(ROOT, g)
+            for bench in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+                if bench == "report":
+                    continue
+                for p in params(g, bench):
+                    t = mean_ns(g, bench, p)
+                    print(f"| {name} | {bench} | {p} | {fmt_time(t)} | {rate(t, bench_bytes(g, bench, p), p)} |")
+                    rows += 1
+    return rows
+
+
 if __name__ == "__main__":
     if not os.path.isdir(ROOT):
         sys.exit("no target/criterion: run the benchmarks first (see this script's doc)")
-    n = plugin_vs_native() + ours_vs_bp7()
+    n = plugin_vs_native() + ours_vs_bp7() + transport()
     if n == 0:
         sys.exit("no matching criterion results found")

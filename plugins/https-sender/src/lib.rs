@@ -215,17 +215,38 @@ impl exports::deepmail::stages::sender::Guest for Plugin {
             let stream = outgoing
                 .write()
                 .map_err(|_| error("plugin-failed", "request stream unavailable".into()))?;
-            for chunk in body.chunks(4096) {
-                if let Err(e) = stream.blocking_write_and_flush(chunk) {
-                    write_error = Some(match e {
-                        StreamError::LastOperationFailed(err) => err.to_debug_string(),
-                        StreamError::Closed => {
-                            "the connection closed while sending the body".into()
+            // As much per write as the host takes (`check-write`, up to
+            // its chunk limit), waiting on the stream when it is full: far
+            // fewer host calls and frames than 4 KiB blocking writes.
+            let describe = |e: StreamError| match e {
+                StreamError::LastOperationFailed(err) => err.to_debug_string(),
+                StreamError::Closed => "the connection closed while sending the body".to_string(),
+            };
+            let ready = stream.subscribe();
+            let mut rest: &[u8] = &body;
+            while !rest.is_empty() {
+                match stream.check_write() {
+                    Ok(0) => ready.block(),
+                    Ok(n) => {
+                        let n = usize::try_from(n).unwrap_or(usize::MAX).min(rest.len());
+                        if let Err(e) = stream.write(&rest[..n]) {
+                            write_error = Some(describe(e));
+                            break;
                         }
-                    });
-                    break;
+                        rest = &rest[n..];
+                    }
+                    Err(e) => {
+                        write_error = Some(describe(e));
+                        break;
+                    }
                 }
             }
+            if write_error.is_none() {
+                if let Err(e) = stream.blocking_flush() {
+                    write_error = Some(describe(e));
+                }
+            }
+            drop(ready);
         }
         if write_error.is_none() {
             if let Err(e) = OutgoingBody::finish(outgoing, None) {

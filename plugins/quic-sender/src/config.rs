@@ -21,6 +21,26 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// The client certificate chain and private key for mutual TLS
+/// (`client-cert-pem` and `client-key-pem`), as PEM text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// The certificate chain, end-entity certificate first.
+    pub cert_pem: String,
+    /// The private key: PKCS#8, SEC1 or PKCS#1, unencrypted.
+    pub key_pem: String,
+}
+
+impl fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the private key.
+        f.debug_struct("ClientIdentity")
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
+}
+
 /// Everything one delivery needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -36,6 +56,9 @@ pub struct Settings {
     pub path: String,
     /// PEM text of the trust roots (`ca-pem`).
     pub ca_pem: String,
+    /// Client certificate and key for mutual TLS (`client-cert-pem` and
+    /// `client-key-pem`, both or neither).
+    pub client_identity: Option<ClientIdentity>,
     /// `Authorization: Bearer` token (`bearer-token`).
     pub bearer_token: Option<String>,
     /// Deadline for the whole delivery (`timeout-ms`, default 20 000: under
@@ -168,6 +191,8 @@ impl Settings {
         let mut server_name = None;
         let mut ca_pem: Option<String> = None;
         let mut bearer_token = None;
+        let mut client_cert_pem: Option<String> = None;
+        let mut client_key_pem: Option<String> = None;
         let mut timeout = Duration::from_secs(20);
         let mut handshake_timeout = None;
         let mut idle_timeout = None;
@@ -177,6 +202,7 @@ impl Settings {
             authority: hop.authority,
             path: hop.path,
             ca_pem: String::new(),
+            client_identity: None,
             bearer_token: None,
             timeout,
             handshake_timeout: timeout,
@@ -200,6 +226,20 @@ impl Settings {
                 "server-name" => server_name = Some(value.trim().to_string()),
                 // Several `ca-pem` entries add up.
                 "ca-pem" => ca_pem.get_or_insert_with(String::new).push_str(value),
+                // Like `ca-pem`, several entries add up (to the chain).
+                "client-cert-pem" => client_cert_pem
+                    .get_or_insert_with(String::new)
+                    .push_str(value),
+                "client-key-pem" => {
+                    if client_key_pem.is_some() {
+                        return Err(ConfigError(
+                            "client-key-pem is given more than once; give the one private key \
+                             of client-cert-pem"
+                                .into(),
+                        ));
+                    }
+                    client_key_pem = Some(value.clone());
+                }
                 "bearer-token" => {
                     check_header_value("bearer-token", value)?;
                     bearer_token = Some(value.trim().to_string());
@@ -216,7 +256,7 @@ impl Settings {
                 other => {
                     return Err(ConfigError(format!(
                         "quic-sender has no setting `{other}` (it reads connect-to, server-name, \
-                         ca-pem, bearer-token, timeout-ms, handshake-timeout-ms, idle-timeout-ms, \
+                         ca-pem, client-cert-pem, client-key-pem, bearer-token, timeout-ms, handshake-timeout-ms, idle-timeout-ms, \
                          initial-rtt-ms, stream-window, connection-window, initial-window, \
                          keep-alive-ms, zero-rtt)"
                     )))
@@ -238,6 +278,24 @@ impl Settings {
                     .into(),
             )
         })?;
+        s.client_identity = match (client_cert_pem, client_key_pem) {
+            (Some(cert_pem), Some(key_pem)) => Some(ClientIdentity { cert_pem, key_pem }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError(
+                    "client-cert-pem is set but client-key-pem is missing: mutual TLS needs \
+                     both the certificate chain and its private key (PEM text)"
+                        .into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError(
+                    "client-key-pem is set but client-cert-pem is missing: mutual TLS needs \
+                     both the certificate chain and its private key (PEM text)"
+                        .into(),
+                ))
+            }
+        };
         s.bearer_token = bearer_token;
         s.timeout = timeout;
         s.handshake_timeout = handshake_timeout.unwrap_or(timeout).min(timeout);
@@ -322,5 +380,39 @@ mod tests {
         assert!(e.0.contains("CR"), "{e}");
         let e = Settings::from_config("https://gw/x", &kv(&[("colour", "red")])).unwrap_err();
         assert!(e.0.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn client_certificate_and_key_come_together() {
+        let base = [("connect-to", "127.0.0.1:4433"), ("ca-pem", "PEM")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut c = base.to_vec();
+            c.extend_from_slice(extra);
+            Settings::from_config("https://gw/x", &kv(&c))
+        };
+        assert_eq!(with(&[]).unwrap().client_identity, None);
+        let s = with(&[
+            ("client-cert-pem", "CERT1"),
+            ("client-key-pem", "KEY"),
+            ("client-cert-pem", "CERT2"),
+        ])
+        .unwrap();
+        let id = s.client_identity.unwrap();
+        assert_eq!(
+            (id.cert_pem.as_str(), id.key_pem.as_str()),
+            ("CERT1CERT2", "KEY")
+        );
+        assert!(!format!("{id:?}").contains("KEY"), "the key is not printed");
+        let e = with(&[("client-cert-pem", "CERT")]).unwrap_err();
+        assert!(e.0.contains("client-key-pem is missing"), "{e}");
+        let e = with(&[("client-key-pem", "KEY")]).unwrap_err();
+        assert!(e.0.contains("client-cert-pem is missing"), "{e}");
+        let e = with(&[
+            ("client-cert-pem", "CERT"),
+            ("client-key-pem", "KEY"),
+            ("client-key-pem", "KEY"),
+        ])
+        .unwrap_err();
+        assert!(e.0.contains("more than once"), "{e}");
     }
 }

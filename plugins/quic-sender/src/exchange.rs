@@ -128,6 +128,9 @@ pub struct Exchange {
     conn: Connection,
     remote: SocketAddr,
     server_name: String,
+    /// A client certificate is configured (mutual TLS): a refused
+    /// handshake may be about it.
+    client_auth: bool,
     started: Instant,
     handshake_deadline: Instant,
     deadline: Instant,
@@ -207,6 +210,7 @@ impl Exchange {
             conn,
             remote: settings.connect_to,
             server_name: settings.server_name.clone(),
+            client_auth: settings.client_identity.is_some(),
             started: now,
             handshake_deadline: now + settings.handshake_timeout,
             deadline: now + settings.timeout,
@@ -583,7 +587,13 @@ impl Exchange {
             ConnectionError::ConnectionClosed(close)
                 if (0x100..0x200).contains(&u64::from(close.error_code)) =>
             {
-                Failure::Tls(format!("{peer} refused the TLS handshake: {close}"))
+                let hint = if self.client_auth {
+                    " (if the receiver requires mutual TLS, check that it trusts the CA of \
+                     client-cert-pem)"
+                } else {
+                    ""
+                };
+                Failure::Tls(format!("{peer} refused the TLS handshake: {close}{hint}"))
             }
             ConnectionError::TimedOut => Failure::Timeout(format!(
                 "{peer} went silent for longer than the idle timeout"

@@ -9,7 +9,8 @@
 //!
 //! Wire contract (WIT `sender`): `POST <next-hop>` with `Content-Type:
 //! application/batch-SMTP`, `Idempotency-Key`, optional `Authorization:
-//! Bearer`. 2xx is `delivered`, 4xx `permanent-failure` with the response
+//! Bearer`, and optionally a TLS client certificate (`client-cert-pem`,
+//! `client-key-pem`) for receivers that require mutual TLS. 2xx is `delivered`, 4xx `permanent-failure` with the response
 //! body as the reason, 5xx, timeouts and network or TLS errors
 //! `temporary-failure`. Invalid settings are a stage error
 //! (`invalid-config`).
@@ -130,8 +131,12 @@ pub fn deliver(
         Settings::from_config(next_hop, config).map_err(|e| error("invalid-config", e.0))?;
     check_header_value("idempotency-key", idempotency_key)
         .map_err(|e| error("invalid-request", e.0))?;
-    let crypto = tls::client_config(&settings.ca_pem, settings.zero_rtt)
-        .map_err(|e| error("invalid-config", e.0))?;
+    let crypto = tls::client_config(
+        &settings.ca_pem,
+        settings.client_identity.as_ref(),
+        settings.zero_rtt,
+    )
+    .map_err(|e| error("invalid-config", e.0))?;
 
     let socket = match udp::connect(settings.connect_to) {
         Ok(s) => s,

@@ -17,6 +17,7 @@ use crate::{read_input, Stages};
 /// sysexits(3): what MTAs calling us expect.
 const EX_DATAERR: u8 = 65;
 const EX_TEMPFAIL: u8 = 75;
+const EX_CONFIG: u8 = 78;
 
 #[cfg(test)]
 mod tests {
@@ -142,12 +143,6 @@ fn authority_of(uri: &str) -> anyhow::Result<String> {
 }
 
 pub(crate) fn run(stages: &Stages, args: SendArgs) -> anyhow::Result<ExitCode> {
-    if args.h3 && args.cert.is_some() {
-        bail!(
-            "--h3 cannot present a client certificate yet (the quic-sender plugin has no mutual TLS); \
-             authenticate with --token, or send over HTTPS"
-        );
-    }
     let body = read_input(&args.input)?;
     if body.is_empty() {
         bail!("{} is empty: nothing to send", args.input.display());
@@ -255,6 +250,18 @@ pub(crate) fn run(stages: &Stages, args: SendArgs) -> anyhow::Result<ExitCode> {
                     "ca-pem".into(),
                     String::from_utf8_lossy(&roots).into_owned(),
                 ));
+                // Mutual TLS: the plugin has no file system, so it gets the
+                // PEM text (clap makes --cert and --key come together).
+                if args.cert.is_some() {
+                    quic.push((
+                        "client-cert-pem".into(),
+                        String::from_utf8_lossy(&client_cert_pem).into_owned(),
+                    ));
+                    quic.push((
+                        "client-key-pem".into(),
+                        String::from_utf8_lossy(&client_key_pem).into_owned(),
+                    ));
+                }
                 for kv in &args.quic {
                     let (k, v) = kv
                         .split_once('=')
@@ -299,6 +306,16 @@ pub(crate) fn run(stages: &Stages, args: SendArgs) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) if e.is_plugin_fault() => {
                     return Err(anyhow::anyhow!("sender plugin failed: {e}"))
+                }
+                // The plugin's settings are wrong: retrying cannot help.
+                Err(e)
+                    if matches!(
+                        e.code.as_str(),
+                        "invalid-config" | "invalid-next-hop" | "unsupported-payload"
+                    ) =>
+                {
+                    eprintln!("deepmail: {hop}: {e}");
+                    return Ok(ExitCode::from(EX_CONFIG));
                 }
                 Err(e) => {
                     eprintln!("deepmail: {hop}: {e}");

@@ -318,6 +318,92 @@ fn nsd_then_send_over_https_and_h3_then_receive_into_the_spool() {
     );
     assert_eq!(spooled(&spool).len(), 3);
 
+    // HTTP/3 with mutual TLS instead of a token: the client certificate is
+    // presented from inside the component.
+    let h3_mtls = batch_of(work.path(), "h3-mtls", "http/3, client certificate", 2000);
+    let o = send(
+        &h3_mtls,
+        "h3.e2e.example",
+        &[
+            "--h3",
+            "--cert",
+            s(&certs.join("client.pem")),
+            "--key",
+            s(&certs.join("client.key")),
+        ],
+    );
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        spooled(&spool)
+            .iter()
+            .any(|(_, body)| *body == std::fs::read(&h3_mtls).unwrap()),
+        "h3 mutual-TLS batch spooled"
+    );
+    assert_eq!(spooled(&spool).len(), 4);
+
+    // A client certificate from another CA: the receiver aborts the
+    // handshake with a TLS alert, which the sender reports as a temporary
+    // failure (75: the operator can fix the certificate while the mail waits).
+    let other = work.path().join("other-certs");
+    let o = run(&[
+        "certs",
+        "--dir",
+        s(&other),
+        "--server-name",
+        "localhost",
+        "--client-name",
+        "stranger",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stranger = batch_of(
+        work.path(),
+        "stranger",
+        "client certificate from another CA",
+        500,
+    );
+    let o = send(
+        &stranger,
+        "h3.e2e.example",
+        &[
+            "--h3",
+            "--cert",
+            s(&other.join("client.pem")),
+            "--key",
+            s(&other.join("client.key")),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(75), "{stderr}");
+    assert!(
+        stderr.contains("refused the TLS handshake") && stderr.contains("client-cert-pem"),
+        "{stderr}"
+    );
+    // A key that is not the certificate's: a configuration error, not a
+    // reason to retry (EX_CONFIG, at once).
+    let o = send(
+        &stranger,
+        "h3.e2e.example",
+        &[
+            "--h3",
+            "--cert",
+            s(&certs.join("client.pem")),
+            "--key",
+            s(&other.join("client.key")),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("invalid-config") && !stderr.contains("retrying"),
+        "{stderr}"
+    );
+    assert_eq!(spooled(&spool).len(), 4, "nothing stored for the stranger");
+
     // Failures: each is permanent (65) and stores nothing.
     let o = send(&mtls, "e2e.example", &["--token", "wrong"]);
     assert_eq!(
@@ -349,7 +435,7 @@ fn nsd_then_send_over_https_and_h3_then_receive_into_the_spool() {
         String::from_utf8_lossy(&o.stderr).contains("out-of-sequence"),
         "the codec's class comes back"
     );
-    assert_eq!(spooled(&spool).len(), 3, "nothing half-stored");
+    assert_eq!(spooled(&spool).len(), 4, "nothing half-stored");
 
     // The receiver goes down: a temporary failure (75), the mail stays with the sender.
     receiver.stop();

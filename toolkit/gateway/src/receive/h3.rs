@@ -37,7 +37,14 @@ pub(super) fn bind(
     addr: SocketAddr,
     tls: Arc<rustls::ServerConfig>,
 ) -> Result<quinn::Endpoint, ReceiveError> {
-    let crypto = QuicServerConfig::try_from(tls).map_err(|e| ReceiveError::Quic(e.to_string()))?;
+    // Accept 0-RTT: a resumed sender's POST arrives with its first flight,
+    // saving a whole round trip (minutes at Mars distance). Replays are
+    // harmless here: every batch is deduplicated by its Idempotency-Key.
+    // quinn takes early data only with the limit at u32::MAX.
+    let mut tls = (*tls).clone();
+    tls.max_early_data_size = u32::MAX;
+    let crypto =
+        QuicServerConfig::try_from(Arc::new(tls)).map_err(|e| ReceiveError::Quic(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
     // Room for a large batch in flight on a fast path.
