@@ -437,6 +437,32 @@ fn nsd_then_send_over_https_and_h3_then_receive_into_the_spool() {
     );
     assert_eq!(spooled(&spool).len(), 4, "nothing half-stored");
 
+    // The sender trusts the wrong roots: the host refuses the receiver's
+    // certificate, nothing is sent, and the mail stays queued (75).
+    let o = run(&[
+        "send",
+        s(&mtls),
+        "--domain",
+        "e2e.example",
+        "--dns-server",
+        &dns,
+        "--ca",
+        s(&other.join("ca.pem")),
+        "--token",
+        "t0ken",
+        "--timeout",
+        "5",
+        "--retries",
+        "0",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(75), "{stderr}");
+    assert!(
+        stderr.contains("TlsCertificateError") && stderr.contains("trust roots"),
+        "{stderr}"
+    );
+    assert_eq!(spooled(&spool).len(), 4, "nothing stored");
+
     // The receiver goes down: a temporary failure (75), the mail stays with the sender.
     receiver.stop();
     let o = send(&mtls, "e2e.example", &["--token", "t0ken"]);
