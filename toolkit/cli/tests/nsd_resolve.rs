@@ -9,65 +9,15 @@
 //! without the peer.
 
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// An NSD of a test's own, stopped when the test ends (pass or fail).
-struct Nsd {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Drop for Nsd {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(root().join("scripts/peers/nsd/stop-nsd.sh"))
-            .arg(self.dir.path())
-            .output();
-    }
-}
+mod common;
+use common::Nsd;
 
 fn nsd() -> Nsd {
-    {
-        let which = Command::new("bash")
-            .arg(root().join("scripts/peers/install-nsd.sh"))
-            .output()
-            .unwrap();
-        assert!(
-            which.status.success(),
-            "NSD is not installed and could not be: run scripts/peers/install-nsd.sh\n{}",
-            String::from_utf8_lossy(&which.stderr)
-        );
-        let mut last = String::new();
-        for _ in 0..5 {
-            // A port that was free a moment ago; NSD refuses to start if it is taken.
-            let port = UdpSocket::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let dir = tempfile::tempdir().unwrap();
-            let out = Command::new("bash")
-                .arg(root().join("scripts/peers/nsd/start-nsd.sh"))
-                .arg(dir.path())
-                .arg(port.to_string())
-                .output()
-                .unwrap();
-            if out.status.success() {
-                return Nsd { dir, port };
-            }
-            last = String::from_utf8_lossy(&out.stderr).to_string();
-        }
-        panic!("NSD did not start (scripts/peers/nsd/start-nsd.sh):\n{last}");
-    }
+    Nsd::start(&[])
 }
 
 fn deepmail(args: &[&str]) -> Output {

@@ -5,27 +5,14 @@
 //! token, oversized batch, bad Batch SMTP, a duplicate, the receiver down.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn deepmail() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deepmail"));
-    cmd.env(
-        "DEEPMAIL_CACHE_DIR",
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("deepmail-cache"),
-    );
-    cmd
-}
+mod common;
+use common::{deepmail, Nsd};
 
 fn run(args: &[&str]) -> Output {
     deepmail().args(args).output().unwrap()
@@ -134,60 +121,18 @@ impl Drop for Receiver {
 }
 
 /// NSD serving `e2e.example` with URI records that point at the receiver.
-struct Nsd {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Nsd {
-    fn start(https: SocketAddr, h3: SocketAddr) -> Nsd {
-        let which = Command::new("bash")
-            .arg(root().join("scripts/peers/install-nsd.sh"))
-            .output()
-            .unwrap();
-        assert!(
-            which.status.success(),
-            "NSD missing: run scripts/peers/install-nsd.sh"
-        );
-        let zone = format!(
-            "$ORIGIN e2e.example.\n$TTL 300\n\
-             @ IN SOA ns.e2e.example. hostmaster.e2e.example. ( 1 3600 600 86400 60 )\n\
-             @ IN NS ns.e2e.example.\nns IN A 127.0.0.1\n\
-             _bsmtp._https.e2e.example. 300 IN URI 10 1 \"https://localhost:{}/inboundmail\"\n\
-             _bsmtp._https.e2e.example. 300 IN URI 20 1 \"https://localhost:9/unreachable-backup\"\n\
-             _bsmtp._https.h3.e2e.example. 300 IN URI 10 1 \"https://localhost:{}/inboundmail\"\n",
-            https.port(),
-            h3.port()
-        );
-        for _ in 0..5 {
-            let dir = tempfile::tempdir().unwrap();
-            std::fs::write(dir.path().join("e2e.example.zone"), &zone).unwrap();
-            let port = UdpSocket::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let out = Command::new("bash")
-                .arg(root().join("scripts/peers/nsd/start-nsd.sh"))
-                .arg(dir.path())
-                .arg(port.to_string())
-                .output()
-                .unwrap();
-            if out.status.success() {
-                return Nsd { dir, port };
-            }
-        }
-        panic!("NSD did not start");
-    }
-}
-
-impl Drop for Nsd {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(root().join("scripts/peers/nsd/stop-nsd.sh"))
-            .arg(self.dir.path())
-            .output();
-    }
+fn e2e_nsd(https: SocketAddr, h3: SocketAddr) -> Nsd {
+    let zone = format!(
+        "$ORIGIN e2e.example.\n$TTL 300\n\
+         @ IN SOA ns.e2e.example. hostmaster.e2e.example. ( 1 3600 600 86400 60 )\n\
+         @ IN NS ns.e2e.example.\nns IN A 127.0.0.1\n\
+         _bsmtp._https.e2e.example. 300 IN URI 10 1 \"https://localhost:{}/inboundmail\"\n\
+         _bsmtp._https.e2e.example. 300 IN URI 20 1 \"https://localhost:9/unreachable-backup\"\n\
+         _bsmtp._https.h3.e2e.example. 300 IN URI 10 1 \"https://localhost:{}/inboundmail\"\n",
+        https.port(),
+        h3.port()
+    );
+    Nsd::start(&[("e2e.example.zone", zone)])
 }
 
 /// The spooled batches: (batch id, raw body).
@@ -238,7 +183,7 @@ fn nsd_then_send_over_https_and_h3_then_receive_into_the_spool() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mut receiver = Receiver::start(&certs, &spool);
-    let nsd = Nsd::start(receiver.https, receiver.h3);
+    let nsd = e2e_nsd(receiver.https, receiver.h3);
     let dns = format!("127.0.0.1:{}", nsd.port);
     let ca = certs.join("ca.pem");
     let send = |batch: &Path, domain: &str, extra: &[&str]| -> Output {

@@ -1,0 +1,82 @@
+//! Helpers shared by the CLI integration tests: the repository root, the
+//! `deepmail` binary, and a private NSD started by the project's own
+//! scripts. Each test binary uses only some of them.
+#![allow(dead_code)]
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The `deepmail` binary, with compiled plugins cached once for all tests.
+pub fn deepmail() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deepmail"));
+    cmd.env(
+        "DEEPMAIL_CACHE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("deepmail-cache"),
+    );
+    cmd
+}
+
+/// An NSD of a test's own on 127.0.0.1, stopped when the test ends (pass
+/// or fail). Fails, naming the install script, when NSD is missing.
+pub struct Nsd {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Nsd {
+    /// Starts NSD serving `zones` (file name, master-file text); with none,
+    /// the repository's zones in scripts/peers/nsd/zones.
+    pub fn start(zones: &[(&str, String)]) -> Nsd {
+        let which = Command::new("bash")
+            .arg(root().join("scripts/peers/install-nsd.sh"))
+            .output()
+            .unwrap();
+        assert!(
+            which.status.success(),
+            "NSD is not installed and could not be: run scripts/peers/install-nsd.sh\n{}",
+            String::from_utf8_lossy(&which.stderr)
+        );
+        let mut last = String::new();
+        for _ in 0..5 {
+            // A port that was free a moment ago; NSD refuses to start if it is taken.
+            let port = UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let dir = tempfile::tempdir().unwrap();
+            for (name, text) in zones {
+                std::fs::write(dir.path().join(name), text).unwrap();
+            }
+            let out = Command::new("bash")
+                .arg(root().join("scripts/peers/nsd/start-nsd.sh"))
+                .arg(dir.path())
+                .arg(port.to_string())
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return Nsd { dir, port };
+            }
+            last = String::from_utf8_lossy(&out.stderr).to_string();
+        }
+        panic!("NSD did not start (scripts/peers/nsd/start-nsd.sh):\n{last}");
+    }
+}
+
+impl Drop for Nsd {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(root().join("scripts/peers/nsd/stop-nsd.sh"))
+            .arg(self.dir.path())
+            .output();
+    }
+}
