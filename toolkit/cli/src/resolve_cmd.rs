@@ -47,24 +47,33 @@ pub(crate) fn system_nameservers() -> Vec<String> {
         .collect()
 }
 
-pub(crate) fn run(stages: &Stages, args: ResolveArgs) -> anyhow::Result<ExitCode> {
-    let (source, config) = if !args.routes.is_empty() {
+/// The resolver the flags ask for: static routes (`--route`, the
+/// static-resolver unless `--plugin resolver=...` says otherwise) or DNS
+/// (`--dns-server`, default the nameservers of /etc/resolv.conf), with
+/// each server checked and granted to the plugin. `send` uses it too.
+pub(crate) fn load_resolver(
+    stages: &Stages,
+    dns_servers: &[String],
+    routes: &[String],
+    timeout_ms: u64,
+) -> anyhow::Result<Resolver> {
+    let (source, config) = if !routes.is_empty() {
         let source = stages
             .chosen(Stage::Resolver)
             .cloned()
             .unwrap_or(PluginSource::Builtin("static-resolver".into()));
         (
             source,
-            args.routes
+            routes
                 .iter()
                 .map(|r| ("route".to_string(), r.clone()))
                 .collect::<Vec<_>>(),
         )
     } else {
-        let servers = if args.dns_servers.is_empty() {
+        let servers = if dns_servers.is_empty() {
             system_nameservers()
         } else {
-            args.dns_servers.clone()
+            dns_servers.to_vec()
         };
         if servers.is_empty() {
             anyhow::bail!(
@@ -80,10 +89,14 @@ pub(crate) fn run(stages: &Stages, args: ResolveArgs) -> anyhow::Result<ExitCode
             .into_iter()
             .map(|s| ("server".to_string(), s))
             .collect();
-        config.push(("timeout-ms".into(), args.timeout_ms.to_string()));
+        config.push(("timeout-ms".into(), timeout_ms.to_string()));
         (stages.source(Stage::Resolver)?, config)
     };
-    let resolver = Resolver::load(&stages.host, &source, config)?;
+    Ok(Resolver::load(&stages.host, &source, config)?)
+}
+
+pub(crate) fn run(stages: &Stages, args: ResolveArgs) -> anyhow::Result<ExitCode> {
+    let resolver = load_resolver(stages, &args.dns_servers, &args.routes, args.timeout_ms)?;
     let seed = args.seed.unwrap_or_else(|| {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 use deepmail_host::types::{Outcome, Payload};
-use deepmail_host::{HttpGrant, NetworkGrant, PluginSource, Resolver, Sender, Stage};
+use deepmail_host::{HttpGrant, NetworkGrant, PluginSource, Sender, Stage};
 use sha2::{Digest, Sha256};
 
 use crate::{read_input, Stages};
@@ -153,32 +153,8 @@ pub(crate) fn run(stages: &Stages, args: SendArgs) -> anyhow::Result<ExitCode> {
     let hops: Vec<String> = match (&args.to_uri, &args.domain) {
         (Some(uri), _) => vec![uri.clone()],
         (None, Some(domain)) => {
-            let (source, config) = if args.routes.is_empty() {
-                let servers = if args.dns_servers.is_empty() {
-                    crate::resolve_cmd::system_nameservers()
-                } else {
-                    args.dns_servers.clone()
-                };
-                (
-                    stages.source(Stage::Resolver)?,
-                    servers
-                        .into_iter()
-                        .map(|s| ("server".to_string(), s))
-                        .collect(),
-                )
-            } else {
-                (
-                    stages
-                        .chosen(Stage::Resolver)
-                        .cloned()
-                        .unwrap_or(PluginSource::Builtin("static-resolver".into())),
-                    args.routes
-                        .iter()
-                        .map(|r| ("route".to_string(), r.clone()))
-                        .collect::<Vec<_>>(),
-                )
-            };
-            let resolver = Resolver::load(&stages.host, &source, config)?;
+            let resolver =
+                crate::resolve_cmd::load_resolver(stages, &args.dns_servers, &args.routes, 2000)?;
             let seed = u64::from(std::process::id()) ^ key.len() as u64;
             let schemes = if args.allow_plain_http {
                 vec!["https".into(), "http".into()]
