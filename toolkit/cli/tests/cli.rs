@@ -2,43 +2,10 @@
 //! embedded plugins, files in and out, errors, and pinned output (insta).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn deepmail() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deepmail"));
-    // Compiled plugins are cached here once for every test process.
-    cmd.env(
-        "DEEPMAIL_CACHE_DIR",
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("deepmail-cache"),
-    );
-    cmd.env("COLUMNS", "100");
-    cmd
-}
-
-fn run(args: &[&str]) -> Output {
-    deepmail().args(args).output().expect("deepmail runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "deepmail {args:?} failed\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        !out.status.success(),
-        "deepmail {args:?} should fail\nstdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stderr).expect("utf-8 stderr")
-}
+mod common;
+use common::{fails, ok, run};
 
 fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/moon-hello.eml")

@@ -30,39 +30,8 @@ const OPS: &str = "ops@earth.example";
 // ---------------------------------------------------------------------------
 // deepmail
 
-fn deepmail() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deepmail"));
-    cmd.env(
-        "DEEPMAIL_CACHE_DIR",
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("deepmail-cache"),
-    );
-    cmd
-}
-
-fn dm(args: &[&str]) -> Output {
-    deepmail().args(args).output().expect("deepmail runs")
-}
-
-fn dm_ok(args: &[&str]) -> String {
-    let out = dm(args);
-    assert!(
-        out.status.success(),
-        "deepmail {args:?} failed\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
-
-fn dm_fails(args: &[&str]) -> String {
-    let out = dm(args);
-    assert!(
-        !out.status.success(),
-        "deepmail {args:?} should fail\nstdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stderr).expect("utf-8 stderr")
-}
+mod common;
+use common::{fails as dm_fails, ok as dm_ok};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")

@@ -5,7 +5,7 @@
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -22,7 +22,37 @@ pub fn deepmail() -> Command {
         "DEEPMAIL_CACHE_DIR",
         Path::new(env!("CARGO_TARGET_TMPDIR")).join("deepmail-cache"),
     );
+    // Help text wraps the same on every terminal (insta snapshots).
+    cmd.env("COLUMNS", "100");
     cmd
+}
+
+/// Runs `deepmail args...`.
+pub fn run(args: &[&str]) -> Output {
+    deepmail().args(args).output().expect("deepmail runs")
+}
+
+/// Runs it, asserts success, returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "deepmail {args:?} failed\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// Runs it, asserts failure, returns stderr.
+pub fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        !out.status.success(),
+        "deepmail {args:?} should fail\nstdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).expect("utf-8 stderr")
 }
 
 /// An NSD of a test's own on 127.0.0.1, stopped when the test ends (pass
