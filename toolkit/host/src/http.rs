@@ -185,22 +185,21 @@ async fn send(
             _ => HttpError::Connect(e),
         })?;
     let _ = tcp.set_nodelay(true);
-    // Origin-form target for the wire; the Host header / :authority stays.
-    let path = uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_string();
-    *request.uri_mut() = if tls {
-        http::Uri::builder()
-            .scheme("https")
-            .authority(authority.as_str())
-            .path_and_query(path.as_str())
-    } else {
-        http::Uri::builder().path_and_query(path.as_str())
-    }
-    .build()
-    .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    // HTTP/2 carries the target as :scheme, :authority and :path, so it
+    // takes the absolute form; HTTP/1.1 puts the origin form on the request
+    // line (the Host header keeps the authority).
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let invalid = |_: http::Error| HttpError::HttpRequestUriInvalid;
+    let origin_form = http::Uri::builder()
+        .path_and_query(path)
+        .build()
+        .map_err(invalid)?;
+    let absolute_form = http::Uri::builder()
+        .scheme("https")
+        .authority(authority.as_str())
+        .path_and_query(path)
+        .build()
+        .map_err(invalid)?;
 
     macro_rules! exchange {
         ($io:expr, $h2:expr) => {{
@@ -210,6 +209,7 @@ async fn send(
                     .await
                     .map_err(HttpError::from)?;
                 let io = drive(conn);
+                *request.uri_mut() = absolute_form;
                 let response = tokio::time::timeout(response_timeout, sender.send_request(request))
                     .await
                     .map_err(|_| HttpError::HttpResponseTimeout)?
@@ -221,10 +221,7 @@ async fn send(
                     .await
                     .map_err(HttpError::from)?;
                 let io = drive(conn);
-                *request.uri_mut() = http::Uri::builder()
-                    .path_and_query(path.as_str())
-                    .build()
-                    .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+                *request.uri_mut() = origin_form;
                 let response = tokio::time::timeout(response_timeout, sender.send_request(request))
                     .await
                     .map_err(|_| HttpError::HttpResponseTimeout)?
