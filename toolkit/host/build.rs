@@ -45,6 +45,11 @@ const PLUGINS: &[(&str, &str, &str)] = &[
         "deepmail-plugin-https-sender",
         "HTTPS_SENDER",
     ),
+    (
+        "basic-policy",
+        "deepmail-plugin-basic-policy",
+        "BASIC_POLICY",
+    ),
 ];
 
 fn main() {

@@ -64,6 +64,13 @@ pub const BUILTINS: &[Builtin] = &[
         wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_QUIC_SENDER")),
     },
     Builtin {
+        name: "basic-policy",
+        stage: Stage::Policy,
+        default: true,
+        test_only: false,
+        wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_BASIC_POLICY")),
+    },
+    Builtin {
         name: "misbehaving",
         stage: Stage::Codec,
         default: false,

@@ -28,6 +28,7 @@ mod error;
 mod fragmenter;
 mod http;
 mod plugin;
+mod policy;
 mod resolver;
 mod sender;
 
@@ -37,6 +38,7 @@ pub use crate::error::{LoadError, StageError};
 pub use crate::fragmenter::{Fragmenter, ReassemblerSession};
 pub use crate::http::HttpGrant;
 pub use crate::plugin::{NetworkGrant, PluginInfo, PluginSource, Stage};
+pub use crate::policy::{Policy, Refusal, Verdict};
 pub use crate::resolver::{Resolved, Resolver};
 pub use crate::sender::Sender;
 

@@ -21,6 +21,9 @@ use crate::http::{HttpGrant, HttpHooks, HttpPolicy};
 /// The stages a plugin can serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stage {
+    /// `policy`: accept, reject or defer senders, recipients and messages
+    /// before anything leaves Earth.
+    Policy,
     /// `bsmtp-codec`: messages <-> Batch SMTP bytes.
     Codec,
     /// `fragmenter`: ADU -> bundles <= MTU, bundles -> ADU.
@@ -32,8 +35,9 @@ pub enum Stage {
 }
 
 impl Stage {
-    /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 4] = [
+    /// Every stage, in pipeline order (the policy judges at ingress).
+    pub const ALL: [Stage; 5] = [
+        Stage::Policy,
         Stage::Codec,
         Stage::Fragmenter,
         Stage::Resolver,
@@ -43,6 +47,7 @@ impl Stage {
     /// The name used on the command line (`--plugin codec=...`).
     pub fn name(self) -> &'static str {
         match self {
+            Stage::Policy => "policy",
             Stage::Codec => "codec",
             Stage::Fragmenter => "fragmenter",
             Stage::Resolver => "resolver",
@@ -53,6 +58,7 @@ impl Stage {
     /// The WIT interface a plugin for this stage exports.
     pub fn interface(self) -> &'static str {
         match self {
+            Stage::Policy => "policy",
             Stage::Codec => "bsmtp-codec",
             Stage::Fragmenter => "fragmenter",
             Stage::Resolver => "resolver",
@@ -63,6 +69,7 @@ impl Stage {
     /// The WIT world a plugin for this stage implements.
     pub fn world(self) -> &'static str {
         match self {
+            Stage::Policy => "policy-plugin",
             Stage::Codec => "codec-plugin",
             Stage::Fragmenter => "fragmenter-plugin",
             Stage::Resolver => "resolver-plugin",
@@ -90,8 +97,9 @@ impl FromStr for Stage {
             "fragmenter" => Ok(Stage::Fragmenter),
             "resolver" => Ok(Stage::Resolver),
             "sender" => Ok(Stage::Sender),
+            "policy" => Ok(Stage::Policy),
             other => Err(format!(
-                "unknown stage `{other}`; stages are codec, fragmenter, resolver, sender"
+                "unknown stage `{other}`; stages are policy, codec, fragmenter, resolver, sender"
             )),
         }
     }
