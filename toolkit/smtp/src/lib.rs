@@ -153,7 +153,11 @@ mod tests {
         let r = Reply {
             code: 250,
             enhanced: None,
-            lines: vec!["moon.example".into(), "PIPELINING".into(), "8BITMIME".into()],
+            lines: vec![
+                "moon.example".into(),
+                "PIPELINING".into(),
+                "8BITMIME".into(),
+            ],
         };
         assert_eq!(
             r.to_wire(),
