@@ -1,28 +1,45 @@
-//! The deepmail gateway's receiving side: the HTTPS / HTTP/3 endpoint that
-//! accepts Batch SMTP objects (RFC 2442, `application/batch-SMTP`) from the
-//! previous hop, decodes them with the codec plugin, and stores them in a
-//! durable spool before answering 200 ("nothing accepted is lost").
+//! The deepmail gateway: everything between an MTA on one side of a
+//! deep-space link and an MTA on the other.
 //!
-//! It is the server side of the HTTP senders' wire contract
+//! * Mail in from the local MTA: the SMTP ingress ([`ingress`], on
+//!   `deepmail_smtp::serve`) and `deepmail submit`, checked by the policy
+//!   plugin ([`policy`]) and durably queued ([`queue`]) before `250`.
+//! * Out across the link: the queue runner ([`deliver`]) batches per
+//!   domain, encodes with the codec plugin, resolves and sends with the
+//!   resolver and sender plugins ([`stages`]), retries with backoff, and
+//!   returns what fails for good as a DSN ([`returns`]).
+//! * In from the link: the HTTPS / HTTP/3 endpoint ([`receive`]) decodes
+//!   `application/batch-SMTP` with the codec plugin and stores it in the
+//!   deduplicating [`spool`] before `200`; the inbound relay ([`relay`])
+//!   hands each message to the local MTA and sends DSNs back for refused
+//!   recipients.
+//! * [`gateway`] runs all of it from one [`config`] file, with [`metrics`].
+//!
+//! The HTTP side is the server half of the senders' wire contract
 //! (`wit/deepmail.wit`, `interface sender`): `POST` with
 //! `Content-Type: application/batch-SMTP`, `Idempotency-Key` and optionally
 //! `Authorization: Bearer`; 2xx delivered, 4xx permanent, 5xx temporary.
-//! This crate does I/O (sockets, files, clocks); the codec it calls does
-//! not.
-//!
-//! * [`receive`]: the server ([`Receiver`]), one request handler for
-//!   HTTP/1.1, HTTP/2 (hyper over tokio-rustls) and HTTP/3 (quinn + h3);
-//! * [`spool`]: the durable, deduplicating spool ([`Spool`]);
-//! * [`tls`]: PEM loading, rustls configurations over `ring`, a test PKI;
-//! * [`client`]: a small client for tests and measurements.
 
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod config;
+pub mod deliver;
+pub mod gateway;
+pub mod ingress;
+pub mod link;
+pub mod metrics;
+pub mod policy;
+pub mod queue;
 pub mod receive;
+pub mod relay;
+pub mod returns;
 pub mod spool;
+pub mod stages;
 pub mod tls;
 
+pub use crate::config::{ConfigError, GatewayConfig};
+pub use crate::gateway::{RunningGateway, StartError};
 pub use crate::receive::{
     shutdown_signal, ReceiveError, Receiver, ReceiverConfig, RequestRecord, Transport, BATCH_SMTP,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH,

@@ -10,6 +10,8 @@
 //!     0001.envelope.json          message 1: reverse_path, mail_parameters, forward_paths
 //!     ...
 //!     meta.json                   batch_id, received_at, peer, identity, transport, messages, bytes, sha256
+//!     0001.progress.json          written by the inbound relay: recipients already settled
+//!   relayed/<batch_id>/           relayed batches (meta and progress only): dedupe across restarts
 //! ```
 //!
 //! A batch is written into its own `tmp/` directory, every file and the
@@ -209,6 +211,7 @@ impl SpooledBatch {
 pub struct Spool {
     root: PathBuf,
     incoming: PathBuf,
+    relayed: PathBuf,
     tmp: PathBuf,
     cleaned: usize,
     counter: AtomicU64,
@@ -223,7 +226,8 @@ impl Spool {
         let root = root.into();
         let incoming = root.join("incoming");
         let tmp = root.join("tmp");
-        for dir in [&root, &incoming, &tmp] {
+        let relayed = root.join("relayed");
+        for dir in [&root, &incoming, &tmp, &relayed] {
             fs::create_dir_all(dir).map_err(io_err("create", dir))?;
         }
         let mut cleaned = 0;
@@ -243,6 +247,7 @@ impl Spool {
         Ok(Spool {
             root,
             incoming,
+            relayed,
             tmp,
             cleaned,
             counter: AtomicU64::new(0),
@@ -261,9 +266,32 @@ impl Spool {
         self.cleaned
     }
 
-    /// Whether a batch with this id is stored.
+    /// Whether a batch with this id is stored, or was stored and relayed.
     pub fn contains(&self, batch_id: &str) -> bool {
-        is_valid_batch_id(batch_id) && self.incoming.join(batch_id).is_dir()
+        is_valid_batch_id(batch_id)
+            && (self.incoming.join(batch_id).is_dir() || self.relayed.join(batch_id).is_dir())
+    }
+
+    /// Moves a fully relayed batch to `relayed/`, where only its
+    /// `meta.json` and progress records stay (for deduplication and
+    /// audit); the message files are removed.
+    pub fn mark_relayed(&self, batch: &SpooledBatch) -> Result<(), SpoolError> {
+        let id = &batch.meta.batch_id;
+        if !is_valid_batch_id(id) {
+            return Err(SpoolError::InvalidBatchId(id.clone()));
+        }
+        let target = self.relayed.join(id);
+        fs::rename(&batch.dir, &target).map_err(io_err("rename", &target))?;
+        sync_dir(&self.relayed)?;
+        sync_dir(&self.incoming)?;
+        for entry in fs::read_dir(&target).map_err(io_err("list", &target))? {
+            let path = entry.map_err(io_err("list", &target))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.ends_with(".eml") || name == "batch.bsmtp" {
+                fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            }
+        }
+        Ok(())
     }
 
     /// Stores a batch durably, or reports it as a duplicate. When this
@@ -275,7 +303,7 @@ impl Spool {
             return Err(SpoolError::InvalidBatchId(id.clone()));
         }
         let target = self.incoming.join(id);
-        if target.exists() {
+        if target.exists() || self.relayed.join(id).exists() {
             return Ok(StoreOutcome::Duplicate);
         }
         let work = self.tmp.join(format!(

@@ -150,6 +150,8 @@ pub struct RequestRecord {
     pub code: Option<String>,
     /// The batch id, once known.
     pub batch_id: Option<String>,
+    /// Messages in the batch (0 unless it was accepted).
+    pub messages: usize,
     /// Whether the batch was a duplicate.
     pub duplicate: bool,
     /// Body bytes read.
@@ -418,6 +420,7 @@ pub(crate) async fn handle<B: BodySource>(
             progress.body_consumed = drain_small_body(head, body).await;
         }
     }
+    let messages = outcome.as_ref().map(|a| a.messages).unwrap_or(0);
     let (status, json, headers, code, duplicate) = match outcome {
         Ok(a) => (
             StatusCode::OK,
@@ -445,6 +448,7 @@ pub(crate) async fn handle<B: BodySource>(
             code,
             batch_id: progress.batch_id,
             duplicate,
+            messages,
             bytes: progress.bytes,
             elapsed: started.elapsed(),
         });

@@ -1,0 +1,755 @@
+//! One TOML file per gateway: what it listens on, which domains it carries,
+//! which plugin serves each stage, where it spools, who its peers are and
+//! its limits. [`GatewayConfig::from_toml`] validates everything at start
+//! and names the key (and the file's line) of anything wrong.
+//!
+//! ```toml
+//! name = "gw.earth.example"        # SMTP greeting, Received:, DSN Reporting-MTA
+//! spool = "spool/earth"            # relative to this file
+//!
+//! [smtp]                           # SMTP ingress (the Earth MTA relays to it)
+//! listen = "127.0.0.1:2525"
+//! relay-domains = ["moon.example"] # anything else: 550 5.7.1 (no open relay)
+//!
+//! [receive]                        # HTTPS / HTTP/3 endpoint for Batch SMTP
+//! https-listen = "127.0.0.1:8443"
+//! cert = "tls/server.pem"
+//! key = "tls/server.key"
+//!
+//! [relay]                          # received mail goes to the local MTA by SMTP
+//! smtp = "127.0.0.1:25"
+//!
+//! [[route]]                        # how mail for a domain leaves
+//! domain = "moon.example"
+//! uri = "https://gw.moon.example/inboundmail"   # else: DNS URI records
+//! ca = "tls/ca.pem"
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A configuration that failed to load; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn bad(key: &str, detail: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("key `{key}`: {detail}"))
+}
+
+/// The file as written (kebab-case keys, unknown keys refused).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct File {
+    name: String,
+    spool: PathBuf,
+    smtp: Option<SmtpFile>,
+    receive: Option<ReceiveFile>,
+    relay: Option<RelayFile>,
+    #[serde(default)]
+    delivery: DeliveryFile,
+    #[serde(default, rename = "route")]
+    routes: Vec<RouteFile>,
+    #[serde(default)]
+    dns: DnsFile,
+    #[serde(default)]
+    stages: BTreeMap<String, String>,
+    #[serde(default)]
+    policy: BTreeMap<String, toml::Value>,
+    metrics: Option<MetricsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct SmtpFile {
+    listen: String,
+    #[serde(default)]
+    relay_domains: Vec<String>,
+    max_message_mib: Option<u64>,
+    max_recipients: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    max_connections: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ReceiveFile {
+    https_listen: Option<String>,
+    h3_listen: Option<String>,
+    path: Option<String>,
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: Option<PathBuf>,
+    #[serde(default)]
+    tokens: Vec<String>,
+    max_body_mib: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RelayFile {
+    smtp: String,
+    #[serde(default)]
+    domains: Vec<String>,
+    helo: Option<String>,
+    timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct DeliveryFile {
+    retry_initial_secs: Option<f64>,
+    retry_max_secs: Option<f64>,
+    max_age_hours: Option<f64>,
+    batch_max_messages: Option<usize>,
+    batch_max_mib: Option<u64>,
+    timeout_secs: Option<u64>,
+    concurrency: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RouteFile {
+    domain: String,
+    transport: Option<String>,
+    uri: Option<String>,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    token: Option<String>,
+    #[serde(default)]
+    allow_plain_http: bool,
+    #[serde(default)]
+    quic: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct DnsFile {
+    #[serde(default)]
+    servers: Vec<String>,
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct MetricsFile {
+    listen: String,
+}
+
+/// The SMTP ingress.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Domains mail is accepted for (lower case); a leading `.` also takes
+    /// subdomains.
+    pub relay_domains: Vec<String>,
+    /// Largest message (SIZE).
+    pub max_message_bytes: u64,
+    /// Most recipients per transaction.
+    pub max_recipients: usize,
+    /// STARTTLS certificate chain and key (PEM paths), when offered.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Most simultaneous sessions.
+    pub max_connections: usize,
+}
+
+/// The HTTPS / HTTP/3 receiving endpoint.
+#[derive(Debug, Clone)]
+pub struct ReceiveConfig {
+    /// TCP address for HTTPS.
+    pub https_listen: Option<SocketAddr>,
+    /// UDP address for HTTP/3.
+    pub h3_listen: Option<SocketAddr>,
+    /// Route, e.g. `/inboundmail`.
+    pub path: String,
+    /// Server certificate chain (PEM path).
+    pub cert: PathBuf,
+    /// Server key (PEM path).
+    pub key: PathBuf,
+    /// Client CA for mutual TLS (PEM path).
+    pub client_ca: Option<PathBuf>,
+    /// Accepted bearer tokens.
+    pub tokens: Vec<String>,
+    /// Largest batch.
+    pub max_body_bytes: u64,
+}
+
+/// Where received mail is handed on: the local MTA.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// The MTA's SMTP address.
+    pub smtp: SocketAddr,
+    /// Mail domains the local MTA delivers itself (DSNs to senders there
+    /// go straight to it, not across the link).
+    pub domains: Vec<String>,
+    /// EHLO name (default: the gateway's name).
+    pub helo: String,
+    /// Per-command timeout.
+    pub timeout: Duration,
+}
+
+/// The outbound queue's schedule and batching.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// First retry delay; doubles per attempt, with ±20 % jitter.
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// Age after which a message is returned to its sender (DSN).
+    pub max_age: Duration,
+    /// Most messages in one Batch SMTP object.
+    pub batch_max_messages: usize,
+    /// Largest Batch SMTP object (a single bigger message still goes alone).
+    pub batch_max_bytes: u64,
+    /// Time one send may take.
+    pub timeout: Duration,
+    /// Batches in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            retry_initial: Duration::from_secs(30),
+            retry_max: Duration::from_secs(3600),
+            max_age: Duration::from_secs(5 * 24 * 3600),
+            batch_max_messages: 50,
+            batch_max_bytes: 32 << 20,
+            timeout: Duration::from_secs(120),
+            concurrency: 4,
+        }
+    }
+}
+
+/// The transport a route uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteTransport {
+    /// HTTPS POST through the https-sender (HTTP/2 or 1.1).
+    Https,
+    /// HTTP/3 POST through the quic-sender.
+    H3,
+}
+
+/// How mail for one domain leaves.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The mail domain (lower case); `*` matches any domain without a
+    /// route of its own.
+    pub domain: String,
+    /// The transport.
+    pub transport: RouteTransport,
+    /// A fixed next hop; `None` asks the resolver plugin (DNS URI records).
+    pub uri: Option<String>,
+    /// Trust roots for the next hop (PEM bytes; empty: the system's).
+    pub ca_pem: Vec<u8>,
+    /// Client certificate and key for mutual TLS (PEM bytes).
+    pub client_identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// Bearer token to present.
+    pub token: Option<String>,
+    /// Allow `http://` next hops (loopback tests).
+    pub allow_plain_http: bool,
+    /// quic-sender profile settings.
+    pub quic: Vec<(String, String)>,
+}
+
+/// A validated gateway configuration.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The file it came from (for messages).
+    pub source: PathBuf,
+    /// Host name of this gateway.
+    pub name: String,
+    /// Spool directory.
+    pub spool: PathBuf,
+    /// SMTP ingress, if any.
+    pub smtp: Option<SmtpConfig>,
+    /// Receiving endpoint, if any.
+    pub receive: Option<ReceiveConfig>,
+    /// Local MTA for received mail and for DSNs to local senders.
+    pub relay: Option<RelayConfig>,
+    /// The outbound queue.
+    pub delivery: DeliveryConfig,
+    /// Routes, in file order.
+    pub routes: Vec<Route>,
+    /// DNS servers for the resolver (empty: /etc/resolv.conf).
+    pub dns_servers: Vec<SocketAddr>,
+    /// DNS timeout.
+    pub dns_timeout_ms: u64,
+    /// Plugin per stage name (`codec`, `resolver`, `sender`, `policy`, ...):
+    /// `builtin:<name>` or a path.
+    pub stages: BTreeMap<String, String>,
+    /// Settings handed to the policy plugin.
+    pub policy: Vec<(String, String)>,
+    /// Where `/metrics` is served (plain HTTP).
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+fn addr(key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    text.to_socket_addrs()
+        .map_err(|e| bad(key, format!("`{text}` is not an ADDRESS:PORT ({e})")))?
+        .next()
+        .ok_or_else(|| bad(key, format!("`{text}` has no address")))
+}
+
+fn mib(key: &str, value: Option<u64>, default_mib: u64) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default_mib << 20),
+        Some(0) => Err(bad(key, "must be at least 1")),
+        Some(v) => v.checked_mul(1 << 20).ok_or_else(|| bad(key, "too large")),
+    }
+}
+
+fn secs(key: &str, value: Option<f64>, default: Duration) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.is_finite() && v > 0.0 && v < 1e9 => Ok(Duration::from_secs_f64(v)),
+        Some(v) => Err(bad(key, format!("{v} is not a positive number of seconds"))),
+    }
+}
+
+fn domain_name(key: &str, d: &str) -> Result<String, ConfigError> {
+    let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
+    let body = d.strip_prefix('.').unwrap_or(&d);
+    let ok = d == "*"
+        || (!body.is_empty()
+            && body.len() <= 253
+            && body.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b >= 0x80)
+            }));
+    if ok {
+        Ok(d)
+    } else {
+        Err(bad(key, format!("`{d}` is not a domain name")))
+    }
+}
+
+fn scalar(key: &str, v: &toml::Value) -> Result<String, ConfigError> {
+    match v {
+        toml::Value::String(s) => Ok(s.clone()),
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        toml::Value::Float(f) => Ok(f.to_string()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|i| scalar(key, i))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.join(",")),
+        _ => Err(bad(key, "must be a string, number, boolean or list")),
+    }
+}
+
+impl GatewayConfig {
+    /// Reads and validates `path`. Relative paths inside are relative to
+    /// the file's directory.
+    pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        GatewayConfig::from_toml(&text, path)
+    }
+
+    /// Parses and validates `text`, as if read from `path`.
+    pub fn from_toml(text: &str, path: &Path) -> Result<GatewayConfig, ConfigError> {
+        let file: File = toml::from_str(text)
+            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.to_string().trim())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rel = |p: &Path| -> PathBuf {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        let read = |key: &str, p: &Path| -> Result<Vec<u8>, ConfigError> {
+            let full = rel(p);
+            std::fs::read(&full)
+                .map_err(|e| bad(key, format!("cannot read {}: {e}", full.display())))
+        };
+        let in_file = |e: ConfigError| ConfigError(format!("{}: {}", path.display(), e.0));
+
+        (|| {
+            if file.name.trim().is_empty() {
+                return Err(bad("name", "must not be empty"));
+            }
+            let name = domain_name("name", &file.name)?;
+
+            let smtp = match &file.smtp {
+                None => None,
+                Some(s) => {
+                    let mut relay_domains = Vec::new();
+                    for d in &s.relay_domains {
+                        relay_domains.push(domain_name("smtp.relay-domains", d)?);
+                    }
+                    if relay_domains.is_empty() {
+                        return Err(bad(
+                            "smtp.relay-domains",
+                            "list the domains this gateway carries mail for (it is never an open relay)",
+                        ));
+                    }
+                    let tls = match (&s.tls_cert, &s.tls_key) {
+                        (Some(c), Some(k)) => Some((rel(c), rel(k))),
+                        (None, None) => None,
+                        (Some(_), None) => return Err(bad("smtp.tls-key", "missing (tls-cert is set)")),
+                        (None, Some(_)) => return Err(bad("smtp.tls-cert", "missing (tls-key is set)")),
+                    };
+                    Some(SmtpConfig {
+                        listen: addr("smtp.listen", &s.listen)?,
+                        relay_domains,
+                        max_message_bytes: mib("smtp.max-message-mib", s.max_message_mib, 50)?,
+                        max_recipients: match s.max_recipients {
+                            Some(0) => return Err(bad("smtp.max-recipients", "must be at least 1")),
+                            Some(n) => n,
+                            None => 100,
+                        },
+                        tls,
+                        max_connections: s.max_connections.unwrap_or(100).max(1),
+                    })
+                }
+            };
+
+            let receive = match &file.receive {
+                None => None,
+                Some(r) => {
+                    let https_listen = r
+                        .https_listen
+                        .as_deref()
+                        .map(|a| addr("receive.https-listen", a))
+                        .transpose()?;
+                    let h3_listen = r
+                        .h3_listen
+                        .as_deref()
+                        .map(|a| addr("receive.h3-listen", a))
+                        .transpose()?;
+                    if https_listen.is_none() && h3_listen.is_none() {
+                        return Err(bad("receive", "give https-listen and/or h3-listen"));
+                    }
+                    let path = r.path.clone().unwrap_or_else(|| crate::DEFAULT_PATH.into());
+                    if !path.starts_with('/') {
+                        return Err(bad("receive.path", format!("`{path}` must start with `/`")));
+                    }
+                    for (key, p) in [("receive.cert", &r.cert), ("receive.key", &r.key)] {
+                        if !rel(p).is_file() {
+                            return Err(bad(key, format!("{} is not a file", rel(p).display())));
+                        }
+                    }
+                    Some(ReceiveConfig {
+                        https_listen,
+                        h3_listen,
+                        path,
+                        cert: rel(&r.cert),
+                        key: rel(&r.key),
+                        client_ca: r.client_ca.as_deref().map(rel),
+                        tokens: r.tokens.clone(),
+                        max_body_bytes: mib("receive.max-body-mib", r.max_body_mib, 64)?,
+                    })
+                }
+            };
+
+            let relay = match &file.relay {
+                None => None,
+                Some(r) => Some(RelayConfig {
+                    smtp: addr("relay.smtp", &r.smtp)?,
+                    domains: r
+                        .domains
+                        .iter()
+                        .map(|d| domain_name("relay.domains", d))
+                        .collect::<Result<_, _>>()?,
+                    helo: match &r.helo {
+                        Some(h) => domain_name("relay.helo", h)?,
+                        None => name.clone(),
+                    },
+                    timeout: Duration::from_secs(r.timeout_secs.unwrap_or(300).max(1)),
+                }),
+            };
+            if receive.is_some() && relay.is_none() {
+                return Err(bad(
+                    "relay",
+                    "a gateway that receives ([receive]) must say where received mail goes: [relay] smtp = \"ADDR:PORT\"",
+                ));
+            }
+
+            let d = &file.delivery;
+            let defaults = DeliveryConfig::default();
+            let delivery = DeliveryConfig {
+                retry_initial: secs("delivery.retry-initial-secs", d.retry_initial_secs, defaults.retry_initial)?,
+                retry_max: secs("delivery.retry-max-secs", d.retry_max_secs, defaults.retry_max)?,
+                max_age: secs(
+                    "delivery.max-age-hours",
+                    d.max_age_hours.map(|h| h * 3600.0),
+                    defaults.max_age,
+                )?,
+                batch_max_messages: match d.batch_max_messages {
+                    Some(0) => return Err(bad("delivery.batch-max-messages", "must be at least 1")),
+                    Some(n) => n,
+                    None => defaults.batch_max_messages,
+                },
+                batch_max_bytes: mib("delivery.batch-max-mib", d.batch_max_mib, 32)?,
+                timeout: Duration::from_secs(d.timeout_secs.unwrap_or(120).max(1)),
+                concurrency: d.concurrency.unwrap_or(defaults.concurrency).clamp(1, 64),
+            };
+            if delivery.retry_max < delivery.retry_initial {
+                return Err(bad(
+                    "delivery.retry-max-secs",
+                    "must not be less than retry-initial-secs",
+                ));
+            }
+
+            let mut routes = Vec::new();
+            for (i, r) in file.routes.iter().enumerate() {
+                let key = |k: &str| format!("route[{i}].{k}");
+                let domain = domain_name(&key("domain"), &r.domain)?;
+                let transport = match r.transport.as_deref().unwrap_or("https") {
+                    "https" => RouteTransport::Https,
+                    "h3" | "http3" | "quic" => RouteTransport::H3,
+                    other => {
+                        return Err(bad(
+                            &key("transport"),
+                            format!("`{other}` is not a transport (https, h3)"),
+                        ))
+                    }
+                };
+                if let Some(uri) = &r.uri {
+                    let plain = uri.starts_with("http://");
+                    if !(uri.starts_with("https://") || plain) {
+                        return Err(bad(&key("uri"), format!("`{uri}` is not an https:// URI")));
+                    }
+                    if plain && !r.allow_plain_http {
+                        return Err(bad(&key("uri"), "http:// needs allow-plain-http = true (loopback tests only)"));
+                    }
+                }
+                let ca_pem = match &r.ca {
+                    Some(p) => read(&key("ca"), p)?,
+                    None => Vec::new(),
+                };
+                let client_identity = match (&r.cert, &r.key) {
+                    (Some(c), Some(k)) => Some((read(&key("cert"), c)?, read(&key("key"), k)?)),
+                    (None, None) => None,
+                    (Some(_), None) => return Err(bad(&key("key"), "missing (cert is set)")),
+                    (None, Some(_)) => return Err(bad(&key("cert"), "missing (key is set)")),
+                };
+                let mut quic = Vec::new();
+                for (k, v) in &r.quic {
+                    quic.push((k.clone(), scalar(&key(&format!("quic.{k}")), v)?));
+                }
+                if routes.iter().any(|x: &Route| x.domain == domain) {
+                    return Err(bad(&key("domain"), format!("`{domain}` has two routes")));
+                }
+                routes.push(Route {
+                    domain,
+                    transport,
+                    uri: r.uri.clone(),
+                    ca_pem,
+                    client_identity,
+                    token: r.token.clone(),
+                    allow_plain_http: r.allow_plain_http,
+                    quic,
+                });
+            }
+
+            let mut dns_servers = Vec::new();
+            for s in &file.dns.servers {
+                dns_servers.push(addr("dns.servers", s)?);
+            }
+
+            let known = ["codec", "fragmenter", "resolver", "sender", "policy"];
+            for (stage, source) in &file.stages {
+                if !known.contains(&stage.as_str()) {
+                    return Err(bad(
+                        &format!("stages.{stage}"),
+                        format!("unknown stage (stages: {})", known.join(", ")),
+                    ));
+                }
+                if !source.starts_with("builtin:") && !rel(Path::new(source)).is_file() {
+                    return Err(bad(
+                        &format!("stages.{stage}"),
+                        format!("`{source}` is neither builtin:<name> nor a .wasm file"),
+                    ));
+                }
+            }
+            let stages = file
+                .stages
+                .iter()
+                .map(|(k, v)| {
+                    let v = if v.starts_with("builtin:") {
+                        v.clone()
+                    } else {
+                        rel(Path::new(v)).display().to_string()
+                    };
+                    (k.clone(), v)
+                })
+                .collect();
+
+            let mut policy = Vec::new();
+            for (k, v) in &file.policy {
+                policy.push((k.clone(), scalar(&format!("policy.{k}"), v)?));
+            }
+
+            if smtp.is_none() && receive.is_none() {
+                return Err(bad(
+                    "smtp",
+                    "nothing to do: configure [smtp] (mail in from an MTA) and/or [receive] (Batch SMTP in)",
+                ));
+            }
+            if smtp.is_some() && routes.is_empty() {
+                return Err(bad(
+                    "route",
+                    "[smtp] accepts mail for relay-domains but no [[route]] says how it leaves",
+                ));
+            }
+
+            Ok(GatewayConfig {
+                source: path.to_path_buf(),
+                name,
+                spool: rel(&file.spool),
+                smtp,
+                receive,
+                relay,
+                delivery,
+                routes,
+                dns_servers,
+                dns_timeout_ms: file.dns.timeout_ms.unwrap_or(2000).max(1),
+                stages,
+                policy,
+                metrics_listen: file
+                    .metrics
+                    .as_ref()
+                    .map(|m| addr("metrics.listen", &m.listen))
+                    .transpose()?,
+            })
+        })()
+        .map_err(in_file)
+    }
+
+    /// The route for mail to `domain`: its own, else a parent domain's
+    /// `.parent` route, else `*`.
+    pub fn route_for(&self, domain: &str) -> Option<&Route> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        self.routes
+            .iter()
+            .find(|r| r.domain == domain)
+            .or_else(|| {
+                self.routes
+                    .iter()
+                    .find(|r| r.domain.starts_with('.') && domain.ends_with(r.domain.as_str()))
+            })
+            .or_else(|| self.routes.iter().find(|r| r.domain == "*"))
+    }
+}
+
+/// Whether `domain` is one of `domains` (exact, or a subdomain of a
+/// `.parent` entry), case-insensitively.
+pub fn domain_listed(domains: &[String], domain: &str) -> bool {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    domains.iter().any(|d| {
+        if let Some(parent) = d.strip_prefix('.') {
+            domain.ends_with(d.as_str()) || domain == parent
+        } else {
+            *d == domain
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<GatewayConfig, ConfigError> {
+        GatewayConfig::from_toml(text, Path::new("/etc/deepmail/earth.toml"))
+    }
+
+    const EARTH: &str = r#"
+name = "gw.earth.example"
+spool = "spool"
+[smtp]
+listen = "127.0.0.1:2525"
+relay-domains = ["moon.example", ".mars.example"]
+[[route]]
+domain = "moon.example"
+uri = "https://gw.moon.example/inboundmail"
+[[route]]
+domain = "*"
+"#;
+
+    #[test]
+    fn earth_config_loads_with_defaults() {
+        let c = load(EARTH).unwrap();
+        assert_eq!(c.name, "gw.earth.example");
+        assert_eq!(c.spool, Path::new("/etc/deepmail/spool"));
+        let smtp = c.smtp.unwrap();
+        assert_eq!(smtp.max_message_bytes, 50 << 20);
+        assert!(domain_listed(&smtp.relay_domains, "Moon.Example"));
+        assert!(domain_listed(&smtp.relay_domains, "base.mars.example"));
+        assert!(!domain_listed(&smtp.relay_domains, "evil.example"));
+        assert_eq!(c.delivery.batch_max_messages, 50);
+    }
+
+    #[test]
+    fn routes_fall_back_to_star() {
+        let c = load(EARTH).unwrap();
+        assert_eq!(c.route_for("MOON.example.").unwrap().domain, "moon.example");
+        assert_eq!(c.route_for("venus.example").unwrap().domain, "*");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (EARTH.replace("2525\"", "x\""), "smtp.listen"),
+            (
+                EARTH.replace("\"moon.example\", ", "\"bad domain\", "),
+                "smtp.relay-domains",
+            ),
+            (
+                EARTH.replace("uri = \"https", "uri = \"ftp"),
+                "route[0].uri",
+            ),
+            (
+                format!("{EARTH}\n[delivery]\nbatch-max-messages = 0\n"),
+                "delivery.batch-max-messages",
+            ),
+            (
+                format!("{EARTH}\n[stages]\nfoo = \"builtin:x\"\n"),
+                "stages.foo",
+            ),
+            (
+                format!("{EARTH}\n[relay]\nsmtp = \"nowhere\"\n"),
+                "relay.smtp",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = load(&text).unwrap_err().to_string();
+            assert!(e.contains(&format!("`{key}`")), "{key}: {e}");
+            assert!(e.starts_with("/etc/deepmail/earth.toml"), "{e}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_syntax_errors_say_where() {
+        let e = load(&EARTH.replace("spool =", "spoool ="))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("spoool"), "{e}");
+        let e = load("name = ").unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn smtp_without_route_or_receive_without_relay_is_refused() {
+        let e = load(&EARTH.replace("[[route]]", "[[nothing]]"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nothing"), "{e}");
+        let e = load("name = \"gw\"\nspool = \"s\"\n[smtp]\nlisten = \"127.0.0.1:1\"\nrelay-domains = [\"a.example\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`route`"), "{e}");
+    }
+}

@@ -1,0 +1,466 @@
+//! The outbound queue runner: takes what is due from the [`Queue`], forms
+//! batches per destination, encodes them with the codec plugin, finds the
+//! next hop (the route's fixed URI, else the resolver plugin's DNS URI
+//! records), and hands them to the sender plugin. 2xx removes the
+//! messages; a temporary failure retries with exponential backoff and
+//! ±20 % jitter; a permanent failure, or a message older than the maximum
+//! age, goes back to its sender as a DSN (RFC 3464). Messages for the
+//! local MTA (DSNs to local senders) are relayed by SMTP.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deepmail_host::types::{
+    EncodeOptions, Envelope, ForwardPath, Greeting, Message, Outcome, Payload, SmtpParam,
+};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use crate::config::{GatewayConfig, RelayConfig};
+use crate::metrics::Metrics;
+use crate::queue::{now_ms, Batch, Destination, Queue, QueueEntry};
+use crate::returns::{Failure, Returns};
+use crate::spool::SpooledEnvelope;
+use crate::stages::GatewayStages;
+
+/// The outbound side of a gateway.
+pub struct Outbound {
+    config: Arc<GatewayConfig>,
+    queue: Arc<Queue>,
+    stages: Arc<GatewayStages>,
+    returns: Arc<Returns>,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    in_flight: Mutex<HashSet<String>>,
+}
+
+/// What one attempt at a batch came to.
+#[derive(Debug)]
+enum Attempt {
+    /// The next hop took it.
+    Delivered(String),
+    /// Try again later.
+    Temporary(String),
+    /// Return to sender.
+    Permanent(String),
+}
+
+/// The delay before attempt `attempts + 1`: `initial * 2^(attempts-1)`,
+/// capped, then ±20 % jitter from `random` (0..=u32::MAX).
+pub fn backoff(initial: Duration, max: Duration, attempts: u32, random: u32) -> Duration {
+    let base = initial
+        .saturating_mul(1u32 << attempts.saturating_sub(1).min(20))
+        .min(max);
+    let jitter = 0.8 + 0.4 * (f64::from(random) / f64::from(u32::MAX));
+    base.mul_f64(jitter)
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    u32::from_le_bytes(b)
+}
+
+/// The host's message type from a spooled envelope and content.
+pub fn to_message(envelope: &SpooledEnvelope, content: Vec<u8>) -> Message {
+    let param = |p: &crate::spool::SpooledParam| SmtpParam {
+        keyword: p.keyword.clone(),
+        value: p.value.clone(),
+    };
+    Message {
+        envelope: Envelope {
+            reverse_path: envelope.reverse_path.clone(),
+            mail_parameters: envelope.mail_parameters.iter().map(param).collect(),
+            forward_paths: envelope
+                .forward_paths
+                .iter()
+                .map(|f| ForwardPath {
+                    mailbox: f.mailbox.clone(),
+                    parameters: f.parameters.iter().map(param).collect(),
+                })
+                .collect(),
+        },
+        content,
+    }
+}
+
+impl Outbound {
+    /// The runner over `queue`.
+    pub fn new(
+        config: Arc<GatewayConfig>,
+        queue: Arc<Queue>,
+        stages: Arc<GatewayStages>,
+        returns: Arc<Returns>,
+        metrics: Arc<Metrics>,
+        wake: Arc<Notify>,
+    ) -> Outbound {
+        Outbound {
+            config,
+            queue,
+            stages,
+            returns,
+            metrics,
+            wake,
+            in_flight: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Runs until `stop` turns true; in-flight attempts finish first
+    /// (their messages stay queued whatever happens).
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut tasks = JoinSet::new();
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let wait = match self.plan() {
+                Ok((due, wait)) => {
+                    for batch in due {
+                        if tasks.len() >= self.config.delivery.concurrency {
+                            break;
+                        }
+                        self.in_flight
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(batch.id.clone());
+                        let me = self.clone();
+                        tasks.spawn(async move {
+                            let id = batch.id.clone();
+                            me.attempt(batch).await;
+                            me.in_flight
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .remove(&id);
+                        });
+                    }
+                    wait
+                }
+                Err(e) => {
+                    tracing::error!(stage = "queue", error = %e, "cannot read the queue; retrying in 5 s");
+                    Duration::from_secs(5)
+                }
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Forms batches from unbatched messages and returns the due batches
+    /// not already in flight, plus how long to sleep when nothing is due.
+    fn plan(&self) -> Result<(Vec<Batch>, Duration), crate::SpoolError> {
+        let snapshot = self.queue.snapshot()?;
+        for d in &snapshot.damaged {
+            tracing::error!(stage = "queue", error = %d, "damaged queue entry left in place");
+        }
+        let now = now_ms();
+        let in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut batches = Vec::new();
+        for b in snapshot.batches {
+            if b.members.is_empty() {
+                if !in_flight.contains(&b.id) {
+                    self.queue.remove_batch(&b.id)?;
+                }
+                continue;
+            }
+            batches.push(b);
+        }
+        let limits = &self.config.delivery;
+        for (destination, entries) in snapshot.unbatched {
+            let (max_messages, max_bytes) = match destination {
+                Destination::Local => (1, u64::MAX),
+                Destination::Remote(_) => (limits.batch_max_messages, limits.batch_max_bytes),
+            };
+            let mut members = Vec::new();
+            let mut bytes = 0u64;
+            for e in entries {
+                if !members.is_empty()
+                    && (members.len() >= max_messages || bytes + e.bytes > max_bytes)
+                {
+                    batches.push(
+                        self.queue
+                            .new_batch(destination.clone(), std::mem::take(&mut members))?,
+                    );
+                    bytes = 0;
+                }
+                bytes += e.bytes;
+                members.push(e.id);
+            }
+            if !members.is_empty() {
+                batches.push(self.queue.new_batch(destination.clone(), members)?);
+            }
+        }
+        let mut due = Vec::new();
+        let mut next = u64::MAX;
+        for b in batches {
+            if in_flight.contains(&b.id) {
+                continue;
+            }
+            if b.next_attempt_ms <= now {
+                due.push(b);
+            } else {
+                next = next.min(b.next_attempt_ms);
+            }
+        }
+        let wait = if next == u64::MAX {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_millis(next.saturating_sub(now)).min(Duration::from_secs(1))
+        };
+        Ok((due, wait))
+    }
+
+    /// One attempt at a batch; records the outcome durably.
+    async fn attempt(self: &Arc<Self>, mut batch: Batch) {
+        let mut members: Vec<(QueueEntry, Vec<u8>)> = Vec::new();
+        for id in &batch.members {
+            match (self.queue.entry(id), self.queue.content(id)) {
+                (Ok(e), Ok(c)) => members.push((e, c)),
+                // Deleted meanwhile (`deepmail queue delete`): skip it.
+                _ if !self.queue.contains(id) => {}
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(stage = "queue", batch = %batch.id, msg = %id, error = %e, "unreadable queued message left in place");
+                }
+            }
+        }
+        if members.is_empty() {
+            let _ = self.queue.remove_batch(&batch.id);
+            return;
+        }
+        let started = std::time::Instant::now();
+        let outcome = match &batch.destination {
+            Destination::Remote(domain) => self.send_remote(&batch, domain, &members).await,
+            Destination::Local => match &self.config.relay {
+                Some(relay) => self.send_local(relay, &members).await,
+                None => {
+                    Attempt::Permanent("no [relay] configured to deliver local mail to".to_string())
+                }
+            },
+        };
+        batch.attempts += 1;
+        let ids: Vec<&str> = members.iter().map(|(e, _)| e.id.as_str()).collect();
+        match outcome {
+            Attempt::Delivered(said) => {
+                tracing::info!(stage = "deliver", batch = %batch.id, to = %batch.destination, messages = members.len(), elapsed_ms = started.elapsed().as_millis() as u64, said = %said, "delivered");
+                Metrics::inc(&self.metrics.batches_sent);
+                for (e, _) in &members {
+                    self.metrics
+                        .messages_sent
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::debug!(stage = "deliver", batch = %batch.id, msg = %e.id, message_id = %e.message_id, "message delivered");
+                    if let Err(err) = self.queue.remove(&e.id) {
+                        tracing::error!(stage = "queue", msg = %e.id, error = %err, "delivered but cannot remove from the queue");
+                    }
+                }
+                let _ = self.queue.remove_batch(&batch.id);
+            }
+            Attempt::Permanent(why) => {
+                tracing::warn!(stage = "deliver", batch = %batch.id, to = %batch.destination, messages = ?ids, error = %why, "refused for good: returning to sender");
+                self.give_up(&batch, &members, Failure::permanent(&why));
+            }
+            Attempt::Temporary(why) => {
+                Metrics::inc(&self.metrics.batch_attempts_failed);
+                let oldest = members
+                    .iter()
+                    .map(|(e, _)| e.received_ms)
+                    .min()
+                    .unwrap_or(0);
+                let max_age = self.config.delivery.max_age.as_millis() as u64;
+                if now_ms().saturating_sub(oldest) >= max_age {
+                    tracing::warn!(stage = "deliver", batch = %batch.id, to = %batch.destination, attempts = batch.attempts, error = %why, "too old: returning to sender");
+                    self.give_up(&batch, &members, Failure::expired(&why));
+                    return;
+                }
+                let delay = backoff(
+                    self.config.delivery.retry_initial,
+                    self.config.delivery.retry_max,
+                    batch.attempts,
+                    random_u32(),
+                );
+                batch.next_attempt_ms = now_ms() + delay.as_millis() as u64;
+                batch.last_error = Some(why.clone());
+                tracing::warn!(stage = "deliver", batch = %batch.id, to = %batch.destination, attempts = batch.attempts, retry_in_ms = delay.as_millis() as u64, error = %why, "temporary failure");
+                if let Err(e) = self.queue.save_batch(&batch) {
+                    tracing::error!(stage = "queue", batch = %batch.id, error = %e, "cannot record the retry; it will be retried at once");
+                }
+            }
+        }
+    }
+
+    /// Returns every member to its sender and drops the batch.
+    fn give_up(&self, batch: &Batch, members: &[(QueueEntry, Vec<u8>)], failure: Failure) {
+        for (e, content) in members {
+            let recipients: Vec<String> = e
+                .envelope
+                .forward_paths
+                .iter()
+                .map(|f| f.mailbox.clone())
+                .collect();
+            let failures: Vec<(String, Failure)> = recipients
+                .into_iter()
+                .map(|r| (r, failure.clone()))
+                .collect();
+            match self
+                .returns
+                .return_to_sender(&e.envelope, content, &failures, &batch.id)
+            {
+                Ok(()) => {
+                    Metrics::inc(&self.metrics.messages_returned);
+                    let _ = self.queue.remove(&e.id);
+                }
+                Err(err) => {
+                    tracing::error!(stage = "dsn", batch = %batch.id, msg = %e.id, error = %err, "cannot return the message; it stays queued");
+                    return;
+                }
+            }
+        }
+        let _ = self.queue.remove_batch(&batch.id);
+        self.wake.notify_one();
+    }
+
+    async fn send_remote(
+        self: &Arc<Self>,
+        batch: &Batch,
+        domain: &str,
+        members: &[(QueueEntry, Vec<u8>)],
+    ) -> Attempt {
+        let Some(route) = self.config.route_for(domain).cloned() else {
+            return Attempt::Permanent(format!(
+                "no route for {domain} in {}",
+                self.config.source.display()
+            ));
+        };
+        let messages: Vec<Message> = members
+            .iter()
+            .map(|(e, c)| to_message(&e.envelope, c.clone()))
+            .collect();
+        let me = self.clone();
+        let batch_id = batch.id.clone();
+        let domain = domain.to_string();
+        let joined = tokio::task::spawn_blocking(move || {
+            let stages = &me.stages;
+            let body = match stages.codec.encode(
+                &messages,
+                &EncodeOptions {
+                    greeting: Greeting::None,
+                    quit: false,
+                },
+            ) {
+                Ok(b) => b,
+                Err(e) => {
+                    return Attempt::Permanent(format!("the codec cannot encode the batch: {e}"))
+                }
+            };
+            let hops: Vec<String> = match &route.uri {
+                Some(uri) => vec![uri.clone()],
+                None => {
+                    let Some(resolver) = &stages.resolver else {
+                        return Attempt::Temporary("no resolver loaded".into());
+                    };
+                    let schemes = if route.allow_plain_http {
+                        vec!["https".to_string(), "http".to_string()]
+                    } else {
+                        vec!["https".to_string()]
+                    };
+                    match resolver.resolve(&domain, &schemes, u64::from(random_u32())) {
+                        Ok(r) if r.hops.is_empty() => {
+                            return Attempt::Temporary(format!("no next hop found for {domain}"))
+                        }
+                        Ok(r) => r.hops.into_iter().map(|h| h.uri).collect(),
+                        Err(e) if e.code == "no-such-domain" || e.code == "no-records" => {
+                            return Attempt::Permanent(format!("no gateway for {domain}: {e}"))
+                        }
+                        Err(e) => return Attempt::Temporary(format!("resolving {domain}: {e}")),
+                    }
+                }
+            };
+            let mut last = String::new();
+            for hop in &hops {
+                let sender = match stages.sender(&route, hop) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        last = e;
+                        continue;
+                    }
+                };
+                match sender.send(hop, &batch_id, Payload::Bsmtp(body.clone())) {
+                    Ok(Outcome::Delivered(said)) => {
+                        return Attempt::Delivered(format!("{hop}: {said}"))
+                    }
+                    Ok(Outcome::PermanentFailure(said)) => {
+                        return Attempt::Permanent(format!("{hop} refused the batch: {said}"))
+                    }
+                    Ok(Outcome::TemporaryFailure(said)) => last = format!("{hop}: {said}"),
+                    Err(e) => last = format!("{hop}: {e}"),
+                }
+            }
+            Attempt::Temporary(last)
+        })
+        .await;
+        joined.unwrap_or_else(|e| Attempt::Temporary(format!("delivery task failed: {e}")))
+    }
+
+    async fn send_local(&self, relay: &RelayConfig, members: &[(QueueEntry, Vec<u8>)]) -> Attempt {
+        let mut said = Vec::new();
+        for (e, content) in members {
+            match crate::relay::relay_message(relay, &e.envelope, content).await {
+                Ok(result) => {
+                    if !result.refused.is_empty() {
+                        // A DSN to a local sender that the local MTA refuses
+                        // has nowhere else to go.
+                        let reasons: Vec<String> = result
+                            .refused
+                            .iter()
+                            .map(|(r, reply)| format!("{r}: {reply}"))
+                            .collect();
+                        self.returns.dead_letter(
+                            &e.envelope,
+                            content,
+                            &format!("the local MTA refused: {}", reasons.join("; ")),
+                            &e.id,
+                        );
+                        Metrics::inc(&self.metrics.dead_letters);
+                    }
+                    if !result.deferred.is_empty() {
+                        return Attempt::Temporary(format!(
+                            "the local MTA deferred {}",
+                            result.deferred.join(", ")
+                        ));
+                    }
+                    said.push(result.summary);
+                }
+                Err(e) if e.transient => return Attempt::Temporary(e.message),
+                Err(e) => return Attempt::Permanent(e.message),
+            }
+        }
+        Attempt::Delivered(said.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_jitters() {
+        let s = Duration::from_secs;
+        let mid = |n| backoff(s(10), s(100), n, u32::MAX / 2).as_secs_f64();
+        assert!((mid(1) - 10.0).abs() < 0.1);
+        assert!((mid(2) - 20.0).abs() < 0.1);
+        assert!((mid(3) - 40.0).abs() < 0.1);
+        assert!((mid(9) - 100.0).abs() < 0.1);
+        assert!((backoff(s(10), s(100), 1, 0).as_secs_f64() - 8.0).abs() < 0.01);
+        assert!((backoff(s(10), s(100), 1, u32::MAX).as_secs_f64() - 12.0).abs() < 0.01);
+        // Never overflows.
+        assert!(backoff(s(10), s(100), u32::MAX, 7) <= s(120));
+    }
+}

@@ -1,0 +1,275 @@
+//! One gateway process: the SMTP ingress, the receiving endpoint, the
+//! outbound queue runner, the inbound relay and `/metrics`, wired from one
+//! [`GatewayConfig`] and stopped together. Stopping lets in-flight work
+//! finish; whatever is not finished stays spooled for the next start.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deepmail_host::Host;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use crate::config::GatewayConfig;
+use crate::deliver::Outbound;
+use crate::ingress::{Acceptor, SmtpIngress};
+use crate::metrics::{self, Metrics};
+use crate::policy::GatewayPolicy;
+use crate::queue::Queue;
+use crate::relay::Inbound;
+use crate::returns::Returns;
+use crate::stages::GatewayStages;
+use crate::tls::{load_certs, load_private_key};
+use crate::{Receiver, ReceiverConfig, Spool};
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+fn fail(what: &str, e: impl std::fmt::Display) -> StartError {
+    StartError(format!("{what}: {e}"))
+}
+
+/// A started gateway.
+pub struct RunningGateway {
+    /// The SMTP ingress address, if configured.
+    pub smtp_addr: Option<SocketAddr>,
+    /// The HTTPS endpoint address, if configured.
+    pub https_addr: Option<SocketAddr>,
+    /// The HTTP/3 endpoint address, if configured.
+    pub h3_addr: Option<SocketAddr>,
+    /// The `/metrics` address, if configured.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The live counters.
+    pub metrics: Arc<Metrics>,
+    /// The configuration it runs.
+    pub config: Arc<GatewayConfig>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    _lock: File,
+}
+
+/// Takes the spool's lock: one gateway per spool.
+fn lock_spool(config: &GatewayConfig) -> Result<File, StartError> {
+    std::fs::create_dir_all(&config.spool).map_err(|e| {
+        fail(
+            &format!("cannot create spool {}", config.spool.display()),
+            e,
+        )
+    })?;
+    let path = config.spool.join("lock");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .read(true)
+        .open(&path)
+        .map_err(|e| fail(&format!("cannot open {}", path.display()), e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            return Err(StartError(format!(
+                "spool {} is in use by another gateway (pid {}); one gateway per spool",
+                config.spool.display(),
+                holder.trim()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(fail(&format!("cannot lock {}", path.display()), e))
+        }
+    }
+    let _ = file.set_len(0);
+    let _ = writeln!(file, "{}", std::process::id());
+    Ok(file)
+}
+
+impl RunningGateway {
+    /// Opens the spool, loads the plugins, binds every listener and starts
+    /// every loop. Call inside a tokio runtime; `host` should allow one
+    /// plugin call the delivery timeout.
+    pub async fn start(config: GatewayConfig, host: Host) -> Result<RunningGateway, StartError> {
+        let lock = lock_spool(&config)?;
+        let config = Arc::new(config);
+        let spool = Arc::new(Spool::open(&config.spool).map_err(|e| fail("spool", e))?);
+        let queue = Arc::new(Queue::open(&config.spool, true).map_err(|e| fail("queue", e))?);
+        let stages = {
+            let host = host.clone();
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || GatewayStages::load(host, &config))
+                .await
+                .map_err(|e| fail("loading plugins", e))?
+                .map_err(|e| fail("loading plugins", e))?
+        };
+        let stages = Arc::new(stages);
+        let metrics = Arc::new(Metrics::default());
+        let outbound_wake = Arc::new(Notify::new());
+        let inbound_wake = Arc::new(Notify::new());
+        let returns = Arc::new(
+            Returns::new(
+                config.clone(),
+                queue.clone(),
+                metrics.clone(),
+                outbound_wake.clone(),
+            )
+            .map_err(|e| fail("spool", e))?,
+        );
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+
+        // Outbound queue runner: always (DSNs may need it on any gateway).
+        let outbound = Arc::new(Outbound::new(
+            config.clone(),
+            queue.clone(),
+            stages.clone(),
+            returns.clone(),
+            metrics.clone(),
+            outbound_wake.clone(),
+        ));
+        tasks.spawn(outbound.run(stop_rx.clone()));
+
+        // SMTP ingress.
+        let mut smtp_addr = None;
+        if let Some(smtp) = &config.smtp {
+            let policy = GatewayPolicy::load(&stages.host, &config)
+                .map_err(|e| fail("loading the policy plugin", e))?
+                .map(Arc::new);
+            let acceptor = Arc::new(Acceptor::new(
+                config.clone(),
+                smtp.relay_domains.clone(),
+                queue.clone(),
+                policy,
+                metrics.clone(),
+                outbound_wake.clone(),
+            ));
+            let tls = match &smtp.tls {
+                Some((cert, key)) => {
+                    let certs = load_certs(cert).map_err(|e| fail("smtp.tls-cert", e))?;
+                    let key = load_private_key(key).map_err(|e| fail("smtp.tls-key", e))?;
+                    Some(
+                        crate::tls::server_config(certs, key, None, &[])
+                            .map_err(|e| fail("smtp TLS", e))?,
+                    )
+                }
+                None => None,
+            };
+            let listener = tokio::net::TcpListener::bind(smtp.listen)
+                .await
+                .map_err(|e| fail(&format!("cannot listen for SMTP on {}", smtp.listen), e))?;
+            smtp_addr = listener.local_addr().ok();
+            let server_config = Arc::new(deepmail_smtp::serve::ServerConfig {
+                hostname: config.name.clone(),
+                max_message_bytes: smtp.max_message_bytes,
+                max_recipients: smtp.max_recipients,
+                tls,
+                max_connections: smtp.max_connections,
+                ..deepmail_smtp::serve::ServerConfig::new(config.name.clone())
+            });
+            let handler = Arc::new(SmtpIngress::new(acceptor, metrics.clone()));
+            let mut stop = stop_rx.clone();
+            tasks.spawn(async move {
+                deepmail_smtp::serve::serve(listener, server_config, handler, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            });
+            tracing::info!(stage = "ingress", listen = ?smtp_addr, relay_domains = ?smtp.relay_domains, "SMTP ingress listening");
+        }
+
+        // Receiving endpoint + inbound relay.
+        let (mut https_addr, mut h3_addr) = (None, None);
+        if let Some(receive) = &config.receive {
+            let certs = load_certs(&receive.cert).map_err(|e| fail("receive.cert", e))?;
+            let key = load_private_key(&receive.key).map_err(|e| fail("receive.key", e))?;
+            let client_ca = match &receive.client_ca {
+                Some(p) => Some(load_certs(p).map_err(|e| fail("receive.client-ca", e))?),
+                None => None,
+            };
+            let rc = ReceiverConfig {
+                https_listen: receive.https_listen,
+                h3_listen: receive.h3_listen,
+                path: receive.path.clone(),
+                max_body_bytes: receive.max_body_bytes,
+                client_ca,
+                tokens: receive.tokens.clone(),
+                ..ReceiverConfig::new(certs, key)
+            };
+            let wake = inbound_wake.clone();
+            let m = metrics.clone();
+            let receiver = Receiver::bind(rc, spool.clone(), stages.codec.clone())
+                .await
+                .map_err(|e| fail("receive", e))?
+                .with_request_log(move |r| {
+                    if r.status == 200 && !r.duplicate {
+                        Metrics::inc(&m.batches_received);
+                        m.messages_received
+                            .fetch_add(r.messages as u64, std::sync::atomic::Ordering::Relaxed);
+                        wake.notify_one();
+                    }
+                    tracing::info!(stage = "receive", transport = r.version, peer = %r.peer, status = r.status, batch = r.batch_id.as_deref().unwrap_or("-"), duplicate = r.duplicate, bytes = r.bytes, elapsed_ms = r.elapsed.as_millis() as u64, code = r.code.as_deref().unwrap_or("-"), "request");
+                });
+            https_addr = receiver.https_addr();
+            h3_addr = receiver.h3_addr();
+            let mut stop = stop_rx.clone();
+            tasks.spawn(async move {
+                receiver
+                    .serve(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await;
+            });
+            tracing::info!(stage = "receive", https = ?https_addr, h3 = ?h3_addr, "receiving endpoint listening");
+        }
+        if let Some(relay) = &config.relay {
+            let inbound = Arc::new(Inbound::new(
+                config.clone(),
+                relay.clone(),
+                spool.clone(),
+                returns.clone(),
+                metrics.clone(),
+                inbound_wake.clone(),
+            ));
+            tasks.spawn(inbound.run(stop_rx.clone()));
+        }
+
+        let mut metrics_addr = None;
+        if let Some(addr) = config.metrics_listen {
+            let listener = metrics::bind(addr)
+                .await
+                .map_err(|e| fail(&format!("cannot listen for metrics on {addr}"), e))?;
+            metrics_addr = listener.local_addr().ok();
+            tasks.spawn(metrics::serve(listener, metrics.clone(), stop_rx.clone()));
+        }
+
+        Ok(RunningGateway {
+            smtp_addr,
+            https_addr,
+            h3_addr,
+            metrics_addr,
+            metrics,
+            config,
+            stop,
+            tasks,
+            _lock: lock,
+        })
+    }
+
+    /// Stops accepting, lets in-flight work finish (at most `grace`), and
+    /// returns. Everything unfinished stays in the spool.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let all = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!(
+                stage = "gateway",
+                grace_ms = grace.as_millis() as u64,
+                "work still in flight after the grace period; it stays spooled"
+            );
+            self.tasks.abort_all();
+        }
+    }
+}

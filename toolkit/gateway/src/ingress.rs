@@ -1,0 +1,297 @@
+//! Mail in from the local MTA: the SMTP ingress ([`SmtpIngress`], the
+//! handler behind `deepmail_smtp::serve`) and `deepmail submit` both go
+//! through [`Acceptor`]: relay rules (never an open relay), the policy
+//! plugin, a `Received:` trace field, and a durable enqueue per
+//! destination domain before anything answers 250.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use deepmail_smtp::serve::{Handler, SessionInfo};
+use deepmail_smtp::{Envelope, Param, Recipient, Reply};
+use tokio::sync::Notify;
+
+use crate::config::{domain_listed, GatewayConfig};
+use crate::metrics::Metrics;
+use crate::policy::GatewayPolicy;
+use crate::queue::{Destination, Queue};
+use crate::returns::domain_of;
+use crate::spool::{SpooledEnvelope, SpooledParam, SpooledRecipient};
+
+/// `time` as an RFC 5322 date-time in UTC, e.g. `Mon, 23 Nov 2026 10:00:00 +0000`.
+pub fn rfc5322_date(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let name = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(month - 1) as usize];
+    format!(
+        "{weekday}, {day:02} {name} {year} {:02}:{:02}:{:02} +0000",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+fn spooled_params(params: &[Param]) -> Vec<SpooledParam> {
+    params
+        .iter()
+        .map(|p| SpooledParam {
+            keyword: p.keyword.clone(),
+            value: p.value.clone(),
+        })
+        .collect()
+}
+
+/// The checks and the enqueue every way in shares.
+pub struct Acceptor {
+    config: Arc<GatewayConfig>,
+    relay_domains: Vec<String>,
+    queue: Arc<Queue>,
+    policy: Option<Arc<GatewayPolicy>>,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+}
+
+impl Acceptor {
+    /// Mail for `relay_domains` goes into `queue`.
+    pub fn new(
+        config: Arc<GatewayConfig>,
+        relay_domains: Vec<String>,
+        queue: Arc<Queue>,
+        policy: Option<Arc<GatewayPolicy>>,
+        metrics: Arc<Metrics>,
+        wake: Arc<Notify>,
+    ) -> Acceptor {
+        Acceptor {
+            config,
+            relay_domains,
+            queue,
+            policy,
+            metrics,
+            wake,
+        }
+    }
+
+    /// `MAIL FROM`.
+    pub fn check_sender(&self, reverse_path: &str, params: &[Param]) -> Reply {
+        if let Some(p) = &self.policy {
+            if let Some(refusal) = p.check_sender(reverse_path, params) {
+                return refusal;
+            }
+        }
+        Reply::new(250, Some("2.1.0"), "sender ok")
+    }
+
+    /// `RCPT TO`: only the relay domains, then the policy.
+    pub fn check_recipient(&self, reverse_path: &str, mailbox: &str) -> Reply {
+        let Some(domain) = domain_of(mailbox) else {
+            return Reply::new(
+                550,
+                Some("5.1.3"),
+                format!("<{mailbox}>: a recipient needs a domain"),
+            );
+        };
+        if !domain_listed(&self.relay_domains, &domain) {
+            return Reply::new(
+                550,
+                Some("5.7.1"),
+                format!("<{mailbox}>: relaying to {domain} denied; this gateway carries mail for {} only", self.relay_domains.join(", ")),
+            );
+        }
+        if let Some(p) = &self.policy {
+            if let Some(refusal) = p.check_recipient(reverse_path, mailbox) {
+                return refusal;
+            }
+        }
+        Reply::new(250, Some("2.1.5"), "recipient ok")
+    }
+
+    /// The whole message: policy, then one durable queue entry per
+    /// destination domain. Blocking (fsync): call from a blocking context.
+    pub fn accept(&self, envelope: &Envelope, content: &[u8], origin: &str) -> Reply {
+        if let Some(p) = &self.policy {
+            if let Some(refusal) = p.check_message(envelope, content) {
+                Metrics::inc(&self.metrics.smtp_messages_refused);
+                tracing::warn!(stage = "policy", origin, from = %envelope.reverse_path, reply = %refusal, "message refused");
+                return refusal;
+            }
+        }
+        let mut by_domain: BTreeMap<String, Vec<&Recipient>> = BTreeMap::new();
+        for r in &envelope.recipients {
+            let domain = domain_of(&r.mailbox).unwrap_or_default();
+            by_domain.entry(domain).or_default().push(r);
+        }
+        let mut ids = Vec::new();
+        for (domain, recipients) in by_domain {
+            let spooled = SpooledEnvelope {
+                reverse_path: envelope.reverse_path.clone(),
+                mail_parameters: spooled_params(&envelope.mail_params),
+                forward_paths: recipients
+                    .iter()
+                    .map(|r| SpooledRecipient {
+                        mailbox: r.mailbox.clone(),
+                        parameters: spooled_params(&r.params),
+                    })
+                    .collect(),
+            };
+            match self.queue.enqueue(
+                Destination::Remote(domain.clone()),
+                spooled,
+                content,
+                origin.to_string(),
+            ) {
+                Ok(entry) => {
+                    Metrics::inc(&self.metrics.queue_enqueued);
+                    tracing::info!(stage = "ingress", msg = %entry.id, message_id = %entry.message_id, from = %envelope.reverse_path, to = %domain, recipients = recipients.len(), bytes = content.len(), origin, "queued");
+                    ids.push(entry.id);
+                }
+                Err(e) => {
+                    Metrics::inc(&self.metrics.smtp_messages_refused);
+                    tracing::error!(stage = "ingress", error = %e, origin, "cannot spool; answering 451");
+                    // Entries already written for other domains stay: the
+                    // client will retry, and those recipients would get a
+                    // second copy. Refusing is still right: nothing that
+                    // was not durably stored may be acknowledged.
+                    return Reply::new(
+                        451,
+                        Some("4.3.0"),
+                        "cannot store the message now; try again later",
+                    );
+                }
+            }
+        }
+        self.wake.notify_one();
+        Reply::new(250, Some("2.0.0"), format!("queued as {}", ids.join(" ")))
+    }
+
+    /// The `Received:` field (RFC 5321 §4.4) this gateway adds.
+    pub fn received_field(
+        &self,
+        helo: Option<&str>,
+        peer: Option<SocketAddr>,
+        tls: bool,
+        id: &str,
+        for_one: Option<&str>,
+    ) -> String {
+        let from = match (helo, peer) {
+            (Some(h), Some(p)) => format!("from {h} ([{}])", p.ip()),
+            (None, Some(p)) => format!("from [{}]", p.ip()),
+            (Some(h), None) => format!("from {h}"),
+            (None, None) => "from local".to_string(),
+        };
+        let with = if peer.is_none() {
+            "local"
+        } else if tls {
+            "ESMTPS"
+        } else {
+            "ESMTP"
+        };
+        let rcpt = for_one.map(|r| format!(" for <{r}>")).unwrap_or_default();
+        format!(
+            "Received: {from}\r\n\tby {} (deepmail) with {with} id {id}{rcpt};\r\n\t{}\r\n",
+            self.config.name,
+            rfc5322_date(SystemTime::now())
+        )
+    }
+}
+
+/// The SMTP ingress's handler.
+pub struct SmtpIngress {
+    acceptor: Arc<Acceptor>,
+    metrics: Arc<Metrics>,
+}
+
+impl SmtpIngress {
+    /// A handler over `acceptor`.
+    pub fn new(acceptor: Arc<Acceptor>, metrics: Arc<Metrics>) -> SmtpIngress {
+        SmtpIngress { acceptor, metrics }
+    }
+}
+
+impl Handler for SmtpIngress {
+    async fn mail_from(&self, _info: &SessionInfo, reverse_path: &str, params: &[Param]) -> Reply {
+        self.acceptor.check_sender(reverse_path, params)
+    }
+
+    async fn rcpt_to(
+        &self,
+        _info: &SessionInfo,
+        envelope: &Envelope,
+        recipient: &Recipient,
+    ) -> Reply {
+        let reply = self
+            .acceptor
+            .check_recipient(&envelope.reverse_path, &recipient.mailbox);
+        if !reply.is_positive() {
+            Metrics::inc(&self.metrics.smtp_recipients_refused);
+            tracing::info!(stage = "ingress", from = %envelope.reverse_path, to = %recipient.mailbox, reply = %reply, "recipient refused");
+        }
+        reply
+    }
+
+    async fn message(&self, info: &SessionInfo, envelope: Envelope, content: Vec<u8>) -> Reply {
+        let acceptor = self.acceptor.clone();
+        let metrics = self.metrics.clone();
+        let session = format!("s{}", info.session_id);
+        let for_one =
+            (envelope.recipients.len() == 1).then(|| envelope.recipients[0].mailbox.clone());
+        let received = acceptor.received_field(
+            info.helo.as_deref(),
+            Some(info.peer),
+            info.tls,
+            &session,
+            for_one.as_deref(),
+        );
+        let origin = format!(
+            "smtp [{}] helo={}",
+            info.peer,
+            info.helo.as_deref().unwrap_or("-")
+        );
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut full = Vec::with_capacity(received.len() + content.len());
+            full.extend_from_slice(received.as_bytes());
+            full.extend_from_slice(&content);
+            acceptor.accept(&envelope, &full, &origin)
+        })
+        .await;
+        let reply = joined
+            .unwrap_or_else(|e| Reply::new(451, Some("4.3.0"), format!("internal error: {e}")));
+        if reply.is_positive() {
+            Metrics::inc(&metrics.smtp_messages_accepted);
+        }
+        reply
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_rfc5322() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_435_200);
+        assert_eq!(rfc5322_date(t), "Mon, 23 Nov 2026 12:00:00 +0000");
+        assert_eq!(
+            rfc5322_date(SystemTime::UNIX_EPOCH),
+            "Thu, 01 Jan 1970 00:00:00 +0000"
+        );
+    }
+}

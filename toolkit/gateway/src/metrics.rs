@@ -1,0 +1,123 @@
+//! Counters every part of the gateway bumps, served as Prometheus text at
+//! `GET /metrics` (plain HTTP, on the address `[metrics] listen` names) and
+//! printed by `deepmail demo`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::sync::watch;
+
+macro_rules! counters {
+    ($($name:ident: $help:literal,)*) => {
+        /// The gateway's counters (monotonic, since start).
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $(#[doc = $help] pub $name: AtomicU64,)*
+        }
+
+        impl Metrics {
+            /// `(name, help, value)` of every counter.
+            pub fn snapshot(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$((stringify!($name), $help, self.$name.load(Ordering::Relaxed)),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    smtp_sessions: "SMTP sessions accepted",
+    smtp_messages_accepted: "messages accepted over SMTP (250 after spooling)",
+    smtp_recipients_refused: "recipients refused at RCPT (relay rules or policy)",
+    smtp_messages_refused: "messages refused at end of DATA (policy, spool failure)",
+    queue_enqueued: "messages put in the outbound queue (SMTP, submit, DSNs)",
+    batches_sent: "batches the next hop accepted (2xx)",
+    batch_attempts_failed: "batch attempts that failed temporarily (will retry)",
+    messages_sent: "messages in batches the next hop accepted",
+    messages_returned: "messages returned to their sender (permanent failure or expiry)",
+    dsns_generated: "delivery status notifications generated",
+    batches_received: "Batch SMTP objects received and spooled (HTTPS / HTTP/3)",
+    messages_received: "messages in the batches received and spooled",
+    relay_messages_delivered: "received messages the local MTA accepted for at least one recipient",
+    relay_recipients_refused: "recipients the local MTA refused (a DSN goes back)",
+    relay_attempts_failed: "relay attempts that failed temporarily (will retry)",
+    dead_letters: "messages kept in dead-letter/ (no sender to return them to)",
+}
+
+impl Metrics {
+    /// Adds one.
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition format, names prefixed `deepmail_`.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        for (name, help, value) in self.snapshot() {
+            out.push_str(&format!(
+                "# HELP deepmail_{name}_total {help}\n# TYPE deepmail_{name}_total counter\ndeepmail_{name}_total {value}\n"
+            ));
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until `stop` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                let metrics = metrics.clone();
+                async move {
+                    let response = if req.uri().path() == "/metrics" {
+                        Response::builder()
+                            .header("content-type", "text/plain; version=0.0.4")
+                            .body(Full::new(Bytes::from(metrics.prometheus())))
+                    } else {
+                        Response::builder()
+                            .status(404)
+                            .body(Full::new(Bytes::from_static(b"try /metrics\n")))
+                    };
+                    Ok::<_, http::Error>(response.unwrap_or_default())
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Binds the metrics listener.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_has_every_counter() {
+        let m = Metrics::default();
+        Metrics::inc(&m.batches_sent);
+        let text = m.prometheus();
+        assert!(text.contains("deepmail_batches_sent_total 1\n"), "{text}");
+        assert!(text.contains("# TYPE deepmail_dead_letters_total counter"));
+    }
+}

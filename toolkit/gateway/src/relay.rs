@@ -1,0 +1,313 @@
+//! The inbound relay: every batch the receiving endpoint spooled is handed,
+//! message by message and with its original envelope, to the local MTA by
+//! SMTP. Recipients the MTA accepts are done; recipients it refuses (5xx)
+//! go back to the sender as a DSN; a temporary failure (4xx, MTA down) is
+//! retried with backoff. Progress is recorded per message
+//! (`NNNN.progress.json`), so a restart neither loses nor repeats a
+//! recipient, and a relayed batch moves to `relayed/`, so a retransmission
+//! of the same batch id is not relayed twice.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deepmail_smtp::client::{self, TlsMode};
+use deepmail_smtp::Reply;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{watch, Notify};
+
+use crate::config::{GatewayConfig, RelayConfig};
+use crate::deliver::backoff;
+use crate::metrics::Metrics;
+use crate::queue::now_ms;
+use crate::returns::{smtp_envelope, Failure, Returns};
+use crate::spool::{Spool, SpooledBatch, SpooledEnvelope};
+
+/// What the local MTA said about one message.
+#[derive(Debug, Default)]
+pub struct RelayResult {
+    /// Recipients accepted.
+    pub accepted: Vec<String>,
+    /// Recipients refused for good, with the reply.
+    pub refused: Vec<(String, Reply)>,
+    /// Recipients refused for now (retry them).
+    pub deferred: Vec<String>,
+    /// One line for the logs.
+    pub summary: String,
+}
+
+/// The session with the MTA could not be used at all.
+#[derive(Debug)]
+pub struct RelayFailure {
+    /// Worth retrying.
+    pub transient: bool,
+    /// What happened.
+    pub message: String,
+}
+
+/// Hands one message to the local MTA with its envelope.
+pub async fn relay_message(
+    relay: &RelayConfig,
+    envelope: &SpooledEnvelope,
+    content: &[u8],
+) -> Result<RelayResult, RelayFailure> {
+    let config = client::RelayConfig {
+        connect_timeout: Duration::from_secs(30).min(relay.timeout),
+        command_timeout: relay.timeout,
+        data_timeout: relay.timeout.max(Duration::from_secs(600)),
+        tls: TlsMode::Never,
+        ..client::RelayConfig::new(relay.helo.clone())
+    };
+    let smtp = smtp_envelope(envelope);
+    let delivery = client::relay(relay.smtp, &config, &smtp, content)
+        .await
+        .map_err(|e| RelayFailure {
+            transient: e.is_transient(),
+            message: format!("relay to {}: {e}", relay.smtp),
+        })?;
+    let mut result = RelayResult::default();
+    for r in delivery.recipients {
+        if r.accepted {
+            result.accepted.push(r.recipient.mailbox);
+        } else if r.reply.is_permanent() {
+            result.refused.push((r.recipient.mailbox, r.reply));
+        } else {
+            result.deferred.push(r.recipient.mailbox);
+        }
+    }
+    result.summary = format!(
+        "{}: {} accepted, {} refused, {} deferred{}",
+        relay.smtp,
+        result.accepted.len(),
+        result.refused.len(),
+        result.deferred.len(),
+        delivery
+            .data_reply
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    );
+    Ok(result)
+}
+
+/// Recipients of one message already settled (accepted, or returned with a
+/// DSN).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Progress {
+    settled: Vec<String>,
+}
+
+/// The inbound side of a gateway.
+pub struct Inbound {
+    config: Arc<GatewayConfig>,
+    relay: RelayConfig,
+    spool: Arc<Spool>,
+    returns: Arc<Returns>,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    retry: Mutex<HashMap<String, (u32, u64)>>,
+}
+
+impl Inbound {
+    /// The relay for `spool`'s incoming batches.
+    pub fn new(
+        config: Arc<GatewayConfig>,
+        relay: RelayConfig,
+        spool: Arc<Spool>,
+        returns: Arc<Returns>,
+        metrics: Arc<Metrics>,
+        wake: Arc<Notify>,
+    ) -> Inbound {
+        Inbound {
+            config,
+            relay,
+            spool,
+            returns,
+            metrics,
+            wake,
+            retry: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs until `stop` turns true; the batch in hand is finished first.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let wait = self.pass().await;
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    /// One pass over `incoming/`; returns how long to wait.
+    async fn pass(&self) -> Duration {
+        let batches = match self.spool.list() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(stage = "relay", error = %e, "cannot list incoming batches; retrying in 5 s");
+                return Duration::from_secs(5);
+            }
+        };
+        let now = now_ms();
+        let mut wait = Duration::from_secs(1);
+        for batch in batches {
+            let id = batch.meta.batch_id.clone();
+            let due = self
+                .retry
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&id)
+                .map(|(_, at)| *at);
+            if let Some(at) = due.filter(|at| *at > now) {
+                wait = wait.min(Duration::from_millis(at - now));
+                continue;
+            }
+            match self.relay_batch(&batch).await {
+                Ok(()) => {
+                    self.retry
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&id);
+                    if let Err(e) = self.spool.mark_relayed(&batch) {
+                        tracing::error!(stage = "relay", batch = %id, error = %e, "relayed but cannot move to relayed/");
+                    }
+                }
+                Err(why) => {
+                    Metrics::inc(&self.metrics.relay_attempts_failed);
+                    let mut retry = self.retry.lock().unwrap_or_else(|e| e.into_inner());
+                    let attempts = retry.get(&id).map(|(n, _)| n + 1).unwrap_or(1);
+                    let delay = backoff(
+                        self.config.delivery.retry_initial,
+                        self.config.delivery.retry_max,
+                        attempts,
+                        (now as u32).wrapping_mul(2_654_435_761),
+                    );
+                    retry.insert(id.clone(), (attempts, now + delay.as_millis() as u64));
+                    tracing::warn!(stage = "relay", batch = %id, attempts, retry_in_ms = delay.as_millis() as u64, error = %why, "temporary failure");
+                    wait = wait.min(delay);
+                }
+            }
+        }
+        wait
+    }
+
+    /// Relays every unsettled recipient of every message of `batch`.
+    /// `Err` means try again later (progress so far is kept).
+    async fn relay_batch(&self, batch: &SpooledBatch) -> Result<(), String> {
+        let id = &batch.meta.batch_id;
+        let messages = match batch.messages() {
+            Ok(m) => m,
+            Err(e) => {
+                // Damaged on disk: keep what there is for a person to look at.
+                let raw = batch.raw().unwrap_or_default();
+                self.returns.dead_letter(
+                    &SpooledEnvelope {
+                        reverse_path: String::new(),
+                        mail_parameters: Vec::new(),
+                        forward_paths: Vec::new(),
+                    },
+                    &raw,
+                    &format!("batch {id} cannot be read back from the spool: {e}"),
+                    id,
+                );
+                Metrics::inc(&self.metrics.dead_letters);
+                return Ok(());
+            }
+        };
+        for (i, (envelope, content)) in messages.into_iter().enumerate() {
+            let n = i + 1;
+            let progress_path = batch.dir.join(format!("{n:04}.progress.json"));
+            let mut progress: Progress = fs::read(&progress_path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            let mut pending = envelope.clone();
+            pending
+                .forward_paths
+                .retain(|f| !progress.settled.contains(&f.mailbox));
+            if pending.forward_paths.is_empty() {
+                continue;
+            }
+            let message_id = crate::queue::header_value(&content, "message-id").unwrap_or_default();
+            let started = std::time::Instant::now();
+            let result = match relay_message(&self.relay, &pending, &content).await {
+                Ok(r) => r,
+                Err(f) if f.transient => return Err(f.message),
+                Err(f) => {
+                    // The MTA refused the transaction itself (e.g. MAIL
+                    // FROM): every pending recipient fails.
+                    let reply = Reply::new(550, Some("5.0.0"), f.message.clone());
+                    RelayResult {
+                        refused: pending
+                            .forward_paths
+                            .iter()
+                            .map(|r| (r.mailbox.clone(), reply.clone()))
+                            .collect(),
+                        summary: f.message,
+                        ..RelayResult::default()
+                    }
+                }
+            };
+            tracing::info!(stage = "relay", batch = %id, message = n, message_id = %message_id, elapsed_ms = started.elapsed().as_millis() as u64, result = %result.summary, "relayed to the local MTA");
+            if !result.accepted.is_empty() {
+                Metrics::inc(&self.metrics.relay_messages_delivered);
+            }
+            if !result.refused.is_empty() {
+                self.metrics.relay_recipients_refused.fetch_add(
+                    result.refused.len() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                let mta = self.relay.smtp.to_string();
+                let failures: Vec<(String, Failure)> = result
+                    .refused
+                    .iter()
+                    .map(|(r, reply)| (r.clone(), Failure::smtp(reply, &mta)))
+                    .collect();
+                self.returns
+                    .return_to_sender(&envelope, &content, &failures, id)
+                    .map_err(|e| format!("cannot queue the DSN: {e}"))?;
+            }
+            progress.settled.extend(result.accepted);
+            progress
+                .settled
+                .extend(result.refused.into_iter().map(|(r, _)| r));
+            write_atomic(
+                &progress_path,
+                &serde_json::to_vec(&progress).unwrap_or_default(),
+            )
+            .map_err(|e| format!("cannot record progress in {}: {e}", progress_path.display()))?;
+            if !result.deferred.is_empty() {
+                return Err(format!(
+                    "the local MTA deferred {}",
+                    result.deferred.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_data()?;
+    }
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}

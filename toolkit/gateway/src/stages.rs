@@ -1,0 +1,222 @@
+//! The plugins one gateway runs, loaded once at start from its
+//! configuration: the codec, the resolver (when some route asks DNS), the
+//! policy (Earth side), and a sender per next-hop authority, each granted
+//! network access to exactly that authority.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Mutex;
+
+use deepmail_host::{
+    Codec, Host, HttpGrant, LoadError, NetworkGrant, PluginSource, Resolver, Sender, Stage,
+};
+
+use crate::config::{GatewayConfig, Route, RouteTransport};
+
+/// Loaded stage plugins. `Sync`: shared by every task of the gateway.
+pub struct GatewayStages {
+    /// The WebAssembly host.
+    pub host: Host,
+    /// The codec (Batch SMTP in and out).
+    pub codec: Codec,
+    /// The resolver, when a route has no fixed `uri`.
+    pub resolver: Option<Resolver>,
+    sender_https: PluginSource,
+    sender_h3: PluginSource,
+    timeout_ms: u64,
+    senders: Mutex<HashMap<(String, RouteTransport), Sender>>,
+}
+
+fn source(config: &GatewayConfig, stage: Stage) -> Result<PluginSource, LoadError> {
+    match config.stages.get(stage.name()) {
+        Some(s) => Ok(s.parse().unwrap_or_else(|e| match e {})),
+        None => PluginSource::default_for(stage).ok_or_else(|| LoadError::UnknownBuiltin {
+            name: format!("default {stage} plugin"),
+            known: format!("none; configure [stages] {stage} = \"PATH.wasm\""),
+        }),
+    }
+}
+
+/// `host:port` of an http(s) URI, lower case, with the scheme's default
+/// port; `None` for anything else.
+pub fn authority_of(uri: &str) -> Option<String> {
+    let (rest, port) = if let Some(r) = uri.strip_prefix("https://") {
+        (r, 443)
+    } else if let Some(r) = uri.strip_prefix("http://") {
+        (r, 80)
+    } else {
+        return None;
+    };
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    if authority.is_empty() {
+        return None;
+    }
+    let has_port = match authority.strip_prefix('[') {
+        Some(v6) => v6.contains("]:"),
+        None => authority.contains(':'),
+    };
+    Some(if has_port {
+        authority
+    } else {
+        format!("{authority}:{port}")
+    })
+}
+
+impl GatewayStages {
+    /// Loads the codec and, when needed, the resolver; senders load on
+    /// first use per next hop. `host` should allow a plugin call the whole
+    /// delivery timeout.
+    pub fn load(host: Host, config: &GatewayConfig) -> Result<GatewayStages, LoadError> {
+        let codec = Codec::load(&host, &source(config, Stage::Codec)?)?;
+        let needs_dns = config.routes.iter().any(|r| r.uri.is_none());
+        let resolver = if needs_dns {
+            let mut settings: Vec<(String, String)> = config
+                .dns_servers
+                .iter()
+                .map(|s| ("server".to_string(), s.to_string()))
+                .collect();
+            if settings.is_empty() {
+                settings = system_nameservers()
+                    .into_iter()
+                    .map(|s| ("server".to_string(), s.to_string()))
+                    .collect();
+            }
+            settings.push(("timeout-ms".into(), config.dns_timeout_ms.to_string()));
+            Some(Resolver::load(
+                &host,
+                &source(config, Stage::Resolver)?,
+                settings,
+            )?)
+        } else {
+            None
+        };
+        let sender_https = source(config, Stage::Sender)?;
+        Ok(GatewayStages {
+            host,
+            codec,
+            resolver,
+            sender_https,
+            sender_h3: PluginSource::Builtin("quic-sender".into()),
+            timeout_ms: config.delivery.timeout.as_millis() as u64,
+            senders: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The sender for `uri` by `route`, loaded once per authority.
+    pub fn sender(&self, route: &Route, uri: &str) -> Result<Sender, String> {
+        let authority =
+            authority_of(uri).ok_or_else(|| format!("next hop `{uri}` is not an http(s) URI"))?;
+        if uri.starts_with("http://") && !route.allow_plain_http {
+            return Err(format!(
+                "next hop `{uri}` is plain http; the route for {} does not allow-plain-http",
+                route.domain
+            ));
+        }
+        let key = (authority.clone(), route.transport);
+        if let Some(s) = self
+            .senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(s.clone());
+        }
+        let mut settings = vec![("timeout-ms".to_string(), self.timeout_ms.to_string())];
+        if let Some(token) = &route.token {
+            settings.push(("bearer-token".into(), token.clone()));
+        }
+        let (cert, key_pem) = route.client_identity.clone().unwrap_or_default();
+        let sender = match route.transport {
+            RouteTransport::Https => {
+                let grant = NetworkGrant {
+                    http: Some(HttpGrant {
+                        authorities: vec![authority.clone()],
+                        roots_pem: route.ca_pem.clone(),
+                        client_cert_pem: cert,
+                        client_key_pem: key_pem,
+                        allow_plain_http: route.allow_plain_http,
+                        connect_timeout_ms: self.timeout_ms,
+                        response_timeout_ms: self.timeout_ms,
+                    }),
+                    ..NetworkGrant::default()
+                };
+                Sender::load(&self.host, &self.sender_https, settings, Some(grant))
+            }
+            RouteTransport::H3 => {
+                let addr: SocketAddr = authority
+                    .to_socket_addrs()
+                    .map_err(|e| format!("cannot resolve {authority}: {e}"))?
+                    .next()
+                    .ok_or_else(|| format!("{authority} has no address"))?;
+                settings.push(("connect-to".into(), addr.to_string()));
+                let roots = if route.ca_pem.is_empty() {
+                    std::fs::read("/etc/ssl/certs/ca-certificates.crt").map_err(|e| {
+                        format!(
+                            "h3 route {} needs `ca` (no system roots: {e})",
+                            route.domain
+                        )
+                    })?
+                } else {
+                    route.ca_pem.clone()
+                };
+                settings.push((
+                    "ca-pem".into(),
+                    String::from_utf8_lossy(&roots).into_owned(),
+                ));
+                if !cert.is_empty() {
+                    settings.push((
+                        "client-cert-pem".into(),
+                        String::from_utf8_lossy(&cert).into_owned(),
+                    ));
+                    settings.push((
+                        "client-key-pem".into(),
+                        String::from_utf8_lossy(&key_pem).into_owned(),
+                    ));
+                }
+                settings.extend(route.quic.iter().cloned());
+                let grant = NetworkGrant {
+                    udp: true,
+                    remote: vec![addr],
+                    ..NetworkGrant::default()
+                };
+                Sender::load(&self.host, &self.sender_h3, settings, Some(grant))
+            }
+        }
+        .map_err(|e| e.to_string())?;
+        self.senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, sender.clone());
+        Ok(sender)
+    }
+}
+
+/// `nameserver` lines of /etc/resolv.conf, port 53.
+pub fn system_nameservers() -> Vec<SocketAddr> {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn authority_gets_the_default_port() {
+        use super::authority_of;
+        assert_eq!(
+            authority_of("https://GW.moon.example/in").unwrap(),
+            "gw.moon.example:443"
+        );
+        assert_eq!(
+            authority_of("http://127.0.0.1:8080").unwrap(),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(authority_of("https://[::1]/x").unwrap(), "[::1]:443");
+        assert!(authority_of("ftp://x").is_none());
+        assert!(authority_of("https:///x").is_none());
+    }
+}

@@ -1,0 +1,436 @@
+//! Two gateways on loopback, Earth and Moon, each with an in-test SMTP sink
+//! standing in for its MTA: mail crosses by SMTP -> queue -> Batch SMTP
+//! over HTTPS -> spool -> SMTP, a refused recipient comes back as a DSN
+//! the same way, retransmissions are not relayed twice, mail that cannot
+//! leave expires into a DSN, the gateway is no open relay, and a restart
+//! delivers what was queued. (The same flow with real Exim and Dovecot is
+//! in toolkit/cli/tests/mailstack_e2e.rs.)
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use deepmail_gateway::{GatewayConfig, RunningGateway, TestPki};
+use deepmail_host::{Host, HostConfig};
+use deepmail_smtp::client::{relay, RelayConfig};
+use deepmail_smtp::serve::{Handler, ServerConfig, SessionInfo};
+use deepmail_smtp::{Envelope, Param, Recipient, Reply};
+use tokio::sync::watch;
+
+fn host() -> Host {
+    static HOST: OnceLock<Host> = OnceLock::new();
+    HOST.get_or_init(|| {
+        Host::new(HostConfig {
+            cache_dir: Some(
+                std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("deepmail-cache"),
+            ),
+            call_timeout: Duration::from_secs(60),
+            ..HostConfig::default()
+        })
+        .unwrap()
+    })
+    .clone()
+}
+
+/// An MTA stand-in: accepts everyone except `refuse`, remembers messages.
+#[derive(Default)]
+struct Sink {
+    refuse: Vec<String>,
+    got: Mutex<Vec<(Envelope, Vec<u8>)>>,
+}
+
+impl Handler for Sink {
+    async fn mail_from(&self, _: &SessionInfo, _: &str, _: &[Param]) -> Reply {
+        Reply::new(250, Some("2.1.0"), "ok")
+    }
+    async fn rcpt_to(&self, _: &SessionInfo, _: &Envelope, r: &Recipient) -> Reply {
+        if self.refuse.contains(&r.mailbox) {
+            Reply::new(
+                550,
+                Some("5.1.1"),
+                format!("<{}>: no such user here", r.mailbox),
+            )
+        } else {
+            Reply::new(250, Some("2.1.5"), "ok")
+        }
+    }
+    async fn message(&self, _: &SessionInfo, e: Envelope, c: Vec<u8>) -> Reply {
+        self.got.lock().unwrap().push((e, c));
+        Reply::new(250, Some("2.0.0"), "stored")
+    }
+}
+
+struct SinkServer {
+    addr: SocketAddr,
+    sink: Arc<Sink>,
+    _stop: watch::Sender<bool>,
+}
+
+async fn sink(refuse: &[&str]) -> SinkServer {
+    let sink = Arc::new(Sink {
+        refuse: refuse.iter().map(|s| s.to_string()).collect(),
+        ..Sink::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, mut rx) = watch::channel(false);
+    let s = sink.clone();
+    tokio::spawn(async move {
+        deepmail_smtp::serve::serve(
+            listener,
+            Arc::new(ServerConfig::new("mta.test")),
+            s,
+            async move {
+                let _ = rx.wait_for(|v| *v).await;
+            },
+        )
+        .await;
+    });
+    SinkServer {
+        addr,
+        sink,
+        _stop: stop,
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_pki(dir: &Path) {
+    let pki = TestPki::generate(&["localhost".into()], "gateway").unwrap();
+    pki.write_to(&dir.join("certs")).unwrap();
+}
+
+async fn start(dir: &Path, name: &str, toml: &str) -> RunningGateway {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    let config = GatewayConfig::load(&path).unwrap();
+    RunningGateway::start(config, host()).await.unwrap()
+}
+
+async fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn envelope(from: &str, to: &[&str]) -> Envelope {
+    Envelope {
+        reverse_path: from.into(),
+        mail_params: vec![],
+        recipients: to
+            .iter()
+            .map(|m| Recipient {
+                mailbox: m.to_string(),
+                params: vec![],
+            })
+            .collect(),
+    }
+}
+
+const MESSAGE: &[u8] = b"From: ops@earth.example\r\nTo: ada@moon.example\r\nSubject: hello\r\nMessage-ID: <t1@earth.example>\r\n\r\n.a dot line\r\nGr\xc3\xbc\xc3\x9fe\r\n";
+
+fn earth_toml(moon_port: u16, earth_mta: SocketAddr, extra: &str) -> String {
+    format!(
+        r#"name = "gw.earth.example"
+spool = "earth-spool"
+[smtp]
+listen = "127.0.0.1:0"
+relay-domains = ["moon.example"]
+[receive]
+https-listen = "127.0.0.1:0"
+cert = "certs/server.pem"
+key = "certs/server.key"
+[relay]
+smtp = "{earth_mta}"
+domains = ["earth.example"]
+[delivery]
+retry-initial-secs = 0.2
+retry-max-secs = 1
+{extra}
+[[route]]
+domain = "moon.example"
+uri = "https://localhost:{moon_port}/inboundmail"
+ca = "certs/ca.pem"
+"#
+    )
+}
+
+fn moon_toml(port: u16, moon_mta: SocketAddr, earth_port: u16) -> String {
+    format!(
+        r#"name = "gw.moon.example"
+spool = "moon-spool"
+[receive]
+https-listen = "127.0.0.1:{port}"
+cert = "certs/server.pem"
+key = "certs/server.key"
+[relay]
+smtp = "{moon_mta}"
+domains = ["moon.example"]
+[delivery]
+retry-initial-secs = 0.2
+[[route]]
+domain = "earth.example"
+uri = "https://localhost:{earth_port}/inboundmail"
+ca = "certs/ca.pem"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn earth_to_moon_with_a_dsn_back_for_the_unknown_recipient() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let earth_mta = sink(&[]).await;
+    let moon_mta = sink(&["nobody@moon.example"]).await;
+    let moon_port = free_port();
+    // Earth first (its HTTPS port is the Moon's route back).
+    let earth = start(
+        dir.path(),
+        "earth",
+        &earth_toml(moon_port, earth_mta.addr, ""),
+    )
+    .await;
+    let earth_https = earth.https_addr.unwrap().port();
+    let moon = start(
+        dir.path(),
+        "moon",
+        &moon_toml(moon_port, moon_mta.addr, earth_https),
+    )
+    .await;
+
+    let d = relay(
+        earth.smtp_addr.unwrap(),
+        &RelayConfig::new("mta.earth.example"),
+        &envelope(
+            "ops@earth.example",
+            &["ada@moon.example", "nobody@moon.example"],
+        ),
+        MESSAGE,
+    )
+    .await
+    .unwrap();
+    assert!(d.all_accepted(), "{d:?}");
+
+    wait_for("the Moon MTA to get the message", 30, || {
+        !moon_mta.sink.got.lock().unwrap().is_empty()
+    })
+    .await;
+    let (env, content) = moon_mta.sink.got.lock().unwrap()[0].clone();
+    assert_eq!(env.reverse_path, "ops@earth.example");
+    assert_eq!(env.recipients.len(), 1, "only ada is accepted");
+    assert_eq!(env.recipients[0].mailbox, "ada@moon.example");
+    assert!(
+        content.starts_with(b"Received: from mta.earth.example"),
+        "trace field added"
+    );
+    assert!(content.ends_with(MESSAGE), "content intact");
+
+    wait_for("the DSN in the Earth sender's mailbox", 30, || {
+        !earth_mta.sink.got.lock().unwrap().is_empty()
+    })
+    .await;
+    let (env, dsn) = earth_mta.sink.got.lock().unwrap()[0].clone();
+    assert_eq!(env.reverse_path, "", "DSNs have the null reverse path");
+    assert_eq!(env.recipients[0].mailbox, "ops@earth.example");
+    let parsed = deepmail_smtp::dsn::parse_dsn(&dsn).unwrap();
+    assert_eq!(parsed.recipients.len(), 1);
+    assert!(
+        parsed.recipients[0]
+            .final_recipient
+            .ends_with("nobody@moon.example"),
+        "{:?}",
+        parsed.recipients[0]
+    );
+    assert_eq!(parsed.recipients[0].status, "5.1.1");
+    assert_eq!(
+        parsed
+            .reporting_mta
+            .as_deref()
+            .map(|m| m.contains("gw.moon.example")),
+        Some(true)
+    );
+    assert!(String::from_utf8_lossy(&dsn).contains("no such user here"));
+
+    // Both queues drain; the Moon keeps the batch id for dedupe.
+    wait_for("Earth's queue to drain", 30, || {
+        std::fs::read_dir(dir.path().join("earth-spool/queue"))
+            .unwrap()
+            .count()
+            == 0
+    })
+    .await;
+    let relayed: Vec<_> = std::fs::read_dir(dir.path().join("moon-spool/relayed"))
+        .unwrap()
+        .collect();
+    assert_eq!(relayed.len(), 1);
+    assert_eq!(
+        moon.metrics
+            .relay_recipients_refused
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+
+    earth.shutdown(Duration::from_secs(5)).await;
+    moon.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retransmitted_batch_is_relayed_once_even_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let moon_mta = sink(&[]).await;
+    let port = free_port();
+    let toml = moon_toml(port, moon_mta.addr, 9);
+    let batch = b"MAIL FROM:<ops@earth.example>\r\nRCPT TO:<ada@moon.example>\r\nDATA\r\nSubject: once\r\n\r\nbody\r\n.\r\n";
+    for round in 0..2 {
+        let moon = start(dir.path(), "moon", &toml).await;
+        let ca = deepmail_gateway::tls::load_certs(&dir.path().join("certs/ca.pem")).unwrap();
+        let tls = deepmail_gateway::tls::client_config(&ca, None, &[]).unwrap();
+        let mut conn = deepmail_gateway::client::Connection::connect(
+            moon.https_addr.unwrap(),
+            "localhost",
+            &tls,
+            deepmail_gateway::client::HttpVersion::Http2,
+        )
+        .await
+        .unwrap();
+        let req = deepmail_gateway::client::batch_request(
+            &format!("https://localhost:{port}/inboundmail"),
+            batch.to_vec(),
+            Some("retransmitted-batch-1"),
+            None,
+        )
+        .unwrap();
+        let resp = conn.send(req).await.unwrap();
+        assert_eq!(resp.status(), 200, "round {round}");
+        wait_for("the relay", 30, || {
+            dir.path()
+                .join("moon-spool/relayed/retransmitted-batch-1")
+                .is_dir()
+        })
+        .await;
+        moon.shutdown(Duration::from_secs(5)).await;
+    }
+    assert_eq!(moon_mta.sink.got.lock().unwrap().len(), 1, "relayed once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_open_relay_and_expired_mail_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let earth_mta = sink(&[]).await;
+    // The Moon is unreachable (nothing listens on the port) and messages
+    // may wait half a second.
+    let dead = free_port();
+    let earth = start(
+        dir.path(),
+        "earth",
+        &earth_toml(
+            dead,
+            earth_mta.addr,
+            "max-age-hours = 0.00015\ntimeout-secs = 2",
+        ),
+    )
+    .await;
+    let d = relay(
+        earth.smtp_addr.unwrap(),
+        &RelayConfig::new("mta.earth.example"),
+        &envelope(
+            "ops@earth.example",
+            &["ada@moon.example", "eve@evil.example"],
+        ),
+        MESSAGE,
+    )
+    .await
+    .unwrap();
+    let refused: Vec<_> = d
+        .refused()
+        .map(|r| {
+            (
+                r.recipient.mailbox.clone(),
+                r.reply.code,
+                r.reply.enhanced.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        vec![(
+            "eve@evil.example".to_string(),
+            550,
+            Some("5.7.1".to_string())
+        )]
+    );
+
+    wait_for("the expiry DSN", 60, || {
+        !earth_mta.sink.got.lock().unwrap().is_empty()
+    })
+    .await;
+    let (env, dsn) = earth_mta.sink.got.lock().unwrap()[0].clone();
+    assert_eq!(env.recipients[0].mailbox, "ops@earth.example");
+    let parsed = deepmail_smtp::dsn::parse_dsn(&dsn).unwrap();
+    assert_eq!(parsed.recipients[0].status, "4.4.7");
+    earth.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_mail_survives_a_restart_and_is_delivered_once() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let earth_mta = sink(&[]).await;
+    let moon_mta = sink(&[]).await;
+    let moon_port = free_port();
+    let earth = start(
+        dir.path(),
+        "earth",
+        &earth_toml(moon_port, earth_mta.addr, ""),
+    )
+    .await;
+    for i in 0..5 {
+        let mut msg = format!("Subject: {i}\r\n\r\n").into_bytes();
+        msg.extend_from_slice(MESSAGE);
+        let d = relay(
+            earth.smtp_addr.unwrap(),
+            &RelayConfig::new("mta"),
+            &envelope("ops@earth.example", &["ada@moon.example"]),
+            &msg,
+        )
+        .await
+        .unwrap();
+        assert!(d.all_accepted());
+    }
+    // The Moon is down: the batches wait. Stop Earth, bring the Moon up,
+    // start Earth again on the same spool.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    earth.shutdown(Duration::from_secs(5)).await;
+    let moon = start(dir.path(), "moon", &moon_toml(moon_port, moon_mta.addr, 9)).await;
+    let earth = start(
+        dir.path(),
+        "earth",
+        &earth_toml(moon_port, earth_mta.addr, ""),
+    )
+    .await;
+    wait_for("all five on the Moon", 30, || {
+        moon_mta.sink.got.lock().unwrap().len() >= 5
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = moon_mta.sink.got.lock().unwrap().clone();
+    let mut subjects: Vec<String> = got
+        .iter()
+        .map(|(_, c)| deepmail_gateway::queue::header_value(c, "subject").unwrap())
+        .collect();
+    subjects.sort();
+    assert_eq!(subjects, ["0", "1", "2", "3", "4"]);
+    earth.shutdown(Duration::from_secs(5)).await;
+    moon.shutdown(Duration::from_secs(5)).await;
+}
