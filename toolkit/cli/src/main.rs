@@ -2,10 +2,13 @@
 //! runs as a WebAssembly component loaded by the host; `--plugin
 //! STAGE=SOURCE` swaps one for your own `.wasm` on any command.
 
+mod bench_cmd;
 mod bundle_cmds;
 mod certs_cmd;
 mod codec_cmds;
 mod conformance_cmd;
+mod demo;
+mod gateway_cmd;
 mod output;
 mod receive_cmd;
 mod resolve_cmd;
@@ -22,6 +25,7 @@ use deepmail_host::{Codec, Fragmenter, Host, HostConfig, PluginSource, Stage};
 
 const EXAMPLES: &str = "\
 Examples:
+  deepmail demo                                   # Earth -> Moon through two gateways, 1.28 s link
   deepmail roundtrip                              # the whole pipeline on a sample email
   deepmail encode msg.eml -o msg.bsmtp            # envelope from the headers (like sendmail -t)
   deepmail encode msg.eml --from ops@earth.example --to ada@moon.example -o msg.bsmtp
@@ -34,6 +38,9 @@ Examples:
   deepmail --plugin codec=./my_codec.wasm conformance --stage codec
   deepmail conformance --adapter 'python3 my_adapter.py'
   deepmail resolve moon.example --dns-server 127.0.0.1:53     # _bsmtp._https URI records
+  deepmail gateway --config earth.toml            # run a gateway until SIGTERM
+  deepmail queue --config earth.toml list         # what is waiting, and why
+  deepmail submit --config earth.toml -f ops@earth.example -- ada@moon.example < msg.eml
   deepmail resolve moon.example --route 'moon.example https://gw.moon.example/inboundmail 10 1'
 
 Stages and their default plugins (embedded in this binary):
@@ -97,6 +104,16 @@ enum Command {
     Receive(receive_cmd::ReceiveArgs),
     /// Generate a test CA, server and client certificates (rcgen).
     Certs(certs_cmd::CertsArgs),
+    /// Measure: `bench gateway` (messages/s through two gateways, peak memory).
+    Bench(bench_cmd::BenchArgs),
+    /// Earth -> Moon through two gateways on this machine, with a delayed link: prints a timeline.
+    Demo(demo::DemoArgs),
+    /// Run a gateway from its TOML file: SMTP in, queue, send, receive, relay to the MTA, DSNs.
+    Gateway(gateway_cmd::GatewayArgs),
+    /// List, retry or delete messages in a gateway's outbound queue.
+    Queue(gateway_cmd::QueueArgs),
+    /// Queue mail from an MTA's pipe transport (sendmail-style: -f SENDER -- RCPT..., or --bsmtp).
+    Submit(gateway_cmd::SubmitArgs),
 }
 
 #[derive(Args)]
@@ -160,6 +177,13 @@ impl Stages {
             .with_context(|| format!("no plugin for the {stage} stage: pass --plugin {stage}=PATH"))
     }
 
+    /// Lets `--plugin` choices override a gateway file's `[stages]`.
+    pub(crate) fn apply_to(&self, stages: &mut std::collections::BTreeMap<String, String>) {
+        for (stage, source) in &self.chosen {
+            stages.insert(stage.name().to_string(), source.to_string());
+        }
+    }
+
     pub(crate) fn codec(&self) -> anyhow::Result<Codec> {
         let source = self.source(Stage::Codec)?;
         Ok(Codec::load(&self.host, &source)?)
@@ -208,6 +232,9 @@ fn list_plugins(stages: &Stages, args: &PluginsArgs) -> anyhow::Result<()> {
                 .map(|r| r.info().clone()),
             Stage::Sender => deepmail_host::Sender::load(&stages.host, &source, vec![], None)
                 .map(|s| s.info().clone()),
+            Stage::Policy => {
+                deepmail_host::Policy::load(&stages.host, &source, vec![]).map(|p| p.info().clone())
+            }
             _ => Fragmenter::load(&stages.host, &source).map(|f| f.info().clone()),
         }
         .with_context(|| format!("loading {source}"))?;
@@ -248,6 +275,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Conformance(a) => conformance_cmd::run_cmd(&stages, a),
         Command::Receive(a) => receive_cmd::run(&stages, a).map(|_| ExitCode::SUCCESS),
         Command::Certs(a) => certs_cmd::run(a).map(|_| ExitCode::SUCCESS),
+        Command::Demo(a) => demo::run(&stages, a),
+        Command::Bench(a) => bench_cmd::run(&stages, a),
+        Command::Gateway(a) => gateway_cmd::run_gateway(&stages, a),
+        Command::Queue(a) => gateway_cmd::run_queue(a),
+        Command::Submit(a) => Ok(gateway_cmd::run_submit(&stages, a)),
     }
 }
 

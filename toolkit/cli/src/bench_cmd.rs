@@ -1,0 +1,221 @@
+//! `bench`: measurements a user can repeat on their own machine.
+//! `bench gateway` pushes messages through an Earth and a Moon gateway in
+//! this process (SMTP in, queue, Batch SMTP over HTTPS on loopback, spool,
+//! SMTP out to an embedded sink) and reports messages per second at each
+//! stage and the process's peak memory.
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use deepmail_gateway::{RunningGateway, TestPki};
+use deepmail_smtp::client::{RelayConfig, SmtpClient};
+use deepmail_smtp::serve::ServerConfig;
+use deepmail_smtp::{Envelope, Recipient};
+use serde_json::json;
+
+use crate::demo::{write_config, Sink};
+use crate::Stages;
+
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    #[command(subcommand)]
+    what: BenchWhat,
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Messages per second SMTP-in (Earth) to spool (Moon) to SMTP-out, and peak memory.
+    Gateway(GatewayBenchArgs),
+}
+
+#[derive(Args)]
+struct GatewayBenchArgs {
+    /// Messages to send.
+    #[arg(long, default_value_t = 1000)]
+    messages: usize,
+    /// SMTP connections sending at once (each reused for its share).
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Size of each message body, KiB.
+    #[arg(long, default_value_t = 4)]
+    size_kib: usize,
+    /// Most messages per Batch SMTP object.
+    #[arg(long, default_value_t = 50)]
+    batch_max: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(stages: &Stages, args: BenchArgs) -> anyhow::Result<ExitCode> {
+    match args.what {
+        BenchWhat::Gateway(a) => gateway(stages, a),
+    }
+}
+
+/// Peak resident memory of this process (VmHWM), KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn gateway(stages: &Stages, args: GatewayBenchArgs) -> anyhow::Result<ExitCode> {
+    if args.messages == 0 || args.connections == 0 {
+        bail!("--messages and --connections must be at least 1");
+    }
+    let dir = std::env::temp_dir().join(format!("deepmail-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let host = stages.host.clone();
+    let result = runtime.block_on(async {
+        let pki = TestPki::generate(&["localhost".into()], "bench")?;
+        pki.write_to(&dir.join("certs"))?;
+        let sink = Arc::new(Sink::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let sink_addr = listener.local_addr()?;
+        let (stop_sink, mut sink_stop) = tokio::sync::watch::channel(false);
+        {
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                deepmail_smtp::serve::serve(listener, Arc::new(ServerConfig::new("mta.moon.example")), sink, async move {
+                    let _ = sink_stop.wait_for(|s| *s).await;
+                })
+                .await;
+            });
+        }
+        let moon = RunningGateway::start(
+            write_config(
+                &dir.join("moon.toml"),
+                &format!(
+                    "name = \"gw.moon.example\"\nspool = \"moon\"\n[receive]\nhttps-listen = \"127.0.0.1:0\"\ncert = \"certs/server.pem\"\nkey = \"certs/server.key\"\n[relay]\nsmtp = \"{sink_addr}\"\n"
+                ),
+            )?,
+            host.clone(),
+        )
+        .await?;
+        let moon_port = moon.https_addr.context("no Moon HTTPS address")?.port();
+        let earth = RunningGateway::start(
+            write_config(
+                &dir.join("earth.toml"),
+                &format!(
+                    "name = \"gw.earth.example\"\nspool = \"earth\"\n[smtp]\nlisten = \"127.0.0.1:0\"\nrelay-domains = [\"moon.example\"]\nmax-connections = {}\n[delivery]\nbatch-max-messages = {}\nretry-initial-secs = 0.5\n[[route]]\ndomain = \"moon.example\"\nuri = \"https://localhost:{moon_port}/inboundmail\"\nca = \"certs/ca.pem\"\n",
+                    args.connections + 4,
+                    args.batch_max
+                ),
+            )?,
+            host,
+        )
+        .await?;
+        let earth_smtp = earth.smtp_addr.context("no Earth SMTP address")?;
+        let body_line = "The quick brown fox jumps over the lazy dog, on the Moon. 0123456789\r\n";
+        let body: String = body_line.repeat((args.size_kib * 1024).div_ceil(body_line.len()).max(1));
+
+        let started = Instant::now();
+        let mut senders = tokio::task::JoinSet::new();
+        for c in 0..args.connections {
+            let share: Vec<usize> = (0..args.messages).filter(|i| i % args.connections == c).collect();
+            let body = body.clone();
+            senders.spawn(async move {
+                let config = RelayConfig::new("mta.earth.example");
+                let mut client = SmtpClient::connect(earth_smtp, &config).await?;
+                for i in share {
+                    let envelope = Envelope {
+                        reverse_path: "ops@earth.example".into(),
+                        mail_params: vec![],
+                        recipients: vec![Recipient { mailbox: format!("crew{}@moon.example", i % 7), params: vec![] }],
+                    };
+                    let content = format!("Message-ID: <bench-{i}@earth.example>\r\nSubject: bench {i}\r\n\r\n{body}");
+                    let d = client.send(&envelope, content.as_bytes()).await?;
+                    if !d.all_accepted() {
+                        anyhow::bail!("message {i} refused: {:?}", d.data_reply);
+                    }
+                }
+                let _ = client.quit().await;
+                Ok::<_, anyhow::Error>(())
+            });
+        }
+        while let Some(r) = senders.join_next().await {
+            r??;
+        }
+        let accepted = started.elapsed();
+        let n = args.messages as u64;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let mut spooled = None;
+        loop {
+            if spooled.is_none() && moon.metrics.messages_received.load(Ordering::Relaxed) >= n {
+                spooled = Some(started.elapsed());
+            }
+            if spooled.is_some() && sink.received.lock().unwrap_or_else(|e| e.into_inner()).len() as u64 >= n {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("not all messages arrived within 300 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let relayed = started.elapsed();
+        let spooled = spooled.unwrap_or(relayed);
+        let batches = earth.metrics.batches_sent.load(Ordering::Relaxed);
+        earth.shutdown(Duration::from_secs(5)).await;
+        moon.shutdown(Duration::from_secs(5)).await;
+        let _ = stop_sink.send(true);
+        Ok::<_, anyhow::Error>((accepted, spooled, relayed, batches))
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let (accepted, spooled, relayed, batches) = result?;
+    let rate = |d: Duration| args.messages as f64 / d.as_secs_f64();
+    let peak = peak_rss_kib();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "messages": args.messages, "connections": args.connections, "size_kib": args.size_kib,
+                "batch_max": args.batch_max, "batches": batches,
+                "smtp_accepted_s": accepted.as_secs_f64(), "moon_spooled_s": spooled.as_secs_f64(), "moon_mta_s": relayed.as_secs_f64(),
+                "smtp_in_per_s": rate(accepted), "to_moon_spool_per_s": rate(spooled), "to_moon_mta_per_s": rate(relayed),
+                "peak_rss_kib": peak,
+            }))?
+        );
+    } else {
+        println!(
+            "{} messages of {} KiB over {} SMTP connections, batches of up to {} ({} batches sent)",
+            args.messages, args.size_kib, args.connections, args.batch_max, batches
+        );
+        println!("  {:<44} {:>9} {:>10}", "stage", "seconds", "msg/s");
+        println!(
+            "  {:<44} {:>9.2} {:>10.0}",
+            "SMTP in on Earth (250 after fsync)",
+            accepted.as_secs_f64(),
+            rate(accepted)
+        );
+        println!(
+            "  {:<44} {:>9.2} {:>10.0}",
+            "spooled on the Moon (HTTPS, decode, fsync)",
+            spooled.as_secs_f64(),
+            rate(spooled)
+        );
+        println!(
+            "  {:<44} {:>9.2} {:>10.0}",
+            "accepted by the Moon MTA (SMTP relay)",
+            relayed.as_secs_f64(),
+            rate(relayed)
+        );
+        if let Some(kib) = peak {
+            println!(
+                "  peak memory of this process (both gateways, sender, sink): {:.1} MiB",
+                kib as f64 / 1024.0
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

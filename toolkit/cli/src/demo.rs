@@ -1,0 +1,362 @@
+//! `demo`: the whole gateway path on one machine, nothing to install. An
+//! Earth gateway and a Moon gateway run in this process on loopback, with
+//! generated certificates, a user-space link that delays every byte by the
+//! one-way light time, and an embedded SMTP sink standing in for the Moon
+//! MTA. A sample message goes in by SMTP on Earth; the demo prints a
+//! timeline of each stage and the message as the Moon MTA received it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use deepmail_gateway::link::DelayLink;
+use deepmail_gateway::{GatewayConfig, RunningGateway, TestPki};
+use deepmail_smtp::serve::{Handler, ServerConfig, SessionInfo};
+use deepmail_smtp::{Envelope, Param, Recipient, Reply};
+use serde_json::json;
+use std::sync::atomic::Ordering;
+use tokio::sync::Notify;
+
+use crate::Stages;
+
+const SAMPLE: &[u8] = include_bytes!("../samples/moon-hello.eml");
+
+#[derive(Args)]
+pub(crate) struct DemoArgs {
+    /// RFC 5322 message to send (default: a built-in sample with 8-bit text,
+    /// dot-leading lines and a binary attachment).
+    #[arg(value_name = "MESSAGE")]
+    input: Option<PathBuf>,
+    /// One-way light time of the emulated Earth-Moon link, in milliseconds
+    /// (the Moon is 1.28 s away).
+    #[arg(long, value_name = "MS", default_value_t = 1280)]
+    owlt_ms: u64,
+    /// Keep the demo's directory (configs, certificates, spools) and print its path.
+    #[arg(long)]
+    keep: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Show the gateways' logs (stderr).
+    #[arg(long)]
+    verbose: bool,
+}
+
+/// The Moon MTA of the demo: takes every message and remembers it.
+#[derive(Default)]
+pub(crate) struct Sink {
+    pub(crate) received: Mutex<Vec<(Envelope, Vec<u8>, Instant)>>,
+    pub(crate) arrived: Notify,
+}
+
+impl Handler for Sink {
+    async fn mail_from(&self, _: &SessionInfo, _: &str, _: &[Param]) -> Reply {
+        Reply::new(250, Some("2.1.0"), "ok")
+    }
+    async fn rcpt_to(&self, _: &SessionInfo, _: &Envelope, _: &Recipient) -> Reply {
+        Reply::new(250, Some("2.1.5"), "ok")
+    }
+    async fn message(&self, _: &SessionInfo, envelope: Envelope, content: Vec<u8>) -> Reply {
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((envelope, content, Instant::now()));
+        self.arrived.notify_waiters();
+        Reply::new(250, Some("2.0.0"), "delivered to the habitat's mailboxes")
+    }
+}
+
+pub(crate) fn write_config(path: &Path, text: &str) -> anyhow::Result<GatewayConfig> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(GatewayConfig::load(path)?)
+}
+
+/// Whether `dir` has anything in it (a batch appears there atomically).
+fn has_entries(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
+}
+
+fn crlf(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + content.len() / 40 + 2);
+    for (i, line) in content.split(|b| *b == b'\n').enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+pub(crate) fn run(stages: &Stages, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    if args.verbose {
+        crate::gateway_cmd::init_logging(crate::gateway_cmd::LogFormat::Text, "info")?;
+    }
+    let message = match &args.input {
+        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        None => SAMPLE.to_vec(),
+    };
+    let content = crlf(&message);
+    let dir = std::env::temp_dir().join(format!("deepmail-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let host = stages.host.clone();
+    let result = runtime.block_on(demo(host, &dir, &args, content));
+    if args.keep {
+        eprintln!("deepmail demo: kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+async fn demo(
+    host: deepmail_host::Host,
+    dir: &Path,
+    args: &DemoArgs,
+    content: Vec<u8>,
+) -> anyhow::Result<ExitCode> {
+    let owlt = Duration::from_millis(args.owlt_ms);
+    let setup = Instant::now();
+    let pki = TestPki::generate(
+        &["gw.moon.example".into(), "localhost".into()],
+        "gw.earth.example",
+    )?;
+    let certs = dir.join("certs");
+    pki.write_to(&certs)?;
+
+    // The Moon MTA (embedded sink).
+    let sink = Arc::new(Sink::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sink_addr = listener.local_addr()?;
+    let (stop_sink, mut sink_stop) = tokio::sync::watch::channel(false);
+    {
+        let sink = sink.clone();
+        let config = Arc::new(ServerConfig::new("mta.moon.example".to_string()));
+        tokio::spawn(async move {
+            deepmail_smtp::serve::serve(listener, config, sink, async move {
+                let _ = sink_stop.wait_for(|s| *s).await;
+            })
+            .await;
+        });
+    }
+
+    // The Moon gateway: HTTPS in, SMTP out to the Moon MTA.
+    let moon_config = write_config(
+        &dir.join("moon.toml"),
+        &format!(
+            r#"name = "gw.moon.example"
+spool = "spool-moon"
+[receive]
+https-listen = "127.0.0.1:0"
+cert = "certs/server.pem"
+key = "certs/server.key"
+[relay]
+smtp = "{sink_addr}"
+domains = ["moon.example"]
+"#
+        ),
+    )?;
+    let moon_spool = moon_config.spool.clone();
+    let moon = RunningGateway::start(moon_config, host.clone()).await?;
+    let moon_https = moon
+        .https_addr
+        .context("the Moon gateway has no HTTPS address")?;
+
+    // The link: every byte waits one OWLT, each way.
+    let link = DelayLink::start("127.0.0.1:0".parse()?, moon_https, owlt).await?;
+
+    // The Earth gateway: SMTP in, HTTPS across the link.
+    let earth_config = write_config(
+        &dir.join("earth.toml"),
+        &format!(
+            r#"name = "gw.earth.example"
+spool = "spool-earth"
+[smtp]
+listen = "127.0.0.1:0"
+relay-domains = ["moon.example"]
+[delivery]
+retry-initial-secs = 1
+timeout-secs = {timeout}
+[[route]]
+domain = "moon.example"
+uri = "https://localhost:{link}/inboundmail"
+ca = "certs/ca.pem"
+"#,
+            link = link.listen.port(),
+            timeout = 30 + 4 * owlt.as_secs()
+        ),
+    )?;
+    let earth = RunningGateway::start(earth_config, host).await?;
+    let earth_smtp = earth
+        .smtp_addr
+        .context("the Earth gateway has no SMTP address")?;
+    let setup_ms = setup.elapsed().as_secs_f64() * 1000.0;
+
+    // An Earth MTA hands the message to the Earth gateway by SMTP.
+    let envelope = Envelope {
+        reverse_path: "ops@earth.example".into(),
+        mail_params: Vec::new(),
+        recipients: vec![Recipient {
+            mailbox: "ada@moon.example".into(),
+            params: Vec::new(),
+        }],
+    };
+    let t0 = Instant::now();
+    let client_config = deepmail_smtp::client::RelayConfig::new("mta.earth.example");
+    let delivery = deepmail_smtp::client::relay(earth_smtp, &client_config, &envelope, &content)
+        .await
+        .context("handing the message to the Earth gateway")?;
+    let accepted_at = t0.elapsed();
+    let accepted_reply = delivery
+        .data_reply
+        .clone()
+        .map(|r| r.to_string())
+        .unwrap_or_default();
+    if !delivery.all_accepted() {
+        bail!("the Earth gateway refused the sample: {accepted_reply}");
+    }
+
+    // Watch each stage happen.
+    let deadline = t0 + Duration::from_secs(60) + owlt * 6;
+    let (mut spooled_at, mut delivered_at, mut acked_at) = (None, None, None);
+    loop {
+        let now = Instant::now();
+        if spooled_at.is_none()
+            && (has_entries(&moon_spool.join("incoming"))
+                || has_entries(&moon_spool.join("relayed")))
+        {
+            spooled_at = Some(now - t0);
+        }
+        if delivered_at.is_none() {
+            if let Some((_, _, at)) = sink
+                .received
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .first()
+            {
+                delivered_at = Some(*at - t0);
+            }
+        }
+        if acked_at.is_none() && earth.metrics.batches_sent.load(Ordering::Relaxed) > 0 {
+            acked_at = Some(now - t0);
+        }
+        if spooled_at.is_some() && delivered_at.is_some() && acked_at.is_some() {
+            break;
+        }
+        if now > deadline {
+            bail!(
+                "the message did not make it within {:?}: spooled on the Moon {:?}, delivered {:?}, acknowledged {:?}",
+                deadline - t0,
+                spooled_at,
+                delivered_at,
+                acked_at
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let (spooled_at, delivered_at, acked_at) = (
+        spooled_at.unwrap_or_default(),
+        delivered_at.unwrap_or_default(),
+        acked_at.unwrap_or_default(),
+    );
+    let (got_envelope, got, _) = sink
+        .received
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .first()
+        .cloned()
+        .context("the sink lost the message")?;
+    let intact = got.ends_with(&content);
+    let link_bytes = (
+        link.counters.bytes_forward.load(Ordering::Relaxed),
+        link.counters.bytes_back.load(Ordering::Relaxed),
+    );
+    earth.shutdown(Duration::from_secs(5)).await;
+    moon.shutdown(Duration::from_secs(5)).await;
+    link.stop();
+    let _ = stop_sink.send(true);
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let owlts = |d: Duration| d.as_secs_f64() / owlt.as_secs_f64().max(1e-9);
+    if args.json {
+        let doc = json!({
+            "owlt_ms": args.owlt_ms,
+            "setup_ms": setup_ms,
+            "smtp_accepted_ms": ms(accepted_at),
+            "moon_spooled_ms": ms(spooled_at),
+            "moon_mta_delivered_ms": ms(delivered_at),
+            "earth_acknowledged_ms": ms(acked_at),
+            "link_bytes": {"earth_to_moon": link_bytes.0, "moon_to_earth": link_bytes.1},
+            "envelope": {"from": got_envelope.reverse_path, "to": got_envelope.recipients.iter().map(|r| r.mailbox.clone()).collect::<Vec<_>>()},
+            "intact": intact,
+            "delivered": String::from_utf8_lossy(&got),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!(
+            "deepmail demo: Earth -> Moon through two gateways, one-way light time {} ms",
+            args.owlt_ms
+        );
+        println!(
+            "  (gateways, certificates, link and Moon MTA started in {setup_ms:.0} ms, in {})",
+            dir.display()
+        );
+        println!();
+        println!("  {:>10}  {:>6}  stage", "t (ms)", "OWLT");
+        println!(
+            "  {:>10.1}  {:>6}  Earth MTA -> Earth gateway: SMTP, policy, queued and fsynced",
+            0.0, ""
+        );
+        println!(
+            "  {:>10.1}  {:>6.2}  Earth gateway answered {accepted_reply}",
+            ms(accepted_at),
+            owlts(accepted_at)
+        );
+        println!("  {:>10.1}  {:>6.2}  Moon gateway: Batch SMTP received over HTTPS, decoded, spooled (fsync)", ms(spooled_at), owlts(spooled_at));
+        println!("  {:>10.1}  {:>6.2}  Moon MTA accepted it by SMTP from the Moon gateway (envelope {} -> {})", ms(delivered_at), owlts(delivered_at), got_envelope.reverse_path, got_envelope.recipients.iter().map(|r| r.mailbox.as_str()).collect::<Vec<_>>().join(", "));
+        println!(
+            "  {:>10.1}  {:>6.2}  Earth gateway got the 200 back and removed it from its queue",
+            ms(acked_at),
+            owlts(acked_at)
+        );
+        println!();
+        println!(
+            "  link: {} bytes Earth->Moon, {} bytes back (TCP + TLS handshakes each cross it)",
+            link_bytes.0, link_bytes.1
+        );
+        println!(
+            "  content {} ({} bytes)",
+            if intact {
+                "delivered intact"
+            } else {
+                "CHANGED IN TRANSIT"
+            },
+            content.len()
+        );
+        println!();
+        println!("--- the message as the Moon MTA received it ---");
+        let text = String::from_utf8_lossy(&got);
+        let lines: Vec<&str> = text.lines().collect();
+        for line in lines.iter().take(40) {
+            println!("{line}");
+        }
+        if lines.len() > 40 {
+            println!("[... {} more lines]", lines.len() - 40);
+        }
+    }
+    Ok(if intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

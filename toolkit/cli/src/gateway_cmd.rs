@@ -1,0 +1,477 @@
+//! `gateway`, `queue` and `submit`: run a gateway from its TOML file, look
+//! at and act on its outbound queue, and hand it mail from an MTA's pipe
+//! transport (sendmail-style exit codes).
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use deepmail_gateway::ingress::Acceptor;
+use deepmail_gateway::metrics::Metrics;
+use deepmail_gateway::policy::GatewayPolicy;
+use deepmail_gateway::queue::{now_ms, Queue};
+use deepmail_gateway::{GatewayConfig, RunningGateway};
+use deepmail_host::types::{DecodeMode, DecodeOptions};
+use serde_json::json;
+
+use crate::Stages;
+
+/// sysexits(3), what MTAs' pipe transports understand.
+mod sysexits {
+    pub const DATAERR: u8 = 65;
+    pub const NOUSER: u8 = 67;
+    pub const TEMPFAIL: u8 = 75;
+    pub const NOPERM: u8 = 77;
+    pub const CONFIG: u8 = 78;
+}
+
+/// Log line format.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Args)]
+pub(crate) struct GatewayArgs {
+    /// The gateway's TOML configuration (see docs/GATEWAY.md and examples/).
+    #[arg(long, short = 'c', value_name = "TOML")]
+    config: PathBuf,
+    /// Log line format (stderr).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// Check the configuration and the plugins, then exit.
+    #[arg(long)]
+    check: bool,
+}
+
+/// Installs the tracing subscriber (stderr).
+pub(crate) fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
+    let level: tracing::Level = level.parse().map_err(|_| {
+        anyhow::anyhow!("--log-level {level}: one of error, warn, info, debug, trace")
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let result = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+}
+
+/// A host whose plugin calls may take a whole delivery.
+fn gateway_host(stages: &Stages, config: &GatewayConfig) -> anyhow::Result<deepmail_host::Host> {
+    let needed = config.delivery.timeout + Duration::from_secs(10);
+    if stages.host.config().call_timeout >= needed {
+        return Ok(stages.host.clone());
+    }
+    let host_config = deepmail_host::HostConfig {
+        call_timeout: needed,
+        ..stages.host.config().clone()
+    };
+    deepmail_host::Host::new(host_config).context("starting the WebAssembly host")
+}
+
+pub(crate) fn run_gateway(stages: &Stages, args: GatewayArgs) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_format, &args.log_level)?;
+    let mut config = GatewayConfig::load(&args.config)?;
+    stages.apply_to(&mut config.stages);
+    let host = gateway_host(stages, &config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        if args.check {
+            let stages = deepmail_gateway::stages::GatewayStages::load(host.clone(), &config)?;
+            let policy = GatewayPolicy::load(&host, &config)?;
+            println!(
+                "{}: ok (codec {}, resolver {}, policy {})",
+                args.config.display(),
+                stages.codec.info().source,
+                stages
+                    .resolver
+                    .as_ref()
+                    .map(|r| r.info().source.clone())
+                    .unwrap_or_else(|| "not needed".into()),
+                if policy.is_some() { "loaded" } else { "none" }
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        let gateway = RunningGateway::start(config, host).await?;
+        tracing::info!(
+            stage = "gateway",
+            name = %gateway.config.name,
+            smtp = ?gateway.smtp_addr,
+            https = ?gateway.https_addr,
+            h3 = ?gateway.h3_addr,
+            metrics = ?gateway.metrics_addr,
+            spool = %gateway.config.spool.display(),
+            "gateway running; SIGTERM or SIGINT stops it"
+        );
+        deepmail_gateway::shutdown_signal().await;
+        tracing::info!(
+            stage = "gateway",
+            "stopping: in-flight work finishes, the rest stays spooled"
+        );
+        gateway.shutdown(Duration::from_secs(30)).await;
+        tracing::info!(stage = "gateway", "stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(Args)]
+pub(crate) struct QueueArgs {
+    /// The gateway's TOML configuration (for its spool directory).
+    #[arg(long, short = 'c', value_name = "TOML")]
+    config: PathBuf,
+    #[command(subcommand)]
+    action: QueueAction,
+}
+
+#[derive(Subcommand)]
+enum QueueAction {
+    /// List queued messages with their batch, attempts and last error.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make messages due now (a running gateway picks them up within a second).
+    Retry {
+        /// Queue ids; none with --all.
+        ids: Vec<String>,
+        /// Every queued message.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+    /// Delete messages from the queue without delivering them (no DSN).
+    Delete {
+        /// Queue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+}
+
+pub(crate) fn run_queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
+    let config = GatewayConfig::load(&args.config)?;
+    let queue = Queue::open(&config.spool, false)?;
+    let snapshot = queue.snapshot()?;
+    let batch_of = |id: &str| {
+        snapshot
+            .batches
+            .iter()
+            .find(|b| b.members.iter().any(|m| m == id))
+    };
+    match args.action {
+        QueueAction::List { json } => {
+            let now = now_ms();
+            let rows: Vec<_> = snapshot
+                .entries
+                .values()
+                .map(|e| {
+                    let b = batch_of(&e.id);
+                    json!({
+                        "id": e.id,
+                        "destination": e.destination.to_string(),
+                        "from": e.envelope.reverse_path,
+                        "to": e.envelope.forward_paths.iter().map(|f| f.mailbox.clone()).collect::<Vec<_>>(),
+                        "bytes": e.bytes,
+                        "age_secs": now.saturating_sub(e.received_ms) / 1000,
+                        "message_id": e.message_id,
+                        "batch": b.map(|b| b.id.clone()),
+                        "attempts": b.map(|b| b.attempts).unwrap_or(0),
+                        "next_attempt_in_secs": b.map(|b| b.next_attempt_ms.saturating_sub(now) / 1000).unwrap_or(0),
+                        "last_error": b.and_then(|b| b.last_error.clone()),
+                    })
+                })
+                .collect();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"spool": config.spool, "messages": rows, "damaged": snapshot.damaged})
+                    )?
+                );
+            } else if rows.is_empty() {
+                println!("queue of {} is empty", config.name);
+            } else {
+                println!(
+                    "{:<44} {:<16} {:>9} {:>6} {:>4}  from -> to / last error",
+                    "id", "destination", "bytes", "age s", "try"
+                );
+                for r in &rows {
+                    println!(
+                        "{:<44} {:<16} {:>9} {:>6} {:>4}  {} -> {}",
+                        r["id"].as_str().unwrap_or(""),
+                        r["destination"].as_str().unwrap_or(""),
+                        r["bytes"],
+                        r["age_secs"],
+                        r["attempts"],
+                        r["from"].as_str().unwrap_or("<>"),
+                        r["to"]
+                            .as_array()
+                            .map(|a| a
+                                .iter()
+                                .filter_map(|v| v.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "))
+                            .unwrap_or_default(),
+                    );
+                    if let Some(err) = r["last_error"].as_str() {
+                        println!("{:>44}   last error: {err}", "");
+                    }
+                }
+                println!("{} message(s)", rows.len());
+            }
+            for d in &snapshot.damaged {
+                eprintln!("deepmail: damaged queue entry: {d}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        QueueAction::Retry { ids, all } => {
+            if ids.is_empty() && !all {
+                anyhow::bail!("name queue ids to retry, or give --all");
+            }
+            let mut touched = 0;
+            for mut b in snapshot.batches.clone() {
+                if all || b.members.iter().any(|m| ids.contains(m)) {
+                    b.next_attempt_ms = 0;
+                    queue.save_batch(&b)?;
+                    touched += b.members.len();
+                }
+            }
+            for id in &ids {
+                if !snapshot.entries.contains_key(id) {
+                    eprintln!("deepmail: {id} is not queued");
+                }
+            }
+            println!("{touched} message(s) due now");
+            Ok(ExitCode::SUCCESS)
+        }
+        QueueAction::Delete { ids } => {
+            let mut missing = false;
+            for id in &ids {
+                if queue.contains(id) {
+                    queue.remove(id)?;
+                    println!("deleted {id}");
+                } else {
+                    eprintln!("deepmail: {id} is not queued");
+                    missing = true;
+                }
+            }
+            Ok(if missing {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct SubmitArgs {
+    /// The gateway's TOML configuration (its spool, relay domains and policy).
+    #[arg(long, short = 'c', value_name = "TOML")]
+    config: PathBuf,
+    /// Envelope sender (reverse path); `<>` or empty for the null path.
+    #[arg(short = 'f', value_name = "SENDER", required_unless_present = "bsmtp")]
+    from: Option<String>,
+    /// Read a Batch SMTP stream on stdin (what Exim's `use_bsmtp` pipe transport writes).
+    #[arg(long)]
+    bsmtp: bool,
+    /// Recipients (after `--`).
+    #[arg(value_name = "RCPT", required_unless_present = "bsmtp")]
+    recipients: Vec<String>,
+}
+
+/// Exit code for an SMTP refusal.
+fn exit_for(reply: &deepmail_smtp::Reply) -> u8 {
+    match reply.enhanced.as_deref() {
+        _ if reply.is_transient() => sysexits::TEMPFAIL,
+        Some(e) if e.starts_with("5.1.") => sysexits::NOUSER,
+        Some(e) if e.starts_with("5.7.") => sysexits::NOPERM,
+        _ => sysexits::DATAERR,
+    }
+}
+
+pub(crate) fn run_submit(stages: &Stages, args: SubmitArgs) -> ExitCode {
+    match submit(stages, args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("deepmail submit: {e:#}");
+            ExitCode::from(sysexits::TEMPFAIL)
+        }
+    }
+}
+
+fn submit(stages: &Stages, args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match GatewayConfig::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("deepmail submit: {e}");
+            return Ok(ExitCode::from(sysexits::CONFIG));
+        }
+    };
+    stages.apply_to(&mut config.stages);
+    let Some(smtp) = config.smtp.clone() else {
+        eprintln!(
+            "deepmail submit: {} has no [smtp] section: submit needs its relay-domains",
+            args.config.display()
+        );
+        return Ok(ExitCode::from(sysexits::CONFIG));
+    };
+    let config = Arc::new(config);
+    let mut input = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut input)
+        .context("reading standard input")?;
+    let queue = Arc::new(Queue::open(&config.spool, false)?);
+    let policy = GatewayPolicy::load(&stages.host, &config)?.map(Arc::new);
+    let acceptor = Acceptor::new(
+        config.clone(),
+        smtp.relay_domains.clone(),
+        queue,
+        policy,
+        Arc::new(Metrics::default()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let envelopes: Vec<(deepmail_smtp::Envelope, Vec<u8>)> = if args.bsmtp {
+        let codec = stages.codec()?;
+        let messages = match codec.decode(
+            &input,
+            DecodeOptions {
+                mode: DecodeMode::Lenient,
+            },
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("deepmail submit: the Batch SMTP on stdin does not decode: {e}");
+                return Ok(ExitCode::from(sysexits::DATAERR));
+            }
+        };
+        messages
+            .into_iter()
+            .map(|m| {
+                let param = |p: &deepmail_host::types::SmtpParam| deepmail_smtp::Param {
+                    keyword: p.keyword.clone(),
+                    value: p.value.clone(),
+                };
+                (
+                    deepmail_smtp::Envelope {
+                        reverse_path: m.envelope.reverse_path.clone(),
+                        mail_params: m.envelope.mail_parameters.iter().map(param).collect(),
+                        recipients: m
+                            .envelope
+                            .forward_paths
+                            .iter()
+                            .map(|f| deepmail_smtp::Recipient {
+                                mailbox: f.mailbox.clone(),
+                                params: f.parameters.iter().map(param).collect(),
+                            })
+                            .collect(),
+                    },
+                    m.content,
+                )
+            })
+            .collect()
+    } else {
+        let from = args.from.clone().unwrap_or_default();
+        let from = from
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string();
+        // Pipe input may have LF line ends: SMTP content is CRLF.
+        let mut content = Vec::with_capacity(input.len() + input.len() / 40);
+        for (i, line) in input.split(|b| *b == b'\n').enumerate() {
+            if i > 0 {
+                content.extend_from_slice(b"\r\n");
+            }
+            content.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+        }
+        if !content.ends_with(b"\r\n") {
+            content.extend_from_slice(b"\r\n");
+        }
+        vec![(
+            deepmail_smtp::Envelope {
+                reverse_path: from,
+                mail_params: Vec::new(),
+                recipients: args
+                    .recipients
+                    .iter()
+                    .map(|r| deepmail_smtp::Recipient {
+                        mailbox: r.trim_start_matches('<').trim_end_matches('>').to_string(),
+                        params: Vec::new(),
+                    })
+                    .collect(),
+            },
+            content,
+        )]
+    };
+    if envelopes.is_empty() {
+        eprintln!("deepmail submit: no message on stdin");
+        return Ok(ExitCode::from(sysexits::DATAERR));
+    }
+    let mut worst = 0u8;
+    for (n, (mut envelope, content)) in envelopes.into_iter().enumerate() {
+        let refusal = acceptor.check_sender(&envelope.reverse_path, &envelope.mail_params);
+        if !refusal.is_positive() {
+            eprintln!(
+                "deepmail submit: message {}: sender <{}> refused: {refusal}",
+                n + 1,
+                envelope.reverse_path
+            );
+            worst = worst.max(exit_for(&refusal));
+            continue;
+        }
+        let mut refused = Vec::new();
+        envelope.recipients.retain(|r| {
+            let reply = acceptor.check_recipient(&envelope.reverse_path, &r.mailbox);
+            if reply.is_positive() {
+                true
+            } else {
+                refused.push((r.mailbox.clone(), reply));
+                false
+            }
+        });
+        for (r, reply) in &refused {
+            eprintln!(
+                "deepmail submit: message {}: recipient <{r}> refused: {reply}",
+                n + 1
+            );
+            worst = worst.max(exit_for(reply));
+        }
+        if envelope.recipients.is_empty() {
+            continue;
+        }
+        let received = acceptor.received_field(
+            None,
+            None,
+            false,
+            &format!("submit.{}", std::process::id()),
+            None,
+        );
+        let mut full = received.into_bytes();
+        full.extend_from_slice(&content);
+        let reply = acceptor.accept(&envelope, &full, &format!("submit user={user}"));
+        if reply.is_positive() {
+            println!("message {}: {reply}", n + 1);
+        } else {
+            eprintln!("deepmail submit: message {}: {reply}", n + 1);
+            worst = worst.max(exit_for(&reply));
+        }
+    }
+    Ok(ExitCode::from(worst))
+}
