@@ -38,10 +38,10 @@ Examples:
   deepmail --plugin codec=./my_codec.wasm conformance --stage codec
   deepmail conformance --adapter 'python3 my_adapter.py'
   deepmail resolve moon.example --dns-server 127.0.0.1:53     # _bsmtp._https URI records
+  deepmail resolve moon.example --route 'moon.example https://gw.moon.example/inboundmail 10 1'
   deepmail gateway --config earth.toml            # run a gateway until SIGTERM
   deepmail queue --config earth.toml list         # what is waiting, and why
   deepmail submit --config earth.toml -f ops@earth.example -- ada@moon.example < msg.eml
-  deepmail resolve moon.example --route 'moon.example https://gw.moon.example/inboundmail 10 1'
 
 Stages and their default plugins (embedded in this binary):
   codec       builtin:bsmtp-codec      messages <-> Batch SMTP (RFC 2442)
@@ -49,6 +49,8 @@ Stages and their default plugins (embedded in this binary):
   resolver    builtin:dns-resolver     domain -> next hops from DNS URI records (RFC 7553)
               builtin:static-resolver  domain -> next hops from --route / configured routes
   sender      builtin:https-sender     POST Batch SMTP over HTTPS (HTTP/2 or 1.1) via wasi:http
+              builtin:quic-sender      POST Batch SMTP over HTTP/3, QUIC inside the plugin
+  policy      builtin:basic-policy     size, sender/recipient domains, Authentication-Results
 
 Environment:
   DEEPMAIL_CACHE_DIR   where compiled plugins are cached (default ~/.cache/deepmail; `off` disables)";
@@ -67,7 +69,7 @@ struct Cli {
 #[derive(Args, Clone)]
 struct PluginArgs {
     /// Use SOURCE for STAGE: `builtin:<name>` or a path to a .wasm component
-    /// (stages: codec, fragmenter, resolver, sender). Repeatable.
+    /// (stages: codec, fragmenter, resolver, sender, policy). Repeatable.
     #[arg(long = "plugin", value_name = "STAGE=SOURCE", global = true)]
     plugin: Vec<String>,
     /// Seconds one plugin call may take before it is stopped.
