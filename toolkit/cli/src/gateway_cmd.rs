@@ -338,7 +338,13 @@ fn submit(stages: &Stages, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         .read_to_end(&mut input)
         .context("reading standard input")?;
     let queue = Arc::new(Queue::open(&config.spool, false)?);
-    let policy = GatewayPolicy::load(&stages.host, &config)?.map(Arc::new);
+    let policy = match GatewayPolicy::load(&stages.host, &config) {
+        Ok(p) => p.map(Arc::new),
+        Err(e) => {
+            eprintln!("deepmail submit: {e}");
+            return Ok(ExitCode::from(sysexits::CONFIG));
+        }
+    };
     let acceptor = Acceptor::new(
         config.clone(),
         smtp.relay_domains.clone(),

@@ -11,6 +11,22 @@ use deepmail_smtp::{Envelope, Reply};
 
 use crate::config::GatewayConfig;
 
+/// The policy plugin could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyLoadError {
+    /// Loading the component failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The plugin refused the `[policy]` settings.
+    #[error("[policy] in {file}: {detail}")]
+    Config {
+        /// The configuration file.
+        file: String,
+        /// The plugin's explanation (names the key).
+        detail: String,
+    },
+}
+
 /// A loaded policy plugin with the gateway's settings.
 pub struct GatewayPolicy {
     policy: Policy,
@@ -43,7 +59,10 @@ pub fn host_envelope(e: &Envelope) -> HostEnvelope {
 
 impl GatewayPolicy {
     /// The configured policy plugin; `None` when `[stages] policy = "none"`.
-    pub fn load(host: &Host, config: &GatewayConfig) -> Result<Option<GatewayPolicy>, LoadError> {
+    pub fn load(
+        host: &Host,
+        config: &GatewayConfig,
+    ) -> Result<Option<GatewayPolicy>, PolicyLoadError> {
         let source = match config.stages.get(Stage::Policy.name()).map(String::as_str) {
             Some("none") => return Ok(None),
             Some(s) => s.parse().unwrap_or_else(|e| match e {}),
@@ -51,9 +70,9 @@ impl GatewayPolicy {
         };
         let policy = Policy::load(host, &source, config.policy.clone())?;
         // A bad setting stops the gateway at start, not every message later.
-        policy.check_config().map_err(|e| LoadError::Link {
-            plugin: source.to_string(),
-            detail: format!("[policy] in {}: {e}", config.source.display()),
+        policy.check_config().map_err(|e| PolicyLoadError::Config {
+            file: config.source.display().to_string(),
+            detail: e.to_string(),
         })?;
         Ok(Some(GatewayPolicy { policy }))
     }

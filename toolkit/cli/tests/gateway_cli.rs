@@ -1,0 +1,264 @@
+//! The gateway's operator commands through the binary: `gateway --check`
+//! and its configuration errors, `submit` (sendmail-style exit codes, LF
+//! input, `--bsmtp` as Exim's pipe transport writes it, policy refusals),
+//! `queue list / retry / delete`, and a clean stop on SIGTERM that keeps
+//! queued mail.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::deepmail;
+
+fn config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("earth.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"name = "gw.earth.example"
+spool = "spool"
+[smtp]
+listen = "127.0.0.1:0"
+relay-domains = ["moon.example"]
+[[route]]
+domain = "moon.example"
+uri = "https://localhost:9/inboundmail"
+{extra}"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn submit(config: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = deepmail()
+        .arg("submit")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn queue_json(config: &Path) -> serde_json::Value {
+    let o = deepmail()
+        .args(["queue", "--config"])
+        .arg(config)
+        .args(["list", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+const MESSAGE: &[u8] = b"From: ops@earth.example\nTo: ada@moon.example\nSubject: pipe\n\nLF line ends from a pipe\n.leading dot\n";
+
+#[test]
+fn submit_queues_with_sendmail_exit_codes_and_queue_manages_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "[policy]\nmax-message-bytes = 2000\n");
+
+    let o = submit(
+        &cfg,
+        &["-f", "ops@earth.example", "--", "ada@moon.example"],
+        MESSAGE,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("250 2.0.0 queued as"));
+
+    // Not a relay domain: EX_NOPERM (77), nothing queued for it.
+    let o = submit(
+        &cfg,
+        &["-f", "ops@earth.example", "--", "eve@evil.example"],
+        MESSAGE,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(77),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("relaying to evil.example denied"));
+
+    // Too big for the policy: EX_DATAERR (65).
+    let big = [MESSAGE, &vec![b'x'; 4000][..], b"\n"].concat();
+    let o = submit(
+        &cfg,
+        &["-f", "ops@earth.example", "--", "ada@moon.example"],
+        &big,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(65),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("5.3.4"));
+
+    // What Exim's use_bsmtp pipe transport writes (LF line ends, no HELO).
+    let batch = b"MAIL FROM:<ops@earth.example>\nRCPT TO:<ada@moon.example>\nRCPT TO:<log@moon.example>\nDATA\nSubject: from exim\n\n..dot-stuffed line\n.\nMAIL FROM:<>\nRCPT TO:<ada@moon.example>\nDATA\nSubject: bounce\n\nbody\n.\n";
+    let o = submit(&cfg, &["--bsmtp"], batch);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let q = queue_json(&cfg);
+    let msgs = q["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 3, "{q:#}");
+    assert!(msgs.iter().all(|m| m["destination"] == "moon.example"));
+    let exim = msgs
+        .iter()
+        .find(|m| m["to"].as_array().unwrap().len() == 2)
+        .unwrap();
+    assert_eq!(exim["from"], "ops@earth.example");
+    let id = msgs[0]["id"].as_str().unwrap().to_string();
+    let content =
+        std::fs::read(dir.path().join("spool/queue").join(&id).join("message.eml")).unwrap();
+    let text = String::from_utf8_lossy(&content);
+    assert!(
+        text.contains("\r\nSubject: pipe\r\n"),
+        "LF became CRLF: {text:?}"
+    );
+    assert!(text.starts_with("Received: from local"), "{text}");
+
+    // retry and delete.
+    let o = deepmail()
+        .args(["queue", "--config"])
+        .arg(&cfg)
+        .args(["retry", "--all"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let o = deepmail()
+        .args(["queue", "--config"])
+        .arg(&cfg)
+        .args(["delete", &id])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(queue_json(&cfg)["messages"].as_array().unwrap().len(), 2);
+    let o = deepmail()
+        .args(["queue", "--config"])
+        .arg(&cfg)
+        .args(["delete", &id])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "deleting twice says it is gone");
+
+    // A broken batch: EX_DATAERR, and the error says where.
+    let o = submit(&cfg, &["--bsmtp"], b"MAIL FROM:<a@b>\nDATA\n");
+    assert_eq!(
+        o.status.code(),
+        Some(65),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn configuration_errors_name_the_key_and_check_loads_the_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let o = deepmail()
+        .args(["gateway", "--check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(": ok"));
+
+    let bad = config(dir.path(), "[delivery]\nretry-initial-secs = -1\n");
+    let o = deepmail()
+        .args(["gateway", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("`delivery.retry-initial-secs`"), "{err}");
+
+    let bad = config(dir.path(), "[policy]\nmax-message-bytes = \"lots\"\n");
+    let o = deepmail()
+        .args(["gateway", "--check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("max-message-bytes"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // submit with a broken config: EX_CONFIG (78).
+    let o = submit(&bad, &["-f", "a@b", "--", "ada@moon.example"], MESSAGE);
+    assert_eq!(
+        o.status.code(),
+        Some(78),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_queued_mail_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let o = submit(
+        &cfg,
+        &["-f", "ops@earth.example", "--", "ada@moon.example"],
+        MESSAGE,
+    );
+    assert!(o.status.success());
+    let mut child = deepmail()
+        .args(["gateway", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let it start and try (the next hop is down), then stop it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while queue_json(&cfg)["messages"][0]["attempts"] == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never tried to deliver"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no exit 30 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(status.success(), "{status}: {log}");
+    assert!(log.contains("stopped"), "{log}");
+    assert!(log.contains("temporary failure"), "{log}");
+    let q = queue_json(&cfg);
+    assert_eq!(
+        q["messages"].as_array().unwrap().len(),
+        1,
+        "still queued: {q:#}"
+    );
+    assert!(
+        q["messages"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("localhost:9"),
+        "{q:#}"
+    );
+}
