@@ -434,3 +434,62 @@ async fn queued_mail_survives_a_restart_and_is_delivered_once() {
     earth.shutdown(Duration::from_secs(5)).await;
     moon.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_refuses_spam_at_smtp_time_before_anything_is_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let earth_mta = sink(&[]).await;
+    let earth = start(
+        dir.path(),
+        "earth",
+        &format!(
+            "{}\n[policy]\nauthserv-id = \"mx.earth.example\"\nmax-message-bytes = \"64KiB\"\n",
+            earth_toml(9, earth_mta.addr, "")
+        ),
+    )
+    .await;
+    let smtp = earth.smtp_addr.unwrap();
+    let to_ada = envelope("ops@earth.example", &["ada@moon.example"]);
+    let config = RelayConfig::new("mta.earth.example");
+
+    // DMARC failed, says the Earth MTA (the trusted authserv-id): 550 at DATA.
+    let spam = b"Authentication-Results: mx.earth.example; dmarc=fail (p=reject) header.from=earth.example\r\nFrom: ceo@earth.example\r\nSubject: urgent wire transfer\r\n\r\npay now\r\n";
+    let d = relay(smtp, &config, &to_ada, spam).await.unwrap();
+    let reply = d.data_reply.clone().unwrap();
+    assert_eq!(
+        (reply.code, reply.enhanced.as_deref()),
+        (550, Some("5.7.1")),
+        "{reply}"
+    );
+    assert!(reply.to_string().contains("dmarc"), "{reply}");
+
+    // The same header from someone else's authserv-id proves nothing: accepted.
+    let forged = b"Authentication-Results: mx.evil.example; dmarc=fail header.from=earth.example\r\nSubject: hi\r\n\r\nhello\r\n";
+    let d = relay(smtp, &config, &to_ada, forged).await.unwrap();
+    assert!(d.all_accepted(), "{d:?}");
+
+    // Too big: the client declares SIZE=, the policy refuses at MAIL (552 5.3.4).
+    let big = [&b"Subject: big\r\n\r\n"[..], &vec![b'x'; 70_000], b"\r\n"].concat();
+    let e = relay(smtp, &config, &to_ada, &big).await.unwrap_err();
+    let reply = e.reply().unwrap();
+    assert_eq!(
+        (reply.code, reply.enhanced.as_deref()),
+        (552, Some("5.3.4")),
+        "{reply}"
+    );
+
+    // Only the forged-header message was queued.
+    let queued = std::fs::read_dir(dir.path().join("earth-spool/queue"))
+        .unwrap()
+        .count();
+    assert_eq!(queued, 1);
+    assert_eq!(
+        earth
+            .metrics
+            .smtp_messages_refused
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    earth.shutdown(Duration::from_secs(5)).await;
+}
