@@ -264,8 +264,10 @@ ca = "certs/ca.pem"
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    // Spooling is polled (2 ms), the sink stamps its arrival exactly; the
+    // relay reads from the spool, so the spool came first.
     let (spooled_at, delivered_at, acked_at) = (
-        spooled_at.unwrap_or_default(),
+        spooled_at.unwrap_or_default().min(delivered_at.unwrap_or_default()),
         delivered_at.unwrap_or_default(),
         acked_at.unwrap_or_default(),
     );

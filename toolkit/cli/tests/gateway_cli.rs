@@ -262,3 +262,18 @@ fn sigterm_stops_cleanly_and_queued_mail_stays() {
         "{q:#}"
     );
 }
+
+#[test]
+fn the_documented_example_configs_load() {
+    for name in ["earth.toml", "moon.toml"] {
+        let dir = tempfile::tempdir().unwrap();
+        deepmail_gateway::TestPki::generate(&["localhost".into()], "gw")
+            .unwrap()
+            .write_to(&dir.path().join("tls"))
+            .unwrap();
+        let cfg = dir.path().join(name);
+        std::fs::copy(common::root().join("docs/gateway").join(name), &cfg).unwrap();
+        let o = deepmail().args(["gateway", "--check", "--config"]).arg(&cfg).output().unwrap();
+        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+}
