@@ -88,6 +88,7 @@ struct ReceiveFile {
     #[serde(default)]
     tokens: Vec<String>,
     max_body_mib: Option<u64>,
+    dedupe_days: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +180,8 @@ pub struct ReceiveConfig {
     pub tokens: Vec<String>,
     /// Largest batch.
     pub max_body_bytes: u64,
+    /// How long relayed batch ids are kept for deduplication.
+    pub dedupe_retention: Duration,
 }
 
 /// Where received mail is handed on: the local MTA.
@@ -450,6 +453,11 @@ impl GatewayConfig {
                         client_ca: r.client_ca.as_deref().map(rel),
                         tokens: r.tokens.clone(),
                         max_body_bytes: mib("receive.max-body-mib", r.max_body_mib, 64)?,
+                        dedupe_retention: secs(
+                            "receive.dedupe-days",
+                            r.dedupe_days.map(|d| d * 86_400.0),
+                            Duration::from_secs(30 * 86_400),
+                        )?,
                     })
                 }
             };

@@ -108,6 +108,7 @@ pub struct Inbound {
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
     retry: Mutex<HashMap<String, (u32, u64)>>,
+    last_prune: Mutex<Option<std::time::Instant>>,
 }
 
 impl Inbound {
@@ -128,6 +129,7 @@ impl Inbound {
             metrics,
             wake,
             retry: Mutex::new(HashMap::new()),
+            last_prune: Mutex::new(None),
         }
     }
 
@@ -146,8 +148,31 @@ impl Inbound {
         }
     }
 
+    /// Forgets relayed batch ids older than the retention, once an hour.
+    fn prune(&self) {
+        let Some(receive) = &self.config.receive else {
+            return;
+        };
+        let mut last = self.last_prune.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(3600)) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        let cutoff = std::time::SystemTime::now() - receive.dedupe_retention;
+        match self.spool.prune_relayed(cutoff) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                stage = "relay",
+                pruned = n,
+                "forgot relayed batch ids past the retention"
+            ),
+            Err(e) => tracing::warn!(stage = "relay", error = %e, "cannot prune relayed/"),
+        }
+    }
+
     /// One pass over `incoming/`; returns how long to wait.
     async fn pass(&self) -> Duration {
+        self.prune();
         let batches = match self.spool.list() {
             Ok(b) => b,
             Err(e) => {

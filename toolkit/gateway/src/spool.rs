@@ -272,6 +272,27 @@ impl Spool {
             && (self.incoming.join(batch_id).is_dir() || self.relayed.join(batch_id).is_dir())
     }
 
+    /// Forgets relayed batches last touched before `cutoff` (their ids no
+    /// longer deduplicate); returns how many. A sender retries for at most
+    /// its maximum queue age, so a retention longer than that is safe.
+    pub fn prune_relayed(&self, cutoff: SystemTime) -> Result<usize, SpoolError> {
+        let mut pruned = 0;
+        for entry in fs::read_dir(&self.relayed).map_err(io_err("list", &self.relayed))? {
+            let path = entry.map_err(io_err("list", &self.relayed))?.path();
+            let old = fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < cutoff);
+            if old {
+                fs::remove_dir_all(&path).map_err(io_err("remove", &path))?;
+                pruned += 1;
+            }
+        }
+        if pruned > 0 {
+            sync_dir(&self.relayed)?;
+        }
+        Ok(pruned)
+    }
+
     /// Moves a fully relayed batch to `relayed/`, where only its
     /// `meta.json` and progress records stay (for deduplication and
     /// audit); the message files are removed.
@@ -493,6 +514,28 @@ mod tests {
 
     fn tmp_entries(spool: &Spool) -> usize {
         fs::read_dir(spool.root().join("tmp")).unwrap().count()
+    }
+
+    #[test]
+    fn relayed_batches_deduplicate_until_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let raw = b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nx\r\n.\r\n";
+        let batch = NewBatch {
+            meta: meta("dedupe-1", 0),
+            raw,
+            messages: &[],
+        };
+        assert_eq!(spool.store(&batch).unwrap(), StoreOutcome::Stored);
+        let stored = spool.list().unwrap().remove(0);
+        spool.mark_relayed(&stored).unwrap();
+        assert!(spool.list().unwrap().is_empty());
+        assert!(spool.contains("dedupe-1"));
+        assert_eq!(spool.store(&batch).unwrap(), StoreOutcome::Duplicate);
+        let future = SystemTime::now() + std::time::Duration::from_secs(60);
+        assert_eq!(spool.prune_relayed(SystemTime::UNIX_EPOCH).unwrap(), 0);
+        assert_eq!(spool.prune_relayed(future).unwrap(), 1);
+        assert_eq!(spool.store(&batch).unwrap(), StoreOutcome::Stored);
     }
 
     #[test]
