@@ -267,7 +267,9 @@ ca = "certs/ca.pem"
     // Spooling is polled (2 ms), the sink stamps its arrival exactly; the
     // relay reads from the spool, so the spool came first.
     let (spooled_at, delivered_at, acked_at) = (
-        spooled_at.unwrap_or_default().min(delivered_at.unwrap_or_default()),
+        spooled_at
+            .unwrap_or_default()
+            .min(delivered_at.unwrap_or_default()),
         delivered_at.unwrap_or_default(),
         acked_at.unwrap_or_default(),
     );

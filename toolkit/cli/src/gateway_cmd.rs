@@ -348,7 +348,7 @@ fn submit(stages: &Stages, args: SubmitArgs) -> anyhow::Result<ExitCode> {
     let acceptor = Acceptor::new(
         config.clone(),
         smtp.relay_domains.clone(),
-        queue,
+        queue.clone(),
         policy,
         Arc::new(Metrics::default()),
         Arc::new(tokio::sync::Notify::new()),
@@ -430,54 +430,121 @@ fn submit(stages: &Stages, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         eprintln!("deepmail submit: no message on stdin");
         return Ok(ExitCode::from(sysexits::DATAERR));
     }
+    let received = acceptor.received_field(
+        None,
+        None,
+        false,
+        &format!("submit.{}", std::process::id()),
+        None,
+    );
+    let origin = format!("submit user={user}");
+    // Every check first, nothing queued yet: a temporary refusal anywhere
+    // makes the MTA retry the whole input (exit 75) without duplicates.
+    struct Checked {
+        envelope: deepmail_smtp::Envelope,
+        content: Vec<u8>,
+        refused: Vec<(String, deepmail_smtp::Reply)>,
+    }
+    let mut checked = Vec::new();
     let mut worst = 0u8;
     for (n, (mut envelope, content)) in envelopes.into_iter().enumerate() {
-        let refusal = acceptor.check_sender(&envelope.reverse_path, &envelope.mail_params);
-        if !refusal.is_positive() {
-            eprintln!(
-                "deepmail submit: message {}: sender <{}> refused: {refusal}",
-                n + 1,
-                envelope.reverse_path
-            );
-            worst = worst.max(exit_for(&refusal));
-            continue;
-        }
+        let mut full = received.clone().into_bytes();
+        full.extend_from_slice(&content);
         let mut refused = Vec::new();
+        let sender = acceptor.check_sender(&envelope.reverse_path, &envelope.mail_params);
+        if !sender.is_positive() {
+            refused = envelope
+                .recipients
+                .drain(..)
+                .map(|r| (r.mailbox, sender.clone()))
+                .collect();
+        }
         envelope.recipients.retain(|r| {
             let reply = acceptor.check_recipient(&envelope.reverse_path, &r.mailbox);
-            if reply.is_positive() {
-                true
-            } else {
+            let ok = reply.is_positive();
+            if !ok {
                 refused.push((r.mailbox.clone(), reply));
-                false
             }
+            ok
         });
+        if !envelope.recipients.is_empty() {
+            if let Some(reply) = acceptor.check_message(&envelope, &full, &origin) {
+                refused.extend(
+                    envelope
+                        .recipients
+                        .drain(..)
+                        .map(|r| (r.mailbox, reply.clone())),
+                );
+            }
+        }
         for (r, reply) in &refused {
-            eprintln!(
-                "deepmail submit: message {}: recipient <{r}> refused: {reply}",
-                n + 1
-            );
+            eprintln!("deepmail submit: message {}: <{r}> refused: {reply}", n + 1);
             worst = worst.max(exit_for(reply));
         }
-        if envelope.recipients.is_empty() {
-            continue;
+        checked.push(Checked {
+            envelope,
+            content: full,
+            refused,
+        });
+    }
+    if checked
+        .iter()
+        .any(|c| c.refused.iter().any(|(_, r)| r.is_transient()))
+    {
+        eprintln!("deepmail submit: nothing queued; try the whole input again later");
+        return Ok(ExitCode::from(sysexits::TEMPFAIL));
+    }
+    // A single message answers with its exit code, as sendmail does. In a
+    // batch, the others are already fine: refusals become DSNs instead, so
+    // the MTA does not bounce or resend the messages that were queued.
+    let returns = if args.bsmtp {
+        Some(deepmail_gateway::returns::Returns::new(
+            config.clone(),
+            queue.clone(),
+            Arc::new(Metrics::default()),
+            Arc::new(tokio::sync::Notify::new()),
+        )?)
+    } else {
+        None
+    };
+    for (n, c) in checked.iter().enumerate() {
+        if !c.envelope.recipients.is_empty() {
+            let reply = acceptor.enqueue(&c.envelope, &c.content, &origin);
+            if reply.is_positive() {
+                println!("message {}: {reply}", n + 1);
+            } else {
+                eprintln!("deepmail submit: message {}: {reply}", n + 1);
+                return Ok(ExitCode::from(exit_for(&reply)));
+            }
         }
-        let received = acceptor.received_field(
-            None,
-            None,
-            false,
-            &format!("submit.{}", std::process::id()),
-            None,
-        );
-        let mut full = received.into_bytes();
-        full.extend_from_slice(&content);
-        let reply = acceptor.accept(&envelope, &full, &format!("submit user={user}"));
-        if reply.is_positive() {
-            println!("message {}: {reply}", n + 1);
-        } else {
-            eprintln!("deepmail submit: message {}: {reply}", n + 1);
-            worst = worst.max(exit_for(&reply));
+        if let (Some(returns), false) = (&returns, c.refused.is_empty()) {
+            let envelope = deepmail_gateway::returns::spooled_envelope(&c.envelope);
+            let failures: Vec<_> = c
+                .refused
+                .iter()
+                .map(|(r, reply)| {
+                    (
+                        r.clone(),
+                        deepmail_gateway::returns::Failure::smtp(reply, &config.name),
+                    )
+                })
+                .collect();
+            returns.return_to_sender(
+                &envelope,
+                &c.content,
+                &failures,
+                &format!("submit.{}", n + 1),
+            )?;
+            println!(
+                "message {}: {} recipient(s) refused; DSN queued to <{}>",
+                n + 1,
+                failures.len(),
+                c.envelope.reverse_path
+            );
         }
+    }
+    if args.bsmtp {
+        worst = 0;
     }
     Ok(ExitCode::from(worst))
 }

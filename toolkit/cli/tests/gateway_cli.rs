@@ -64,7 +64,10 @@ const MESSAGE: &[u8] = b"From: ops@earth.example\nTo: ada@moon.example\nSubject:
 #[test]
 fn submit_queues_with_sendmail_exit_codes_and_queue_manages_it() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), "[policy]\nmax-message-bytes = 2000\n");
+    let cfg = config(
+        dir.path(),
+        "[policy]\nmax-message-bytes = 2000\n[relay]\nsmtp = \"127.0.0.1:9\"\ndomains = [\"earth.example\"]\n",
+    );
 
     let o = submit(
         &cfg,
@@ -273,7 +276,55 @@ fn the_documented_example_configs_load() {
             .unwrap();
         let cfg = dir.path().join(name);
         std::fs::copy(common::root().join("docs/gateway").join(name), &cfg).unwrap();
-        let o = deepmail().args(["gateway", "--check", "--config"]).arg(&cfg).output().unwrap();
-        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        let o = deepmail()
+            .args(["gateway", "--check", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
+}
+
+#[test]
+fn a_refused_recipient_in_a_bsmtp_batch_becomes_a_dsn_and_the_rest_is_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "[relay]\nsmtp = \"127.0.0.1:9\"\ndomains = [\"earth.example\"]\n",
+    );
+    let batch = b"MAIL FROM:<ops@earth.example>\nRCPT TO:<ada@moon.example>\nRCPT TO:<eve@evil.example>\nDATA\nSubject: half\n\nx\n.\n";
+    let o = submit(&cfg, &["--bsmtp"], batch);
+    // Exit 0: the MTA must not bounce or resend what was queued.
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("DSN queued to <ops@earth.example>"));
+    let q = queue_json(&cfg);
+    let msgs = q["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2, "{q:#}");
+    let to_moon = msgs
+        .iter()
+        .find(|m| m["destination"] == "moon.example")
+        .unwrap();
+    assert_eq!(to_moon["to"], serde_json::json!(["ada@moon.example"]));
+    let dsn = msgs
+        .iter()
+        .find(|m| m["destination"] == "local MTA")
+        .unwrap();
+    assert_eq!(dsn["from"], "");
+    assert_eq!(dsn["to"], serde_json::json!(["ops@earth.example"]));
+    let bytes = std::fs::read(
+        dir.path()
+            .join("spool/queue")
+            .join(dsn["id"].as_str().unwrap())
+            .join("message.eml"),
+    )
+    .unwrap();
+    let parsed = deepmail_smtp::dsn::parse_dsn(&bytes).unwrap();
+    assert!(parsed.recipients[0]
+        .final_recipient
+        .ends_with("eve@evil.example"));
+    assert_eq!(parsed.recipients[0].status, "5.7.1");
 }

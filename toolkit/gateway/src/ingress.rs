@@ -127,13 +127,27 @@ impl Acceptor {
     /// The whole message: policy, then one durable queue entry per
     /// destination domain. Blocking (fsync): call from a blocking context.
     pub fn accept(&self, envelope: &Envelope, content: &[u8], origin: &str) -> Reply {
-        if let Some(p) = &self.policy {
-            if let Some(refusal) = p.check_message(envelope, content) {
-                Metrics::inc(&self.metrics.smtp_messages_refused);
-                tracing::warn!(stage = "policy", origin, from = %envelope.reverse_path, reply = %refusal, "message refused");
-                return refusal;
-            }
+        if let Some(refusal) = self.check_message(envelope, content, origin) {
+            return refusal;
         }
+        self.enqueue(envelope, content, origin)
+    }
+
+    /// The policy's verdict on the whole message: `Some(refusal)` or `None`.
+    pub fn check_message(
+        &self,
+        envelope: &Envelope,
+        content: &[u8],
+        origin: &str,
+    ) -> Option<Reply> {
+        let refusal = self.policy.as_ref()?.check_message(envelope, content)?;
+        Metrics::inc(&self.metrics.smtp_messages_refused);
+        tracing::warn!(stage = "policy", origin, from = %envelope.reverse_path, reply = %refusal, "message refused");
+        Some(refusal)
+    }
+
+    /// One durable queue entry per destination domain, no checks. Blocking.
+    pub fn enqueue(&self, envelope: &Envelope, content: &[u8], origin: &str) -> Reply {
         let mut by_domain: BTreeMap<String, Vec<&Recipient>> = BTreeMap::new();
         for r in &envelope.recipients {
             let domain = domain_of(&r.mailbox).unwrap_or_default();

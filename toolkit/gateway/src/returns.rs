@@ -98,6 +98,30 @@ pub fn domain_of(mailbox: &str) -> Option<String> {
         .filter(|d| !d.is_empty())
 }
 
+/// A spooled envelope from the shared type.
+pub fn spooled_envelope(e: &deepmail_smtp::Envelope) -> SpooledEnvelope {
+    let params = |p: &[deepmail_smtp::Param]| {
+        p.iter()
+            .map(|p| crate::spool::SpooledParam {
+                keyword: p.keyword.clone(),
+                value: p.value.clone(),
+            })
+            .collect()
+    };
+    SpooledEnvelope {
+        reverse_path: e.reverse_path.clone(),
+        mail_parameters: params(&e.mail_params),
+        forward_paths: e
+            .recipients
+            .iter()
+            .map(|r| SpooledRecipient {
+                mailbox: r.mailbox.clone(),
+                parameters: params(&r.params),
+            })
+            .collect(),
+    }
+}
+
 /// The shared envelope type from a spooled one.
 pub fn smtp_envelope(e: &SpooledEnvelope) -> deepmail_smtp::Envelope {
     let param = |p: &crate::spool::SpooledParam| deepmail_smtp::Param {
