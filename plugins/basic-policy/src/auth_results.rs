@@ -133,7 +133,16 @@ pub fn parse(value: &str) -> Result<AuthResults, ParseError> {
         comments: Vec::new(),
     };
     c.skip_cfws()?;
+    let id_at = c.pos;
     let authserv_id = c.value("an authserv-id")?;
+    if authserv_id.is_empty() {
+        // `""`: a quoted string may be empty, an authserv-id may not
+        // (it names the host that vouches for the results).
+        return Err(ParseError::Expected {
+            expected: "a non-empty authserv-id",
+            offset: id_at,
+        });
+    }
     let mut version = None;
     if c.skip_cfws()? && c.peek().is_some_and(|b| b.is_ascii_digit()) {
         let start = c.pos;
@@ -747,6 +756,16 @@ mod tests {
         ));
         let r = ok(&format!("mx.example {}; none", "9".repeat(1000)));
         assert_eq!(r.version, Some(u32::MAX), "saturates");
+    }
+
+    #[test]
+    fn an_empty_quoted_authserv_id_is_malformed() {
+        // Found by grammar_soup_never_panics: `"";` parsed with an empty id.
+        assert!(matches!(
+            parse("\"\";"),
+            Err(ParseError::Expected { expected: "a non-empty authserv-id", offset: 0 })
+        ));
+        assert!(parse(" \"\" ; spf=pass").is_err());
     }
 
     #[test]
