@@ -50,6 +50,11 @@ const PLUGINS: &[(&str, &str, &str)] = &[
         "deepmail-plugin-basic-policy",
         "BASIC_POLICY",
     ),
+    (
+        "tcpcl-sender",
+        "deepmail-plugin-tcpcl-sender",
+        "TCPCL_SENDER",
+    ),
 ];
 
 fn main() {
@@ -67,6 +72,7 @@ fn main() {
         "toolkit/bsmtp/src",
         "toolkit/bundle/src",
         "toolkit/uri-rr/src",
+        "toolkit/tcpcl/src",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
@@ -75,6 +81,7 @@ fn main() {
         "Cargo.lock",
         "toolkit/bsmtp/Cargo.toml",
         "toolkit/bundle/Cargo.toml",
+        "toolkit/tcpcl/Cargo.toml",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
     }

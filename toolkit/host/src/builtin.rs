@@ -64,6 +64,13 @@ pub const BUILTINS: &[Builtin] = &[
         wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_QUIC_SENDER")),
     },
     Builtin {
+        name: "tcpcl-sender",
+        stage: Stage::Sender,
+        default: false,
+        test_only: false,
+        wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_TCPCL_SENDER")),
+    },
+    Builtin {
         name: "basic-policy",
         stage: Stage::Policy,
         default: true,

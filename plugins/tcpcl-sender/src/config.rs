@@ -1,0 +1,267 @@
+//! The plugin's settings, read from the delivery's `config` key/value pairs
+//! and its `tcpcl://HOST:PORT` next hop.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use deepmail_tcpcl::SessionConfig;
+
+/// A setting that is missing or cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The default port of TCPCL (RFC 9174 §8.1, IANA "dtn-bundle").
+pub const DEFAULT_PORT: u16 = 4556;
+
+/// Everything one delivery needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `host:port` from the next-hop URI, for messages.
+    pub authority: String,
+    /// TCP address to connect to (`connect-to`): the host resolved the
+    /// next hop and granted TCP to exactly this address.
+    pub connect_to: SocketAddr,
+    /// Our node ID for SESS_INIT (`node-id`), e.g. `ipn:1.0`.
+    pub node_id: String,
+    /// Deadline for the whole delivery (`timeout-ms`, default 20 000).
+    pub timeout: Duration,
+    /// Keepalive interval offered (`keepalive-secs`, default 30; 0: none).
+    pub keepalive_secs: u16,
+    /// Largest segment sent, capped by the peer's Segment MRU; also the
+    /// Segment MRU we advertise (`segment-mru`, default 65 536).
+    pub segment_mru: u64,
+}
+
+impl Settings {
+    /// The session settings these give.
+    pub fn session_config(&self) -> SessionConfig {
+        let mut c = SessionConfig::new(self.node_id.clone());
+        c.keepalive_secs = self.keepalive_secs;
+        c.segment_mru = self.segment_mru;
+        c.max_segment_len = self.segment_mru;
+        // We receive no bundles; a small limit is enough for refusals.
+        c.transfer_mru = self.segment_mru;
+        c.handshake_timeout = self.timeout;
+        // The outcome is known once every transfer is settled: do not wait
+        // long for the peer's SESS_TERM reply.
+        c.close_timeout = self.timeout.min(Duration::from_secs(2));
+        c
+    }
+
+    /// Reads the settings for a delivery to `next_hop`.
+    pub fn from_config(
+        next_hop: &str,
+        config: &[(String, String)],
+    ) -> Result<Settings, ConfigError> {
+        let authority = parse_next_hop(next_hop)?;
+        let mut connect_to = None;
+        let mut node_id = None;
+        let mut timeout = Duration::from_secs(20);
+        let mut keepalive_secs = 30u16;
+        let mut segment_mru = 64 * 1024u64;
+        for (key, value) in config {
+            let value = value.trim();
+            match key.as_str() {
+                "connect-to" => {
+                    connect_to = Some(value.parse::<SocketAddr>().map_err(|_| {
+                        ConfigError(format!(
+                            "connect-to `{value}` is not an ip:port, e.g. 192.0.2.7:4556 or [2001:db8::7]:4556"
+                        ))
+                    })?)
+                }
+                "node-id" => {
+                    let mut probe = SessionConfig::new(value);
+                    probe.segment_mru = 1;
+                    probe.validate().map_err(|e| ConfigError(format!("node-id: {e}")))?;
+                    node_id = Some(value.to_string());
+                }
+                "timeout-ms" => {
+                    timeout = value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|ms| *ms > 0)
+                        .map(Duration::from_millis)
+                        .ok_or_else(|| {
+                            ConfigError(format!(
+                                "timeout-ms `{value}` is not a positive number of milliseconds"
+                            ))
+                        })?
+                }
+                "keepalive-secs" => {
+                    keepalive_secs = value.parse::<u16>().map_err(|_| {
+                        ConfigError(format!(
+                            "keepalive-secs `{value}` is not a number of seconds from 0 (off) to 65535"
+                        ))
+                    })?
+                }
+                "segment-mru" => {
+                    segment_mru = value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| *n > 0 && *n <= 1 << 30)
+                        .ok_or_else(|| {
+                            ConfigError(format!(
+                                "segment-mru `{value}` is not a number of bytes from 1 to 1073741824"
+                            ))
+                        })?
+                }
+                other => {
+                    return Err(ConfigError(format!(
+                        "tcpcl-sender has no setting `{other}` (it reads connect-to, node-id, \
+                         timeout-ms, keepalive-secs, segment-mru)"
+                    )))
+                }
+            }
+        }
+        let connect_to = connect_to.ok_or_else(|| {
+            ConfigError(
+                "tcpcl-sender needs `connect-to` (ip:port): the host resolves the next hop and \
+                 grants TCP to that address only; plugins cannot look names up"
+                    .into(),
+            )
+        })?;
+        let node_id = node_id.ok_or_else(|| {
+            ConfigError(
+                "tcpcl-sender needs `node-id`: this gateway's node EID for SESS_INIT, e.g. ipn:1.0"
+                    .into(),
+            )
+        })?;
+        Ok(Settings {
+            authority,
+            connect_to,
+            node_id,
+            timeout,
+            keepalive_secs,
+            segment_mru,
+        })
+    }
+}
+
+/// The `host:port` of a `tcpcl://host[:port][/]` next hop (port 4556 when
+/// absent).
+pub fn parse_next_hop(uri: &str) -> Result<String, ConfigError> {
+    let rest = uri
+        .strip_prefix("tcpcl://")
+        .or_else(|| uri.strip_prefix("TCPCL://"))
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "next hop `{uri}` is not a tcpcl://HOST:PORT URI; tcpcl-sender speaks TCPCLv4"
+            ))
+        })?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    let bad = || ConfigError(format!("next hop `{uri}` is not tcpcl://HOST[:PORT]"));
+    if authority.is_empty()
+        || authority.contains(['/', '?', '#', '@'])
+        || authority.bytes().any(|b| b <= b' ' || b == 0x7f)
+    {
+        return Err(bad());
+    }
+    let has_port = if let Some(v6) = authority.strip_prefix('[') {
+        let (_, after) = v6.split_once(']').ok_or_else(bad)?;
+        match after.strip_prefix(':') {
+            Some(port) => Some(port),
+            None if after.is_empty() => None,
+            None => return Err(bad()),
+        }
+    } else {
+        authority.split_once(':').map(|(_, port)| port)
+    };
+    match has_port {
+        Some(port) => {
+            port.parse::<u16>().map_err(|_| bad())?;
+            Ok(authority.to_string())
+        }
+        None => Ok(format!("{authority}:{DEFAULT_PORT}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn next_hops() {
+        assert_eq!(
+            parse_next_hop("tcpcl://gw.moon.example:4556").unwrap(),
+            "gw.moon.example:4556"
+        );
+        assert_eq!(
+            parse_next_hop("tcpcl://gw.moon.example/").unwrap(),
+            "gw.moon.example:4556"
+        );
+        assert_eq!(parse_next_hop("tcpcl://[::1]:9").unwrap(), "[::1]:9");
+        assert_eq!(parse_next_hop("tcpcl://[::1]").unwrap(), "[::1]:4556");
+        for bad in [
+            "https://gw/x",
+            "tcpcl://",
+            "tcpcl://gw:port",
+            "tcpcl://gw/path",
+            "tcpcl://u@gw",
+            "tcpcl://[::1",
+        ] {
+            assert!(parse_next_hop(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn settings_and_defaults() {
+        let s = Settings::from_config(
+            "tcpcl://gw:4556",
+            &kv(&[("connect-to", "127.0.0.1:4556"), ("node-id", "ipn:1.0")]),
+        )
+        .unwrap();
+        assert_eq!(s.timeout, Duration::from_secs(20));
+        assert_eq!((s.keepalive_secs, s.segment_mru), (30, 65_536));
+        let c = s.session_config();
+        assert_eq!(c.max_segment_len, 65_536);
+        assert_eq!(c.close_timeout, Duration::from_secs(2));
+        let s = Settings::from_config(
+            "tcpcl://gw:4556",
+            &kv(&[
+                ("connect-to", "[::1]:4556"),
+                ("node-id", "dtn://earth-gw/"),
+                ("timeout-ms", "500"),
+                ("keepalive-secs", "0"),
+                ("segment-mru", "1000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.timeout, Duration::from_millis(500));
+        assert_eq!(s.session_config().close_timeout, Duration::from_millis(500));
+        assert_eq!((s.keepalive_secs, s.segment_mru), (0, 1000));
+    }
+
+    #[test]
+    fn bad_settings_say_what_to_do() {
+        let e = Settings::from_config("tcpcl://gw", &kv(&[("node-id", "ipn:1.0")])).unwrap_err();
+        assert!(e.0.contains("connect-to"), "{e}");
+        let e =
+            Settings::from_config("tcpcl://gw", &kv(&[("connect-to", "127.0.0.1:1")])).unwrap_err();
+        assert!(e.0.contains("node-id"), "{e}");
+        let e = Settings::from_config("tcpcl://gw", &kv(&[("node-id", "earth")])).unwrap_err();
+        assert!(e.0.contains("ipn:1.0"), "{e}");
+        let e = Settings::from_config("tcpcl://gw", &kv(&[("connect-to", "gw:4556")])).unwrap_err();
+        assert!(e.0.contains("ip:port"), "{e}");
+        let e = Settings::from_config("tcpcl://gw", &kv(&[("segment-mru", "0")])).unwrap_err();
+        assert!(e.0.contains("segment-mru"), "{e}");
+        let e =
+            Settings::from_config("tcpcl://gw", &kv(&[("keepalive-secs", "70000")])).unwrap_err();
+        assert!(e.0.contains("keepalive-secs"), "{e}");
+        let e = Settings::from_config("tcpcl://gw", &kv(&[("colour", "red")])).unwrap_err();
+        assert!(e.0.contains("colour"), "{e}");
+    }
+}

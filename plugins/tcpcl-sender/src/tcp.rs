@@ -1,0 +1,211 @@
+//! The only I/O in the plugin: one `std::net::TcpStream` (which is
+//! `wasi:sockets` TCP inside the component) driving an
+//! [`ActiveSession`].
+//!
+//! `std`'s socket timeouts are not implemented on wasm32-wasip2, but
+//! wasi-libc's `poll` is, over the same `wasi:sockets` pollables. The loop
+//! sleeps in `poll` until the socket can be read or written or the
+//! session's next timer is due, and never blocks on a write while the peer
+//! waits for us to read: the socket is non-blocking, and when the platform
+//! refuses that, writes happen only when `poll` says the socket is
+//! writable.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use deepmail_tcpcl::{ActiveSession, Event};
+
+/// Output held back from the socket before the session is asked for more.
+const MAX_PENDING_OUTPUT: usize = 256 * 1024;
+
+/// What the socket became ready for.
+struct Ready {
+    read: bool,
+    write: bool,
+}
+
+/// Waits until `socket` is ready for what `read`/`write` ask, at most
+/// `timeout`.
+fn wait(
+    socket: &impl AsRawFd,
+    read: bool,
+    write: bool,
+    timeout: Duration,
+) -> std::io::Result<Ready> {
+    let mut events = 0;
+    if read {
+        events |= libc::POLLIN;
+    }
+    if write {
+        events |= libc::POLLOUT;
+    }
+    let mut fds = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    // Round up so a sub-millisecond timer does not spin.
+    let ms = timeout.as_micros().div_ceil(1000);
+    let ms = libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd, for a descriptor `socket` keeps open.
+    let n = unsafe { libc::poll(&mut fds, 1, ms) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let trouble = fds.revents & (libc::POLLHUP | libc::POLLERR) != 0;
+    Ok(Ready {
+        read: fds.revents & libc::POLLIN != 0 || (read && trouble),
+        write: fds.revents & libc::POLLOUT != 0 || (write && trouble),
+    })
+}
+
+/// Why the connection could not be used.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// The host's grant does not cover the address.
+    Denied(std::io::Error),
+    /// Refused, unreachable, timed out.
+    Failed(std::io::Error),
+}
+
+/// Opens the TCP connection within `timeout`.
+pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnectError> {
+    match TcpStream::connect_timeout(&addr, timeout) {
+        Ok(stream) => Ok(stream),
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => Err(ConnectError::Denied(e)),
+        Err(e) => Err(ConnectError::Failed(e)),
+    }
+}
+
+/// The application's side of the session, called by [`run`].
+pub trait Driver {
+    /// An event from the session (the driver may call `send_bundle`,
+    /// `terminate`, ...).
+    fn on_event(&mut self, session: &mut ActiveSession, event: Event, now: Instant);
+}
+
+/// How [`run`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    /// The session closed (its last event was `SessionTerminated`).
+    Closed,
+    /// The deadline passed first.
+    Deadline,
+    /// The socket failed.
+    Io(String),
+}
+
+/// Ends the session after a socket error, letting the driver see its
+/// last events.
+fn fail(session: &mut ActiveSession, driver: &mut impl Driver, detail: String) -> RunEnd {
+    let now = Instant::now();
+    session.handle_eof(now);
+    while let Some(event) = session.poll_event() {
+        driver.on_event(session, event, now);
+    }
+    RunEnd::Io(detail)
+}
+
+/// Runs `session` over `stream` until it closes or `deadline` passes.
+pub fn run(
+    stream: &mut TcpStream,
+    session: &mut ActiveSession,
+    driver: &mut impl Driver,
+    deadline: Instant,
+) -> RunEnd {
+    let _ = stream.set_nodelay(true);
+    let nonblocking = stream.set_nonblocking(true).is_ok();
+    let mut out: Vec<u8> = Vec::new();
+    let mut out_pos = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut eof = false;
+    loop {
+        let now = Instant::now();
+        while let Some(event) = session.poll_event() {
+            driver.on_event(session, event, now);
+        }
+        if out_pos == out.len() {
+            out.clear();
+            out_pos = 0;
+        }
+        while out.len() - out_pos < MAX_PENDING_OUTPUT {
+            match session.poll_transmit(now) {
+                Some(bytes) => out.extend_from_slice(&bytes),
+                None => break,
+            }
+        }
+        if session.is_closed() && (out_pos == out.len() || eof) {
+            let _ = stream.flush();
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            while let Some(event) = session.poll_event() {
+                driver.on_event(session, event, now);
+            }
+            return RunEnd::Closed;
+        }
+        if now >= deadline {
+            return RunEnd::Deadline;
+        }
+        let wake = session.poll_timeout().map_or(deadline, |t| t.min(deadline));
+        let pending = out_pos < out.len() && !eof;
+        let ready = match wait(stream, !eof, pending, wake.saturating_duration_since(now)) {
+            Ok(r) => r,
+            Err(e) => return RunEnd::Io(format!("poll on the TCP socket failed: {e}")),
+        };
+        if ready.write && pending {
+            let result = if nonblocking {
+                stream.write(&out[out_pos..])
+            } else {
+                stream
+                    .write_all(&out[out_pos..])
+                    .map(|()| out.len() - out_pos)
+            };
+            match result {
+                Ok(n) => out_pos += n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                Err(e) => {
+                    // The peer is gone; what it said before still counts.
+                    return fail(
+                        session,
+                        driver,
+                        format!("writing to the TCP connection failed: {e}"),
+                    );
+                }
+            }
+        }
+        if ready.read && !eof {
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) => {
+                        eof = true;
+                        session.handle_eof(Instant::now());
+                        break;
+                    }
+                    Ok(n) => {
+                        session.handle_input(Instant::now(), &buf[..n]);
+                        if !nonblocking {
+                            break;
+                        }
+                    }
+                    Err(e)
+                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) =>
+                    {
+                        break
+                    }
+                    Err(e) => {
+                        return fail(
+                            session,
+                            driver,
+                            format!("reading from the TCP connection failed: {e}"),
+                        );
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        if session.poll_timeout().is_some_and(|t| t <= now) {
+            session.handle_timeout(now);
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The tcpcl-sender plugin through the host: TCPCLv4 (RFC 9174) spoken
+//! inside the component over `wasi:sockets` TCP, against a native passive
+//! TCPCL server (`deepmail-tcpcl`'s tokio `serve`) started by each test,
+//! carrying real BPv7 bundles built and fragmented by `deepmail-bundle`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use deepmail_bundle::{fragment_adu, inspect, BundleSpec, CrcType, Reassembler, ReassemblyLimits};
+use deepmail_host::types::{Outcome, Payload};
+use deepmail_host::{Host, HostConfig, NetworkGrant, PluginSource, Sender, Stage};
+use deepmail_tcpcl::{serve, BundleHandler, RefuseReason, ServeStats, ServerConfig};
+
+const HOP: &str = "tcpcl://gw.moon.example:4556";
+
+fn host() -> &'static Host {
+    static HOST: OnceLock<Host> = OnceLock::new();
+    HOST.get_or_init(|| {
+        Host::new(HostConfig {
+            call_timeout: Duration::from_secs(60),
+            ..HostConfig::default()
+        })
+        .expect("host")
+    })
+}
+
+/// The embedded plugin, with TCP granted to exactly `grant`.
+fn sender(grant: SocketAddr, config: Vec<(String, String)>) -> Sender {
+    Sender::load(
+        host(),
+        &PluginSource::Builtin("tcpcl-sender".into()),
+        config,
+        Some(NetworkGrant {
+            udp: false,
+            tcp: true,
+            remote: vec![grant],
+            http: None,
+        }),
+    )
+    .expect("load tcpcl-sender")
+}
+
+fn config(connect_to: SocketAddr, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut c = vec![
+        ("connect-to".to_string(), connect_to.to_string()),
+        ("node-id".to_string(), "ipn:1.0".to_string()),
+        ("timeout-ms".to_string(), "10000".to_string()),
+    ];
+    c.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    c
+}
+
+/// Mail for the Moon gateway: `adu` as bundles to `ipn:2.25`, at most
+/// `mtu` bytes each.
+fn bundles(adu: &[u8], destination: &str, mtu: usize) -> Vec<Vec<u8>> {
+    let spec = BundleSpec {
+        source: "ipn:1.0".parse().unwrap(),
+        destination: destination.parse().unwrap(),
+        report_to: "dtn:none".parse().unwrap(),
+        creation_time: 815_000_000_000,
+        sequence_number: 7,
+        lifetime_ms: 86_400_000,
+        crc: CrcType::Crc32c,
+        block_crc: CrcType::Crc16,
+        must_not_fragment: false,
+    };
+    fragment_adu(adu, &spec, mtu).unwrap()
+}
+
+fn sample_adu(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| b"MAIL FROM:<a@earth>\r\n"[i % 21])
+        .collect()
+}
+
+/// The Moon gateway's side: bundles for `ipn:2.*` are stored, others
+/// refused as not acceptable (the check the gateway makes before it
+/// spools).
+struct MoonGateway {
+    received: Mutex<Vec<(String, Vec<u8>)>>,
+}
+
+impl BundleHandler for MoonGateway {
+    async fn on_bundle(&self, peer_node_id: &str, bytes: Vec<u8>) -> Result<(), RefuseReason> {
+        let info = inspect(&bytes).map_err(|_| RefuseReason::NotAcceptable)?;
+        if !info.destination.to_string().starts_with("ipn:2.") {
+            return Err(RefuseReason::NotAcceptable);
+        }
+        self.received
+            .lock()
+            .unwrap()
+            .push((peer_node_id.to_string(), bytes));
+        Ok(())
+    }
+}
+
+/// A native TCPCL server on a thread of its own.
+struct Server {
+    addr: SocketAddr,
+    gateway: Arc<MoonGateway>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<ServeStats>>,
+}
+
+impl Server {
+    fn start(config: ServerConfig) -> Server {
+        let gateway = Arc::new(MoonGateway {
+            received: Mutex::new(Vec::new()),
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let handler = gateway.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                ready_tx.send(listener.local_addr().unwrap()).unwrap();
+                serve(listener, config, handler, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap()
+            })
+        });
+        let addr = ready_rx.recv().unwrap();
+        Server {
+            addr,
+            gateway,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn received(&self) -> Vec<(String, Vec<u8>)> {
+        self.gateway.received.lock().unwrap().clone()
+    }
+
+    fn stop(mut self) -> ServeStats {
+        let _ = self.stop.take().unwrap().send(());
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn moon() -> ServerConfig {
+    let mut c = ServerConfig::new("ipn:2.0");
+    c.session.segment_mru = 4096;
+    c
+}
+
+#[test]
+fn registered_as_an_optional_sender() {
+    let b = deepmail_host::builtin::find("tcpcl-sender").expect("builtin:tcpcl-sender");
+    assert_eq!(b.stage, Stage::Sender);
+    assert!(!b.default && !b.test_only);
+    assert!(deepmail_host::builtin::is_built(b));
+    let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let s = sender(addr, config(addr, &[]));
+    assert_eq!(s.info().name, "tcpcl-sender");
+    assert_eq!(s.info().world, "sender-plugin");
+}
+
+#[test]
+fn three_bundles_arrive_intact_and_are_acknowledged() {
+    let server = Server::start(moon());
+    let adu = sample_adu(12_000);
+    let sent = bundles(&adu, "ipn:2.25", 5_000);
+    assert_eq!(sent.len(), 3, "the ADU is fragmented into three bundles");
+    // Segments of 1000 bytes: several per bundle.
+    let s = sender(server.addr, config(server.addr, &[("segment-mru", "1000")]));
+    let t = Instant::now();
+    let outcome = s
+        .send(HOP, "k", Payload::Bundles(sent.clone()))
+        .expect("no stage error");
+    eprintln!(
+        "3 bundles through the component in {:?}: {outcome:?}",
+        t.elapsed()
+    );
+    let Outcome::Delivered(msg) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        msg.contains("3 bundle(s)") && msg.contains("ipn:2.0"),
+        "{msg}"
+    );
+
+    let received = server.received();
+    assert_eq!(received.len(), 3);
+    assert!(received.iter().all(|(node, _)| node == "ipn:1.0"));
+    // The handler runs per bundle and concurrently: compare as sets, then
+    // reassemble the mail from what arrived.
+    let mut got: Vec<Vec<u8>> = received.into_iter().map(|(_, b)| b).collect();
+    let mut want = sent.clone();
+    got.sort();
+    want.sort();
+    assert!(got == want, "bundles arrive byte for byte");
+    let mut reassembler = Reassembler::new(ReassemblyLimits::default());
+    let mut delivered = None;
+    for b in &got {
+        if let Some(d) = reassembler.push(b, 815_000_000_001).unwrap() {
+            delivered = Some(d);
+        }
+    }
+    assert_eq!(delivered.expect("a complete ADU").adu, adu);
+
+    let stats = server.stop();
+    assert_eq!((stats.sessions, stats.bundles_accepted), (1, 3));
+    assert_eq!(stats.failed, 0);
+}
+
+#[test]
+fn megabytes_stream_through_small_segments() {
+    // 4 KiB segments, one XFER_ACK each: the plugin must keep reading
+    // acknowledgements while it writes, or both sides stall.
+    let server = Server::start(moon());
+    let adu = sample_adu(6_000_000);
+    let sent = bundles(&adu, "ipn:2.25", 2_100_000);
+    assert_eq!(sent.len(), 3);
+    let s = sender(server.addr, config(server.addr, &[]));
+    let t = Instant::now();
+    let outcome = s.send(HOP, "k", Payload::Bundles(sent.clone())).unwrap();
+    eprintln!("6 MB in 4 KiB segments in {:?}: {outcome:?}", t.elapsed());
+    assert!(matches!(outcome, Outcome::Delivered(_)), "{outcome:?}");
+    let mut got: Vec<Vec<u8>> = server.received().into_iter().map(|(_, b)| b).collect();
+    let mut want = sent;
+    got.sort();
+    want.sort();
+    assert!(got == want, "bundles arrive byte for byte");
+}
+
+#[test]
+fn a_refused_bundle_is_a_permanent_failure() {
+    let server = Server::start(moon());
+    let mut sent = bundles(&sample_adu(100), "ipn:2.25", 5_000);
+    sent.extend(bundles(&sample_adu(100), "ipn:3.25", 5_000));
+    let s = sender(server.addr, config(server.addr, &[]));
+    let outcome = s.send(HOP, "k", Payload::Bundles(sent)).unwrap();
+    let Outcome::PermanentFailure(msg) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        msg.contains("1 of 2 bundle(s) acknowledged")
+            && msg.contains("bundle 2 refused: not acceptable (0x04)"),
+        "{msg}"
+    );
+    assert_eq!(server.received().len(), 1);
+}
+
+#[test]
+fn a_bundle_over_the_peers_transfer_mru_is_a_permanent_failure() {
+    let mut config_moon = moon();
+    config_moon.session.transfer_mru = 1_000;
+    let server = Server::start(config_moon);
+    let sent = bundles(&sample_adu(3_000), "ipn:2.25", 10_000);
+    let s = sender(server.addr, config(server.addr, &[]));
+    let outcome = s.send(HOP, "k", Payload::Bundles(sent)).unwrap();
+    let Outcome::PermanentFailure(msg) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(msg.contains("transfer MRU of 1000 bytes"), "{msg}");
+    assert!(server.received().is_empty());
+}
+
+#[test]
+fn nothing_listening_is_a_temporary_failure() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let s = sender(addr, config(addr, &[("timeout-ms", "3000")]));
+    let t = Instant::now();
+    let outcome = s
+        .send(HOP, "k", Payload::Bundles(bundles(b"x", "ipn:2.25", 5_000)))
+        .unwrap();
+    eprintln!("closed port: {outcome:?} in {:?}", t.elapsed());
+    let Outcome::TemporaryFailure(msg) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(msg.contains("cannot connect"), "{msg}");
+    assert!(t.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn a_silent_peer_is_a_temporary_failure_at_the_deadline() {
+    // Accepts the connection, never answers the contact header.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let holder = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+    let s = sender(addr, config(addr, &[("timeout-ms", "1500")]));
+    let t = Instant::now();
+    let outcome = s
+        .send(HOP, "k", Payload::Bundles(bundles(b"x", "ipn:2.25", 5_000)))
+        .unwrap();
+    let took = t.elapsed();
+    let Outcome::TemporaryFailure(msg) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        msg.contains("no contact header") || msg.contains("no answer"),
+        "{msg}"
+    );
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    drop(holder.join());
+}
+
+#[test]
+fn tcp_outside_the_grant_is_refused_by_the_host() {
+    let server = Server::start(moon());
+    // The grant names another address than connect-to.
+    let other: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let s = sender(other, config(server.addr, &[]));
+    let result = s.send(HOP, "k", Payload::Bundles(bundles(b"x", "ipn:2.25", 5_000)));
+    let e = result.expect_err("the host refuses the connection");
+    assert_eq!(e.code, "network-denied", "{e:?}");
+    assert!(server.received().is_empty());
+    assert_eq!(
+        server.stop().sessions,
+        0,
+        "no connection reached the server"
+    );
+}
+
+#[test]
+fn bsmtp_payloads_and_bad_settings_are_stage_errors() {
+    let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let s = sender(addr, config(addr, &[]));
+    let e = s
+        .send(HOP, "k", Payload::Bsmtp(b"MAIL FROM:<>\r\n".to_vec()))
+        .unwrap_err();
+    assert_eq!(e.code, "unsupported-payload", "{e:?}");
+    let e = s.send(HOP, "k", Payload::Bundles(vec![])).unwrap_err();
+    assert_eq!(e.code, "invalid-request", "{e:?}");
+    let s = sender(addr, vec![("connect-to".into(), addr.to_string())]);
+    let e = s
+        .send(HOP, "k", Payload::Bundles(vec![vec![1]]))
+        .unwrap_err();
+    assert_eq!(e.code, "invalid-config", "{e:?}");
+    assert!(e.message.contains("node-id"), "{e:?}");
+}

@@ -1,0 +1,597 @@
+//! The tokio driver around [`PassiveSession`] (feature `tokio`): accepts
+//! TCP connections, runs one TCPCLv4 session per task, and asks a
+//! [`BundleHandler`] about each complete bundle before the final XFER_ACK
+//! (RFC 9174 §5.2.3) or an XFER_REFUSE (§5.2.4) goes back.
+//!
+//! Limits: a number of sessions at once (more are answered with SESS_TERM
+//! `Busy`, §6.1), bundles awaiting the handler per session (reading pauses
+//! at that many, so a fast sender cannot pile up memory), the session's
+//! handshake, idle and keepalive timers, and a write timeout. On shutdown
+//! every session sends SESS_TERM and gets a grace period to finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinError, JoinSet};
+use tokio::time::{timeout, timeout_at};
+
+use crate::message::{RefuseReason, SessTermReason};
+use crate::passive::PassiveSession;
+use crate::session::{ConfigError, Event, SessionConfig, Termination};
+
+/// The application's side: what to do with a complete bundle.
+pub trait BundleHandler: Send + Sync + 'static {
+    /// A complete bundle from the node `peer_node_id` (its SESS_INIT node
+    /// ID). `Ok(())` sends the final XFER_ACK, after which the sender
+    /// forgets the bundle: return it only once the bundle is safely
+    /// stored. `Err(reason)` sends XFER_REFUSE, e.g.
+    /// [`RefuseReason::NotAcceptable`] for a bundle not addressed to this
+    /// node or that does not parse, [`RefuseReason::NoResources`] when it
+    /// cannot be stored now.
+    fn on_bundle(
+        &self,
+        peer_node_id: &str,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<(), RefuseReason>> + Send;
+}
+
+/// The server's settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Each session's settings (node ID, MRUs, keepalive, timeouts).
+    pub session: SessionConfig,
+    /// Sessions served at once; more are refused with SESS_TERM `Busy`.
+    pub max_sessions: usize,
+    /// Bundles of one session handed to the handler and not yet decided;
+    /// at this many the session stops reading until one is decided.
+    pub max_undecided: usize,
+    /// How long one write may take before the session is dropped.
+    pub write_timeout: Duration,
+    /// On shutdown, how long sessions may take to end cleanly.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults for node `node_id`: [`SessionConfig::new`] with a 10 minute
+    /// idle limit for sessions without keepalives, 100 sessions, 8
+    /// undecided bundles per session, 60 s write timeout, 10 s grace.
+    pub fn new(node_id: impl Into<String>) -> ServerConfig {
+        let mut session = SessionConfig::new(node_id);
+        session.idle_timeout = Some(Duration::from_secs(600));
+        ServerConfig {
+            session,
+            max_sessions: 100,
+            max_undecided: 8,
+            write_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What happened in one session.
+#[derive(Debug, Clone)]
+pub struct SessionSummary {
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// The peer's node ID, if the session got that far.
+    pub peer_node_id: Option<String>,
+    /// Bundles the handler accepted (final XFER_ACK sent).
+    pub bundles_accepted: u64,
+    /// Bundles the handler refused (XFER_REFUSE sent).
+    pub bundles_refused: u64,
+    /// How the session ended.
+    pub termination: Option<Termination>,
+    /// A socket error that ended it, if any.
+    pub io_error: Option<String>,
+}
+
+/// What [`serve`] did, returned when it stops.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServeStats {
+    /// Sessions served.
+    pub sessions: u64,
+    /// Connections refused with `Busy` over `max_sessions`.
+    pub refused_busy: u64,
+    /// Failed `accept` calls.
+    pub accept_errors: u64,
+    /// Bundles accepted.
+    pub bundles_accepted: u64,
+    /// Bundles refused by the handler.
+    pub bundles_refused: u64,
+    /// Sessions that ended in a socket error, or whose task panicked.
+    pub failed: u64,
+    /// Sessions still running after the shutdown grace period, dropped.
+    pub aborted: u64,
+}
+
+impl ServeStats {
+    fn record(&mut self, done: Result<SessionSummary, JoinError>) {
+        match done {
+            Ok(s) => {
+                self.bundles_accepted += s.bundles_accepted;
+                self.bundles_refused += s.bundles_refused;
+                if s.io_error.is_some() {
+                    self.failed += 1;
+                }
+            }
+            Err(e) if e.is_cancelled() => self.aborted += 1,
+            Err(_) => self.failed += 1,
+        }
+    }
+}
+
+/// Read buffer per session.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// How long turning away a connection as busy may take.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Accepts connections on `listener` and serves each as a TCPCLv4 passive
+/// session until `shutdown` completes; then stops accepting, ends every
+/// session with SESS_TERM, waits up to [`ServerConfig::shutdown_grace`],
+/// and returns what happened. Fails at once on invalid session settings.
+pub async fn serve<H: BundleHandler>(
+    listener: TcpListener,
+    config: ServerConfig,
+    handler: Arc<H>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<ServeStats, ConfigError> {
+    config.session.validate()?;
+    let config = Arc::new(config);
+    let (stopping, stopping_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let mut stats = ServeStats::default();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => stats.record(done),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if tasks.len() >= config.max_sessions {
+                        refuse_busy(stream, &config.session).await;
+                        stats.refused_busy += 1;
+                        continue;
+                    }
+                    stats.sessions += 1;
+                    tasks.spawn(run_session(
+                        stream,
+                        peer,
+                        config.clone(),
+                        handler.clone(),
+                        Some(stopping_rx.clone()),
+                    ));
+                }
+                Err(_) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    stats.accept_errors += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let _ = stopping.send(true);
+    let grace_end = tokio::time::Instant::now() + config.shutdown_grace;
+    while let Ok(Some(done)) = timeout_at(grace_end, tasks.join_next()).await {
+        stats.record(done);
+    }
+    tasks.abort_all();
+    while let Some(done) = tasks.join_next().await {
+        stats.record(done);
+    }
+    Ok(stats)
+}
+
+/// Serves one accepted connection as a passive session, to its end.
+pub async fn serve_connection<H: BundleHandler>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    config: Arc<ServerConfig>,
+    handler: Arc<H>,
+) -> SessionSummary {
+    run_session(stream, peer, config, handler, None).await
+}
+
+/// Answers the contact header and ends the session as `Busy`.
+async fn refuse_busy(mut stream: TcpStream, config: &SessionConfig) {
+    let _ = timeout(BUSY_TIMEOUT, async {
+        let now = std::time::Instant::now();
+        let mut session =
+            PassiveSession::new(config.clone(), now).map_err(std::io::Error::other)?;
+        session.terminate(now, SessTermReason::Busy);
+        let mut buf = [0u8; 64];
+        while !session.is_closed() {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            session.handle_input(now, &buf[..n]);
+            while let Some(bytes) = session.poll_transmit(now) {
+                stream.write_all(&bytes).await?;
+            }
+        }
+        stream.shutdown().await
+    })
+    .await;
+}
+
+async fn run_session<H: BundleHandler>(
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    config: Arc<ServerConfig>,
+    handler: Arc<H>,
+    mut stopping: Option<watch::Receiver<bool>>,
+) -> SessionSummary {
+    let _ = tcp.set_nodelay(true);
+    let mut summary = SessionSummary {
+        peer,
+        peer_node_id: None,
+        bundles_accepted: 0,
+        bundles_refused: 0,
+        termination: None,
+        io_error: None,
+    };
+    let mut session = match PassiveSession::new(config.session.clone(), std::time::Instant::now()) {
+        Ok(s) => s,
+        Err(e) => {
+            summary.io_error = Some(format!("invalid session settings: {e}"));
+            return summary;
+        }
+    };
+    // Decisions come back from the handler tasks; one sender stays here,
+    // so `recv` never reports a closed channel.
+    let (decided_tx, mut decided) = mpsc::unbounded_channel::<(u64, Result<(), RefuseReason>)>();
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut eof = false;
+    let mut told_to_stop = false;
+    loop {
+        while let Some(event) = session.poll_event() {
+            match event {
+                Event::Established(info) => summary.peer_node_id = Some(info.node_id),
+                Event::BundleReceived { transfer_id, bytes } => {
+                    let handler = handler.clone();
+                    let tx = decided_tx.clone();
+                    let node = summary.peer_node_id.clone().unwrap_or_default();
+                    // Detached: a bundle being stored is not cut short if
+                    // the connection drops meanwhile.
+                    tokio::spawn(async move {
+                        let result = handler.on_bundle(&node, bytes).await;
+                        let _ = tx.send((transfer_id, result));
+                    });
+                }
+                Event::SessionTerminated(t) => summary.termination = Some(t),
+                Event::TransferAcked(_)
+                | Event::TransferRefused(..)
+                | Event::MessageRejected(_) => {}
+            }
+        }
+        while let Some(bytes) = session.poll_transmit(std::time::Instant::now()) {
+            let written = timeout(config.write_timeout, tcp.write_all(&bytes)).await;
+            let failure = match written {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some(format!(
+                    "the peer read nothing for {} ms",
+                    config.write_timeout.as_millis()
+                )),
+            };
+            if let Some(e) = failure {
+                summary.io_error = Some(e);
+                return summary;
+            }
+        }
+        if session.is_closed() {
+            let _ = timeout(Duration::from_secs(1), tcp.shutdown()).await;
+            return summary;
+        }
+        if !told_to_stop && stopping.as_ref().is_some_and(|s| *s.borrow()) {
+            told_to_stop = true;
+            session.terminate(std::time::Instant::now(), SessTermReason::Unknown);
+            continue;
+        }
+        let wake = session.poll_timeout().map_or_else(
+            || tokio::time::Instant::now() + Duration::from_secs(3600),
+            tokio::time::Instant::from_std,
+        );
+        let can_read = !eof && session.undecided() < config.max_undecided.max(1);
+        tokio::select! {
+            biased;
+            Some((id, result)) = decided.recv() => {
+                let ok = match result {
+                    Ok(()) => session.accept(id),
+                    Err(reason) => session.refuse(id, reason),
+                };
+                if ok.is_ok() {
+                    if result.is_ok() {
+                        summary.bundles_accepted += 1;
+                    } else {
+                        summary.bundles_refused += 1;
+                    }
+                }
+            }
+            read = tcp.read(&mut buf), if can_read => match read {
+                Ok(0) => {
+                    eof = true;
+                    session.handle_eof(std::time::Instant::now());
+                }
+                Ok(n) => session.handle_input(std::time::Instant::now(), &buf[..n]),
+                Err(e) => {
+                    summary.io_error = Some(e.to_string());
+                    eof = true;
+                    session.handle_eof(std::time::Instant::now());
+                }
+            },
+            () = tokio::time::sleep_until(wake) => session.handle_timeout(std::time::Instant::now()),
+            changed = async {
+                match stopping.as_mut() {
+                    Some(rx) => rx.changed().await,
+                    None => std::future::pending().await,
+                }
+            }, if !told_to_stop => {
+                if changed.is_err() {
+                    // serve() is gone: stop as if told to.
+                    stopping = None;
+                    told_to_stop = true;
+                    session.terminate(std::time::Instant::now(), SessTermReason::Unknown);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The server over loopback TCP, against a native [`ActiveSession`]
+    //! driver (blocking std sockets on a thread).
+
+    use std::io::{Read, Write};
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::{ActiveSession, Initiator};
+
+    /// Stores what it accepts; refuses bundles that start with `refuse`.
+    #[derive(Default)]
+    struct Store {
+        got: Mutex<Vec<(String, Vec<u8>)>>,
+        delay: Option<Duration>,
+    }
+
+    impl BundleHandler for Store {
+        async fn on_bundle(&self, peer_node_id: &str, bytes: Vec<u8>) -> Result<(), RefuseReason> {
+            if let Some(d) = self.delay {
+                tokio::time::sleep(d).await;
+            }
+            if bytes.starts_with(b"refuse") {
+                return Err(RefuseReason::NotAcceptable);
+            }
+            self.got
+                .lock()
+                .unwrap()
+                .push((peer_node_id.to_string(), bytes));
+            Ok(())
+        }
+    }
+
+    /// What the client saw.
+    #[derive(Debug, Default)]
+    struct ClientReport {
+        acked: Vec<u64>,
+        refused: Vec<(u64, RefuseReason)>,
+        termination: Option<Termination>,
+    }
+
+    /// A blocking TCPCL client: sends `bundles`, waits for every outcome,
+    /// ends the session.
+    fn client(addr: SocketAddr, bundles: Vec<Vec<u8>>, keepalive_secs: u16) -> ClientReport {
+        let mut config = SessionConfig::new("ipn:1.0");
+        config.keepalive_secs = keepalive_secs;
+        config.max_segment_len = 10_000;
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let mut session = ActiveSession::new(config, Instant::now()).unwrap();
+        let mut report = ClientReport::default();
+        let mut total = None;
+        let mut buf = vec![0u8; 65536];
+        let give_up = Instant::now() + Duration::from_secs(20);
+        while !session.is_closed() {
+            assert!(Instant::now() < give_up, "client stuck: {report:?}");
+            while let Some(bytes) = session.poll_transmit(Instant::now()) {
+                tcp.write_all(&bytes).unwrap();
+            }
+            while let Some(e) = session.poll_event() {
+                match e {
+                    Event::Established(_) => {
+                        total = Some(bundles.len());
+                        for b in &bundles {
+                            session.send_bundle(b.clone()).unwrap();
+                        }
+                    }
+                    Event::TransferAcked(id) => report.acked.push(id),
+                    Event::TransferRefused(id, r) => report.refused.push((id, r)),
+                    Event::SessionTerminated(t) => report.termination = Some(t),
+                    _ => {}
+                }
+                if total == Some(report.acked.len() + report.refused.len()) {
+                    total = None;
+                    session.terminate(Instant::now(), SessTermReason::Unknown);
+                }
+            }
+            if session.is_closed() {
+                while let Some(bytes) = session.poll_transmit(Instant::now()) {
+                    let _ = tcp.write_all(&bytes);
+                }
+                break;
+            }
+            match tcp.read(&mut buf) {
+                Ok(0) => session.handle_eof(Instant::now()),
+                Ok(n) => session.handle_input(Instant::now(), &buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => panic!("{e}"),
+            }
+            if session.poll_timeout().is_some_and(|t| t <= Instant::now()) {
+                session.handle_timeout(Instant::now());
+            }
+        }
+        while let Some(e) = session.poll_event() {
+            if let Event::SessionTerminated(t) = e {
+                report.termination = Some(t);
+            }
+        }
+        report
+    }
+
+    async fn start(
+        config: ServerConfig,
+        store: Arc<Store>,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<Result<ServeStats, ConfigError>>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, config, store, async {
+            let _ = stopped.await;
+        }));
+        (addr, stop, server)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bundles_arrive_intact_and_refusals_come_back() {
+        let store = Arc::new(Store::default());
+        let mut config = ServerConfig::new("ipn:2.0");
+        config.session.segment_mru = 4096;
+        let (addr, stop, server) = start(config, store.clone()).await;
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let bundles = vec![big.clone(), b"refuse me".to_vec(), b"small".to_vec()];
+        let report = tokio::task::spawn_blocking(move || client(addr, bundles, 30))
+            .await
+            .unwrap();
+        // Handlers run concurrently: acknowledgements may come in any order.
+        let mut acked = report.acked.clone();
+        acked.sort_unstable();
+        assert_eq!(acked, [0, 2]);
+        assert_eq!(report.refused, [(1, RefuseReason::NotAcceptable)]);
+        let t = report.termination.unwrap();
+        assert_eq!(t.initiator, Initiator::Local, "{t}");
+        {
+            let mut got = store.got.lock().unwrap().clone();
+            got.sort_by_key(|(_, b)| b.len());
+            assert_eq!(got.len(), 2);
+            assert!(got.iter().all(|(node, _)| node == "ipn:1.0"));
+            assert_eq!(got[0].1, b"small");
+            assert!(got[1].1 == big, "the 300 kB bundle arrived intact");
+        }
+        stop.send(()).unwrap();
+        let stats = server.await.unwrap().unwrap();
+        assert_eq!(stats.sessions, 1);
+        assert_eq!((stats.bundles_accepted, stats.bundles_refused), (2, 1));
+        assert_eq!(stats.failed, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_handlers_keep_the_session_alive_with_keepalives() {
+        let store = Arc::new(Store {
+            delay: Some(Duration::from_millis(2500)),
+            ..Store::default()
+        });
+        let mut config = ServerConfig::new("ipn:2.0");
+        config.session.keepalive_secs = 1;
+        let (addr, stop, server) = start(config, store.clone()).await;
+        // Keepalive 1 s: idle limit 2 s, shorter than the handler's 2.5 s.
+        let report = tokio::task::spawn_blocking(move || client(addr, vec![b"slow".to_vec()], 1))
+            .await
+            .unwrap();
+        assert_eq!(report.acked, [0], "{report:?}");
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn over_max_sessions_is_busy_and_silent_peers_time_out() {
+        let store = Arc::new(Store::default());
+        let mut config = ServerConfig::new("ipn:2.0");
+        config.max_sessions = 1;
+        config.session.handshake_timeout = Duration::from_millis(700);
+        let (addr, stop, server) = start(config, store).await;
+        // A connection that says nothing holds the one slot...
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // ...so the next is told Busy after its contact header.
+        let mut busy = tokio::net::TcpStream::connect(addr).await.unwrap();
+        busy.write_all(b"dtn!\x04\x00").await.unwrap();
+        let mut answer = Vec::new();
+        timeout(Duration::from_secs(5), busy.read_to_end(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer, b"dtn!\x04\x00\x05\x00\x03");
+        // The silent one is dropped at the handshake deadline.
+        let mut rest = Vec::new();
+        let t = Instant::now();
+        timeout(Duration::from_secs(5), silent.read_to_end(&mut rest))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(rest.is_empty());
+        assert!(t.elapsed() < Duration::from_secs(2));
+        stop.send(()).unwrap();
+        let stats = server.await.unwrap().unwrap();
+        assert_eq!((stats.sessions, stats.refused_busy), (1, 1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_ends_sessions_with_sess_term() {
+        let store = Arc::new(Store::default());
+        let (addr, stop, server) = start(ServerConfig::new("ipn:2.0"), store).await;
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut hello = b"dtn!\x04\x00".to_vec();
+        crate::Message::SessInit(crate::message::SessInit {
+            keepalive_secs: 0,
+            segment_mru: 1000,
+            transfer_mru: 1000,
+            node_id: "ipn:1.0".into(),
+            extensions: vec![],
+        })
+        .encode(&mut hello)
+        .unwrap();
+        tcp.write_all(&hello).await.unwrap();
+        let mut got = vec![0u8; 6 + 1 + 2 + 16 + 2 + 7 + 4];
+        tcp.read_exact(&mut got).await.unwrap();
+        stop.send(()).unwrap();
+        let mut term = [0u8; 3];
+        tcp.read_exact(&mut term).await.unwrap();
+        assert_eq!(term, [0x05, 0x00, 0x00], "SESS_TERM on shutdown");
+        tcp.write_all(&[0x05, 0x01, 0x00]).await.unwrap();
+        let stats = server.await.unwrap().unwrap();
+        assert_eq!((stats.sessions, stats.aborted), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn invalid_settings_are_refused_before_serving() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let r = serve(
+            listener,
+            ServerConfig::new("moon"),
+            Arc::new(Store::default()),
+            async {},
+        )
+        .await;
+        assert!(matches!(r, Err(ConfigError::NodeId { .. })));
+    }
+}
