@@ -30,6 +30,9 @@ pub(crate) struct BenchArgs {
 enum BenchWhat {
     /// Messages per second SMTP-in (Earth) to spool (Moon) to SMTP-out, and peak memory.
     Gateway(GatewayBenchArgs),
+    /// Fragmenter implementations compared: native deepmail-bundle against the
+    /// fragmenter plugin in use, over ADU sizes × MTUs × CRC types (table, JSON, SVG).
+    Fragment(crate::bench_fragment::FragmentBenchArgs),
 }
 
 #[derive(Args)]
@@ -54,6 +57,7 @@ struct GatewayBenchArgs {
 pub(crate) fn run(stages: &Stages, args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.what {
         BenchWhat::Gateway(a) => gateway(stages, a),
+        BenchWhat::Fragment(a) => crate::bench_fragment::run(stages, a),
     }
 }
 

@@ -3,12 +3,14 @@
 //! STAGE=SOURCE` swaps one for your own `.wasm` on any command.
 
 mod bench_cmd;
+mod bench_fragment;
 mod bundle_cmds;
 mod certs_cmd;
 mod codec_cmds;
 mod conformance_cmd;
 mod demo;
 mod gateway_cmd;
+mod link_cmd;
 mod output;
 mod receive_cmd;
 mod resolve_cmd;
@@ -42,6 +44,7 @@ Examples:
   deepmail gateway --config earth.toml            # run a gateway until SIGTERM
   deepmail queue --config earth.toml list         # what is waiting, and why
   deepmail submit --config earth.toml -f ops@earth.example -- ada@moon.example < msg.eml
+  deepmail link --tcp 127.0.0.1:2526=127.0.0.1:2525 --delay 1.28s --loss 1%   # a Moon-like link
 
 Stages and their default plugins (embedded in this binary):
   codec       builtin:bsmtp-codec      messages <-> Batch SMTP (RFC 2442)
@@ -116,6 +119,8 @@ enum Command {
     Queue(gateway_cmd::QueueArgs),
     /// Queue mail from an MTA's pipe transport (sendmail-style: -f SENDER -- RCPT..., or --bsmtp).
     Submit(gateway_cmd::SubmitArgs),
+    /// Emulate a deep-space link: relay TCP/UDP between loopback addresses with delay, loss, rate cap.
+    Link(link_cmd::LinkArgs),
 }
 
 #[derive(Args)]
@@ -282,6 +287,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gateway(a) => gateway_cmd::run_gateway(&stages, a),
         Command::Queue(a) => gateway_cmd::run_queue(a),
         Command::Submit(a) => Ok(gateway_cmd::run_submit(&stages, a)),
+        Command::Link(a) => link_cmd::run(a),
     }
 }
 
