@@ -763,7 +763,10 @@ mod tests {
         // Found by grammar_soup_never_panics: `"";` parsed with an empty id.
         assert!(matches!(
             parse("\"\";"),
-            Err(ParseError::Expected { expected: "a non-empty authserv-id", offset: 0 })
+            Err(ParseError::Expected {
+                expected: "a non-empty authserv-id",
+                offset: 0
+            })
         ));
         assert!(parse(" \"\" ; spf=pass").is_err());
     }

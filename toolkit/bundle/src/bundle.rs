@@ -516,6 +516,20 @@ fn bib_targets_primary(data: &[u8]) -> bool {
 }
 
 pub(crate) fn parse(bytes: &[u8]) -> Result<Bundle<'_>> {
+    parse_with(bytes, false)
+}
+
+/// Like [`Bundle::parse`], but accepts a primary block without a CRC and
+/// without a BIB protecting it (which RFC 9171 §4.3.1 forbids). For a
+/// receiver that must interoperate with nodes that send such bundles
+/// (dtn7-rs's REST `/send` writes CRC type 0); every other check stays.
+pub fn parse_allowing_missing_primary_crc(
+    bytes: &[u8],
+) -> core::result::Result<Bundle<'_>, BundleError> {
+    parse_with(bytes, true)
+}
+
+fn parse_with(bytes: &[u8], allow_missing_primary_crc: bool) -> Result<Bundle<'_>> {
     let Some(&first) = bytes.first() else {
         return Err(BundleError::at(ErrorKind::Truncated, 0, "input is empty"));
     };
@@ -700,7 +714,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Bundle<'_>> {
             "the bundle has no payload block (type 1)",
         ));
     };
-    if info.crc == CrcType::None && !bib_protects_primary {
+    if info.crc == CrcType::None && !bib_protects_primary && !allow_missing_primary_crc {
         return Err(BundleError::at(
             ErrorKind::MissingPrimaryCrc,
             1,
@@ -1082,6 +1096,11 @@ mod tests {
             kind(&bundle(&p, &[bib, B::payload(b"x")])),
             ErrorKind::MissingPrimaryCrc
         );
+        // The interop escape hatch accepts it, and nothing else changes.
+        let bytes = bundle(&p, &[B::payload(b"x")]);
+        let lenient = super::parse_allowing_missing_primary_crc(&bytes).unwrap();
+        assert_eq!(lenient.payload(), b"x");
+        assert_eq!(lenient.info().crc, CrcType::None);
     }
 
     #[test]

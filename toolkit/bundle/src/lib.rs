@@ -58,7 +58,9 @@ mod reassembly;
 #[cfg(test)]
 mod testutil;
 
-pub use crate::bundle::{inspect, BlockInfo, Bundle, BundleId, BundleInfo};
+pub use crate::bundle::{
+    inspect, parse_allowing_missing_primary_crc, BlockInfo, Bundle, BundleId, BundleInfo,
+};
 pub use crate::bundle::{
     BLOCK_DELETE_IF_UNPROCESSABLE, BLOCK_REPLICATE, BLOCK_REPORT_IF_UNPROCESSABLE,
     FLAGS_STATUS_REPORTS, FLAG_ADMIN_RECORD, FLAG_IS_FRAGMENT, FLAG_MUST_NOT_FRAGMENT,

@@ -61,6 +61,20 @@ struct File {
     #[serde(default)]
     policy: BTreeMap<String, toml::Value>,
     metrics: Option<MetricsFile>,
+    bp: Option<BpFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct BpFile {
+    node_id: String,
+    listen: Option<String>,
+    #[serde(default)]
+    endpoints: Vec<String>,
+    max_adu_mib: Option<u64>,
+    max_pending_mib: Option<u64>,
+    #[serde(default)]
+    accept_primary_without_crc: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +141,11 @@ struct RouteFile {
     allow_plain_http: bool,
     #[serde(default)]
     quic: BTreeMap<String, toml::Value>,
+    tcpcl: Option<String>,
+    destination: Option<String>,
+    mtu: Option<u64>,
+    lifetime_secs: Option<u64>,
+    crc: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -238,6 +257,43 @@ pub enum RouteTransport {
     Https,
     /// HTTP/3 POST through the quic-sender.
     H3,
+    /// BPv7 bundles (fragmented to the MTU) over TCPCLv4 through the
+    /// tcpcl-sender, one message per bundle ADU.
+    Bp,
+}
+
+/// The Bundle Protocol settings of a `transport = "bp"` route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BpRoute {
+    /// The next BP node's TCPCL address.
+    pub tcpcl: SocketAddr,
+    /// The destination EID, e.g. `ipn:2.25` (service 25: mail).
+    pub destination: String,
+    /// Largest bundle on the link, bytes.
+    pub mtu: u64,
+    /// Bundle lifetime.
+    pub lifetime: Duration,
+    /// CRC of the primary and payload blocks: `crc16` or `crc32c`.
+    pub crc: String,
+}
+
+/// This gateway as a Bundle Protocol node.
+#[derive(Debug, Clone)]
+pub struct BpConfig {
+    /// Our node EID, the source of the bundles we send (e.g. `ipn:1.0`).
+    pub node_id: String,
+    /// Where the TCPCLv4 listener runs, if any.
+    pub listen: Option<SocketAddr>,
+    /// Destination EIDs we accept mail bundles for; others are refused.
+    pub endpoints: Vec<String>,
+    /// Largest ADU reassembled.
+    pub max_adu_bytes: u64,
+    /// Bytes of incomplete ADUs held at once.
+    pub max_pending_bytes: u64,
+    /// Take whole bundles whose primary block has no CRC (RFC 9171 §4.3.1
+    /// forbids it; dtn7-rs's REST `/send` writes them): they are rebuilt
+    /// with CRC-32C before anything else looks at them.
+    pub accept_primary_without_crc: bool,
 }
 
 /// How mail for one domain leaves.
@@ -260,6 +316,8 @@ pub struct Route {
     pub allow_plain_http: bool,
     /// quic-sender profile settings.
     pub quic: Vec<(String, String)>,
+    /// The Bundle Protocol settings, for `transport = "bp"`.
+    pub bp: Option<BpRoute>,
 }
 
 /// A validated gateway configuration.
@@ -292,6 +350,8 @@ pub struct GatewayConfig {
     pub policy: Vec<(String, String)>,
     /// Where `/metrics` is served (plain HTTP).
     pub metrics_listen: Option<SocketAddr>,
+    /// This gateway as a BP node, if configured.
+    pub bp: Option<BpConfig>,
 }
 
 fn addr(key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
@@ -518,13 +578,56 @@ impl GatewayConfig {
                 let transport = match r.transport.as_deref().unwrap_or("https") {
                     "https" => RouteTransport::Https,
                     "h3" | "http3" | "quic" => RouteTransport::H3,
+                    "bp" => RouteTransport::Bp,
                     other => {
                         return Err(bad(
                             &key("transport"),
-                            format!("`{other}` is not a transport (https, h3)"),
+                            format!("`{other}` is not a transport (https, h3, bp)"),
                         ))
                     }
                 };
+                let bp = if transport == RouteTransport::Bp {
+                    if file.bp.is_none() {
+                        return Err(bad(
+                            &key("transport"),
+                            "a bp route needs a [bp] section with this gateway's node-id",
+                        ));
+                    }
+                    let tcpcl = r.tcpcl.as_deref().ok_or_else(|| {
+                        bad(&key("tcpcl"), "a bp route needs the next node's TCPCL ADDRESS:PORT")
+                    })?;
+                    let destination = r.destination.clone().ok_or_else(|| {
+                        bad(&key("destination"), "a bp route needs the destination EID, e.g. ipn:2.25")
+                    })?;
+                    if !valid_eid(&destination) {
+                        return Err(bad(&key("destination"), format!("`{destination}` is not an ipn: or dtn: EID")));
+                    }
+                    let crc = r.crc.clone().unwrap_or_else(|| "crc32c".into());
+                    if !matches!(crc.as_str(), "crc16" | "crc32c") {
+                        return Err(bad(&key("crc"), format!("`{crc}`: crc16 or crc32c (RFC 9171 §4.3.1 wants a CRC on the primary block)")));
+                    }
+                    let mtu = r.mtu.unwrap_or(65_536);
+                    if mtu < 256 {
+                        return Err(bad(&key("mtu"), format!("{mtu} bytes cannot hold a bundle's blocks; give at least 256")));
+                    }
+                    Some(BpRoute {
+                        tcpcl: addr(&key("tcpcl"), tcpcl)?,
+                        destination,
+                        mtu,
+                        lifetime: Duration::from_secs(r.lifetime_secs.unwrap_or(86_400).max(1)),
+                        crc,
+                    })
+                } else {
+                    for (k, set) in [("tcpcl", r.tcpcl.is_some()), ("destination", r.destination.is_some()), ("mtu", r.mtu.is_some()), ("lifetime-secs", r.lifetime_secs.is_some()), ("crc", r.crc.is_some())] {
+                        if set {
+                            return Err(bad(&key(k), "only for transport = \"bp\""));
+                        }
+                    }
+                    None
+                };
+                if transport == RouteTransport::Bp && r.uri.is_some() {
+                    return Err(bad(&key("uri"), "a bp route has a tcpcl address and a destination EID, not a uri"));
+                }
                 if let Some(uri) = &r.uri {
                     let plain = uri.starts_with("http://");
                     if !(uri.starts_with("https://") || plain) {
@@ -560,6 +663,7 @@ impl GatewayConfig {
                     token: r.token.clone(),
                     allow_plain_http: r.allow_plain_http,
                     quic,
+                    bp,
                 });
             }
 
@@ -601,10 +705,39 @@ impl GatewayConfig {
                 policy.push((k.clone(), scalar(&format!("policy.{k}"), v)?));
             }
 
-            if smtp.is_none() && receive.is_none() {
+            let bp = match &file.bp {
+                None => None,
+                Some(b) => {
+                    if !valid_eid(&b.node_id) {
+                        return Err(bad("bp.node-id", format!("`{}` is not an ipn: or dtn: EID", b.node_id)));
+                    }
+                    for e in &b.endpoints {
+                        if !valid_eid(e) {
+                            return Err(bad("bp.endpoints", format!("`{e}` is not an ipn: or dtn: EID")));
+                        }
+                    }
+                    let listen = b.listen.as_deref().map(|a| addr("bp.listen", a)).transpose()?;
+                    if listen.is_some() && b.endpoints.is_empty() {
+                        return Err(bad("bp.endpoints", "a TCPCL listener needs the EIDs it takes mail for, e.g. [\"ipn:2.25\"]"));
+                    }
+                    if listen.is_some() && relay.is_none() {
+                        return Err(bad("relay", "a gateway that receives bundles ([bp] listen) must say where received mail goes: [relay] smtp = \"ADDR:PORT\""));
+                    }
+                    Some(BpConfig {
+                        node_id: b.node_id.clone(),
+                        listen,
+                        endpoints: b.endpoints.clone(),
+                        max_adu_bytes: mib("bp.max-adu-mib", b.max_adu_mib, 64)?,
+                        max_pending_bytes: mib("bp.max-pending-mib", b.max_pending_mib, 256)?,
+                        accept_primary_without_crc: b.accept_primary_without_crc,
+                    })
+                }
+            };
+            let receives_bp = bp.as_ref().is_some_and(|b| b.listen.is_some());
+            if smtp.is_none() && receive.is_none() && !receives_bp {
                 return Err(bad(
                     "smtp",
-                    "nothing to do: configure [smtp] (mail in from an MTA) and/or [receive] (Batch SMTP in)",
+                    "nothing to do: configure [smtp] (mail in from an MTA), [receive] (Batch SMTP in) and/or [bp] listen (bundles in)",
                 ));
             }
             if smtp.is_some() && routes.is_empty() {
@@ -632,6 +765,7 @@ impl GatewayConfig {
                     .as_ref()
                     .map(|m| addr("metrics.listen", &m.listen))
                     .transpose()?,
+                bp,
             })
         })()
         .map_err(in_file)
@@ -650,6 +784,21 @@ impl GatewayConfig {
                     .find(|r| r.domain.starts_with('.') && domain.ends_with(r.domain.as_str()))
             })
             .or_else(|| self.routes.iter().find(|r| r.domain == "*"))
+    }
+}
+
+/// Whether `eid` looks like an `ipn:N.S` or `dtn://node/...` EID (RFC 9171 §4.2.5).
+pub fn valid_eid(eid: &str) -> bool {
+    if let Some(rest) = eid.strip_prefix("ipn:") {
+        let mut parts = rest.split('.');
+        let ok = |p: Option<&str>| {
+            p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        };
+        ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
+    } else if let Some(rest) = eid.strip_prefix("dtn://") {
+        rest.split('/').next().is_some_and(|n| !n.is_empty()) && rest.contains('/')
+    } else {
+        false
     }
 }
 
@@ -698,6 +847,32 @@ domain = "*"
         assert!(domain_listed(&smtp.relay_domains, "base.mars.example"));
         assert!(!domain_listed(&smtp.relay_domains, "evil.example"));
         assert_eq!(c.delivery.batch_max_messages, 50);
+    }
+
+    #[test]
+    fn a_bp_route_is_one_line_of_config() {
+        let text = format!(
+            "{EARTH}\n[bp]\nnode-id = \"ipn:1.0\"\n"
+        )
+        .replace(
+            "uri = \"https://gw.moon.example/inboundmail\"",
+            "transport = \"bp\"\ntcpcl = \"127.0.0.1:4556\"\ndestination = \"ipn:2.25\"\nmtu = 65536",
+        );
+        let c = load(&text).unwrap();
+        let bp = c.route_for("moon.example").unwrap().bp.clone().unwrap();
+        assert_eq!(bp.destination, "ipn:2.25");
+        assert_eq!(bp.crc, "crc32c");
+        assert_eq!(bp.lifetime, Duration::from_secs(86_400));
+        let e = load(&text.replace("ipn:2.25", "moon"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`route[0].destination`"), "{e}");
+        let e = load(&text.replace("[bp]\nnode-id = \"ipn:1.0\"", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[bp]"), "{e}");
+        assert!(valid_eid("dtn://moon-gw/mail") && valid_eid("ipn:2.25"));
+        assert!(!valid_eid("ipn:2") && !valid_eid("dtn://") && !valid_eid("mailto:x"));
     }
 
     #[test]

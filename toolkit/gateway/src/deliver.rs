@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deepmail_host::types::{
-    EncodeOptions, Envelope, ForwardPath, Greeting, Message, Outcome, Payload, SmtpParam,
+    BundleSpec, CrcType, EncodeOptions, Envelope, ForwardPath, Greeting, Message, Outcome, Payload,
+    SmtpParam,
 };
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
@@ -176,8 +177,15 @@ impl Outbound {
         }
         let limits = &self.config.delivery;
         for (destination, entries) in snapshot.unbatched {
-            let (max_messages, max_bytes) = match destination {
+            let (max_messages, max_bytes) = match &destination {
                 Destination::Local => (1, u64::MAX),
+                // The Bundle Protocol carries one message per ADU
+                // (draft-blanchet-dtn-email-over-bp).
+                Destination::Remote(d)
+                    if self.config.route_for(d).is_some_and(|r| r.bp.is_some()) =>
+                {
+                    (1, u64::MAX)
+                }
                 Destination::Remote(_) => (limits.batch_max_messages, limits.batch_max_bytes),
             };
             let mut members = Vec::new();
@@ -345,6 +353,7 @@ impl Outbound {
             .collect();
         let me = self.clone();
         let batch_id = batch.id.clone();
+        let created_ms = batch.created_ms;
         let domain = domain.to_string();
         let joined = tokio::task::spawn_blocking(move || {
             let stages = &me.stages;
@@ -360,6 +369,9 @@ impl Outbound {
                     return Attempt::Permanent(format!("the codec cannot encode the batch: {e}"))
                 }
             };
+            if let Some(bp) = &route.bp {
+                return send_bundles(stages, &route, bp, &batch_id, created_ms, body);
+            }
             let hops: Vec<String> = match &route.uri {
                 Some(uri) => vec![uri.clone()],
                 None => {
@@ -446,9 +458,86 @@ impl Outbound {
     }
 }
 
+/// DTN time (RFC 9171 §4.2.6): milliseconds since 2000-01-01T00:00:00Z.
+pub fn dtn_ms(unix_ms: u64) -> u64 {
+    unix_ms.saturating_sub(946_684_800_000)
+}
+
+/// A bundle sequence number derived from the batch id: with the batch's
+/// creation time it makes the bundle id the same on every retry, so the
+/// far side stores the message once.
+fn sequence_of(batch_id: &str) -> u64 {
+    let digest = ring::digest::digest(&ring::digest::SHA256, batch_id.as_bytes());
+    let mut n = [0u8; 4];
+    n.copy_from_slice(&digest.as_ref()[..4]);
+    u64::from(u32::from_be_bytes(n))
+}
+
+/// Fragments the encoded message to the route's MTU and hands the bundles
+/// to the tcpcl-sender (blocking).
+fn send_bundles(
+    stages: &GatewayStages,
+    route: &crate::config::Route,
+    bp: &crate::config::BpRoute,
+    batch_id: &str,
+    created_ms: u64,
+    adu: Vec<u8>,
+) -> Attempt {
+    let Some(fragmenter) = &stages.fragmenter else {
+        return Attempt::Permanent("no fragmenter loaded ([bp] missing)".into());
+    };
+    let crc = if bp.crc == "crc16" {
+        CrcType::Crc16
+    } else {
+        CrcType::Crc32c
+    };
+    let spec = BundleSpec {
+        source: stages.node_id().to_string(),
+        destination: bp.destination.clone(),
+        report_to: "dtn:none".into(),
+        creation_time: dtn_ms(created_ms),
+        sequence_number: sequence_of(batch_id),
+        lifetime_ms: bp.lifetime.as_millis() as u64,
+        crc,
+        block_crc: crc,
+        must_not_fragment: false,
+    };
+    let bundles = match fragmenter.fragment_adu(&adu, &spec, bp.mtu) {
+        Ok(b) => b,
+        Err(e) => {
+            return Attempt::Permanent(format!("the fragmenter cannot build the bundles: {e}"))
+        }
+    };
+    let count = bundles.len();
+    let hop = format!("tcpcl://{}", bp.tcpcl);
+    let sender = match stages.bp_sender(route) {
+        Ok(s) => s,
+        Err(e) => return Attempt::Temporary(e),
+    };
+    match sender.send(&hop, batch_id, Payload::Bundles(bundles)) {
+        Ok(Outcome::Delivered(said)) => Attempt::Delivered(format!(
+            "{hop}: {count} bundle(s) to {}: {said}",
+            bp.destination
+        )),
+        Ok(Outcome::PermanentFailure(said)) => {
+            Attempt::Permanent(format!("{hop} refused the bundles: {said}"))
+        }
+        Ok(Outcome::TemporaryFailure(said)) => Attempt::Temporary(format!("{hop}: {said}")),
+        Err(e) => Attempt::Temporary(format!("{hop}: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bundle_ids_are_stable_per_batch() {
+        assert_eq!(sequence_of("b1"), sequence_of("b1"));
+        assert_ne!(sequence_of("b1"), sequence_of("b2"));
+        assert_eq!(dtn_ms(946_684_800_000 + 5), 5);
+        assert_eq!(dtn_ms(3), 0);
+    }
 
     #[test]
     fn backoff_doubles_caps_and_jitters() {

@@ -44,6 +44,8 @@ pub struct RunningGateway {
     pub h3_addr: Option<SocketAddr>,
     /// The `/metrics` address, if configured.
     pub metrics_addr: Option<SocketAddr>,
+    /// The TCPCLv4 listener's address, if configured.
+    pub tcpcl_addr: Option<SocketAddr>,
     /// The live counters.
     pub metrics: Arc<Metrics>,
     /// The configuration it runs.
@@ -236,6 +238,50 @@ impl RunningGateway {
             tasks.spawn(inbound.run(stop_rx.clone()));
         }
 
+        // The Bundle Protocol node: TCPCLv4 in, reassembly, spool.
+        let mut tcpcl_addr = None;
+        if let (Some(bp), Some(listen)) = (&config.bp, config.bp.as_ref().and_then(|b| b.listen)) {
+            let fragmenter = stages
+                .fragmenter
+                .clone()
+                .ok_or_else(|| StartError("[bp] listen needs the fragmenter plugin".into()))?;
+            let inbound = {
+                let (bp, spool, codec, metrics, wake) = (
+                    bp.clone(),
+                    spool.clone(),
+                    stages.codec.clone(),
+                    metrics.clone(),
+                    inbound_wake.clone(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    crate::bp::BpInbound::new(bp, spool, codec, fragmenter, metrics, wake)
+                })
+                .await
+                .map_err(|e| fail("bp", e))?
+                .map_err(|e| fail("bp", e))?
+            };
+            let inbound = Arc::new(inbound);
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| fail(&format!("cannot listen for TCPCL on {listen}"), e))?;
+            tcpcl_addr = listener.local_addr().ok();
+            let mut server = deepmail_tcpcl::ServerConfig::new(bp.node_id.clone());
+            server.session.transfer_mru = bp.max_adu_bytes.max(1 << 20);
+            let handler = Arc::new(crate::bp::BpHandler(inbound.clone()));
+            let mut stop = stop_rx.clone();
+            tasks.spawn(async move {
+                let served = deepmail_tcpcl::serve(listener, server, handler, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+                if let Err(e) = served {
+                    tracing::error!(stage = "bp", error = %e, "TCPCL listener failed");
+                }
+            });
+            tasks.spawn(crate::bp::expire_loop(inbound, stop_rx.clone()));
+            tracing::info!(stage = "bp", listen = ?tcpcl_addr, node = %bp.node_id, endpoints = ?bp.endpoints, "TCPCLv4 listener");
+        }
+
         let mut metrics_addr = None;
         if let Some(addr) = config.metrics_listen {
             let listener = metrics::bind(addr)
@@ -250,6 +296,7 @@ impl RunningGateway {
             https_addr,
             h3_addr,
             metrics_addr,
+            tcpcl_addr,
             metrics,
             config,
             stop,

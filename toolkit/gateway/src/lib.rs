@@ -13,6 +13,9 @@
 //!   deduplicating [`spool`] before `200`; the inbound relay ([`relay`])
 //!   hands each message to the local MTA and sends DSNs back for refused
 //!   recipients.
+//! * The Bundle Protocol route ([`bp`]): a TCPCLv4 listener that
+//!   reassembles bundles for the gateway's mail endpoints into the spool;
+//!   `bp` routes send through the fragmenter and tcpcl-sender plugins.
 //! * [`gateway`] runs all of it from one [`config`] file, with [`metrics`].
 //!
 //! The HTTP side is the server half of the senders' wire contract
@@ -22,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bp;
 pub mod client;
 pub mod config;
 pub mod deliver;

@@ -8,7 +8,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Mutex;
 
 use deepmail_host::{
-    Codec, Host, HttpGrant, LoadError, NetworkGrant, PluginSource, Resolver, Sender, Stage,
+    Codec, Fragmenter, Host, HttpGrant, LoadError, NetworkGrant, PluginSource, Resolver, Sender,
+    Stage,
 };
 
 use crate::config::{GatewayConfig, Route, RouteTransport};
@@ -21,8 +22,12 @@ pub struct GatewayStages {
     pub codec: Codec,
     /// The resolver, when a route has no fixed `uri`.
     pub resolver: Option<Resolver>,
+    /// The fragmenter, when the gateway speaks the Bundle Protocol.
+    pub fragmenter: Option<Fragmenter>,
     sender_https: PluginSource,
     sender_h3: PluginSource,
+    sender_bp: PluginSource,
+    node_id: String,
     timeout_ms: u64,
     senders: Mutex<HashMap<(String, RouteTransport), Sender>>,
 }
@@ -68,7 +73,18 @@ impl GatewayStages {
     /// delivery timeout.
     pub fn load(host: Host, config: &GatewayConfig) -> Result<GatewayStages, LoadError> {
         let codec = Codec::load(&host, &source(config, Stage::Codec)?)?;
-        let needs_dns = config.routes.iter().any(|r| r.uri.is_none());
+        let needs_dns = config
+            .routes
+            .iter()
+            .any(|r| r.uri.is_none() && r.bp.is_none());
+        let fragmenter = if config.bp.is_some() {
+            Some(Fragmenter::load(
+                &host,
+                &source(config, Stage::Fragmenter)?,
+            )?)
+        } else {
+            None
+        };
         let resolver = if needs_dns {
             let mut settings: Vec<(String, String)> = config
                 .dns_servers
@@ -95,11 +111,58 @@ impl GatewayStages {
             host,
             codec,
             resolver,
+            fragmenter,
             sender_https,
             sender_h3: PluginSource::Builtin("quic-sender".into()),
+            sender_bp: PluginSource::Builtin("tcpcl-sender".into()),
+            node_id: config
+                .bp
+                .as_ref()
+                .map(|b| b.node_id.clone())
+                .unwrap_or_default(),
             timeout_ms: config.delivery.timeout.as_millis() as u64,
             senders: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Our node EID (`[bp] node-id`), empty without `[bp]`.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// The tcpcl-sender for a `bp` route's next node, loaded once per
+    /// address, granted TCP to exactly that address.
+    pub fn bp_sender(&self, route: &Route) -> Result<Sender, String> {
+        let bp = route
+            .bp
+            .as_ref()
+            .ok_or_else(|| format!("route for {} is not a bp route", route.domain))?;
+        let key = (bp.tcpcl.to_string(), RouteTransport::Bp);
+        if let Some(s) = self
+            .senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(s.clone());
+        }
+        let settings = vec![
+            ("node-id".to_string(), self.node_id.clone()),
+            ("timeout-ms".to_string(), self.timeout_ms.to_string()),
+            ("connect-to".to_string(), bp.tcpcl.to_string()),
+        ];
+        let grant = NetworkGrant {
+            tcp: true,
+            remote: vec![bp.tcpcl],
+            ..NetworkGrant::default()
+        };
+        let sender = Sender::load(&self.host, &self.sender_bp, settings, Some(grant))
+            .map_err(|e| e.to_string())?;
+        self.senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, sender.clone());
+        Ok(sender)
     }
 
     /// The sender for `uri` by `route`, loaded once per authority.
@@ -181,6 +244,7 @@ impl GatewayStages {
                 };
                 Sender::load(&self.host, &self.sender_h3, settings, Some(grant))
             }
+            RouteTransport::Bp => return self.bp_sender(route),
         }
         .map_err(|e| e.to_string())?;
         self.senders

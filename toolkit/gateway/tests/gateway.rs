@@ -493,3 +493,163 @@ async fn policy_refuses_spam_at_smtp_time_before_anything_is_queued() {
     );
     earth.shutdown(Duration::from_secs(5)).await;
 }
+
+fn bp_earth_toml(tcpcl: SocketAddr, earth_mta: SocketAddr, destination: &str) -> String {
+    format!(
+        r#"name = "gw.earth.example"
+spool = "earth-spool"
+[smtp]
+listen = "127.0.0.1:0"
+relay-domains = ["moon.example"]
+[relay]
+smtp = "{earth_mta}"
+domains = ["earth.example"]
+[bp]
+node-id = "ipn:1.0"
+[delivery]
+retry-initial-secs = 0.2
+[[route]]
+domain = "moon.example"
+transport = "bp"
+tcpcl = "{tcpcl}"
+destination = "{destination}"
+mtu = 65536
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bp_route_fragments_a_3_mb_message_and_the_moon_reassembles_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let earth_mta = sink(&[]).await;
+    let moon_mta = sink(&[]).await;
+    let moon = start(
+        dir.path(),
+        "moon",
+        &format!(
+            "name = \"gw.moon.example\"\nspool = \"moon-spool\"\n[bp]\nnode-id = \"ipn:2.0\"\nlisten = \"127.0.0.1:0\"\nendpoints = [\"ipn:2.25\"]\n[relay]\nsmtp = \"{}\"\n",
+            moon_mta.addr
+        ),
+    )
+    .await;
+    let tcpcl = moon.tcpcl_addr.unwrap();
+    let earth = start(
+        dir.path(),
+        "earth",
+        &bp_earth_toml(tcpcl, earth_mta.addr, "ipn:2.25"),
+    )
+    .await;
+
+    let mut big = b"From: ops@earth.example\r\nSubject: telemetry\r\n\r\n".to_vec();
+    let mut state = 1u64;
+    while big.len() < 3 << 20 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        big.extend_from_slice(
+            format!(
+                "{:016x}{:016x}{:016x}{:016x}\r\n",
+                state,
+                state >> 3,
+                state >> 7,
+                state >> 11
+            )
+            .as_bytes(),
+        );
+    }
+    let d = relay(
+        earth.smtp_addr.unwrap(),
+        &RelayConfig::new("mta"),
+        &envelope("ops@earth.example", &["ada@moon.example"]),
+        &big,
+    )
+    .await
+    .unwrap();
+    assert!(d.all_accepted(), "{d:?}");
+    wait_for("the 3 MB message on the Moon", 60, || {
+        !moon_mta.sink.got.lock().unwrap().is_empty()
+    })
+    .await;
+    let (env, content) = moon_mta.sink.got.lock().unwrap()[0].clone();
+    assert_eq!(env.recipients[0].mailbox, "ada@moon.example");
+    assert!(content.ends_with(&big), "reassembled byte for byte");
+    let relayed: Vec<String> = std::fs::read_dir(dir.path().join("moon-spool/relayed"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(relayed.len(), 1);
+    assert!(relayed[0].starts_with("bp-"), "{relayed:?}");
+    let meta = std::fs::read_to_string(
+        dir.path()
+            .join("moon-spool/relayed")
+            .join(&relayed[0])
+            .join("meta.json"),
+    )
+    .unwrap();
+    assert!(meta.contains("\"transport\": \"bp\""), "{meta}");
+    assert!(
+        meta.contains("ipn:1.0"),
+        "the source EID is recorded: {meta}"
+    );
+    earth.shutdown(Duration::from_secs(5)).await;
+    moon.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundles_for_another_node_are_refused_and_the_sender_gets_a_dsn() {
+    let dir = tempfile::tempdir().unwrap();
+    let earth_mta = sink(&[]).await;
+    let moon_mta = sink(&[]).await;
+    let moon = start(
+        dir.path(),
+        "moon",
+        &format!(
+            "name = \"gw.moon.example\"\nspool = \"moon-spool\"\n[bp]\nnode-id = \"ipn:2.0\"\nlisten = \"127.0.0.1:0\"\nendpoints = [\"ipn:2.25\"]\n[relay]\nsmtp = \"{}\"\n",
+            moon_mta.addr
+        ),
+    )
+    .await;
+    let earth = start(
+        dir.path(),
+        "earth",
+        &bp_earth_toml(moon.tcpcl_addr.unwrap(), earth_mta.addr, "ipn:3.25"),
+    )
+    .await;
+    let d = relay(
+        earth.smtp_addr.unwrap(),
+        &RelayConfig::new("mta"),
+        &envelope("ops@earth.example", &["ada@moon.example"]),
+        MESSAGE,
+    )
+    .await
+    .unwrap();
+    assert!(d.all_accepted());
+    wait_for("the DSN", 30, || {
+        !earth_mta.sink.got.lock().unwrap().is_empty()
+    })
+    .await;
+    let (_, dsn) = earth_mta.sink.got.lock().unwrap()[0].clone();
+    assert!(
+        String::from_utf8_lossy(&dsn)
+            .to_lowercase()
+            .contains("refuse"),
+        "{}",
+        String::from_utf8_lossy(&dsn)
+    );
+    assert!(moon_mta.sink.got.lock().unwrap().is_empty());
+    // Never stored on the Moon.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("moon-spool/incoming"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("moon-spool/fragments"))
+            .unwrap()
+            .count(),
+        0
+    );
+    earth.shutdown(Duration::from_secs(5)).await;
+    moon.shutdown(Duration::from_secs(5)).await;
+}

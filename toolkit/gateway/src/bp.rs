@@ -1,0 +1,331 @@
+//! The gateway as a Bundle Protocol node: a TCPCLv4 listener (RFC 9174)
+//! that takes bundles for its mail endpoints (`ipn:N.25`, a `dtn:` EID),
+//! reassembles fragments (RFC 9171 §5.9) with the fragmenter plugin,
+//! decodes the ADU with the codec plugin and stores it in the spool, where
+//! the inbound relay picks it up like any received batch.
+//!
+//! Nothing is acknowledged before it is durable: a fragment is written to
+//! `SPOOL/fragments/<id>/` (fsync) before its final XFER_ACK, a complete
+//! ADU is in `incoming/` before the last fragment's. At start, held
+//! fragments are fed to the reassembler again, so partial ADUs survive a
+//! restart; they expire at the bundle's lifetime. Bundles for other
+//! destinations, and bundles that do not parse, are refused
+//! (`XFER_REFUSE` "not acceptable") and never stored.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use deepmail_host::types::{DecodeMode, DecodeOptions, ReassemblyLimits};
+use deepmail_host::{Codec, Fragmenter, ReassemblerSession};
+use deepmail_tcpcl::{BundleHandler, RefuseReason};
+use tokio::sync::Notify;
+
+use crate::config::BpConfig;
+use crate::deliver::dtn_ms;
+use crate::metrics::Metrics;
+use crate::queue::now_ms;
+use crate::spool::{self, BatchMeta, NewBatch, Spool, StoreOutcome};
+
+/// The spool batch id of a bundle (the same for every fragment of an ADU
+/// and on every retransmission): `bp-` and the first 32 hex digits of the
+/// SHA-256 of "source creation-time sequence-number".
+pub fn batch_id_of(source: &str, creation_time: u64, sequence_number: u64) -> String {
+    let key = format!("{source} {creation_time} {sequence_number}");
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    format!("bp-{}", &hex::encode(digest.as_ref())[..32])
+}
+
+/// Receives bundles for the gateway's endpoints.
+pub struct BpInbound {
+    config: BpConfig,
+    spool: Arc<Spool>,
+    codec: Codec,
+    fragmenter: Fragmenter,
+    reassembler: Mutex<ReassemblerSession>,
+    fragments: PathBuf,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+}
+
+fn io(e: std::io::Error) -> String {
+    e.to_string()
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_data()
+}
+
+impl BpInbound {
+    /// The receiving node; feeds the fragments a previous run held to the
+    /// reassembler again.
+    pub fn new(
+        config: BpConfig,
+        spool: Arc<Spool>,
+        codec: Codec,
+        fragmenter: Fragmenter,
+        metrics: Arc<Metrics>,
+        wake: Arc<Notify>,
+    ) -> Result<BpInbound, String> {
+        let reassembler = fragmenter
+            .reassembler(ReassemblyLimits {
+                max_adu_bytes: config.max_adu_bytes,
+                max_pending_bytes: config.max_pending_bytes,
+                max_pending_bundles: 100_000,
+            })
+            .map_err(|e| e.to_string())?;
+        let fragments = spool.root().join("fragments");
+        fs::create_dir_all(&fragments).map_err(io)?;
+        let inbound = BpInbound {
+            config,
+            spool,
+            codec,
+            fragmenter,
+            reassembler: Mutex::new(reassembler),
+            fragments,
+            metrics,
+            wake,
+        };
+        inbound.reload()?;
+        Ok(inbound)
+    }
+
+    /// Feeds every held fragment to the reassembler (after a restart).
+    fn reload(&self) -> Result<(), String> {
+        let mut held = 0;
+        for dir in fs::read_dir(&self.fragments).map_err(io)? {
+            let dir = dir.map_err(io)?.path();
+            let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+                .map_err(io)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "bundle"))
+                .collect();
+            files.sort();
+            for f in files {
+                let bytes = fs::read(&f).map_err(io)?;
+                held += 1;
+                if let Err(e) = self.take(&bytes, "restart", false) {
+                    tracing::warn!(stage = "bp", file = %f.display(), error = ?e, "held fragment no longer usable; dropped");
+                    let _ = fs::remove_file(&f);
+                }
+            }
+        }
+        if held > 0 {
+            tracing::info!(
+                stage = "bp",
+                fragments = held,
+                "partial ADUs restored from the spool"
+            );
+        }
+        Ok(())
+    }
+
+    /// Drops incomplete ADUs past their lifetime, and their held fragments.
+    pub fn expire(&self) {
+        let now = dtn_ms(now_ms());
+        let expired = self
+            .reassembler
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .expire(now);
+        match expired {
+            Ok(ids) => {
+                for id in ids {
+                    let batch = batch_id_of(&id.source, id.creation_time, id.sequence_number);
+                    tracing::warn!(stage = "bp", batch = %batch, source = %id.source, "incomplete ADU expired at its lifetime; fragments dropped");
+                    let _ = fs::remove_dir_all(self.fragments.join(&batch));
+                }
+            }
+            Err(e) => tracing::error!(stage = "bp", error = %e, "reassembler expiry failed"),
+        }
+    }
+
+    /// One bundle: check, hold durably, reassemble, store. `Err` refuses.
+    fn take(&self, bytes: &[u8], peer: &str, persist: bool) -> Result<(), RefuseReason> {
+        let repaired;
+        let (bytes, info) = match self.fragmenter.inspect(bytes) {
+            Ok(info) => (bytes, info),
+            Err(e) if e.code == "missing-primary-crc" && self.config.accept_primary_without_crc => {
+                repaired = with_primary_crc(bytes).ok_or_else(|| {
+                    tracing::warn!(stage = "bp", peer, error = %e, "bundle refused: no primary CRC and it cannot be rebuilt (a fragment?)");
+                    RefuseReason::NotAcceptable
+                })?;
+                tracing::info!(stage = "bp", peer, "bundle without a primary-block CRC taken ([bp] accept-primary-without-crc) and rebuilt with CRC-32C");
+                let info = self.fragmenter.inspect(&repaired).map_err(|e| {
+                    tracing::warn!(stage = "bp", peer, error = %e, "bundle refused: does not parse");
+                    RefuseReason::NotAcceptable
+                })?;
+                (&repaired[..], info)
+            }
+            Err(e) => {
+                tracing::warn!(stage = "bp", peer, error = %e, "bundle refused: does not parse");
+                return Err(RefuseReason::NotAcceptable);
+            }
+        };
+        if !self.config.endpoints.contains(&info.destination) {
+            tracing::warn!(stage = "bp", peer, destination = %info.destination, endpoints = ?self.config.endpoints, "bundle refused: not for this node's mail endpoints");
+            return Err(RefuseReason::NotAcceptable);
+        }
+        let batch = batch_id_of(&info.source, info.creation_time, info.sequence_number);
+        if self.spool.contains(&batch) {
+            // A retransmission of an ADU already stored or relayed.
+            return Ok(());
+        }
+        let held_dir = self.fragments.join(&batch);
+        if persist && info.is_fragment {
+            let name = format!(
+                "{:020}-{:020}.bundle",
+                info.fragment_offset.unwrap_or(0),
+                info.payload_length
+            );
+            let stored = fs::create_dir_all(&held_dir)
+                .and_then(|()| write_synced(&held_dir.join(name), bytes))
+                .and_then(|()| File::open(&held_dir)?.sync_all())
+                .and_then(|()| File::open(&self.fragments)?.sync_all());
+            if let Err(e) = stored {
+                tracing::error!(stage = "bp", batch = %batch, error = %e, "cannot hold the fragment; refusing it for now");
+                return Err(RefuseReason::NoResources);
+            }
+        }
+        let delivered = self
+            .reassembler
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(bytes, dtn_ms(now_ms()));
+        let adu = match delivered {
+            Ok(Some(adu)) => adu,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(stage = "bp", peer, batch = %batch, error = %e, "bundle refused by the reassembler");
+                if persist && info.is_fragment {
+                    // Not held after all.
+                    let _ = fs::remove_dir_all(&held_dir);
+                }
+                return Err(RefuseReason::NotAcceptable);
+            }
+        };
+        let messages = match self.codec.decode(
+            &adu.adu,
+            DecodeOptions {
+                mode: DecodeMode::Strict,
+            },
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                // The sender was told "accepted" for earlier fragments: keep it.
+                tracing::error!(stage = "bp", batch = %batch, error = %e, "ADU is not Batch SMTP; kept in dead-letter/");
+                let dead = self.spool.root().join("dead-letter").join(&batch);
+                let _ = fs::create_dir_all(&dead)
+                    .and_then(|()| write_synced(&dead.join("adu.bin"), &adu.adu))
+                    .and_then(|()| {
+                        write_synced(&dead.join("reason.txt"), format!("{e}\n").as_bytes())
+                    });
+                Metrics::inc(&self.metrics.dead_letters);
+                let _ = fs::remove_dir_all(&held_dir);
+                return Ok(());
+            }
+        };
+        let digest = ring::digest::digest(&ring::digest::SHA256, &adu.adu);
+        let meta = BatchMeta {
+            batch_id: batch.clone(),
+            received_at: spool::rfc3339(SystemTime::now()),
+            peer: peer.to_string(),
+            identity: adu.source.clone(),
+            transport: "bp".into(),
+            messages: messages.len(),
+            bytes: adu.adu.len() as u64,
+            sha256: hex::encode(digest.as_ref()),
+        };
+        let outcome = self.spool.store(&NewBatch {
+            meta,
+            raw: &adu.adu,
+            messages: &messages,
+        });
+        match outcome {
+            Ok(StoreOutcome::Stored) => {
+                Metrics::inc(&self.metrics.batches_received);
+                self.metrics
+                    .messages_received
+                    .fetch_add(messages.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(stage = "bp", peer, batch = %batch, source = %adu.source, fragments = adu.fragments, bytes = adu.adu.len(), messages = messages.len(), "ADU reassembled and spooled");
+                self.wake.notify_one();
+            }
+            Ok(StoreOutcome::Duplicate) => {}
+            Err(e) => {
+                tracing::error!(stage = "bp", batch = %batch, error = %e, "cannot spool the ADU; refusing the bundle for now");
+                return Err(RefuseReason::NoResources);
+            }
+        }
+        let _ = fs::remove_dir_all(&held_dir);
+        Ok(())
+    }
+}
+
+/// A whole bundle whose primary block lacks its CRC, rebuilt with CRC-32C
+/// on the primary and payload blocks (same ids, lifetime and payload;
+/// extension blocks such as hop count are dropped: we are the
+/// destination). `None` for fragments and anything else that is wrong.
+fn with_primary_crc(bytes: &[u8]) -> Option<Vec<u8>> {
+    let bundle = deepmail_bundle::parse_allowing_missing_primary_crc(bytes).ok()?;
+    let info = bundle.info();
+    if info.is_fragment {
+        return None;
+    }
+    let spec = deepmail_bundle::BundleSpec {
+        source: info.source.clone(),
+        destination: info.destination.clone(),
+        report_to: info.report_to.clone(),
+        creation_time: info.creation_time,
+        sequence_number: info.sequence_number,
+        lifetime_ms: info.lifetime_ms,
+        crc: deepmail_bundle::CrcType::Crc32c,
+        block_crc: deepmail_bundle::CrcType::Crc32c,
+        must_not_fragment: info.must_not_fragment,
+    };
+    deepmail_bundle::build(bundle.payload(), &spec).ok()
+}
+
+/// The TCPCL handler: runs [`BpInbound::take`] off the async threads.
+pub struct BpHandler(pub Arc<BpInbound>);
+
+impl BundleHandler for BpHandler {
+    async fn on_bundle(&self, peer_node_id: &str, bytes: Vec<u8>) -> Result<(), RefuseReason> {
+        let inbound = self.0.clone();
+        let peer = peer_node_id.to_string();
+        tokio::task::spawn_blocking(move || inbound.take(&bytes, &peer, true))
+            .await
+            .unwrap_or(Err(RefuseReason::NoResources))
+    }
+}
+
+/// Runs expiry every minute until `stop`.
+pub async fn expire_loop(inbound: Arc<BpInbound>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let i = inbound.clone();
+        let _ = tokio::task::spawn_blocking(move || i.expire()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn batch_ids_are_stable_and_valid() {
+        let a = super::batch_id_of("ipn:1.0", 5, 7);
+        assert_eq!(a, super::batch_id_of("ipn:1.0", 5, 7));
+        assert_ne!(a, super::batch_id_of("ipn:1.0", 5, 8));
+        assert!(crate::spool::is_valid_batch_id(&a));
+        assert_eq!(a.len(), 35);
+    }
+}
