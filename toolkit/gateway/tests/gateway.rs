@@ -653,3 +653,102 @@ async fn bundles_for_another_node_are_refused_and_the_sender_gets_a_dsn() {
     earth.shutdown(Duration::from_secs(5)).await;
     moon.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragments_held_before_a_restart_complete_the_adu_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let moon_mta = sink(&[]).await;
+    let tcpcl_port = free_port();
+    let moon_toml = format!(
+        "name = \"gw.moon.example\"\nspool = \"moon-spool\"\n[bp]\nnode-id = \"ipn:2.0\"\nlisten = \"127.0.0.1:{tcpcl_port}\"\nendpoints = [\"ipn:2.25\"]\n[relay]\nsmtp = \"{}\"\n",
+        moon_mta.addr
+    );
+    // One ADU in 8 fragments, made natively.
+    let mut batch = b"MAIL FROM:<ops@earth.example>\r\nRCPT TO:<ada@moon.example>\r\nDATA\r\nSubject: in pieces\r\n\r\n".to_vec();
+    for i in 0..400 {
+        batch.extend_from_slice(
+            format!("line {i:04} of a message that crosses a restart\r\n").as_bytes(),
+        );
+    }
+    batch.extend_from_slice(b".\r\n");
+    let spec = deepmail_bundle::BundleSpec {
+        source: "ipn:1.0".parse().unwrap(),
+        destination: "ipn:2.25".parse().unwrap(),
+        report_to: "dtn:none".parse().unwrap(),
+        creation_time: deepmail_gateway::deliver::dtn_ms(deepmail_gateway::queue::now_ms()),
+        sequence_number: 1,
+        lifetime_ms: 3_600_000,
+        crc: deepmail_bundle::CrcType::Crc32c,
+        block_crc: deepmail_bundle::CrcType::Crc32c,
+        must_not_fragment: false,
+    };
+    let fragments = deepmail_bundle::fragment_adu(&batch, &spec, batch.len() / 8 + 60).unwrap();
+    assert!(fragments.len() >= 8, "{}", fragments.len());
+    let (first, rest) = fragments.split_at(fragments.len() / 2);
+    let addr: SocketAddr = format!("127.0.0.1:{tcpcl_port}").parse().unwrap();
+    let sender = deepmail_host::Sender::load(
+        &host(),
+        &deepmail_host::PluginSource::Builtin("tcpcl-sender".into()),
+        vec![
+            ("node-id".into(), "ipn:1.0".into()),
+            ("connect-to".into(), addr.to_string()),
+        ],
+        Some(deepmail_host::NetworkGrant {
+            tcp: true,
+            remote: vec![addr],
+            ..Default::default()
+        }),
+    )
+    .unwrap();
+    let send = |bundles: Vec<Vec<u8>>| {
+        let sender = sender.clone();
+        tokio::task::spawn_blocking(move || {
+            sender.send(
+                &format!("tcpcl://{addr}"),
+                "k",
+                deepmail_host::types::Payload::Bundles(bundles),
+            )
+        })
+    };
+
+    let moon = start(dir.path(), "moon", &moon_toml).await;
+    let outcome = send(first.to_vec()).await.unwrap().unwrap();
+    assert!(
+        matches!(outcome, deepmail_host::types::Outcome::Delivered(_)),
+        "{outcome:?}"
+    );
+    let held = std::fs::read_dir(dir.path().join("moon-spool/fragments"))
+        .unwrap()
+        .count();
+    assert_eq!(held, 1, "half an ADU is held on disk");
+    moon.shutdown(Duration::from_secs(5)).await;
+
+    let moon = start(dir.path(), "moon", &moon_toml).await;
+    let outcome = send(rest.to_vec()).await.unwrap().unwrap();
+    assert!(
+        matches!(outcome, deepmail_host::types::Outcome::Delivered(_)),
+        "{outcome:?}"
+    );
+    wait_for("the reassembled message", 30, || {
+        !moon_mta.sink.got.lock().unwrap().is_empty()
+    })
+    .await;
+    let (_, content) = moon_mta.sink.got.lock().unwrap()[0].clone();
+    assert!(String::from_utf8_lossy(&content).contains("line 0399 of a message"));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("moon-spool/fragments"))
+            .unwrap()
+            .count(),
+        0,
+        "fragments released"
+    );
+    // A late duplicate of a fragment is taken and changes nothing.
+    let outcome = send(vec![first[0].clone()]).await.unwrap().unwrap();
+    assert!(
+        matches!(outcome, deepmail_host::types::Outcome::Delivered(_)),
+        "{outcome:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(moon_mta.sink.got.lock().unwrap().len(), 1);
+    moon.shutdown(Duration::from_secs(5)).await;
+}
