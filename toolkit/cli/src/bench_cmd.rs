@@ -33,6 +33,9 @@ enum BenchWhat {
     /// Fragmenter implementations compared: native deepmail-bundle against the
     /// fragmenter plugin in use, over ADU sizes × MTUs × CRC types (table, JSON, SVG).
     Fragment(crate::bench_fragment::FragmentBenchArgs),
+    /// The latency table: one message by SMTP, HTTPS, HTTP/3 and BP over an
+    /// emulated link, accepted on Earth to spooled on the Moon, in OWLT.
+    Link(crate::bench_link::LinkBenchArgs),
 }
 
 #[derive(Args)]
@@ -58,6 +61,7 @@ pub(crate) fn run(stages: &Stages, args: BenchArgs) -> anyhow::Result<ExitCode> 
     match args.what {
         BenchWhat::Gateway(a) => gateway(stages, a),
         BenchWhat::Fragment(a) => crate::bench_fragment::run(stages, a),
+        BenchWhat::Link(a) => crate::bench_link::run(stages, a),
     }
 }
 

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use deepmail_gateway::link::DelayLink;
 use deepmail_gateway::{GatewayConfig, RunningGateway, TestPki};
 use deepmail_smtp::serve::{Handler, ServerConfig, SessionInfo};
 use deepmail_smtp::{Envelope, Param, Recipient, Reply};
@@ -173,7 +172,11 @@ domains = ["moon.example"]
         .context("the Moon gateway has no HTTPS address")?;
 
     // The link: every byte waits one OWLT, each way.
-    let link = DelayLink::start("127.0.0.1:0".parse()?, moon_https, owlt).await?;
+    let link = deepmail_link::Link::start(
+        deepmail_link::LinkConfig::with_delay(owlt).tcp("127.0.0.1:0".parse()?, moon_https),
+    )
+    .await?;
+    let link_addr = link.tcp_listen_addrs()[0];
 
     // The Earth gateway: SMTP in, HTTPS across the link.
     let earth_config = write_config(
@@ -192,7 +195,7 @@ domain = "moon.example"
 uri = "https://localhost:{link}/inboundmail"
 ca = "certs/ca.pem"
 "#,
-            link = link.listen.port(),
+            link = link_addr.port(),
             timeout = 30 + 4 * owlt.as_secs()
         ),
     )?;
@@ -281,10 +284,11 @@ ca = "certs/ca.pem"
         .cloned()
         .context("the sink lost the message")?;
     let intact = got.ends_with(&content);
-    let link_bytes = (
-        link.counters.bytes_forward.load(Ordering::Relaxed),
-        link.counters.bytes_back.load(Ordering::Relaxed),
-    );
+    let stats = link.counters();
+    let link_bytes = stats
+        .relay(link_addr)
+        .map(|r| (r.up.bytes_out, r.down.bytes_out))
+        .unwrap_or_default();
     earth.shutdown(Duration::from_secs(5)).await;
     moon.shutdown(Duration::from_secs(5)).await;
     link.stop();
@@ -335,7 +339,7 @@ ca = "certs/ca.pem"
         );
         println!();
         println!(
-            "  link: {} bytes Earth->Moon, {} bytes back (TCP + TLS handshakes each cross it)",
+            "  link: {} bytes Earth->Moon, {} bytes back (the TLS handshake and the request cross it)",
             link_bytes.0, link_bytes.1
         );
         println!(

@@ -4,6 +4,7 @@
 
 mod bench_cmd;
 mod bench_fragment;
+mod bench_link;
 mod bundle_cmds;
 mod certs_cmd;
 mod codec_cmds;
@@ -109,7 +110,7 @@ enum Command {
     Receive(receive_cmd::ReceiveArgs),
     /// Generate a test CA, server and client certificates (rcgen).
     Certs(certs_cmd::CertsArgs),
-    /// Measure: `bench gateway` (messages/s through two gateways, peak memory).
+    /// Measure: `bench gateway` (messages/s, memory), `bench fragment` (fragmenters), `bench link` (latency per transport).
     Bench(bench_cmd::BenchArgs),
     /// Earth -> Moon through two gateways on this machine, with a delayed link: prints a timeline.
     Demo(demo::DemoArgs),

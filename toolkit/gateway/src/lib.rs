@@ -31,7 +31,6 @@ pub mod config;
 pub mod deliver;
 pub mod gateway;
 pub mod ingress;
-pub mod link;
 pub mod metrics;
 pub mod policy;
 pub mod queue;

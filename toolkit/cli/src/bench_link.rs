@@ -1,0 +1,351 @@
+//! `bench link`: the latency table. The same message crosses an emulated
+//! deep-space link (`deepmail-link`, one-way delay in each direction) by
+//! each route, and the time from "accepted on Earth" to "spooled on the
+//! Moon" is reported as a multiple of the one-way light time (OWLT):
+//!
+//! * plain SMTP from the Earth MTA to the Moon MTA across the link (the
+//!   baseline the seeds reject: from the start of the session to the Moon
+//!   MTA holding the message);
+//! * the gateways over HTTPS (TCP + TLS), HTTP/3 (first contact, then a
+//!   second message that may resume the QUIC session with 0-RTT), and the
+//!   Bundle Protocol over TCPCLv4: from the Earth gateway's SMTP `250` to
+//!   the Moon gateway's spool.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use deepmail_gateway::{RunningGateway, TestPki};
+use deepmail_link::{Link, LinkConfig};
+use deepmail_smtp::serve::ServerConfig;
+use deepmail_smtp::{Envelope, Recipient};
+use serde_json::json;
+
+use crate::demo::{write_config, Sink};
+use crate::Stages;
+
+#[derive(Args)]
+pub(crate) struct LinkBenchArgs {
+    /// One-way light time of the emulated link, milliseconds (Moon: 1280).
+    #[arg(long, value_name = "MS", default_value_t = 1280)]
+    owlt_ms: u64,
+    /// Messages per route (the first is first contact; later ones may reuse sessions).
+    #[arg(long, default_value_t = 2)]
+    messages: usize,
+    /// Write the results as JSON to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    json: Option<String>,
+    /// Write a bar chart (SVG) to FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<std::path::PathBuf>,
+}
+
+/// One measured crossing.
+struct Row {
+    route: &'static str,
+    message: usize,
+    elapsed: Duration,
+    note: &'static str,
+}
+
+fn envelope() -> Envelope {
+    Envelope {
+        reverse_path: "ops@earth.example".into(),
+        mail_params: vec![],
+        recipients: vec![Recipient {
+            mailbox: "ada@moon.example".into(),
+            params: vec![],
+        }],
+    }
+}
+
+fn message(route: &str, n: usize) -> Vec<u8> {
+    format!(
+        "From: ops@earth.example\r\nTo: ada@moon.example\r\nSubject: latency {route} #{n}\r\nMessage-ID: <lat-{route}-{n}@earth.example>\r\n\r\nHow long does this take to reach the Moon?\r\n"
+    )
+    .into_bytes()
+}
+
+pub(crate) fn run(stages: &Stages, args: LinkBenchArgs) -> anyhow::Result<ExitCode> {
+    if args.owlt_ms == 0 || args.messages == 0 {
+        bail!("--owlt-ms and --messages must be at least 1");
+    }
+    let dir = std::env::temp_dir().join(format!("deepmail-bench-link-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(measure(stages.host.clone(), &dir, &args));
+    let _ = std::fs::remove_dir_all(&dir);
+    let rows = result?;
+    report(&args, &rows)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn measure(
+    host: deepmail_host::Host,
+    dir: &Path,
+    args: &LinkBenchArgs,
+) -> anyhow::Result<Vec<Row>> {
+    let owlt = Duration::from_millis(args.owlt_ms);
+    let pki = TestPki::generate(&["localhost".into()], "bench")?;
+    pki.write_to(&dir.join("certs"))?;
+
+    // The Moon: an MTA (sink) and a gateway that receives by HTTPS, HTTP/3 and TCPCL.
+    let sink = Arc::new(Sink::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sink_addr = listener.local_addr()?;
+    let (stop_sink, mut sink_stop) = tokio::sync::watch::channel(false);
+    {
+        let sink = sink.clone();
+        tokio::spawn(async move {
+            deepmail_smtp::serve::serve(
+                listener,
+                Arc::new(ServerConfig::new("mta.moon.example")),
+                sink,
+                async move {
+                    let _ = sink_stop.wait_for(|s| *s).await;
+                },
+            )
+            .await;
+        });
+    }
+    let moon = RunningGateway::start(
+        write_config(
+            &dir.join("moon.toml"),
+            &format!(
+                "name = \"gw.moon.example\"\nspool = \"moon\"\n[receive]\nhttps-listen = \"127.0.0.1:0\"\nh3-listen = \"127.0.0.1:0\"\ncert = \"certs/server.pem\"\nkey = \"certs/server.key\"\n[bp]\nnode-id = \"ipn:2.0\"\nlisten = \"127.0.0.1:0\"\nendpoints = [\"ipn:2.25\"]\n[relay]\nsmtp = \"{sink_addr}\"\n"
+            ),
+        )?,
+        host.clone(),
+    )
+    .await?;
+    let (https, h3, tcpcl) = (
+        moon.https_addr.context("no HTTPS address")?,
+        moon.h3_addr.context("no HTTP/3 address")?,
+        moon.tcpcl_addr.context("no TCPCL address")?,
+    );
+    let any: SocketAddr = "127.0.0.1:0".parse()?;
+    let link = Link::start(
+        LinkConfig::with_delay(owlt)
+            .tcp(any, sink_addr)
+            .tcp(any, https)
+            .tcp(any, tcpcl)
+            .udp(any, h3),
+    )
+    .await
+    .context("starting the link emulator")?;
+    let (l_smtp, l_https, l_tcpcl) = (
+        link.tcp_listen_addrs()[0],
+        link.tcp_listen_addrs()[1],
+        link.tcp_listen_addrs()[2],
+    );
+    let l_h3 = link.udp_listen_addrs()[0];
+    let mut rows = Vec::new();
+
+    // Baseline: SMTP straight across the link to the Moon MTA.
+    for n in 1..=args.messages {
+        let before = sink
+            .received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        let t0 = Instant::now();
+        let config = deepmail_smtp::client::RelayConfig::new("mta.earth.example");
+        let d =
+            deepmail_smtp::client::relay(l_smtp, &config, &envelope(), &message("smtp", n)).await?;
+        if !d.all_accepted() {
+            bail!("the Moon MTA refused the SMTP baseline: {:?}", d.data_reply);
+        }
+        let at = sink
+            .received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(before)
+            .map(|(_, _, at)| *at)
+            .context("the sink lost the SMTP baseline message")?;
+        rows.push(Row {
+            route: "SMTP across the link",
+            message: n,
+            elapsed: at - t0,
+            note: "greeting, EHLO, MAIL+RCPT+DATA (pipelined), content",
+        });
+    }
+
+    // The gateways, one Earth gateway per route.
+    let routes: [(&'static str, &'static str, String, &'static str); 3] = [
+        (
+            "HTTPS (TCP + TLS 1.3)",
+            "https",
+            format!("uri = \"https://localhost:{}/inboundmail\"\nca = \"certs/ca.pem\"\n", l_https.port()),
+            "a new TCP + TLS connection per batch",
+        ),
+        (
+            "HTTP/3 (QUIC)",
+            "h3",
+            format!("transport = \"h3\"\nuri = \"https://localhost:{}/inboundmail\"\nca = \"certs/ca.pem\"\nquic = {{ initial-rtt-ms = {} }}\n", l_h3.port(), 2 * args.owlt_ms),
+            "QUIC handshake (1 RTT), then the request",
+        ),
+        (
+            "BP over TCPCLv4",
+            "bp",
+            format!("transport = \"bp\"\ntcpcl = \"{l_tcpcl}\"\ndestination = \"ipn:2.25\"\nmtu = 64000\n"),
+            "contact headers, SESS_INITs, then the transfer",
+        ),
+    ];
+    for (label, name, route, note) in routes {
+        let earth = RunningGateway::start(
+            write_config(
+                &dir.join(format!("earth-{name}.toml")),
+                &format!(
+                    "name = \"gw.earth.example\"\nspool = \"earth-{name}\"\n[smtp]\nlisten = \"127.0.0.1:0\"\nrelay-domains = [\"moon.example\"]\n[bp]\nnode-id = \"ipn:1.0\"\n[delivery]\nretry-initial-secs = 60\ntimeout-secs = {}\n[[route]]\ndomain = \"moon.example\"\n{route}",
+                    30 + 10 * owlt.as_secs()
+                ),
+            )?,
+            host.clone(),
+        )
+        .await?;
+        let smtp = earth.smtp_addr.context("no Earth SMTP address")?;
+        for n in 1..=args.messages {
+            let before = moon.metrics.messages_received.load(Ordering::Relaxed);
+            let config = deepmail_smtp::client::RelayConfig::new("mta.earth.example");
+            let d =
+                deepmail_smtp::client::relay(smtp, &config, &envelope(), &message(name, n)).await?;
+            let t0 = Instant::now();
+            if !d.all_accepted() {
+                bail!(
+                    "the Earth gateway refused the {name} message: {:?}",
+                    d.data_reply
+                );
+            }
+            let deadline = t0 + Duration::from_secs(60) + owlt * 20;
+            while moon.metrics.messages_received.load(Ordering::Relaxed) <= before {
+                if Instant::now() > deadline {
+                    bail!(
+                        "the {name} message did not reach the Moon spool within {:?}",
+                        deadline - t0
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            rows.push(Row {
+                route: label,
+                message: n,
+                elapsed: t0.elapsed(),
+                note,
+            });
+            // Let the 2xx come back before the next message.
+            let sent = earth.metrics.batches_sent.load(Ordering::Relaxed);
+            let back = Instant::now() + Duration::from_secs(60) + owlt * 20;
+            while earth.metrics.batches_sent.load(Ordering::Relaxed) < sent.max(n as u64)
+                && Instant::now() < back
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        earth.shutdown(Duration::from_secs(5)).await;
+    }
+    moon.shutdown(Duration::from_secs(5)).await;
+    link.stop();
+    let _ = stop_sink.send(true);
+    Ok(rows)
+}
+
+fn report(args: &LinkBenchArgs, rows: &[Row]) -> anyhow::Result<()> {
+    let owlt = args.owlt_ms as f64;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let doc = json!({
+        "owlt_ms": args.owlt_ms,
+        "measure": "from accepted on Earth (SMTP baseline: session start; gateways: the Earth gateway's 250) to spooled on the Moon",
+        "rows": rows.iter().map(|r| json!({
+            "route": r.route, "message": r.message, "ms": ms(r.elapsed), "owlt": ms(r.elapsed) / owlt, "note": r.note,
+        })).collect::<Vec<_>>(),
+    });
+    match args.json.as_deref() {
+        Some("-") => println!("{}", serde_json::to_string_pretty(&doc)?),
+        Some(path) => std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
+            .with_context(|| format!("writing {path}"))?,
+        None => {}
+    }
+    if args.json.as_deref() != Some("-") {
+        println!(
+            "one-way light time {} ms; time from accepted on Earth to spooled on the Moon",
+            args.owlt_ms
+        );
+        println!(
+            "  {:<24} {:>3} {:>10} {:>7}  what crosses the link",
+            "route", "msg", "ms", "x OWLT"
+        );
+        for r in rows {
+            println!(
+                "  {:<24} {:>3} {:>10.0} {:>7.2}  {}",
+                r.route,
+                r.message,
+                ms(r.elapsed),
+                ms(r.elapsed) / owlt,
+                r.note
+            );
+        }
+    }
+    if let Some(path) = &args.svg {
+        std::fs::write(path, svg(args.owlt_ms, rows))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A horizontal bar per row, in OWLT, with a line at 1 OWLT (the limit).
+fn svg(owlt_ms: u64, rows: &[Row]) -> String {
+    let (left, bar_h, gap, width) = (250.0, 22.0, 8.0, 520.0);
+    let max = rows
+        .iter()
+        .map(|r| r.elapsed.as_secs_f64() * 1000.0 / owlt_ms as f64)
+        .fold(1.0f64, f64::max)
+        .ceil();
+    let scale = width / max;
+    let height = 90.0 + rows.len() as f64 * (bar_h + gap);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">Accepted on Earth to spooled on the Moon, in one-way light times (OWLT = {owlt_ms} ms)</text>\n",
+        w = left + width + 90.0
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let y = 45.0 + i as f64 * (bar_h + gap);
+        let v = r.elapsed.as_secs_f64() * 1000.0 / owlt_ms as f64;
+        let color = match r.route {
+            x if x.starts_with("SMTP") => "#c0392b",
+            x if x.starts_with("HTTPS") => "#2980b9",
+            x if x.starts_with("HTTP/3") => "#8e44ad",
+            _ => "#27ae60",
+        };
+        out.push_str(&format!(
+            "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{} #{}</text>\n<rect x=\"{left}\" y=\"{y:.0}\" width=\"{:.1}\" height=\"{bar_h}\" fill=\"{color}\"/>\n<text x=\"{:.1}\" y=\"{:.0}\">{v:.2}</text>\n",
+            left - 8.0,
+            y + 15.0,
+            escape(r.route),
+            r.message,
+            v * scale,
+            left + v * scale + 6.0,
+            y + 15.0
+        ));
+    }
+    let axis_y = 45.0 + rows.len() as f64 * (bar_h + gap) + 4.0;
+    out.push_str(&format!(
+        "<line x1=\"{left}\" y1=\"40\" x2=\"{left}\" y2=\"{axis_y}\" stroke=\"black\"/>\n<line x1=\"{x1:.1}\" y1=\"40\" x2=\"{x1:.1}\" y2=\"{axis_y}\" stroke=\"black\" stroke-dasharray=\"4 3\"/>\n<text x=\"{x1:.1}\" y=\"{ty:.0}\" text-anchor=\"middle\">1 OWLT (the limit)</text>\n<text x=\"{xm:.1}\" y=\"{ty:.0}\" text-anchor=\"middle\">{max:.0} OWLT</text>\n</svg>\n",
+        x1 = left + scale,
+        xm = left + width,
+        ty = axis_y + 16.0
+    ));
+    out
+}
