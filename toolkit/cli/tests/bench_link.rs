@@ -1,0 +1,47 @@
+//! `deepmail bench link` on a short emulated link: every route crosses, and
+//! the order the protocols dictate holds (SMTP's round trips cost more
+//! than a gateway's handshake; nothing beats the one-way limit).
+
+mod common;
+
+#[test]
+fn latency_table_has_every_route_in_protocol_order() {
+    let out = common::deepmail()
+        .args([
+            "bench",
+            "link",
+            "--owlt-ms",
+            "150",
+            "--messages",
+            "1",
+            "--json",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let owlt = |prefix: &str| {
+        doc["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["route"].as_str().unwrap().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} row: {doc}"))["owlt"]
+            .as_f64()
+            .unwrap()
+    };
+    let (smtp, https, h3, bp) = (owlt("SMTP"), owlt("HTTPS"), owlt("HTTP/3"), owlt("BP"));
+    for v in [smtp, https, h3, bp] {
+        assert!(v >= 1.0, "nothing crosses faster than one OWLT: {doc}");
+    }
+    // Greeting, EHLO, MAIL/RCPT/DATA and the content: at least 7 one-way trips.
+    assert!(smtp >= 6.9, "{doc}");
+    // A TLS or QUIC handshake round trip plus the request: at least 3.
+    assert!(https >= 2.9 && h3 >= 2.9, "{doc}");
+    assert!(smtp > https && smtp > h3, "{doc}");
+}
