@@ -6,18 +6,16 @@
 
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use deepmail_gateway::{RunningGateway, TestPki};
 use deepmail_smtp::client::{RelayConfig, SmtpClient};
-use deepmail_smtp::serve::ServerConfig;
 use deepmail_smtp::{Envelope, Recipient};
 use serde_json::json;
 
-use crate::demo::{write_config, Sink};
+use crate::demo::{start_sink, write_config};
 use crate::Stages;
 
 #[derive(Args)]
@@ -88,19 +86,7 @@ fn gateway(stages: &Stages, args: GatewayBenchArgs) -> anyhow::Result<ExitCode> 
     let result = runtime.block_on(async {
         let pki = TestPki::generate(&["localhost".into()], "bench")?;
         pki.write_to(&dir.join("certs"))?;
-        let sink = Arc::new(Sink::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let sink_addr = listener.local_addr()?;
-        let (stop_sink, mut sink_stop) = tokio::sync::watch::channel(false);
-        {
-            let sink = sink.clone();
-            tokio::spawn(async move {
-                deepmail_smtp::serve::serve(listener, Arc::new(ServerConfig::new("mta.moon.example")), sink, async move {
-                    let _ = sink_stop.wait_for(|s| *s).await;
-                })
-                .await;
-            });
-        }
+        let (sink, sink_addr, stop_sink) = start_sink("mta.moon.example").await?;
         let moon = RunningGateway::start(
             write_config(
                 &dir.join("moon.toml"),

@@ -15,18 +15,16 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
 use deepmail_gateway::{RunningGateway, TestPki};
 use deepmail_link::{Link, LinkConfig};
-use deepmail_smtp::serve::ServerConfig;
 use deepmail_smtp::{Envelope, Recipient};
 use serde_json::json;
 
-use crate::demo::{write_config, Sink};
+use crate::demo::{start_sink, write_config};
 use crate::Stages;
 
 #[derive(Args)]
@@ -75,6 +73,10 @@ pub(crate) fn run(stages: &Stages, args: LinkBenchArgs) -> anyhow::Result<ExitCo
     if args.owlt_ms == 0 || args.messages == 0 {
         bail!("--owlt-ms and --messages must be at least 1");
     }
+    if std::env::var_os("TMP_BENCH_LOG").is_some() {
+        crate::gateway_cmd::init_logging(crate::gateway_cmd::LogFormat::Text, "info")?;
+        // TMPDEBUG
+    }
     let dir = std::env::temp_dir().join(format!("deepmail-bench-link-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -98,24 +100,7 @@ async fn measure(
     pki.write_to(&dir.join("certs"))?;
 
     // The Moon: an MTA (sink) and a gateway that receives by HTTPS, HTTP/3 and TCPCL.
-    let sink = Arc::new(Sink::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let sink_addr = listener.local_addr()?;
-    let (stop_sink, mut sink_stop) = tokio::sync::watch::channel(false);
-    {
-        let sink = sink.clone();
-        tokio::spawn(async move {
-            deepmail_smtp::serve::serve(
-                listener,
-                Arc::new(ServerConfig::new("mta.moon.example")),
-                sink,
-                async move {
-                    let _ = sink_stop.wait_for(|s| *s).await;
-                },
-            )
-            .await;
-        });
-    }
+    let (sink, sink_addr, stop_sink) = start_sink("mta.moon.example").await?;
     let moon = RunningGateway::start(
         write_config(
             &dir.join("moon.toml"),

@@ -68,6 +68,30 @@ impl Handler for Sink {
     }
 }
 
+/// Starts a [`Sink`] on a loopback port: its address, and a sender that
+/// stops it.
+pub(crate) async fn start_sink(
+    name: &str,
+) -> anyhow::Result<(
+    Arc<Sink>,
+    std::net::SocketAddr,
+    tokio::sync::watch::Sender<bool>,
+)> {
+    let sink = Arc::new(Sink::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let config = Arc::new(ServerConfig::new(name.to_string()));
+    let s = sink.clone();
+    tokio::spawn(async move {
+        deepmail_smtp::serve::serve(listener, config, s, async move {
+            let _ = stopped.wait_for(|v| *v).await;
+        })
+        .await;
+    });
+    Ok((sink, addr, stop))
+}
+
 pub(crate) fn write_config(path: &Path, text: &str) -> anyhow::Result<GatewayConfig> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(GatewayConfig::load(path)?)
@@ -134,20 +158,7 @@ async fn demo(
     pki.write_to(&certs)?;
 
     // The Moon MTA (embedded sink).
-    let sink = Arc::new(Sink::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let sink_addr = listener.local_addr()?;
-    let (stop_sink, mut sink_stop) = tokio::sync::watch::channel(false);
-    {
-        let sink = sink.clone();
-        let config = Arc::new(ServerConfig::new("mta.moon.example".to_string()));
-        tokio::spawn(async move {
-            deepmail_smtp::serve::serve(listener, config, sink, async move {
-                let _ = sink_stop.wait_for(|s| *s).await;
-            })
-            .await;
-        });
-    }
+    let (sink, sink_addr, stop_sink) = start_sink("mta.moon.example").await?;
 
     // The Moon gateway: HTTPS in, SMTP out to the Moon MTA.
     let moon_config = write_config(

@@ -21,28 +21,9 @@ use std::time::{Duration, Instant};
 
 use deepmail_gateway::TestPki;
 use deepmail_smtp::client::{RelayConfig, SmtpClient};
-use deepmail_smtp::serve::{Handler, ServerConfig, SessionInfo};
-use deepmail_smtp::{Envelope, Param, Recipient, Reply};
+use deepmail_smtp::{Envelope, Recipient};
 
 const MESSAGES: usize = 1000;
-
-#[derive(Default)]
-struct Sink {
-    got: Mutex<Vec<Vec<u8>>>,
-}
-
-impl Handler for Sink {
-    async fn mail_from(&self, _: &SessionInfo, _: &str, _: &[Param]) -> Reply {
-        Reply::new(250, None, "ok")
-    }
-    async fn rcpt_to(&self, _: &SessionInfo, _: &Envelope, _: &Recipient) -> Reply {
-        Reply::new(250, None, "ok")
-    }
-    async fn message(&self, _: &SessionInfo, _: Envelope, c: Vec<u8>) -> Reply {
-        self.got.lock().unwrap().push(c);
-        Reply::new(250, None, "ok")
-    }
-}
 
 /// Kills the gateways even when an assertion fails.
 struct KillOnDrop(Vec<Arc<Mutex<Child>>>);
@@ -121,22 +102,7 @@ fn earth_gateway_killed_at_random_moments_loses_and_duplicates_nothing() {
         .unwrap();
 
     // The Moon MTA.
-    let sink = Arc::new(Sink::default());
-    let sink_addr = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let s = sink.clone();
-        tokio::spawn(async move {
-            deepmail_smtp::serve::serve(
-                listener,
-                Arc::new(ServerConfig::new("mta.moon.example")),
-                s,
-                std::future::pending(),
-            )
-            .await;
-        });
-        addr
-    });
+    let (sink, sink_addr) = common::start_sink(&runtime);
 
     let moon_port = free_port();
     let earth_port = free_port();
@@ -253,7 +219,7 @@ fn earth_gateway_killed_at_random_moments_loses_and_duplicates_nothing() {
     let by_seq = loop {
         let got = sink.got.lock().unwrap().clone();
         let mut by_seq: HashMap<usize, Vec<Vec<u8>>> = HashMap::new();
-        for c in got {
+        for (_, c) in got {
             let seq: usize = deepmail_gateway::queue::header_value(&c, "x-seq")
                 .and_then(|v| v.parse().ok())
                 .expect("every delivered message has its X-Seq");

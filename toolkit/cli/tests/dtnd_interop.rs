@@ -19,30 +19,10 @@ mod common;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deepmail_smtp::client::{relay, RelayConfig};
-use deepmail_smtp::serve::{Handler, ServerConfig, SessionInfo};
-use deepmail_smtp::{Envelope, Param, Recipient, Reply};
-
-#[derive(Default)]
-struct Sink {
-    got: Mutex<Vec<(Envelope, Vec<u8>)>>,
-}
-
-impl Handler for Sink {
-    async fn mail_from(&self, _: &SessionInfo, _: &str, _: &[Param]) -> Reply {
-        Reply::new(250, None, "ok")
-    }
-    async fn rcpt_to(&self, _: &SessionInfo, _: &Envelope, _: &Recipient) -> Reply {
-        Reply::new(250, None, "ok")
-    }
-    async fn message(&self, _: &SessionInfo, e: Envelope, c: Vec<u8>) -> Reply {
-        self.got.lock().unwrap().push((e, c));
-        Reply::new(250, None, "ok")
-    }
-}
+use deepmail_smtp::{Envelope, Recipient};
 
 /// dtnd's path, or `None` (skipped) outside CI when it cannot be had.
 fn dtnd() -> Option<String> {
@@ -178,22 +158,7 @@ fn mail_through_two_dtnd_nodes_fragmented_and_reassembled() {
         .enable_all()
         .build()
         .unwrap();
-    let sink = Arc::new(Sink::default());
-    let sink_addr = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let s = sink.clone();
-        tokio::spawn(async move {
-            deepmail_smtp::serve::serve(
-                listener,
-                Arc::new(ServerConfig::new("mta.moon.example")),
-                s,
-                std::future::pending(),
-            )
-            .await;
-        });
-        addr
-    });
+    let (sink, sink_addr) = common::start_sink(&runtime);
 
     let mut peers = Peers {
         dir: dir.to_path_buf(),

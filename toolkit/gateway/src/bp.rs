@@ -12,9 +12,8 @@
 //! destinations, and bundles that do not parse, are refused
 //! (`XFER_REFUSE` "not acceptable") and never stored.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs::{self, File};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -52,16 +51,6 @@ pub struct BpInbound {
 
 fn io(e: std::io::Error) -> String {
     e.to_string()
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_data()
 }
 
 impl BpInbound {
@@ -187,7 +176,7 @@ impl BpInbound {
                 info.payload_length
             );
             let stored = fs::create_dir_all(&held_dir)
-                .and_then(|()| write_synced(&held_dir.join(name), bytes))
+                .and_then(|()| crate::spool::overwrite_synced(&held_dir.join(name), bytes))
                 .and_then(|()| File::open(&held_dir)?.sync_all())
                 .and_then(|()| File::open(&self.fragments)?.sync_all());
             if let Err(e) = stored {
@@ -224,9 +213,12 @@ impl BpInbound {
                 tracing::error!(stage = "bp", batch = %batch, error = %e, "ADU is not Batch SMTP; kept in dead-letter/");
                 let dead = self.spool.root().join("dead-letter").join(&batch);
                 let _ = fs::create_dir_all(&dead)
-                    .and_then(|()| write_synced(&dead.join("adu.bin"), &adu.adu))
+                    .and_then(|()| crate::spool::overwrite_synced(&dead.join("adu.bin"), &adu.adu))
                     .and_then(|()| {
-                        write_synced(&dead.join("reason.txt"), format!("{e}\n").as_bytes())
+                        crate::spool::overwrite_synced(
+                            &dead.join("reason.txt"),
+                            format!("{e}\n").as_bytes(),
+                        )
                     });
                 Metrics::inc(&self.metrics.dead_letters);
                 let _ = fs::remove_dir_all(&held_dir);

@@ -20,36 +20,6 @@ use crate::queue::{Destination, Queue};
 use crate::returns::domain_of;
 use crate::spool::{SpooledEnvelope, SpooledParam, SpooledRecipient};
 
-/// `time` as an RFC 5322 date-time in UTC, e.g. `Mon, 23 Nov 2026 10:00:00 +0000`.
-pub fn rfc5322_date(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let name = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(month - 1) as usize];
-    format!(
-        "{weekday}, {day:02} {name} {year} {:02}:{:02}:{:02} +0000",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
-}
-
 fn spooled_params(params: &[Param]) -> Vec<SpooledParam> {
     params
         .iter()
@@ -222,7 +192,7 @@ impl Acceptor {
         format!(
             "Received: {from}\r\n\tby {} (deepmail) with {with} id {id}{rcpt};\r\n\t{}\r\n",
             self.config.name,
-            rfc5322_date(SystemTime::now())
+            deepmail_smtp::dsn::format_date(SystemTime::now())
         )
     }
 }
@@ -292,20 +262,5 @@ impl Handler for SmtpIngress {
             Metrics::inc(&metrics.smtp_messages_accepted);
         }
         reply
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_are_rfc5322() {
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_435_200);
-        assert_eq!(rfc5322_date(t), "Mon, 23 Nov 2026 12:00:00 +0000");
-        assert_eq!(
-            rfc5322_date(SystemTime::UNIX_EPOCH),
-            "Thu, 01 Jan 1970 00:00:00 +0000"
-        );
     }
 }

@@ -18,15 +18,15 @@
 //! twice around a crash is stored once.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::spool::{SpoolError, SpooledEnvelope};
+use crate::spool::{io_err, sync_dir, to_json, write_synced, SpoolError, SpooledEnvelope};
 
 /// Where a queued message goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -93,14 +93,6 @@ pub struct Queue {
     batches: PathBuf,
     tmp: PathBuf,
     counter: AtomicU64,
-}
-
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SpoolError + 'a {
-    move |error| SpoolError::Io {
-        op,
-        path: path.to_path_buf(),
-        error,
-    }
 }
 
 /// Unix milliseconds now.
@@ -364,28 +356,6 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, SpoolError>
         path: path.to_path_buf(),
         detail: e.to_string(),
     })
-}
-
-fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = serde_json::to_vec_pretty(value).unwrap_or_default();
-    out.push(b'\n');
-    out
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io_err("create", path))?;
-    file.write_all(bytes).map_err(io_err("write", path))?;
-    file.sync_data().map_err(io_err("fsync", path))
-}
-
-fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync", dir))
 }
 
 /// The unfolded value of the first header field `name` (lower case) in

@@ -6,9 +6,8 @@
 //! itself, or no route back) is kept in `SPOOL/dead-letter/`, logged with
 //! its id, and never dropped silently.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs::{self, File};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -327,12 +326,15 @@ impl Returns {
         ));
         let result = (|| -> std::io::Result<()> {
             fs::create_dir_all(&dir)?;
-            write_synced(&dir.join("message.eml"), content)?;
-            write_synced(
+            crate::spool::overwrite_synced(&dir.join("message.eml"), content)?;
+            crate::spool::overwrite_synced(
                 &dir.join("envelope.json"),
                 &serde_json::to_vec_pretty(envelope).unwrap_or_default(),
             )?;
-            write_synced(&dir.join("reason.txt"), format!("{reason}\n").as_bytes())?;
+            crate::spool::overwrite_synced(
+                &dir.join("reason.txt"),
+                format!("{reason}\n").as_bytes(),
+            )?;
             File::open(&dir)?.sync_all()?;
             File::open(&self.dead)?.sync_all()
         })();
@@ -345,14 +347,4 @@ impl Returns {
             }
         }
     }
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_data()
 }

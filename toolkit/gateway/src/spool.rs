@@ -61,7 +61,10 @@ pub enum SpoolError {
     },
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SpoolError + 'a {
+pub(crate) fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> SpoolError + 'a {
     move |error| SpoolError::Io {
         op,
         path: path.to_path_buf(),
@@ -425,13 +428,14 @@ impl Spool {
     }
 }
 
-fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = serde_json::to_vec_pretty(value).unwrap_or_default();
     out.push(b'\n');
     out
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
+/// Creates `path` (it must not exist), writes `bytes` and fsyncs the data.
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -443,10 +447,23 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
     file.sync_data().map_err(io_err("fsync", path))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+/// fsyncs a directory (makes the names in it durable).
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err("fsync", dir))
+}
+
+/// Creates or replaces `path` with `bytes` and fsyncs the data (for
+/// records whose name is made durable by the caller).
+pub(crate) fn overwrite_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_data()
 }
 
 /// `time` as RFC 3339 UTC with milliseconds, e.g. `2026-03-01T12:00:00.250Z`.

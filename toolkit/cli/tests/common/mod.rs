@@ -3,9 +3,10 @@
 //! scripts. Each test binary uses only some of them.
 #![allow(dead_code)]
 
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -109,4 +110,57 @@ impl Drop for Nsd {
             .arg(self.dir.path())
             .output();
     }
+}
+
+/// An SMTP server that takes every message and remembers it: the MTA at
+/// the far end of gateway tests.
+#[derive(Default)]
+pub struct Sink {
+    /// Envelope and content of every message, in arrival order.
+    pub got: Mutex<Vec<(deepmail_smtp::Envelope, Vec<u8>)>>,
+}
+
+impl deepmail_smtp::serve::Handler for Sink {
+    async fn mail_from(
+        &self,
+        _: &deepmail_smtp::serve::SessionInfo,
+        _: &str,
+        _: &[deepmail_smtp::Param],
+    ) -> deepmail_smtp::Reply {
+        deepmail_smtp::Reply::new(250, None, "ok")
+    }
+    async fn rcpt_to(
+        &self,
+        _: &deepmail_smtp::serve::SessionInfo,
+        _: &deepmail_smtp::Envelope,
+        _: &deepmail_smtp::Recipient,
+    ) -> deepmail_smtp::Reply {
+        deepmail_smtp::Reply::new(250, None, "ok")
+    }
+    async fn message(
+        &self,
+        _: &deepmail_smtp::serve::SessionInfo,
+        envelope: deepmail_smtp::Envelope,
+        content: Vec<u8>,
+    ) -> deepmail_smtp::Reply {
+        self.got.lock().unwrap().push((envelope, content));
+        deepmail_smtp::Reply::new(250, None, "ok")
+    }
+}
+
+/// Starts a [`Sink`] on a loopback port inside `runtime`; it runs until
+/// the runtime is dropped.
+pub fn start_sink(runtime: &tokio::runtime::Runtime) -> (Arc<Sink>, SocketAddr) {
+    let sink = Arc::new(Sink::default());
+    let s = sink.clone();
+    let addr = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let config = Arc::new(deepmail_smtp::serve::ServerConfig::new("mta.test"));
+            deepmail_smtp::serve::serve(listener, config, s, std::future::pending()).await;
+        });
+        addr
+    });
+    (sink, addr)
 }

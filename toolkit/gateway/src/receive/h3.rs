@@ -99,13 +99,61 @@ pub(super) async fn serve(
 async fn connection(
     incoming: quinn::Incoming,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     handshake_timeout: Duration,
 ) {
-    let conn = match tokio::time::timeout(handshake_timeout, incoming).await {
-        Ok(Ok(conn)) => conn,
-        _ => return,
+    let Ok(connecting) = incoming.accept() else {
+        return;
     };
+    // Serve before the handshake completes (0.5-RTT), so that a resumed
+    // sender's 0-RTT request is answered one OWLT after it was sent rather
+    // than after the client's Finished (three OWLT). Without early data the
+    // client's requests cannot arrive before its Finished anyway.
+    let (conn, handshake) = match connecting.into_0rtt() {
+        Ok(pair) => pair,
+        // Not reached for incoming connections (quinn documents `Ok`).
+        Err(connecting) => match tokio::time::timeout(handshake_timeout, connecting).await {
+            Ok(Ok(conn)) => {
+                connection_ready(conn, shared, stop).await;
+                return;
+            }
+            _ => return,
+        },
+    };
+    // Resolves when the handshake completes or the connection is lost (its
+    // value says whether 0-RTT was accepted, which does not matter here).
+    let completed = async move {
+        tokio::time::timeout(handshake_timeout, handshake)
+            .await
+            .is_ok()
+    };
+    if shared.mutual_tls && conn.peer_identity().is_none() {
+        // A full handshake: the client certificate comes with the client's
+        // Finished, and the subject must be known before any request.
+        if !completed.await || conn.close_reason().is_some() {
+            conn.close(quinn::VarInt::from_u32(0), b"no handshake in time");
+            return;
+        }
+    } else {
+        // A resumed session (whose client certificate, if any, rustls
+        // restored from the ticket) or no mutual TLS: still bound the
+        // handshake, as before.
+        let watchdog = conn.clone();
+        tokio::spawn(async move {
+            if !completed.await {
+                watchdog.close(quinn::VarInt::from_u32(0), b"no handshake in time");
+            }
+        });
+    }
+    connection_ready(conn, shared, stop).await;
+}
+
+/// Serves the requests of an accepted connection.
+async fn connection_ready(
+    conn: quinn::Connection,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     let peer = conn.remote_address();
     let client_subject = conn
         .peer_identity()
