@@ -123,6 +123,12 @@ pub fn run(
     let mut eof = false;
     loop {
         let now = Instant::now();
+        // Events before output: when the peer's contact header and
+        // SESS_INIT arrive together, `Established` makes the driver queue
+        // its bundles here, so our SESS_INIT and the first XFER_SEGMENTs
+        // leave in the same write (RFC 9174 §4.7: the session is
+        // established from our side once both SESS_INITs are through),
+        // one round trip earlier than waiting for another read.
         while let Some(event) = session.poll_event() {
             driver.on_event(session, event, now);
         }
@@ -165,12 +171,20 @@ pub fn run(
                 Ok(n) => out_pos += n,
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
                 Err(e) => {
+                    // Before the peer's contact header, a write that fails
+                    // as "not connected" or "refused" is the connect itself
+                    // failing (a non-blocking connect reports it late).
+                    let detail = if session.peer().is_none()
+                        && matches!(
+                            e.kind(),
+                            ErrorKind::NotConnected | ErrorKind::ConnectionRefused
+                        ) {
+                        format!("cannot connect: {e}")
+                    } else {
+                        format!("writing to the TCP connection failed: {e}")
+                    };
                     // The peer is gone; what it said before still counts.
-                    return fail(
-                        session,
-                        driver,
-                        format!("writing to the TCP connection failed: {e}"),
-                    );
+                    return fail(session, driver, detail);
                 }
             }
         }

@@ -268,10 +268,13 @@ async fn earth_to_moon_with_a_dsn_back_for_the_unknown_recipient() {
             == 0
     })
     .await;
-    let relayed: Vec<_> = std::fs::read_dir(dir.path().join("moon-spool/relayed"))
-        .unwrap()
-        .collect();
-    assert_eq!(relayed.len(), 1);
+    wait_for("the Moon's batch in relayed/", 30, || {
+        std::fs::read_dir(dir.path().join("moon-spool/relayed"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 1
+    })
+    .await;
     assert_eq!(
         moon.metrics
             .relay_recipients_refused
@@ -573,6 +576,15 @@ async fn bp_route_fragments_a_3_mb_message_and_the_moon_reassembles_it() {
     let (env, content) = moon_mta.sink.got.lock().unwrap()[0].clone();
     assert_eq!(env.recipients[0].mailbox, "ada@moon.example");
     assert!(content.ends_with(&big), "reassembled byte for byte");
+    // The sink records the message before its 250; the batch moves to
+    // relayed/ after it.
+    wait_for("the batch in relayed/", 30, || {
+        std::fs::read_dir(dir.path().join("moon-spool/relayed"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 1
+    })
+    .await;
     let relayed: Vec<String> = std::fs::read_dir(dir.path().join("moon-spool/relayed"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

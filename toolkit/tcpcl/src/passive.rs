@@ -1,6 +1,8 @@
 //! The passive (listening) side of a TCPCLv4 session, as a bundle
-//! receiver: answers the contact header and SESS_INIT (RFC 9174 §4.2,
-//! §4.6), reassembles each transfer from its XFER_SEGMENTs (§5.2.2) up to
+//! receiver: answers the peer's contact header with its own contact header
+//! and, in the same flight, its SESS_INIT (RFC 9174 §4.2, §4.6; it does not
+//! wait for the peer's SESS_INIT), takes the peer's SESS_INIT and any
+//! XFER_SEGMENTs right behind it, reassembles each transfer from its XFER_SEGMENTs (§5.2.2) up to
 //! the configured Transfer MRU, acknowledges every segment as it arrives
 //! (§5.2.3) except the last, and leaves the last acknowledgement or an
 //! XFER_REFUSE (§5.2.4) to the application, which decides once it has the

@@ -468,11 +468,25 @@ impl Core {
         }
         self.peer_can_tls = header.can_tls();
         self.phase = Phase::SessInit;
-        if self.role == Role::Active {
-            // §4.6: the active entity sends SESS_INIT right after the
-            // contact headers (no TLS: we never set CAN_TLS, §4.4).
-            self.send_sess_init();
-        }
+        // §4.6: each entity sends its SESS_INIT once the contact header
+        // exchange (and TLS, which we never use: we do not set CAN_TLS,
+        // §4.4) is complete from its own point of view, i.e. once it has
+        // both sent its contact header and received the peer's. SESS_INIT
+        // is not an answer to the peer's SESS_INIT; the two may cross.
+        //
+        // * Active: the peer's contact header has just arrived, ours went
+        //   out first (§4.2), so SESS_INIT follows now. It must not wait
+        //   for the peer's SESS_INIT: a passive peer may (RFC-conformantly)
+        //   wait for ours before sending its own.
+        // * Passive: our contact header was queued just above, so the
+        //   exchange is complete and SESS_INIT goes out in the same flight,
+        //   without waiting for the active entity's SESS_INIT (dtn7-rs's
+        //   dtnd does the same). This saves a round trip: the active side
+        //   receives contact header + SESS_INIT together and can answer
+        //   with its SESS_INIT and its first XFER_SEGMENTs at once, so the
+        //   first bundle data arrives 3 one-way light times after the TCP
+        //   connection instead of 5.
+        self.send_sess_init();
     }
 
     fn send_sess_init(&mut self) {
@@ -512,10 +526,12 @@ impl Core {
             );
             return;
         }
-        if self.role == Role::Passive {
-            // §4.6: the passive entity answers the active one's SESS_INIT.
-            self.send_sess_init();
-        }
+        // Our own SESS_INIT is already out (see `on_contact_header`), so
+        // with the peer's processed the session is established from our
+        // side (§4.7) and transfers may start at once: an active entity
+        // sends its first XFER_SEGMENT right behind its SESS_INIT, and a
+        // passive one accepts XFER_SEGMENTs following the SESS_INIT in
+        // the same read.
         let can_tls = self.peer_can_tls;
         let info = PeerInfo {
             node_id: init.node_id,

@@ -278,6 +278,127 @@ fn three_bundles_are_delivered_acknowledged_and_the_session_ends_cleanly() {
     assert_eq!(t.reason, Some(SessTermReason::Unknown));
 }
 
+/// Runs the sessions in "flights": each side writes everything it has,
+/// and the other reads it in one piece before answering, as over a link
+/// where every one-way trip takes a light time. Returns the flights, the
+/// active side's first (its contact header) at index 0.
+fn flights(bundle: Vec<u8>, count: usize, now: Instant) -> (Vec<Vec<u8>>, Vec<Event>) {
+    let mut active = ActiveSession::new(config("ipn:1.0"), now).unwrap();
+    let mut passive = PassiveSession::new(config("ipn:2.0"), now).unwrap();
+    let mut bundle = Some(bundle);
+    let mut passive_events = Vec::new();
+    let mut flights = Vec::new();
+    for i in 0..count {
+        let mut flight = Vec::new();
+        if i % 2 == 0 {
+            while let Some(event) = active.poll_event() {
+                if let Event::Established(_) = event {
+                    active.send_bundle(bundle.take().unwrap()).unwrap();
+                }
+            }
+            while let Some(bytes) = active.poll_transmit(now) {
+                flight.extend_from_slice(&bytes);
+            }
+            passive.handle_input(now, &flight);
+        } else {
+            while let Some(event) = passive.poll_event() {
+                if let Event::BundleReceived { transfer_id, .. } = &event {
+                    passive.accept(*transfer_id).unwrap();
+                }
+                passive_events.push(event);
+            }
+            while let Some(bytes) = passive.poll_transmit(now) {
+                flight.extend_from_slice(&bytes);
+            }
+            active.handle_input(now, &flight);
+        }
+        flights.push(flight);
+    }
+    passive_events.extend(std::iter::from_fn(|| passive.poll_event()));
+    (flights, passive_events)
+}
+
+/// The messages of a flight after its first `skip` bytes.
+fn flight_messages(flight: &[u8], skip: usize) -> Vec<Message> {
+    messages(&[&[0u8; CONTACT_HEADER_LEN][..], &flight[skip..]].concat())
+}
+
+#[test]
+fn the_first_segment_leaves_in_the_third_flight() {
+    // RFC 9174 §4.2/§4.6/§4.7 allow: active contact header; passive contact
+    // header + SESS_INIT; active SESS_INIT + XFER_SEGMENT. The bundle thus
+    // reaches the passive side after three one-way trips, not five (as
+    // when the passive side waited for the active SESS_INIT before sending
+    // its own, and the active side only sent SESS_INIT after the contact
+    // headers).
+    let now = Instant::now();
+    let (flights, passive_events) = flights(b"a bundle".to_vec(), 4, now);
+
+    // Flight 0: the active contact header, nothing else.
+    assert_eq!(flights[0], ContactHeader::OURS.encode());
+
+    // Flight 1: the passive contact header and its SESS_INIT together.
+    assert_eq!(
+        flights[1][..CONTACT_HEADER_LEN],
+        ContactHeader::OURS.encode()
+    );
+    let ms = flight_messages(&flights[1], CONTACT_HEADER_LEN);
+    assert!(
+        matches!(&ms[..], [Message::SessInit(i)] if i.node_id == "ipn:2.0"),
+        "{ms:?}"
+    );
+
+    // Flight 2: the active SESS_INIT and, in the same flight, the whole
+    // bundle.
+    let ms = flight_messages(&flights[2], 0);
+    assert!(
+        matches!(
+            &ms[..],
+            [Message::SessInit(i), Message::XferSegment(s)]
+                if i.node_id == "ipn:1.0" && s.is_start() && s.is_end() && s.data == b"a bundle"
+        ),
+        "{ms:?}"
+    );
+
+    // The passive side took SESS_INIT and the segment from one read: it is
+    // established and has the bundle before its third flight, which is the
+    // final XFER_ACK only (no second SESS_INIT).
+    assert!(
+        matches!(
+            &passive_events[..],
+            [Event::Established(p), Event::BundleReceived { transfer_id: 0, bytes }]
+                if p.node_id == "ipn:1.0" && bytes == b"a bundle"
+        ),
+        "{passive_events:?}"
+    );
+    let ms = flight_messages(&flights[3], 0);
+    assert!(
+        matches!(&ms[..], [Message::XferAck(a)] if a.transfer_id == 0 && a.acknowledged_length == 8),
+        "{ms:?}"
+    );
+}
+
+#[test]
+fn a_passive_peer_that_waits_for_our_sess_init_still_gets_it() {
+    // An RFC-conformant passive peer may send only its contact header and
+    // wait for our SESS_INIT before sending its own: the active side must
+    // not wait for the peer's SESS_INIT first.
+    let now = Instant::now();
+    let mut active = ActiveSession::new(config("ipn:1.0"), now).unwrap();
+    let _ = active.poll_transmit(now);
+    active.handle_input(now, &ContactHeader::OURS.encode());
+    let out = active.poll_transmit(now).unwrap();
+    let ms = flight_messages(&out, 0);
+    assert!(matches!(&ms[..], [Message::SessInit(_)]), "{ms:?}");
+    assert!(!active.is_established());
+    active.handle_input(
+        now,
+        &handshake_from_passive("ipn:2.0", 0)[CONTACT_HEADER_LEN..],
+    );
+    assert!(active.is_established());
+    assert_eq!(active.poll_transmit(now), None, "no second SESS_INIT");
+}
+
 #[test]
 fn segments_never_exceed_the_peers_segment_mru() {
     let now = Instant::now();
