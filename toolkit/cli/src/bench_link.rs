@@ -73,10 +73,6 @@ pub(crate) fn run(stages: &Stages, args: LinkBenchArgs) -> anyhow::Result<ExitCo
     if args.owlt_ms == 0 || args.messages == 0 {
         bail!("--owlt-ms and --messages must be at least 1");
     }
-    if std::env::var_os("TMP_BENCH_LOG").is_some() {
-        crate::gateway_cmd::init_logging(crate::gateway_cmd::LogFormat::Text, "info")?;
-        // TMPDEBUG
-    }
     let dir = std::env::temp_dir().join(format!("deepmail-bench-link-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -181,7 +177,7 @@ async fn measure(
             "BP over TCPCLv4",
             "bp",
             format!("transport = \"bp\"\ntcpcl = \"{l_tcpcl}\"\ndestination = \"ipn:2.25\"\nmtu = 64000\n"),
-            "contact headers, SESS_INITs, then the transfer",
+            "contact header; contact header + SESS_INIT; SESS_INIT + the transfer",
         ),
     ];
     for (label, name, route, note) in routes {
@@ -223,7 +219,11 @@ async fn measure(
                 route: label,
                 message: n,
                 elapsed: t0.elapsed(),
-                note,
+                note: if name == "h3" && n > 1 {
+                    "resumed session: the request in the first flight (0-RTT)"
+                } else {
+                    note
+                },
             });
             // Let the 2xx come back before the next message.
             let sent = earth.metrics.batches_sent.load(Ordering::Relaxed);

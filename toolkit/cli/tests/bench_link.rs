@@ -1,6 +1,7 @@
 //! `deepmail bench link` on a short emulated link: every route crosses, and
 //! the order the protocols dictate holds (SMTP's round trips cost more
-//! than a gateway's handshake; nothing beats the one-way limit).
+//! than a gateway's handshake; nothing beats the one-way limit; a second
+//! HTTP/3 message resumes with 0-RTT and takes about one OWLT).
 
 mod common;
 
@@ -13,7 +14,7 @@ fn latency_table_has_every_route_in_protocol_order() {
             "--owlt-ms",
             "150",
             "--messages",
-            "1",
+            "2",
             "--json",
             "-",
         ])
@@ -44,4 +45,20 @@ fn latency_table_has_every_route_in_protocol_order() {
     // A TLS or QUIC handshake round trip plus the request: at least 3.
     assert!(https >= 2.9 && h3 >= 2.9, "{doc}");
     assert!(smtp > https && smtp > h3, "{doc}");
+    // The second HTTP/3 message resumes the session: the request goes as
+    // 0-RTT data with the first flight and is served on arrival, one OWLT
+    // (a regression to a full handshake, or to a receiver that waits for
+    // the client's Finished, makes it three).
+    let h3_second = doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"].as_str().unwrap().starts_with("HTTP/3") && r["message"] == 2)
+        .unwrap_or_else(|| panic!("no second HTTP/3 row: {doc}"))["owlt"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (1.0..2.0).contains(&h3_second),
+        "the second HTTP/3 message should take one OWLT (0-RTT): {doc}"
+    );
 }
