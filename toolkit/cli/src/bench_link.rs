@@ -24,7 +24,7 @@ use deepmail_link::{Link, LinkConfig};
 use deepmail_smtp::{Envelope, Recipient};
 use serde_json::json;
 
-use crate::demo::{start_sink, write_config};
+use crate::demo::{start_sink, warm_plugins, write_config};
 use crate::Stages;
 
 #[derive(Args)]
@@ -92,6 +92,8 @@ async fn measure(
     args: &LinkBenchArgs,
 ) -> anyhow::Result<Vec<Row>> {
     let owlt = Duration::from_millis(args.owlt_ms);
+    // Compile the senders first: the table measures the link, not Cranelift.
+    warm_plugins(&host, &["https-sender", "quic-sender", "tcpcl-sender"]).await?;
     let pki = TestPki::generate(&["localhost".into()], "bench")?;
     pki.write_to(&dir.join("certs"))?;
 

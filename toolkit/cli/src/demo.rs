@@ -68,6 +68,25 @@ impl Handler for Sink {
     }
 }
 
+/// Compiles `builtins` (sender plugins, which gateways load on first use)
+/// into `host`'s cache, so a timeline measures the link, not Cranelift.
+pub(crate) async fn warm_plugins(
+    host: &deepmail_host::Host,
+    builtins: &[&str],
+) -> anyhow::Result<()> {
+    let host = host.clone();
+    let names: Vec<String> = builtins.iter().map(|b| b.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        for name in names {
+            let source = deepmail_host::PluginSource::Builtin(name);
+            deepmail_host::Sender::load(&host, &source, Vec::new(), None)
+                .with_context(|| format!("loading {source}"))?;
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+    .await?
+}
+
 /// Starts a [`Sink`] on a loopback port: its address, and a sender that
 /// stops it.
 pub(crate) async fn start_sink(
@@ -176,6 +195,7 @@ domains = ["moon.example"]
 "#
         ),
     )?;
+    warm_plugins(&host, &["https-sender"]).await?;
     let moon_spool = moon_config.spool.clone();
     let moon = RunningGateway::start(moon_config, host.clone()).await?;
     let moon_https = moon
