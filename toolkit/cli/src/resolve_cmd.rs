@@ -36,17 +36,6 @@ pub(crate) struct ResolveArgs {
     json: bool,
 }
 
-/// The nameservers of /etc/resolv.conf, as address:53.
-pub(crate) fn system_nameservers() -> Vec<String> {
-    std::fs::read_to_string("/etc/resolv.conf")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .filter_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
-        .map(|ip| std::net::SocketAddr::new(ip, 53).to_string())
-        .collect()
-}
-
 /// The resolver the flags ask for: static routes (`--route`, the
 /// static-resolver unless `--plugin resolver=...` says otherwise) or DNS
 /// (`--dns-server`, default the nameservers of /etc/resolv.conf), with
@@ -71,7 +60,10 @@ pub(crate) fn load_resolver(
         )
     } else {
         let servers = if dns_servers.is_empty() {
-            system_nameservers()
+            deepmail_gateway::stages::system_nameservers()
+                .iter()
+                .map(|a| a.to_string())
+                .collect()
         } else {
             dns_servers.to_vec()
         };

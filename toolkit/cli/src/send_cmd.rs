@@ -118,28 +118,10 @@ fn read_pem(path: &Option<PathBuf>) -> anyhow::Result<Vec<u8>> {
 
 /// `host:port` of an http(s) URI, lower case, with the scheme's default port.
 fn authority_of(uri: &str) -> anyhow::Result<String> {
-    let (rest, port) = if let Some(r) = uri.strip_prefix("https://") {
-        (r, 443)
-    } else if let Some(r) = uri.strip_prefix("http://") {
-        (r, 80)
-    } else {
-        bail!("next hop `{uri}` is not an http(s) URI; the https-sender cannot use it");
-    };
-    let authority = rest
-        .split(['/', '?'])
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    // `[v6]:port`, `[v6]`, `host:port`, `host`.
-    let has_port = match authority.strip_prefix('[') {
-        Some(v6) => v6.contains("]:"),
-        None => authority.contains(':'),
-    };
-    Ok(if has_port {
-        authority
-    } else {
-        format!("{authority}:{port}")
-    })
+    match deepmail_gateway::stages::authority_of(uri) {
+        Some(a) => Ok(a),
+        None => bail!("next hop `{uri}` is not an http(s) URI; the https-sender cannot use it"),
+    }
 }
 
 pub(crate) fn run(stages: &Stages, args: SendArgs) -> anyhow::Result<ExitCode> {

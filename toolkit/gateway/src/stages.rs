@@ -125,6 +125,29 @@ impl GatewayStages {
         })
     }
 
+    /// The sender cached under `key`, or the one `load` makes (then cached).
+    fn cached(
+        &self,
+        key: (String, RouteTransport),
+        load: impl FnOnce() -> Result<Sender, String>,
+    ) -> Result<Sender, String> {
+        let cached = self
+            .senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(s) = cached {
+            return Ok(s);
+        }
+        let sender = load()?;
+        self.senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, sender.clone());
+        Ok(sender)
+    }
+
     /// Our node EID (`[bp] node-id`), empty without `[bp]`.
     pub fn node_id(&self) -> &str {
         &self.node_id
@@ -138,31 +161,20 @@ impl GatewayStages {
             .as_ref()
             .ok_or_else(|| format!("route for {} is not a bp route", route.domain))?;
         let key = (bp.tcpcl.to_string(), RouteTransport::Bp);
-        if let Some(s) = self
-            .senders
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return Ok(s.clone());
-        }
-        let settings = vec![
-            ("node-id".to_string(), self.node_id.clone()),
-            ("timeout-ms".to_string(), self.timeout_ms.to_string()),
-            ("connect-to".to_string(), bp.tcpcl.to_string()),
-        ];
-        let grant = NetworkGrant {
-            tcp: true,
-            remote: vec![bp.tcpcl],
-            ..NetworkGrant::default()
-        };
-        let sender = Sender::load(&self.host, &self.sender_bp, settings, Some(grant))
-            .map_err(|e| e.to_string())?;
-        self.senders
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, sender.clone());
-        Ok(sender)
+        self.cached(key, || {
+            let settings = vec![
+                ("node-id".to_string(), self.node_id.clone()),
+                ("timeout-ms".to_string(), self.timeout_ms.to_string()),
+                ("connect-to".to_string(), bp.tcpcl.to_string()),
+            ];
+            let grant = NetworkGrant {
+                tcp: true,
+                remote: vec![bp.tcpcl],
+                ..NetworkGrant::default()
+            };
+            Sender::load(&self.host, &self.sender_bp, settings, Some(grant))
+                .map_err(|e| e.to_string())
+        })
     }
 
     /// The sender for `uri` by `route`, loaded once per authority.
@@ -176,20 +188,17 @@ impl GatewayStages {
             ));
         }
         let key = (authority.clone(), route.transport);
-        if let Some(s) = self
-            .senders
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return Ok(s.clone());
-        }
+        self.cached(key, || self.load_sender(route, &authority))
+    }
+
+    fn load_sender(&self, route: &Route, authority: &str) -> Result<Sender, String> {
+        let authority = authority.to_string();
         let mut settings = vec![("timeout-ms".to_string(), self.timeout_ms.to_string())];
         if let Some(token) = &route.token {
             settings.push(("bearer-token".into(), token.clone()));
         }
         let (cert, key_pem) = route.client_identity.clone().unwrap_or_default();
-        let sender = match route.transport {
+        match route.transport {
             RouteTransport::Https => {
                 let grant = NetworkGrant {
                     http: Some(HttpGrant {
@@ -246,12 +255,7 @@ impl GatewayStages {
             }
             RouteTransport::Bp => return self.bp_sender(route),
         }
-        .map_err(|e| e.to_string())?;
-        self.senders
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, sender.clone());
-        Ok(sender)
+        .map_err(|e| e.to_string())
     }
 }
 
