@@ -13,7 +13,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
@@ -38,14 +38,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_gateway(config: &Path, log: &Path) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -60,17 +52,6 @@ fn start_gateway(config: &Path, log: &Path) -> Child {
         .stderr(log)
         .spawn()
         .expect("deepmail gateway starts")
-}
-
-fn wait_listening(addr: SocketAddr, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start listening on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// xorshift: repeatable randomness without a crate.
@@ -104,8 +85,8 @@ fn earth_gateway_killed_at_random_moments_loses_and_duplicates_nothing() {
     // The Moon MTA.
     let (sink, sink_addr) = common::start_sink(&runtime);
 
-    let moon_port = free_port();
-    let earth_port = free_port();
+    let moon_port = common::free_port();
+    let earth_port = common::free_port();
     let moon_toml = dir.path().join("moon.toml");
     std::fs::write(
         &moon_toml,
@@ -121,14 +102,14 @@ fn earth_gateway_killed_at_random_moments_loses_and_duplicates_nothing() {
     let moon_log = dir.path().join("moon.log");
     let earth_log = dir.path().join("earth.log");
     let moon = Arc::new(Mutex::new(start_gateway(&moon_toml, &moon_log)));
-    wait_listening(
+    common::wait_listening(
         SocketAddr::from(([127, 0, 0, 1], moon_port)),
         "the Moon gateway",
     );
     let earth_addr = SocketAddr::from(([127, 0, 0, 1], earth_port));
     let earth = Arc::new(Mutex::new(start_gateway(&earth_toml, &earth_log)));
     let _guard = KillOnDrop(vec![earth.clone(), moon.clone()]);
-    wait_listening(earth_addr, "the Earth gateway");
+    common::wait_listening(earth_addr, "the Earth gateway");
 
     // The killer: SIGKILL at random moments while messages flow.
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -150,7 +131,7 @@ fn earth_gateway_killed_at_random_moments_loses_and_duplicates_nothing() {
                 std::thread::sleep(Duration::from_millis(next(&mut seed) % 200));
                 *child = start_gateway(&earth_toml, &earth_log);
                 drop(child);
-                wait_listening(earth_addr, "the restarted Earth gateway");
+                common::wait_listening(earth_addr, "the restarted Earth gateway");
             }
         })
     };

@@ -16,9 +16,9 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use deepmail_smtp::client::{relay, RelayConfig};
@@ -50,18 +50,10 @@ fn dtnd() -> Option<String> {
     path
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Four consecutive free ports (dtnchain.py uses TCPCL and web port pairs).
 fn free_block() -> u16 {
     for _ in 0..50 {
-        let base = free_port();
+        let base = common::free_port();
         if base > 60_000 {
             continue;
         }
@@ -70,17 +62,6 @@ fn free_block() -> u16 {
         }
     }
     panic!("no block of four free ports");
-}
-
-fn wait_listening(addr: SocketAddr, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} is not listening on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 struct Peers {
@@ -126,18 +107,6 @@ impl Drop for Peers {
     }
 }
 
-fn gateway(dir: &Path, name: &str, toml: String) -> Child {
-    let config = dir.join(format!("{name}.toml"));
-    std::fs::write(&config, toml).unwrap();
-    common::deepmail()
-        .args(["gateway", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
-        .spawn()
-        .expect("deepmail gateway starts")
-}
-
 fn wait_for(what: &str, secs: u64, peers: &Peers, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
@@ -165,15 +134,15 @@ fn mail_through_two_dtnd_nodes_fragmented_and_reassembled() {
         gateways: Vec::new(),
         chain: false,
     };
-    let moon_tcpcl = free_port();
-    peers.gateways.push(gateway(
+    let moon_tcpcl = common::free_port();
+    peers.gateways.push(common::spawn_gateway(
         dir,
         "moon",
         format!(
             "name = \"gw.moon.example\"\nspool = \"spool-moon\"\n[bp]\nnode-id = \"ipn:2.0\"\nlisten = \"127.0.0.1:{moon_tcpcl}\"\nendpoints = [\"ipn:2.25\"]\naccept-primary-without-crc = true\n[relay]\nsmtp = \"{sink_addr}\"\n"
         ),
     ));
-    wait_listening(
+    common::wait_listening(
         SocketAddr::from(([127, 0, 0, 1], moon_tcpcl)),
         "the Moon gateway's TCPCL listener",
     );
@@ -205,8 +174,8 @@ fn mail_through_two_dtnd_nodes_fragmented_and_reassembled() {
         .expect("inject.tcpcl")
         .to_string();
 
-    let earth_smtp = free_port();
-    peers.gateways.push(gateway(
+    let earth_smtp = common::free_port();
+    peers.gateways.push(common::spawn_gateway(
         dir,
         "earth",
         format!(
@@ -214,7 +183,7 @@ fn mail_through_two_dtnd_nodes_fragmented_and_reassembled() {
         ),
     ));
     let earth_addr = SocketAddr::from(([127, 0, 0, 1], earth_smtp));
-    wait_listening(earth_addr, "the Earth gateway");
+    common::wait_listening(earth_addr, "the Earth gateway");
 
     // 1. A 3 MB message by SMTP: ~48 fragments at 64 KB through both dtnd nodes.
     let mut big = b"From: ops@earth.example\r\nTo: ada@moon.example\r\nSubject: 3 MB through dtnd\r\nMessage-ID: <dtnd-big@earth.example>\r\n\r\n.dot line\r\n".to_vec();

@@ -15,20 +15,12 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Instant;
 
 use deepmail_gateway::TestPki;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The stack's tools, or `None` (test skipped) outside CI when absent.
 fn stack_available() -> bool {
@@ -130,30 +122,6 @@ impl Drop for Stack {
     }
 }
 
-fn wait_listening(addr: SocketAddr, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} is not listening on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-fn gateway(dir: &Path, name: &str, toml: String) -> Child {
-    let config = dir.join(format!("{name}.toml"));
-    std::fs::write(&config, toml).unwrap();
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    common::deepmail()
-        .args(["gateway", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("deepmail gateway starts")
-}
-
 /// A 10 MB MIME message: 8-bit UTF-8 text with dot lines, base64 attachment.
 fn big_message() -> Vec<u8> {
     let mut m = String::from(
@@ -236,14 +204,14 @@ fn swaks_exim_deepmail_exim_dovecot_byte_for_byte_and_a_dsn_back() {
         .write_to(&dir.join("certs"))
         .unwrap();
     let [earth_exim, earth_gw_smtp, moon_exim, moon_gw_smtp, imap, earth_https, moon_https] =
-        [0; 7].map(|_| free_port());
+        [0; 7].map(|_| common::free_port());
 
     let mut stack = Stack {
         dir: dir.to_path_buf(),
         gateways: Vec::new(),
         started: false,
     };
-    stack.gateways.push(gateway(
+    stack.gateways.push(common::spawn_gateway(
         dir,
         "earth",
         format!(
@@ -268,7 +236,7 @@ ca = "certs/ca.pem"
 "#
         ),
     ));
-    stack.gateways.push(gateway(
+    stack.gateways.push(common::spawn_gateway(
         dir,
         "moon",
         format!(
@@ -318,7 +286,7 @@ ca = "certs/ca.pem"
         (earth_gw_smtp, "the Earth gateway"),
         (moon_https, "the Moon gateway"),
     ] {
-        wait_listening(SocketAddr::from(([127, 0, 0, 1], port)), what);
+        common::wait_listening(SocketAddr::from(([127, 0, 0, 1], port)), what);
     }
 
     // 1. A 10 MB message, Earth to Moon.

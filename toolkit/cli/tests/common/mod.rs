@@ -164,3 +164,39 @@ pub fn start_sink(runtime: &tokio::runtime::Runtime) -> (Arc<Sink>, SocketAddr) 
     });
     (sink, addr)
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (up to 60 s) until something accepts TCP connections on `addr`.
+pub fn wait_listening(addr: SocketAddr, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} is not listening on {addr}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Starts `deepmail gateway` with `toml` written to `dir/NAME.toml`, its
+/// log in `dir/NAME.log`.
+pub fn spawn_gateway(dir: &Path, name: &str, toml: String) -> std::process::Child {
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(&config, toml).unwrap();
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    deepmail()
+        .args(["gateway", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("deepmail gateway starts")
+}
