@@ -37,6 +37,9 @@ pub struct Settings {
     /// Largest segment sent, capped by the peer's Segment MRU; also the
     /// Segment MRU we advertise (`segment-mru`, default 65 536).
     pub segment_mru: u64,
+    /// How long a session is kept open after a delivery for the next one
+    /// (`session-idle-secs`, default 300; 0: one session per delivery).
+    pub session_idle: Duration,
 }
 
 impl Settings {
@@ -66,6 +69,7 @@ impl Settings {
         let mut timeout = Duration::from_secs(20);
         let mut keepalive_secs = 30u16;
         let mut segment_mru = 64 * 1024u64;
+        let mut session_idle = Duration::from_secs(300);
         for (key, value) in config {
             let value = value.trim();
             match key.as_str() {
@@ -112,10 +116,17 @@ impl Settings {
                             ))
                         })?
                 }
+                "session-idle-secs" => {
+                    session_idle = value.parse::<u64>().map(Duration::from_secs).map_err(|_| {
+                        ConfigError(format!(
+                            "session-idle-secs `{value}` is not a number of seconds (0: close the session after each delivery)"
+                        ))
+                    })?
+                }
                 other => {
                     return Err(ConfigError(format!(
                         "tcpcl-sender has no setting `{other}` (it reads connect-to, node-id, \
-                         timeout-ms, keepalive-secs, segment-mru)"
+                         timeout-ms, keepalive-secs, segment-mru, session-idle-secs)"
                     )))
                 }
             }
@@ -140,6 +151,7 @@ impl Settings {
             timeout,
             keepalive_secs,
             segment_mru,
+            session_idle,
         })
     }
 }
@@ -226,6 +238,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.timeout, Duration::from_secs(20));
         assert_eq!((s.keepalive_secs, s.segment_mru), (30, 65_536));
+        assert_eq!(s.session_idle, Duration::from_secs(300));
         let c = s.session_config();
         assert_eq!(c.max_segment_len, 65_536);
         assert_eq!(c.close_timeout, Duration::from_secs(2));
@@ -237,12 +250,14 @@ mod tests {
                 ("timeout-ms", "500"),
                 ("keepalive-secs", "0"),
                 ("segment-mru", "1000"),
+                ("session-idle-secs", "0"),
             ]),
         )
         .unwrap();
         assert_eq!(s.timeout, Duration::from_millis(500));
         assert_eq!(s.session_config().close_timeout, Duration::from_millis(500));
         assert_eq!((s.keepalive_secs, s.segment_mru), (0, 1000));
+        assert_eq!(s.session_idle, Duration::ZERO);
     }
 
     #[test]
@@ -261,6 +276,9 @@ mod tests {
         let e =
             Settings::from_config("tcpcl://gw", &kv(&[("keepalive-secs", "70000")])).unwrap_err();
         assert!(e.0.contains("keepalive-secs"), "{e}");
+        let e = Settings::from_config("tcpcl://gw", &kv(&[("session-idle-secs", "-1")]))
+            .unwrap_err();
+        assert!(e.0.contains("session-idle-secs"), "{e}");
         let e = Settings::from_config("tcpcl://gw", &kv(&[("colour", "red")])).unwrap_err();
         assert!(e.0.contains("colour"), "{e}");
     }

@@ -4,10 +4,23 @@
 //!
 //! The protocol is `deepmail-tcpcl`'s sans-IO [`ActiveSession`]; this crate
 //! adds one `std::net::TcpStream` (`wasi:sockets` TCP) to the `connect-to`
-//! address the host granted, polled with deadlines in [`tcp`]. One delivery
-//! is one session: contact header, SESS_INIT, each bundle of the
+//! address the host granted, polled with deadlines in [`tcp`]. A session
+//! is contact header and SESS_INIT, then each bundle of a delivery's
 //! `bundles` payload as one transfer (pipelined, segments no larger than
-//! the peer's Segment MRU), SESS_TERM when every transfer is settled.
+//! the peer's Segment MRU).
+//!
+//! Sessions stay open between deliveries (`session-idle-secs`, default
+//! 300; 0 ends each session with SESS_TERM once its transfers are
+//! settled). The host keeps a plugin instance for later deliveries, so the
+//! next delivery to the same peer sends its first segment at once: over a
+//! deep-space link that is one one-way light time instead of three (the
+//! session setup is a round trip). Between deliveries the host calls the
+//! optional WIT `sender-sessions.maintain` about once a second: the plugin
+//! reads what the peer sent (keepalives, SESS_TERM) and sends keepalives
+//! due, and closes the session once idle too long or when the host shuts
+//! down. A kept session the peer ended meanwhile is noticed before use; if
+//! a kept session fails before any transfer was acknowledged, the delivery
+//! is tried once more on a new session within the same deadline.
 //!
 //! Outcomes (WIT `outcome`):
 //!
@@ -48,7 +61,7 @@ use std::time::Instant;
 use deepmail_tcpcl::{ActiveSession, Event, RefuseReason, SendError, SessTermReason, Termination};
 
 use crate::config::Settings;
-use crate::tcp::{ConnectError, Driver, RunEnd};
+use crate::tcp::{Conn, ConnectError, Driver, RunEnd};
 
 /// What became of a delivery (the WIT `outcome`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,8 +109,9 @@ fn is_permanent(reason: RefuseReason) -> bool {
     )
 }
 
-/// The plugin's side of the session: sends the bundles once established,
-/// records their fates, ends the session when all are settled.
+/// The plugin's side of a delivery: sends the bundles once the session is
+/// established, records their fates, and when all are settled either ends
+/// the session or (kept open) is done.
 struct Delivery {
     bundles: Vec<Vec<u8>>,
     /// Transfer ID of each bundle, in order.
@@ -108,6 +122,8 @@ struct Delivery {
     send_error: Option<(usize, SendError)>,
     termination: Option<Termination>,
     done_at: Option<Instant>,
+    /// Leave the session open once every transfer is settled.
+    keep_open: bool,
 }
 
 impl Delivery {
@@ -118,6 +134,24 @@ impl Delivery {
     fn index_of(&self, id: u64) -> Option<usize> {
         self.ids.iter().position(|i| *i == id)
     }
+
+    /// Queues every bundle on an established session.
+    fn send_all(&mut self, session: &mut ActiveSession, now: Instant) {
+        for (i, bundle) in std::mem::take(&mut self.bundles).into_iter().enumerate() {
+            match session.send_bundle(bundle) {
+                Ok(id) => self.ids.push(id),
+                Err(e) => {
+                    self.send_error = Some((i, e));
+                    session.terminate(now, SessTermReason::Unknown);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn acked(&self) -> usize {
+        self.fates.iter().filter(|f| **f == Fate::Acked).count()
+    }
 }
 
 impl Driver for Delivery {
@@ -125,16 +159,7 @@ impl Driver for Delivery {
         match event {
             Event::Established(peer) => {
                 self.peer_node_id = Some(peer.node_id);
-                for (i, bundle) in std::mem::take(&mut self.bundles).into_iter().enumerate() {
-                    match session.send_bundle(bundle) {
-                        Ok(id) => self.ids.push(id),
-                        Err(e) => {
-                            self.send_error = Some((i, e));
-                            session.terminate(now, SessTermReason::Unknown);
-                            return;
-                        }
-                    }
-                }
+                self.send_all(session, now);
             }
             Event::TransferAcked(id) => {
                 if let Some(i) = self.index_of(id) {
@@ -151,8 +176,25 @@ impl Driver for Delivery {
         }
         if self.done_at.is_none() && self.settled() {
             self.done_at = Some(now);
-            session.terminate(now, SessTermReason::Unknown);
+            if !self.keep_open {
+                session.terminate(now, SessTermReason::Unknown);
+            }
         }
+    }
+
+    fn done(&self) -> bool {
+        self.keep_open && self.done_at.is_some()
+    }
+}
+
+/// A driver for an idle session: takes what comes, wants nothing.
+struct Idle;
+
+impl Driver for Idle {
+    fn on_event(&mut self, _: &mut ActiveSession, _: Event, _: Instant) {}
+
+    fn done(&self) -> bool {
+        true
     }
 }
 
@@ -170,99 +212,289 @@ fn fates_text(fates: &[Fate]) -> String {
     parts.join("; ")
 }
 
-/// Delivers `bundles` to `next_hop` (`tcpcl://HOST:PORT`) with the plugin
-/// `config`: the whole plugin, callable natively too.
-pub fn deliver(
-    next_hop: &str,
-    bundles: Vec<Vec<u8>>,
-    config: &[(String, String)],
-) -> Result<Outcome, Error> {
-    let settings =
-        Settings::from_config(next_hop, config).map_err(|e| error("invalid-config", e.0))?;
-    if bundles.is_empty() {
-        return Err(error("invalid-request", "no bundles to send"));
+/// A TCPCL session kept open between deliveries.
+struct Open {
+    settings: Settings,
+    conn: Conn,
+    session: ActiveSession,
+    peer_node_id: String,
+    idle_since: Instant,
+    /// Deliveries made on this session so far.
+    deliveries: u64,
+}
+
+impl Open {
+    /// Whether a delivery with `settings` may use this session: same
+    /// address and same session parameters.
+    fn fits(&self, settings: &Settings) -> bool {
+        let (a, b) = (&self.settings, settings);
+        a.connect_to == b.connect_to
+            && a.node_id == b.node_id
+            && a.keepalive_secs == b.keepalive_secs
+            && a.segment_mru == b.segment_mru
     }
-    if let Some(i) = bundles.iter().position(Vec::is_empty) {
-        return Err(error(
-            "invalid-request",
-            format!("bundle {} of {} is empty", i + 1, bundles.len()),
-        ));
+
+    fn idle_too_long(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.idle_since) >= self.settings.session_idle
     }
-    let where_ = format!("{} ({})", settings.authority, settings.connect_to);
-    let start = Instant::now();
-    let deadline = start + settings.timeout;
-    let mut stream = match tcp::connect(settings.connect_to, settings.timeout) {
-        Ok(s) => s,
-        Err(ConnectError::Denied(e)) => {
+
+    /// Reads what the peer sent while nobody was looking and sends what is
+    /// due (keepalives), without waiting; whether the session can still
+    /// take transfers.
+    fn service(&mut self) -> bool {
+        let end = self.conn.run(&mut self.session, &mut Idle, Instant::now());
+        matches!(end, RunEnd::Done | RunEnd::Deadline)
+            && self.session.is_established()
+            && !self.conn.peer_closed()
+    }
+
+    /// Ends the session: SESS_TERM with `reason`, written without waiting
+    /// for the peer's reply, then the connection is closed.
+    fn close(mut self, reason: SessTermReason) {
+        if !self.session.is_closed() && !self.conn.peer_closed() {
+            self.session.terminate(Instant::now(), reason);
+            let _ = self.conn.run(&mut self.session, &mut Idle, Instant::now());
+        }
+        self.conn.close();
+    }
+}
+
+/// How one attempt on one session went.
+struct Attempt {
+    outcome: Outcome,
+    /// The session, when it may take the next delivery.
+    open: Option<Open>,
+    /// Nothing was acknowledged and the session failed under us: a new
+    /// session may succeed at once.
+    retry_fresh: bool,
+}
+
+/// The sender: deliveries, and the session kept between them.
+pub struct Client {
+    open: Option<Open>,
+}
+
+impl Default for Client {
+    fn default() -> Client {
+        Client::new()
+    }
+}
+
+impl Client {
+    /// A client with no session open.
+    pub const fn new() -> Client {
+        Client { open: None }
+    }
+
+    /// Whether a session is open for the next delivery.
+    pub fn has_open_session(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// Delivers `bundles` to `next_hop` (`tcpcl://HOST:PORT`) with the
+    /// plugin `config`, on the session kept from an earlier delivery when
+    /// it fits and is alive, else on a new one.
+    pub fn deliver(
+        &mut self,
+        next_hop: &str,
+        bundles: Vec<Vec<u8>>,
+        config: &[(String, String)],
+    ) -> Result<Outcome, Error> {
+        let settings =
+            Settings::from_config(next_hop, config).map_err(|e| error("invalid-config", e.0))?;
+        if bundles.is_empty() {
+            return Err(error("invalid-request", "no bundles to send"));
+        }
+        if let Some(i) = bundles.iter().position(Vec::is_empty) {
             return Err(error(
-                "network-denied",
-                format!(
-                    "TCP to {} is not granted to this plugin ({e}); the host grants the resolved \
-                     next-hop address, which `connect-to` must be",
-                    settings.connect_to
-                ),
-            ))
+                "invalid-request",
+                format!("bundle {} of {} is empty", i + 1, bundles.len()),
+            ));
         }
-        Err(ConnectError::Failed(e)) => {
-            return Ok(Outcome::TemporaryFailure(format!(
-                "cannot connect to TCPCL peer {where_}: {e}"
-            )))
+        let start = Instant::now();
+        let deadline = start + settings.timeout;
+        let kept = match self.open.take() {
+            Some(mut open) => {
+                if open.fits(&settings) && !open.idle_too_long(start) && open.service() {
+                    Some(open)
+                } else {
+                    open.close(SessTermReason::Unknown);
+                    None
+                }
+            }
+            None => None,
+        };
+        if let Some(open) = kept {
+            let attempt = attempt(&settings, open, bundles.clone(), start, deadline);
+            if !attempt.retry_fresh || Instant::now() >= deadline {
+                self.open = attempt.open;
+                return Ok(attempt.outcome);
+            }
+            if let Some(stale) = attempt.open {
+                stale.close(SessTermReason::Unknown);
+            }
         }
-    };
-    let mut session = ActiveSession::new(settings.session_config(), start)
-        .map_err(|e| error("invalid-config", e.to_string()))?;
+        let stream = match tcp::connect(settings.connect_to, settings.timeout) {
+            Ok(s) => s,
+            Err(ConnectError::Denied(e)) => {
+                return Err(error(
+                    "network-denied",
+                    format!(
+                        "TCP to {} is not granted to this plugin ({e}); the host grants the resolved \
+                         next-hop address, which `connect-to` must be",
+                        settings.connect_to
+                    ),
+                ))
+            }
+            Err(ConnectError::Failed(e)) => {
+                return Ok(Outcome::TemporaryFailure(format!(
+                    "cannot connect to TCPCL peer {} ({}): {e}",
+                    settings.authority, settings.connect_to
+                )))
+            }
+        };
+        let session = ActiveSession::new(settings.session_config(), Instant::now())
+            .map_err(|e| error("invalid-config", e.to_string()))?;
+        let open = Open {
+            settings: settings.clone(),
+            conn: Conn::new(stream),
+            session,
+            peer_node_id: String::new(),
+            idle_since: start,
+            deliveries: 0,
+        };
+        let attempt = attempt(&settings, open, bundles, start, deadline);
+        self.open = attempt.open;
+        Ok(attempt.outcome)
+    }
+
+    /// Services the kept session between deliveries (reads what the peer
+    /// sent, sends keepalives due) and closes it when idle longer than
+    /// `session-idle-secs` or when `closing`. Returns the sessions open
+    /// (0 or 1). Never waits for the network.
+    pub fn maintain(&mut self, closing: bool) -> u32 {
+        let Some(mut open) = self.open.take() else {
+            return 0;
+        };
+        if closing {
+            open.close(SessTermReason::Unknown);
+            return 0;
+        }
+        if open.idle_too_long(Instant::now()) {
+            open.close(SessTermReason::IdleTimeout);
+            return 0;
+        }
+        if open.service() {
+            self.open = Some(open);
+            1
+        } else {
+            open.close(SessTermReason::Unknown);
+            0
+        }
+    }
+}
+
+/// Delivers `bundles` on `open` (new or kept) and judges the outcome.
+fn attempt(
+    settings: &Settings,
+    mut open: Open,
+    bundles: Vec<Vec<u8>>,
+    start: Instant,
+    deadline: Instant,
+) -> Attempt {
+    let reused = open.deliveries > 0;
+    let where_ = format!("{} ({})", settings.authority, settings.connect_to);
     let total_bytes: usize = bundles.iter().map(Vec::len).sum();
     let count = bundles.len();
+    let keep_open = !settings.session_idle.is_zero();
     let mut delivery = Delivery {
         bundles,
         ids: Vec::new(),
         fates: vec![Fate::Pending; count],
-        peer_node_id: None,
+        peer_node_id: reused.then(|| open.peer_node_id.clone()),
         send_error: None,
         termination: None,
         done_at: None,
+        keep_open,
     };
-    let end = tcp::run(&mut stream, &mut session, &mut delivery, deadline);
+    if reused {
+        delivery.send_all(&mut open.session, Instant::now());
+    }
+    let end = open.conn.run(&mut open.session, &mut delivery, deadline);
     let peer = delivery
         .peer_node_id
         .clone()
         .unwrap_or_else(|| "the peer".into());
+    let on = if reused {
+        format!("the session kept open ({} earlier)", open.deliveries)
+    } else {
+        "a new session".to_string()
+    };
+    let permanent = delivery
+        .fates
+        .iter()
+        .any(|f| matches!(f, Fate::Refused(r) if is_permanent(*r)));
+    let retry_fresh = reused
+        && delivery.acked() == 0
+        && !permanent
+        && delivery.send_error.is_none()
+        && end != RunEnd::Deadline
+        && (delivery.termination.is_some() || !matches!(end, RunEnd::Done));
+    let keep = |mut open: Open, delivery: &Delivery| {
+        (end == RunEnd::Done && open.session.is_established()).then(|| {
+            open.deliveries += 1;
+            open.idle_since = Instant::now();
+            if let Some(p) = &delivery.peer_node_id {
+                open.peer_node_id = p.clone();
+            }
+            open
+        })
+    };
 
     if let Some((i, e)) = &delivery.send_error {
         let text = format!(
             "bundle {} of {count} not sent to {peer} at {where_}: {e}",
             i + 1
         );
-        return Ok(match e {
-            SendError::TooLarge { .. } | SendError::EmptyBundle => Outcome::PermanentFailure(text),
-            _ => Outcome::TemporaryFailure(text),
-        });
+        open.close(SessTermReason::Unknown);
+        return Attempt {
+            outcome: match e {
+                SendError::TooLarge { .. } | SendError::EmptyBundle => {
+                    Outcome::PermanentFailure(text)
+                }
+                _ => Outcome::TemporaryFailure(text),
+            },
+            open: None,
+            retry_fresh,
+        };
     }
-    let permanent = delivery
-        .fates
-        .iter()
-        .any(|f| matches!(f, Fate::Refused(r) if is_permanent(*r)));
     if delivery.settled() {
         let delivered = delivery
             .fates
             .iter()
             .all(|f| matches!(f, Fate::Acked | Fate::Refused(RefuseReason::Completed)));
         let took = delivery.done_at.unwrap_or_else(Instant::now) - start;
-        if delivered {
-            return Ok(Outcome::Delivered(format!(
-                "{count} bundle(s), {total_bytes} bytes, acknowledged by {peer} at {where_} over TCPCLv4 in {} ms",
+        let outcome = if delivered {
+            Outcome::Delivered(format!(
+                "{count} bundle(s), {total_bytes} bytes, acknowledged by {peer} at {where_} over TCPCLv4 on {on} in {} ms",
                 took.as_millis()
-            )));
-        }
-        let text = format!(
-            "TCPCL peer {peer} at {where_}: {}",
-            fates_text(&delivery.fates)
-        );
-        return Ok(if permanent {
-            Outcome::PermanentFailure(text)
+            ))
         } else {
-            Outcome::TemporaryFailure(text)
-        });
+            let text = format!(
+                "TCPCL peer {peer} at {where_}: {}",
+                fates_text(&delivery.fates)
+            );
+            if permanent {
+                Outcome::PermanentFailure(text)
+            } else {
+                Outcome::TemporaryFailure(text)
+            }
+        };
+        return Attempt {
+            outcome,
+            open: keep(open, &delivery),
+            retry_fresh: retry_fresh && !delivered,
+        };
     }
     let why = match (&end, &delivery.termination) {
         (RunEnd::Deadline, _) => format!(
@@ -271,31 +503,66 @@ pub fn deliver(
         ),
         (RunEnd::Io(e), _) => e.clone(),
         (RunEnd::Closed, Some(t)) => t.to_string(),
-        (RunEnd::Closed, None) => "the session ended".into(),
+        (RunEnd::Closed | RunEnd::Done, None) => "the session ended".into(),
+        (RunEnd::Done, Some(t)) => t.to_string(),
     };
     let text = format!(
-        "TCPCL session with {peer} at {where_} ended early: {why}; {}",
+        "TCPCL session with {peer} at {where_} ({on}) ended early: {why}; {}",
         fates_text(&delivery.fates)
     );
-    Ok(if permanent {
-        Outcome::PermanentFailure(text)
-    } else {
-        Outcome::TemporaryFailure(text)
-    })
+    open.conn.close();
+    Attempt {
+        outcome: if permanent {
+            Outcome::PermanentFailure(text)
+        } else {
+            Outcome::TemporaryFailure(text)
+        },
+        open: None,
+        retry_fresh,
+    }
+}
+
+/// Delivers `bundles` to `next_hop` (`tcpcl://HOST:PORT`) with the plugin
+/// `config` on a session of its own, ended when the delivery is: the whole
+/// plugin for one delivery, callable natively too.
+pub fn deliver(
+    next_hop: &str,
+    bundles: Vec<Vec<u8>>,
+    config: &[(String, String)],
+) -> Result<Outcome, Error> {
+    let mut client = Client::new();
+    let outcome = client.deliver(next_hop, bundles, config);
+    client.maintain(true);
+    outcome
 }
 
 #[cfg(target_arch = "wasm32")]
 mod component {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "sender-plugin",
+        world: "session-sender-plugin",
     });
+
+    use std::sync::Mutex;
 
     use deepmail::stages::types::StageError;
     use exports::deepmail::stages::plugin_info::Info;
     use exports::deepmail::stages::sender::{Delivery, Outcome, Payload};
 
+    /// This instance's client: the session it keeps between deliveries.
+    static CLIENT: Mutex<super::Client> = Mutex::new(super::Client::new());
+
+    fn client() -> std::sync::MutexGuard<'static, super::Client> {
+        CLIENT.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     struct Plugin;
+
+    impl exports::deepmail::stages::sender_sessions::Guest for Plugin {
+        fn maintain(closing: bool) -> u32 {
+            client().maintain(closing)
+        }
+    }
 
     impl exports::deepmail::stages::plugin_info::Guest for Plugin {
         fn describe() -> Info {
@@ -323,7 +590,7 @@ mod component {
                     })
                 }
             };
-            match super::deliver(&delivery.next_hop, bundles, &delivery.config) {
+            match client().deliver(&delivery.next_hop, bundles, &delivery.config) {
                 Ok(super::Outcome::Delivered(m)) => Ok(Outcome::Delivered(m)),
                 Ok(super::Outcome::TemporaryFailure(m)) => Ok(Outcome::TemporaryFailure(m)),
                 Ok(super::Outcome::PermanentFailure(m)) => Ok(Outcome::PermanentFailure(m)),

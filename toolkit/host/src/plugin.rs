@@ -365,6 +365,12 @@ impl LoadedPlugin {
                         .any(|e| e.starts_with("deepmail:stages/dns-answer@"))
                 {
                     "dns-resolver-plugin"
+                } else if stage == Stage::Sender
+                    && exports
+                        .iter()
+                        .any(|e| e.starts_with("deepmail:stages/sender-sessions@"))
+                {
+                    "session-sender-plugin"
                 } else {
                     stage.world()
                 },
@@ -485,6 +491,26 @@ impl LoadedPlugin {
         if pool.len() < self.pool_size {
             pool.push(live);
         }
+    }
+
+    /// Runs `f` on every pooled (idle) instance, under the pool's lock so
+    /// no delivery takes one meanwhile, and sums what it returns. An
+    /// instance whose call fails is dropped.
+    pub(crate) fn for_each_pooled(
+        &self,
+        f: impl Fn(&mut Store<StoreState>, &Instance) -> wasmtime::Result<u32>,
+    ) -> u32 {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let mut total = 0u32;
+        let mut kept = Vec::with_capacity(pool.len());
+        for mut live in pool.drain(..) {
+            if let Ok(n) = self.run(&mut live, &f) {
+                total = total.saturating_add(n);
+                kept.push(live);
+            }
+        }
+        *pool = kept;
+        total
     }
 
     /// Runs `f` on a given instance under a fresh deadline.

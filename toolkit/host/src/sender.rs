@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::bindings::deepmail::stages::types;
 use crate::bindings::exports::deepmail::stages::sender::{self, Delivery, Outcome, Payload};
+use crate::bindings::exports::deepmail::stages::sender_sessions;
 use crate::engine::Host;
 use crate::error::{LoadError, StageError};
 use crate::plugin::{LoadedPlugin, NetworkGrant, PluginInfo, PluginSource, Stage};
@@ -15,6 +16,8 @@ use crate::plugin::{LoadedPlugin, NetworkGrant, PluginInfo, PluginSource, Stage}
 pub struct Sender {
     plugin: Arc<LoadedPlugin>,
     indices: Arc<sender::GuestIndices>,
+    /// When the plugin exports `sender-sessions` (keeps connections open).
+    sessions: Option<Arc<sender_sessions::GuestIndices>>,
     config: Vec<(String, String)>,
 }
 
@@ -34,9 +37,21 @@ impl Sender {
                 plugin: plugin.label().to_string(),
                 detail: format!("{e:#}"),
             })?;
+        let sessions = plugin
+            .exports
+            .iter()
+            .any(|e| e.starts_with("deepmail:stages/sender-sessions@"))
+            .then(|| sender_sessions::GuestIndices::new(plugin.instance_pre()))
+            .transpose()
+            .map_err(|e| LoadError::Link {
+                plugin: plugin.label().to_string(),
+                detail: format!("{e:#}"),
+            })?
+            .map(Arc::new);
         Ok(Sender {
             plugin,
             indices: Arc::new(indices),
+            sessions,
             config,
         })
     }
@@ -44,6 +59,29 @@ impl Sender {
     /// What the plugin is.
     pub fn info(&self) -> &PluginInfo {
         &self.plugin.info
+    }
+
+    /// Whether the plugin keeps connections open between deliveries (it
+    /// exports `sender-sessions`); then call [`Sender::maintain`] about
+    /// once a second, and with `closing` before dropping the sender.
+    pub fn keeps_sessions(&self) -> bool {
+        self.sessions.is_some()
+    }
+
+    /// Lets every idle instance of the plugin service its open
+    /// connections (read what peers sent, send keepalives, close what
+    /// idled too long), or close them all when `closing`. Returns how
+    /// many stay open; 0 for plugins without `sender-sessions`. Runs the
+    /// plugin, so call it off the async executor.
+    pub fn maintain(&self, closing: bool) -> u32 {
+        let Some(sessions) = &self.sessions else {
+            return 0;
+        };
+        self.plugin.for_each_pooled(|store, instance| {
+            sessions
+                .load(&mut *store, instance)?
+                .call_maintain(&mut *store, closing)
+        })
     }
 
     /// Delivers `payload` to `next_hop`, keyed by `idempotency_key` so the

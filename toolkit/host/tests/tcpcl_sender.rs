@@ -168,7 +168,121 @@ fn registered_as_an_optional_sender() {
     let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
     let s = sender(addr, config(addr, &[]));
     assert_eq!(s.info().name, "tcpcl-sender");
-    assert_eq!(s.info().world, "sender-plugin");
+    assert_eq!(s.info().world, "session-sender-plugin");
+    assert!(s.keeps_sessions());
+}
+
+fn delivered(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Delivered(m) => m,
+        other => panic!("not delivered: {other:?}"),
+    }
+}
+
+#[test]
+fn the_session_stays_open_for_the_next_delivery() {
+    let server = Server::start(moon());
+    let s = sender(server.addr, config(server.addr, &[]));
+    let first = delivered(
+        s.send(HOP, "k1", Payload::Bundles(bundles(b"one", "ipn:2.25", 5_000)))
+            .unwrap(),
+    );
+    assert!(first.contains("a new session"), "{first}");
+    assert_eq!(s.maintain(false), 1, "one session kept open");
+    let second = delivered(
+        s.send(HOP, "k2", Payload::Bundles(bundles(b"two", "ipn:2.25", 5_000)))
+            .unwrap(),
+    );
+    assert!(second.contains("kept open (1 earlier)"), "{second}");
+    assert_eq!(server.received().len(), 2);
+    // Shutting down: the plugin ends the session with SESS_TERM.
+    assert_eq!(s.maintain(true), 0);
+    assert_eq!(s.maintain(false), 0, "nothing left open");
+    let stats = server.stop();
+    assert_eq!((stats.sessions, stats.bundles_accepted), (1, 2));
+    assert_eq!((stats.failed, stats.aborted), (0, 0));
+}
+
+#[test]
+fn session_idle_secs_0_is_one_session_per_delivery() {
+    let server = Server::start(moon());
+    let s = sender(
+        server.addr,
+        config(server.addr, &[("session-idle-secs", "0")]),
+    );
+    for k in ["k1", "k2"] {
+        let m = delivered(
+            s.send(HOP, k, Payload::Bundles(bundles(b"x", "ipn:2.25", 5_000)))
+                .unwrap(),
+        );
+        assert!(m.contains("a new session"), "{m}");
+        assert_eq!(s.maintain(false), 0, "nothing kept");
+    }
+    let stats = server.stop();
+    assert_eq!((stats.sessions, stats.bundles_accepted), (1 + 1, 2));
+}
+
+#[test]
+fn maintain_keeps_an_idle_session_through_the_peers_idle_limit() {
+    // Keepalive 1 s: the server ends a session it hears nothing from for
+    // 2 s. Serviced every 300 ms, the idle session survives 3 s.
+    let server = Server::start(moon());
+    let s = sender(server.addr, config(server.addr, &[("keepalive-secs", "1")]));
+    delivered(
+        s.send(HOP, "k1", Payload::Bundles(bundles(b"one", "ipn:2.25", 5_000)))
+            .unwrap(),
+    );
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        assert_eq!(s.maintain(false), 1, "the session stays open");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let m = delivered(
+        s.send(HOP, "k2", Payload::Bundles(bundles(b"two", "ipn:2.25", 5_000)))
+            .unwrap(),
+    );
+    assert!(m.contains("kept open"), "{m}");
+    s.maintain(true);
+    assert_eq!(server.stop().sessions, 1);
+}
+
+#[test]
+fn a_session_the_peer_ended_meanwhile_is_replaced() {
+    // Not serviced, the idle session is ended by the server (idle limit
+    // 2 s); the next delivery notices and opens a new one.
+    let server = Server::start(moon());
+    let s = sender(server.addr, config(server.addr, &[("keepalive-secs", "1")]));
+    delivered(
+        s.send(HOP, "k1", Payload::Bundles(bundles(b"one", "ipn:2.25", 5_000)))
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(3_000));
+    let m = delivered(
+        s.send(HOP, "k2", Payload::Bundles(bundles(b"two", "ipn:2.25", 5_000)))
+            .unwrap(),
+    );
+    assert!(m.contains("a new session"), "{m}");
+    assert_eq!(server.received().len(), 2);
+    s.maintain(true);
+    assert_eq!(server.stop().sessions, 2);
+}
+
+#[test]
+fn an_idle_session_is_closed_after_session_idle_secs() {
+    let server = Server::start(moon());
+    let s = sender(
+        server.addr,
+        config(server.addr, &[("session-idle-secs", "1")]),
+    );
+    delivered(
+        s.send(HOP, "k1", Payload::Bundles(bundles(b"one", "ipn:2.25", 5_000)))
+            .unwrap(),
+    );
+    assert_eq!(s.maintain(false), 1);
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert_eq!(s.maintain(false), 0, "closed once idle for 1 s");
+    let stats = server.stop();
+    assert_eq!((stats.sessions, stats.failed, stats.aborted), (1, 0, 0));
 }
 
 #[test]
@@ -214,6 +328,8 @@ fn three_bundles_arrive_intact_and_are_acknowledged() {
     }
     assert_eq!(delivered.expect("a complete ADU").adu, adu);
 
+    // The session is kept for the next delivery until the host closes it.
+    assert_eq!(s.maintain(true), 0);
     let stats = server.stop();
     assert_eq!((stats.sessions, stats.bundles_accepted), (1, 3));
     assert_eq!(stats.failed, 0);
