@@ -167,7 +167,7 @@ async fn measure(
             "HTTPS (TCP + TLS 1.3)",
             "https",
             format!("uri = \"https://localhost:{}/inboundmail\"\nca = \"certs/ca.pem\"\n", l_https.port()),
-            "a new TCP + TLS connection per batch",
+            "TLS handshake (1 RTT), then the request; a new connection per batch",
         ),
         (
             "HTTP/3 (QUIC)",
@@ -221,10 +221,10 @@ async fn measure(
                 route: label,
                 message: n,
                 elapsed: t0.elapsed(),
-                note: if name == "h3" && n > 1 {
-                    "resumed session: the request in the first flight (0-RTT)"
-                } else {
-                    note
+                note: match (name, n) {
+                    ("h3", 2..) => "resumed session: the request in the first flight (0-RTT)",
+                    ("bp", 2..) => "the TCPCL session kept open: the bundle's segments at once",
+                    _ => note,
                 },
             });
             // Let the 2xx come back before the next message.

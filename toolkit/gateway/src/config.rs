@@ -146,6 +146,8 @@ struct RouteFile {
     mtu: Option<u64>,
     lifetime_secs: Option<u64>,
     crc: Option<String>,
+    keepalive_secs: Option<u16>,
+    session_idle_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -275,6 +277,11 @@ pub struct BpRoute {
     pub lifetime: Duration,
     /// CRC of the primary and payload blocks: `crc16` or `crc32c`.
     pub crc: String,
+    /// TCPCL keepalive interval offered, seconds (0: none).
+    pub keepalive_secs: u16,
+    /// How long the TCPCL session is kept open without deliveries
+    /// (0: a session per delivery).
+    pub session_idle: Duration,
 }
 
 /// This gateway as a Bundle Protocol node.
@@ -616,9 +623,11 @@ impl GatewayConfig {
                         mtu,
                         lifetime: Duration::from_secs(r.lifetime_secs.unwrap_or(86_400).max(1)),
                         crc,
+                        keepalive_secs: r.keepalive_secs.unwrap_or(30),
+                        session_idle: Duration::from_secs(r.session_idle_secs.unwrap_or(300)),
                     })
                 } else {
-                    for (k, set) in [("tcpcl", r.tcpcl.is_some()), ("destination", r.destination.is_some()), ("mtu", r.mtu.is_some()), ("lifetime-secs", r.lifetime_secs.is_some()), ("crc", r.crc.is_some())] {
+                    for (k, set) in [("tcpcl", r.tcpcl.is_some()), ("destination", r.destination.is_some()), ("mtu", r.mtu.is_some()), ("lifetime-secs", r.lifetime_secs.is_some()), ("crc", r.crc.is_some()), ("keepalive-secs", r.keepalive_secs.is_some()), ("session-idle-secs", r.session_idle_secs.is_some())] {
                         if set {
                             return Err(bad(&key(k), "only for transport = \"bp\""));
                         }
@@ -863,6 +872,21 @@ domain = "*"
         assert_eq!(bp.destination, "ipn:2.25");
         assert_eq!(bp.crc, "crc32c");
         assert_eq!(bp.lifetime, Duration::from_secs(86_400));
+        assert_eq!(
+            (bp.keepalive_secs, bp.session_idle),
+            (30, Duration::from_secs(300))
+        );
+        let tuned = load(&text.replace(
+            "mtu = 65536",
+            "mtu = 65536\nkeepalive-secs = 1800\nsession-idle-secs = 0",
+        ))
+        .unwrap();
+        let bp = tuned.route_for("moon.example").unwrap().bp.clone().unwrap();
+        assert_eq!((bp.keepalive_secs, bp.session_idle), (1800, Duration::ZERO));
+        let e = load(&text.replace("mtu = 65536", "mtu = 65536\nkeepalive-secs = 70000"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("keepalive-secs"), "{e}");
         let e = load(&text.replace("ipn:2.25", "moon"))
             .unwrap_err()
             .to_string();

@@ -52,7 +52,33 @@ pub struct RunningGateway {
     pub config: Arc<GatewayConfig>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    stages: Arc<GatewayStages>,
     _lock: File,
+}
+
+/// How often sender plugins get to service the connections they keep
+/// open (keepalives, the peer's SESS_TERM): well inside any keepalive
+/// interval, which counts in seconds.
+const SESSION_SERVICE_EVERY: Duration = Duration::from_secs(1);
+
+/// Services the senders' open sessions until `stop`.
+async fn service_sessions(
+    stages: Arc<GatewayStages>,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            () = tokio::time::sleep(SESSION_SERVICE_EVERY) => {}
+        }
+        let s = stages.clone();
+        if let Ok(open) = tokio::task::spawn_blocking(move || s.maintain_senders(false)).await {
+            metrics
+                .sender_sessions_open
+                .store(open, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 /// Takes the spool's lock: one gateway per spool.
@@ -133,6 +159,11 @@ impl RunningGateway {
             outbound_wake.clone(),
         ));
         tasks.spawn(outbound.run(stop_rx.clone()));
+        tasks.spawn(service_sessions(
+            stages.clone(),
+            metrics.clone(),
+            stop_rx.clone(),
+        ));
 
         // SMTP ingress.
         let mut smtp_addr = None;
@@ -301,12 +332,14 @@ impl RunningGateway {
             config,
             stop,
             tasks,
+            stages,
             _lock: lock,
         })
     }
 
-    /// Stops accepting, lets in-flight work finish (at most `grace`), and
-    /// returns. Everything unfinished stays in the spool.
+    /// Stops accepting, lets in-flight work finish (at most `grace`),
+    /// ends the sessions senders kept open (TCPCL SESS_TERM), and returns.
+    /// Everything unfinished stays in the spool.
     pub async fn shutdown(mut self, grace: Duration) {
         let _ = self.stop.send(true);
         let all = async { while self.tasks.join_next().await.is_some() {} };
@@ -318,5 +351,7 @@ impl RunningGateway {
             );
             self.tasks.abort_all();
         }
+        let stages = self.stages.clone();
+        let _ = tokio::task::spawn_blocking(move || stages.maintain_senders(true)).await;
     }
 }

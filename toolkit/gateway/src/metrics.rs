@@ -14,17 +14,24 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
 macro_rules! counters {
-    ($($name:ident: $help:literal,)*) => {
-        /// The gateway's counters (monotonic, since start).
+    ($($name:ident: $help:literal,)* ; $($gauge:ident: $ghelp:literal,)*) => {
+        /// The gateway's counters (monotonic, since start) and gauges
+        /// (current values).
         #[derive(Debug, Default)]
         pub struct Metrics {
             $(#[doc = $help] pub $name: AtomicU64,)*
+            $(#[doc = $ghelp] pub $gauge: AtomicU64,)*
         }
 
         impl Metrics {
             /// `(name, help, value)` of every counter.
             pub fn snapshot(&self) -> Vec<(&'static str, &'static str, u64)> {
                 vec![$((stringify!($name), $help, self.$name.load(Ordering::Relaxed)),)*]
+            }
+
+            /// `(name, help, value)` of every gauge.
+            pub fn gauges(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$((stringify!($gauge), $ghelp, self.$gauge.load(Ordering::Relaxed)),)*]
             }
         }
     };
@@ -47,6 +54,8 @@ counters! {
     relay_recipients_refused: "recipients the local MTA refused (a DSN goes back)",
     relay_attempts_failed: "relay attempts that failed temporarily (will retry)",
     dead_letters: "messages kept in dead-letter/ (no sender to return them to)",
+    ;
+    sender_sessions_open: "connections sender plugins keep open between deliveries (TCPCL sessions)",
 }
 
 impl Metrics {
@@ -61,6 +70,11 @@ impl Metrics {
         for (name, help, value) in self.snapshot() {
             out.push_str(&format!(
                 "# HELP deepmail_{name}_total {help}\n# TYPE deepmail_{name}_total counter\ndeepmail_{name}_total {value}\n"
+            ));
+        }
+        for (name, help, value) in self.gauges() {
+            out.push_str(&format!(
+                "# HELP deepmail_{name} {help}\n# TYPE deepmail_{name} gauge\ndeepmail_{name} {value}\n"
             ));
         }
         out
@@ -119,5 +133,6 @@ mod tests {
         let text = m.prometheus();
         assert!(text.contains("deepmail_batches_sent_total 1\n"), "{text}");
         assert!(text.contains("# TYPE deepmail_dead_letters_total counter"));
+        assert!(text.contains("# TYPE deepmail_sender_sessions_open gauge"));
     }
 }

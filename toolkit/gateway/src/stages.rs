@@ -148,6 +148,21 @@ impl GatewayStages {
         Ok(sender)
     }
 
+    /// Lets every loaded sender service the connections it keeps open
+    /// between deliveries, or close them all when `closing`; returns how
+    /// many stay open. Runs plugins: call it off the async executor.
+    pub fn maintain_senders(&self, closing: bool) -> u64 {
+        let senders: Vec<Sender> = self
+            .senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|s| s.keeps_sessions())
+            .cloned()
+            .collect();
+        senders.iter().map(|s| u64::from(s.maintain(closing))).sum()
+    }
+
     /// Our node EID (`[bp] node-id`), empty without `[bp]`.
     pub fn node_id(&self) -> &str {
         &self.node_id
@@ -160,12 +175,25 @@ impl GatewayStages {
             .bp
             .as_ref()
             .ok_or_else(|| format!("route for {} is not a bp route", route.domain))?;
-        let key = (bp.tcpcl.to_string(), RouteTransport::Bp);
+        let key = (
+            format!(
+                "{} keepalive {} idle {}",
+                bp.tcpcl,
+                bp.keepalive_secs,
+                bp.session_idle.as_secs()
+            ),
+            RouteTransport::Bp,
+        );
         self.cached(key, || {
             let settings = vec![
                 ("node-id".to_string(), self.node_id.clone()),
                 ("timeout-ms".to_string(), self.timeout_ms.to_string()),
                 ("connect-to".to_string(), bp.tcpcl.to_string()),
+                ("keepalive-secs".to_string(), bp.keepalive_secs.to_string()),
+                (
+                    "session-idle-secs".to_string(),
+                    bp.session_idle.as_secs().to_string(),
+                ),
             ];
             let grant = NetworkGrant {
                 tcp: true,

@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -602,6 +603,34 @@ async fn bp_route_fragments_a_3_mb_message_and_the_moon_reassembles_it() {
     assert!(
         meta.contains("ipn:1.0"),
         "the source EID is recorded: {meta}"
+    );
+    // The TCPCL session stays open for the next message, serviced by the
+    // gateway once a second, and a second message goes on it.
+    wait_for("the kept TCPCL session in the gauge", 10, || {
+        earth.metrics.sender_sessions_open.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        earth.metrics.sender_sessions_open.load(Ordering::Relaxed),
+        1
+    );
+    let d = relay(
+        earth.smtp_addr.unwrap(),
+        &RelayConfig::new("mta"),
+        &envelope("ops@earth.example", &["ada@moon.example"]),
+        b"From: ops@earth.example\r\nSubject: second\r\n\r\nsame session\r\n",
+    )
+    .await
+    .unwrap();
+    assert!(d.all_accepted(), "{d:?}");
+    wait_for("the second message on the Moon", 30, || {
+        moon_mta.sink.got.lock().unwrap().len() == 2
+    })
+    .await;
+    assert_eq!(
+        earth.metrics.sender_sessions_open.load(Ordering::Relaxed),
+        1
     );
     earth.shutdown(Duration::from_secs(5)).await;
     moon.shutdown(Duration::from_secs(5)).await;
