@@ -276,8 +276,8 @@ mod tests {
         let e =
             Settings::from_config("tcpcl://gw", &kv(&[("keepalive-secs", "70000")])).unwrap_err();
         assert!(e.0.contains("keepalive-secs"), "{e}");
-        let e = Settings::from_config("tcpcl://gw", &kv(&[("session-idle-secs", "-1")]))
-            .unwrap_err();
+        let e =
+            Settings::from_config("tcpcl://gw", &kv(&[("session-idle-secs", "-1")])).unwrap_err();
         assert!(e.0.contains("session-idle-secs"), "{e}");
         let e = Settings::from_config("tcpcl://gw", &kv(&[("colour", "red")])).unwrap_err();
         assert!(e.0.contains("colour"), "{e}");

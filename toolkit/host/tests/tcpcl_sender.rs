@@ -184,14 +184,22 @@ fn the_session_stays_open_for_the_next_delivery() {
     let server = Server::start(moon());
     let s = sender(server.addr, config(server.addr, &[]));
     let first = delivered(
-        s.send(HOP, "k1", Payload::Bundles(bundles(b"one", "ipn:2.25", 5_000)))
-            .unwrap(),
+        s.send(
+            HOP,
+            "k1",
+            Payload::Bundles(bundles(b"one", "ipn:2.25", 5_000)),
+        )
+        .unwrap(),
     );
     assert!(first.contains("a new session"), "{first}");
     assert_eq!(s.maintain(false), 1, "one session kept open");
     let second = delivered(
-        s.send(HOP, "k2", Payload::Bundles(bundles(b"two", "ipn:2.25", 5_000)))
-            .unwrap(),
+        s.send(
+            HOP,
+            "k2",
+            Payload::Bundles(bundles(b"two", "ipn:2.25", 5_000)),
+        )
+        .unwrap(),
     );
     assert!(second.contains("kept open (1 earlier)"), "{second}");
     assert_eq!(server.received().len(), 2);
@@ -229,8 +237,12 @@ fn maintain_keeps_an_idle_session_through_the_peers_idle_limit() {
     let server = Server::start(moon());
     let s = sender(server.addr, config(server.addr, &[("keepalive-secs", "1")]));
     delivered(
-        s.send(HOP, "k1", Payload::Bundles(bundles(b"one", "ipn:2.25", 5_000)))
-            .unwrap(),
+        s.send(
+            HOP,
+            "k1",
+            Payload::Bundles(bundles(b"one", "ipn:2.25", 5_000)),
+        )
+        .unwrap(),
     );
     let until = Instant::now() + Duration::from_secs(3);
     while Instant::now() < until {
@@ -238,8 +250,12 @@ fn maintain_keeps_an_idle_session_through_the_peers_idle_limit() {
         std::thread::sleep(Duration::from_millis(300));
     }
     let m = delivered(
-        s.send(HOP, "k2", Payload::Bundles(bundles(b"two", "ipn:2.25", 5_000)))
-            .unwrap(),
+        s.send(
+            HOP,
+            "k2",
+            Payload::Bundles(bundles(b"two", "ipn:2.25", 5_000)),
+        )
+        .unwrap(),
     );
     assert!(m.contains("kept open"), "{m}");
     s.maintain(true);
@@ -253,13 +269,21 @@ fn a_session_the_peer_ended_meanwhile_is_replaced() {
     let server = Server::start(moon());
     let s = sender(server.addr, config(server.addr, &[("keepalive-secs", "1")]));
     delivered(
-        s.send(HOP, "k1", Payload::Bundles(bundles(b"one", "ipn:2.25", 5_000)))
-            .unwrap(),
+        s.send(
+            HOP,
+            "k1",
+            Payload::Bundles(bundles(b"one", "ipn:2.25", 5_000)),
+        )
+        .unwrap(),
     );
     std::thread::sleep(Duration::from_millis(3_000));
     let m = delivered(
-        s.send(HOP, "k2", Payload::Bundles(bundles(b"two", "ipn:2.25", 5_000)))
-            .unwrap(),
+        s.send(
+            HOP,
+            "k2",
+            Payload::Bundles(bundles(b"two", "ipn:2.25", 5_000)),
+        )
+        .unwrap(),
     );
     assert!(m.contains("a new session"), "{m}");
     assert_eq!(server.received().len(), 2);
@@ -275,8 +299,12 @@ fn an_idle_session_is_closed_after_session_idle_secs() {
         config(server.addr, &[("session-idle-secs", "1")]),
     );
     delivered(
-        s.send(HOP, "k1", Payload::Bundles(bundles(b"one", "ipn:2.25", 5_000)))
-            .unwrap(),
+        s.send(
+            HOP,
+            "k1",
+            Payload::Bundles(bundles(b"one", "ipn:2.25", 5_000)),
+        )
+        .unwrap(),
     );
     assert_eq!(s.maintain(false), 1);
     std::thread::sleep(Duration::from_millis(1_100));
