@@ -10,6 +10,13 @@
 //!   second message that may resume the QUIC session with 0-RTT), and the
 //!   Bundle Protocol over TCPCLv4: from the Earth gateway's SMTP `250` to
 //!   the Moon gateway's spool.
+//!
+//! Mars (4 to 22 minutes each way) is run scaled down: `--scale N` divides
+//! the link's delay by N and so every timer the bench configures (the
+//! gateways' delivery deadline, the QUIC initial RTT, and the SMTP
+//! baseline's RFC 5321 timeouts), so the multiples of the OWLT are those
+//! of the real distance, and the times are reported at the real distance
+//! too.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -32,6 +39,10 @@ pub(crate) struct LinkBenchArgs {
     /// One-way light time of the emulated link, milliseconds (Moon: 1280).
     #[arg(long, value_name = "MS", default_value_t = 1280)]
     owlt_ms: u64,
+    /// Run the link N times faster than --owlt-ms, timers scaled alike (Mars:
+    /// --owlt-ms 240000 --scale 200 emulates 4 minutes each way in 1.2 s).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    scale: u32,
     /// Messages per route (the first is first contact; later ones may reuse sessions).
     #[arg(long, default_value_t = 2)]
     messages: usize,
@@ -47,8 +58,9 @@ pub(crate) struct LinkBenchArgs {
 struct Row {
     route: &'static str,
     message: usize,
-    elapsed: Duration,
-    note: &'static str,
+    /// Emulated time; `None`: the route failed (the note says why).
+    elapsed: Option<Duration>,
+    note: String,
 }
 
 fn envelope() -> Envelope {
@@ -70,8 +82,16 @@ fn message(route: &str, n: usize) -> Vec<u8> {
 }
 
 pub(crate) fn run(stages: &Stages, args: LinkBenchArgs) -> anyhow::Result<ExitCode> {
-    if args.owlt_ms == 0 || args.messages == 0 {
-        bail!("--owlt-ms and --messages must be at least 1");
+    if args.owlt_ms == 0 || args.messages == 0 || args.scale == 0 {
+        bail!("--owlt-ms, --messages and --scale must be at least 1");
+    }
+    if args.owlt_ms / u64::from(args.scale) < 20 {
+        bail!(
+            "--owlt-ms {} / --scale {} leaves {} ms each way; keep the emulated delay at 20 ms or more, or the bench measures the machine instead of the link",
+            args.owlt_ms,
+            args.scale,
+            args.owlt_ms / u64::from(args.scale)
+        );
     }
     let dir = std::env::temp_dir().join(format!("deepmail-bench-link-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -91,7 +111,9 @@ async fn measure(
     dir: &Path,
     args: &LinkBenchArgs,
 ) -> anyhow::Result<Vec<Row>> {
-    let owlt = Duration::from_millis(args.owlt_ms);
+    // The emulated one-way delay; every timer below derives from it.
+    let owlt = Duration::from_millis(args.owlt_ms) / args.scale;
+    let scale = args.scale;
     // Compile the senders first: the table measures the link, not Cranelift.
     warm_plugins(&host, &["https-sender", "quic-sender", "tcpcl-sender"]).await?;
     let pki = TestPki::generate(&["localhost".into()], "bench")?;
@@ -132,7 +154,8 @@ async fn measure(
     let l_h3 = link.udp_listen_addrs()[0];
     let mut rows = Vec::new();
 
-    // Baseline: SMTP straight across the link to the Moon MTA.
+    // Baseline: SMTP straight across the link to the Moon MTA, with the
+    // timeouts of RFC 5321 §4.5.3.2 (scaled like the link).
     for n in 1..=args.messages {
         let before = sink
             .received
@@ -140,9 +163,31 @@ async fn measure(
             .unwrap_or_else(|e| e.into_inner())
             .len();
         let t0 = Instant::now();
-        let config = deepmail_smtp::client::RelayConfig::new("mta.earth.example");
-        let d =
-            deepmail_smtp::client::relay(l_smtp, &config, &envelope(), &message("smtp", n)).await?;
+        let mut config = deepmail_smtp::client::RelayConfig::new("mta.earth.example");
+        config.connect_timeout /= scale;
+        config.command_timeout /= scale;
+        config.data_timeout /= scale;
+        let relayed =
+            deepmail_smtp::client::relay(l_smtp, &config, &envelope(), &message("smtp", n)).await;
+        let d = match relayed {
+            Ok(d) => d,
+            Err(e) => {
+                rows.push(Row {
+                    route: "SMTP across the link",
+                    message: n,
+                    elapsed: None,
+                    note: match e {
+                        deepmail_smtp::client::RelayError::Timeout { stage, after } => format!(
+                            "fails: no reply during {stage} within {} (RFC 5321's timeout; a round trip takes {})",
+                            human(after * scale),
+                            human(owlt * 2 * scale)
+                        ),
+                        other => format!("fails: {other}"),
+                    },
+                });
+                continue;
+            }
+        };
         if !d.all_accepted() {
             bail!("the Moon MTA refused the SMTP baseline: {:?}", d.data_reply);
         }
@@ -156,8 +201,8 @@ async fn measure(
         rows.push(Row {
             route: "SMTP across the link",
             message: n,
-            elapsed: at - t0,
-            note: "greeting, EHLO, MAIL+RCPT+DATA (pipelined), content",
+            elapsed: Some(at - t0),
+            note: "greeting, EHLO, MAIL+RCPT+DATA (pipelined), content".into(),
         });
     }
 
@@ -172,7 +217,7 @@ async fn measure(
         (
             "HTTP/3 (QUIC)",
             "h3",
-            format!("transport = \"h3\"\nuri = \"https://localhost:{}/inboundmail\"\nca = \"certs/ca.pem\"\nquic = {{ initial-rtt-ms = {} }}\n", l_h3.port(), 2 * args.owlt_ms),
+            format!("transport = \"h3\"\nuri = \"https://localhost:{}/inboundmail\"\nca = \"certs/ca.pem\"\nquic = {{ initial-rtt-ms = {} }}\n", l_h3.port(), 2 * owlt.as_millis()),
             "QUIC handshake (1 RTT), then the request",
         ),
         (
@@ -220,12 +265,13 @@ async fn measure(
             rows.push(Row {
                 route: label,
                 message: n,
-                elapsed: t0.elapsed(),
+                elapsed: Some(t0.elapsed()),
                 note: match (name, n) {
                     ("h3", 2..) => "resumed session: the request in the first flight (0-RTT)",
                     ("bp", 2..) => "the TCPCL session kept open: the bundle's segments at once",
                     _ => note,
-                },
+                }
+                .into(),
             });
             // Let the 2xx come back before the next message.
             let sent = earth.metrics.batches_sent.load(Ordering::Relaxed);
@@ -244,14 +290,36 @@ async fn measure(
     Ok(rows)
 }
 
+/// A duration at human scale: ms, s or min.
+fn human(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs >= 120.0 {
+        format!("{:.1} min", secs / 60.0)
+    } else if secs >= 10.0 {
+        format!("{secs:.0} s")
+    } else {
+        format!("{:.0} ms", secs * 1000.0)
+    }
+}
+
 fn report(args: &LinkBenchArgs, rows: &[Row]) -> anyhow::Result<()> {
-    let owlt = args.owlt_ms as f64;
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let scale = f64::from(args.scale);
+    // The emulated OWLT: what the measured times are multiples of.
+    let owlt = args.owlt_ms as f64 / scale;
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
     let doc = json!({
         "owlt_ms": args.owlt_ms,
+        "scale": args.scale,
+        "emulated_owlt_ms": owlt,
         "measure": "from accepted on Earth (SMTP baseline: session start; gateways: the Earth gateway's 250) to spooled on the Moon",
         "rows": rows.iter().map(|r| json!({
-            "route": r.route, "message": r.message, "ms": ms(r.elapsed), "owlt": ms(r.elapsed) / owlt, "note": r.note,
+            "route": r.route,
+            "message": r.message,
+            "ms": ms(r.elapsed),
+            "owlt": ms(r.elapsed).map(|m| m / owlt),
+            "real_ms": ms(r.elapsed).map(|m| m * scale),
+            "failed": r.elapsed.is_none(),
+            "note": r.note,
         })).collect::<Vec<_>>(),
     });
     match args.json.as_deref() {
@@ -261,27 +329,45 @@ fn report(args: &LinkBenchArgs, rows: &[Row]) -> anyhow::Result<()> {
         None => {}
     }
     if args.json.as_deref() != Some("-") {
-        println!(
-            "one-way light time {} ms; time from accepted on Earth to spooled on the Moon",
-            args.owlt_ms
-        );
+        if args.scale == 1 {
+            println!(
+                "one-way light time {} ms; time from accepted on Earth to spooled on the far side",
+                args.owlt_ms
+            );
+        } else {
+            println!(
+                "one-way light time {} emulated {}x faster ({owlt:.0} ms, timers scaled alike); time from accepted on Earth to spooled on the far side, at the real distance",
+                human(Duration::from_millis(args.owlt_ms)),
+                args.scale
+            );
+        }
         println!(
             "  {:<24} {:>3} {:>10} {:>7}  what crosses the link",
-            "route", "msg", "ms", "x OWLT"
+            "route",
+            "msg",
+            if args.scale == 1 { "ms" } else { "real" },
+            "x OWLT"
         );
         for r in rows {
+            let (time, multiple) = match r.elapsed {
+                Some(d) if args.scale == 1 => (
+                    format!("{:.0}", d.as_secs_f64() * 1000.0),
+                    format!("{:.2}", d.as_secs_f64() * 1000.0 / owlt),
+                ),
+                Some(d) => (
+                    human(d * args.scale),
+                    format!("{:.2}", d.as_secs_f64() * 1000.0 / owlt),
+                ),
+                None => ("-".into(), "-".into()),
+            };
             println!(
-                "  {:<24} {:>3} {:>10.0} {:>7.2}  {}",
-                r.route,
-                r.message,
-                ms(r.elapsed),
-                ms(r.elapsed) / owlt,
-                r.note
+                "  {:<24} {:>3} {:>10} {:>7}  {}",
+                r.route, r.message, time, multiple, r.note
             );
         }
     }
     if let Some(path) = &args.svg {
-        std::fs::write(path, svg(args.owlt_ms, rows))
+        std::fs::write(path, svg(args.owlt_ms, args.scale, rows))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
@@ -293,23 +379,34 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// A horizontal bar per row, in OWLT, with a line at 1 OWLT (the limit).
-fn svg(owlt_ms: u64, rows: &[Row]) -> String {
+/// A horizontal bar per row, in OWLT, with a line at 1 OWLT (the limit);
+/// a failed route is a label instead of a bar.
+fn svg(owlt_ms: u64, scale: u32, rows: &[Row]) -> String {
     let (left, bar_h, gap, width) = (250.0, 22.0, 8.0, 520.0);
+    let emulated = owlt_ms as f64 / f64::from(scale);
+    let multiple = |r: &Row| r.elapsed.map(|d| d.as_secs_f64() * 1000.0 / emulated);
     let max = rows
         .iter()
-        .map(|r| r.elapsed.as_secs_f64() * 1000.0 / owlt_ms as f64)
+        .filter_map(multiple)
         .fold(1.0f64, f64::max)
         .ceil();
-    let scale = width / max;
+    let px = width / max;
     let height = 90.0 + rows.len() as f64 * (bar_h + gap);
+    let owlt = if scale == 1 {
+        format!("{owlt_ms} ms")
+    } else {
+        format!(
+            "{}, emulated {scale}x faster",
+            human(Duration::from_millis(owlt_ms))
+        )
+    };
     let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">Accepted on Earth to spooled on the Moon, in one-way light times (OWLT = {owlt_ms} ms)</text>\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">Accepted on Earth to spooled on the far side, in one-way light times (OWLT = {})</text>\n",
+        escape(&owlt),
         w = left + width + 90.0
     );
     for (i, r) in rows.iter().enumerate() {
         let y = 45.0 + i as f64 * (bar_h + gap);
-        let v = r.elapsed.as_secs_f64() * 1000.0 / owlt_ms as f64;
         let color = match r.route {
             x if x.starts_with("SMTP") => "#c0392b",
             x if x.starts_with("HTTPS") => "#2980b9",
@@ -317,20 +414,30 @@ fn svg(owlt_ms: u64, rows: &[Row]) -> String {
             _ => "#27ae60",
         };
         out.push_str(&format!(
-            "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{} #{}</text>\n<rect x=\"{left}\" y=\"{y:.0}\" width=\"{:.1}\" height=\"{bar_h}\" fill=\"{color}\"/>\n<text x=\"{:.1}\" y=\"{:.0}\">{v:.2}</text>\n",
+            "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{} #{}</text>\n",
             left - 8.0,
             y + 15.0,
             escape(r.route),
-            r.message,
-            v * scale,
-            left + v * scale + 6.0,
-            y + 15.0
+            r.message
         ));
+        match multiple(r) {
+            Some(v) => out.push_str(&format!(
+                "<rect x=\"{left}\" y=\"{y:.0}\" width=\"{:.1}\" height=\"{bar_h}\" fill=\"{color}\"/>\n<text x=\"{:.1}\" y=\"{:.0}\">{v:.2}</text>\n",
+                v * px,
+                left + v * px + 6.0,
+                y + 15.0
+            )),
+            None => out.push_str(&format!(
+                "<text x=\"{:.1}\" y=\"{:.0}\" fill=\"{color}\">fails (times out)</text>\n",
+                left + 6.0,
+                y + 15.0
+            )),
+        }
     }
     let axis_y = 45.0 + rows.len() as f64 * (bar_h + gap) + 4.0;
     out.push_str(&format!(
         "<line x1=\"{left}\" y1=\"40\" x2=\"{left}\" y2=\"{axis_y}\" stroke=\"black\"/>\n<line x1=\"{x1:.1}\" y1=\"40\" x2=\"{x1:.1}\" y2=\"{axis_y}\" stroke=\"black\" stroke-dasharray=\"4 3\"/>\n<text x=\"{x1:.1}\" y=\"{ty:.0}\" text-anchor=\"middle\">1 OWLT (the limit)</text>\n<text x=\"{xm:.1}\" y=\"{ty:.0}\" text-anchor=\"middle\">{max:.0} OWLT</text>\n</svg>\n",
-        x1 = left + scale,
+        x1 = left + px,
         xm = left + width,
         ty = axis_y + 16.0
     ));

@@ -73,3 +73,60 @@ fn latency_table_has_every_route_in_protocol_order() {
         "the second BP message should take one OWLT (session kept open): {doc}"
     );
 }
+
+#[test]
+fn mars_scaled_down_keeps_the_multiples_and_smtp_times_out() {
+    // Mars at its closest, 4 minutes each way, emulated 2000x faster
+    // (120 ms) with every timer scaled alike.
+    let out = common::deepmail()
+        .args([
+            "bench",
+            "link",
+            "--owlt-ms",
+            "240000",
+            "--scale",
+            "2000",
+            "--messages",
+            "2",
+            "--json",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["scale"], 2000);
+    assert_eq!(doc["emulated_owlt_ms"], 120.0);
+    let rows = doc["rows"].as_array().unwrap();
+    // SMTP with RFC 5321's 5-minute reply timeout cannot cross a link
+    // whose round trip is 8 minutes.
+    for r in rows.iter().filter(|r| r["route"] == "SMTP across the link") {
+        assert_eq!(r["failed"], true, "{doc}");
+        let note = r["note"].as_str().unwrap();
+        assert!(
+            note.contains("5.0 min") && note.contains("8.0 min"),
+            "{note}"
+        );
+    }
+    let row = |prefix: &str, n: u64| {
+        rows.iter()
+            .find(|r| r["route"].as_str().unwrap().starts_with(prefix) && r["message"] == n)
+            .unwrap_or_else(|| panic!("no {prefix} #{n}: {doc}"))
+    };
+    for (prefix, n, low, high) in [
+        ("HTTPS", 1, 2.9, 4.0),
+        ("HTTP/3", 2, 1.0, 2.0),
+        ("BP", 2, 1.0, 2.0),
+    ] {
+        let r = row(prefix, n);
+        let owlt = r["owlt"].as_f64().unwrap();
+        assert!((low..high).contains(&owlt), "{prefix} #{n}: {doc}");
+        // Reported at the real distance: the multiple times 4 minutes.
+        let real = r["real_ms"].as_f64().unwrap();
+        assert!((real / 240_000.0 - owlt).abs() < 0.01, "{doc}");
+    }
+}
