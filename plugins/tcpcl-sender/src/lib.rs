@@ -336,14 +336,14 @@ impl Client {
         }
         let stream = match tcp::connect(settings.connect_to, settings.timeout) {
             Ok(s) => s,
-            Err(ConnectError::Denied(e)) => return Err(error(
-                "network-denied",
-                format!(
-                    "TCP to {} is not granted to this plugin ({e}); the host grants the resolved \
-                         next-hop address, which `connect-to` must be",
+            Err(ConnectError::Denied(e)) => {
+                let message = format!(
+                    "TCP to {} is not granted to this plugin ({e}); the host grants the \
+                     resolved next-hop address, which `connect-to` must be",
                     settings.connect_to
-                ),
-            )),
+                );
+                return Err(error("network-denied", message));
+            }
             Err(ConnectError::Failed(e)) => {
                 return Ok(Outcome::TemporaryFailure(format!(
                     "cannot connect to TCPCL peer {} ({}): {e}",

@@ -212,6 +212,34 @@ fn the_session_stays_open_for_the_next_delivery() {
 }
 
 #[test]
+fn a_round_trip_longer_than_two_keepalives_still_delivers() {
+    // 1.5 s each way and keepalive 1 s: the acknowledgement comes 3 s
+    // after the bundle leaves, beyond the 2 s idle limit. Silence while a
+    // transfer awaits its acknowledgement is the link, not idleness.
+    let server = Server::start(moon());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let link = runtime
+        .block_on(deepmail_link::Link::start(
+            deepmail_link::LinkConfig::with_delay(Duration::from_millis(1_500))
+                .tcp("127.0.0.1:0".parse().unwrap(), server.addr),
+        ))
+        .unwrap();
+    let via = link.tcp_listen_addrs()[0];
+    let s = sender(via, config(via, &[("keepalive-secs", "1")]));
+    let t = Instant::now();
+    let m = delivered(
+        s.send(HOP, "k1", Payload::Bundles(bundles(b"far", "ipn:2.25", 5_000)))
+            .unwrap(),
+    );
+    // Connect (1 OWLT), handshake answer (1), SESS_INIT + bundle (1),
+    // acknowledgement (1).
+    assert!(t.elapsed() >= Duration::from_millis(5_900), "{m}");
+    assert_eq!(server.received().len(), 1);
+    s.maintain(true);
+    link.stop();
+}
+
+#[test]
 fn session_idle_secs_0_is_one_session_per_delivery() {
     let server = Server::start(moon());
     let s = sender(

@@ -137,6 +137,7 @@ impl ActiveSession {
             sent: 0,
             acked: 0,
         });
+        self.core.suspend_idle(true);
         Ok(id)
     }
 
@@ -248,8 +249,11 @@ impl ActiveSession {
         }
     }
 
-    /// Drops transfers that may no longer start, and closes an Ending
-    /// session that has nothing left in progress.
+    /// Drops transfers that may no longer start, closes an Ending session
+    /// that has nothing left in progress, and suspends the idle limit
+    /// while transfers await their acknowledgement: the peer's silence
+    /// then is the link's round trip (minutes at Mars), not idleness, and
+    /// the sender's own deadline bounds the wait.
     fn after_input(&mut self) {
         // Once closed, SessionTerminated (the last event) covers them all.
         if self.core.is_ending() && !self.core.is_closed() {
@@ -266,6 +270,7 @@ impl ActiveSession {
             }
             self.outbound = kept;
         }
+        self.core.suspend_idle(!self.outbound.is_empty());
         self.core.close_if_done(!self.outbound.is_empty());
     }
 

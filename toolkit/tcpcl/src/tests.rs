@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 
 use crate::message::{
-    decode_message, ContactHeader, DecodeLimits, Extension, Message, SessInit, SessTerm,
+    decode_message, ContactHeader, DecodeLimits, Extension, Message, SessInit, SessTerm, XferAck,
     XferSegment, CONTACT_HEADER_LEN, EXTENSION_CRITICAL, SEGMENT_END, SEGMENT_START,
 };
 use crate::{
@@ -638,6 +638,48 @@ fn keepalives_are_sent_when_due_and_silence_ends_the_session() {
     active.handle_input(t0, &handshake_from_passive("ipn:2.0", 0));
     while active.poll_transmit(t0).is_some() {}
     assert_eq!(active.poll_timeout(), None);
+}
+
+#[test]
+fn a_round_trip_longer_than_the_idle_limit_does_not_end_a_transfer() {
+    // Keepalive 1 s (idle limit 2 s) on a link whose round trip is 8 s:
+    // the bundle's acknowledgement is silence for 8 s, not idleness.
+    let t0 = Instant::now();
+    let mut active = ActiveSession::new(config("ipn:1.0"), t0).unwrap();
+    while active.poll_transmit(t0).is_some() {}
+    active.handle_input(t0, &handshake_from_passive("ipn:2.0", 1));
+    assert!(matches!(active.poll_event(), Some(Event::Established(_))));
+    let id = active.send_bundle(bundle(100, 1)).unwrap();
+    while active.poll_transmit(t0).is_some() {}
+    let mut now = t0;
+    for _ in 0..8 {
+        now += Duration::from_secs(1);
+        active.handle_timeout(now);
+        while let Some(out) = active.poll_transmit(now) {
+            assert_eq!(out, [0x04], "only keepalives while waiting");
+        }
+        assert!(active.is_established(), "still open at {:?}", now - t0);
+    }
+    let mut ack = Vec::new();
+    Message::XferAck(XferAck {
+        flags: SEGMENT_START | SEGMENT_END,
+        transfer_id: id,
+        acknowledged_length: 100,
+    })
+    .encode(&mut ack)
+    .unwrap();
+    active.handle_input(now, &ack);
+    assert!(matches!(active.poll_event(), Some(Event::TransferAcked(i)) if i == id));
+    // Nothing in flight any more: silence is idleness again, counted
+    // from our next output.
+    let later = now + Duration::from_secs(1);
+    active.handle_timeout(later);
+    while active.poll_transmit(later).is_some() {}
+    active.handle_timeout(later + Duration::from_secs(3));
+    assert!(
+        active.is_closed() || !active.is_established(),
+        "idle after the transfer"
+    );
 }
 
 #[test]
