@@ -228,8 +228,12 @@ fn a_round_trip_longer_than_two_keepalives_still_delivers() {
     let s = sender(via, config(via, &[("keepalive-secs", "1")]));
     let t = Instant::now();
     let m = delivered(
-        s.send(HOP, "k1", Payload::Bundles(bundles(b"far", "ipn:2.25", 5_000)))
-            .unwrap(),
+        s.send(
+            HOP,
+            "k1",
+            Payload::Bundles(bundles(b"far", "ipn:2.25", 5_000)),
+        )
+        .unwrap(),
     );
     // Connect (1 OWLT), handshake answer (1), SESS_INIT + bundle (1),
     // acknowledgement (1).
@@ -237,6 +241,74 @@ fn a_round_trip_longer_than_two_keepalives_still_delivers() {
     assert_eq!(server.received().len(), 1);
     s.maintain(true);
     link.stop();
+}
+
+/// A TCPCL peer driven by hand (`PassiveSession` over a blocking socket)
+/// that serves two connections one after the other, and drops the first
+/// without a word as soon as bytes of a second bundle arrive on it: a node
+/// that crashes while a kept session is in use. Returns what it accepted.
+fn crashing_peer() -> (SocketAddr, std::thread::JoinHandle<Vec<Vec<u8>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let thread = std::thread::spawn(move || {
+        let mut received = Vec::new();
+        for connection in 0..2 {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            let mut session = deepmail_tcpcl::PassiveSession::new(
+                deepmail_tcpcl::SessionConfig::new("ipn:2.0"),
+                Instant::now(),
+            )
+            .unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut here = 0;
+            loop {
+                while let Some(out) = session.poll_transmit(Instant::now()) {
+                    stream.write_all(&out).unwrap();
+                }
+                if session.is_closed() {
+                    break;
+                }
+                let n = match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if connection == 0 && here == 1 {
+                    break; // the crash: the socket is dropped
+                }
+                session.handle_input(Instant::now(), &buf[..n]);
+                while let Some(event) = session.poll_event() {
+                    if let deepmail_tcpcl::Event::BundleReceived { transfer_id, bytes } = event {
+                        session.accept(transfer_id).unwrap();
+                        received.push(bytes);
+                        here += 1;
+                    }
+                }
+            }
+        }
+        received
+    });
+    (addr, thread)
+}
+
+#[test]
+fn a_kept_session_that_dies_under_a_delivery_is_replaced_within_it() {
+    // The kept session looks alive, but the peer is gone when the second
+    // delivery's bundle reaches it: nothing was acknowledged there, so the
+    // same delivery goes again on a new session, within its deadline.
+    let (addr, peer) = crashing_peer();
+    let s = sender(addr, config(addr, &[]));
+    let first = bundles(b"one", "ipn:2.25", 5_000);
+    let second = bundles(b"two", "ipn:2.25", 5_000);
+    delivered(s.send(HOP, "k1", Payload::Bundles(first.clone())).unwrap());
+    let m = delivered(s.send(HOP, "k2", Payload::Bundles(second.clone())).unwrap());
+    assert!(m.contains("a new session"), "{m}");
+    assert_eq!(s.maintain(true), 0);
+    let received = peer.join().unwrap();
+    assert_eq!(received, [first, second].concat());
 }
 
 #[test]

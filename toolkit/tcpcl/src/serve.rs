@@ -260,9 +260,15 @@ async fn run_session<H: BundleHandler>(
                     let tx = decided_tx.clone();
                     let node = summary.peer_node_id.clone().unwrap_or_default();
                     // Detached: a bundle being stored is not cut short if
-                    // the connection drops meanwhile.
+                    // the connection drops meanwhile. A handler that
+                    // panics refuses the bundle with No Resources (the
+                    // sender tries again later) instead of leaving the
+                    // transfer undecided for ever.
                     tokio::spawn(async move {
-                        let result = handler.on_bundle(&node, bytes).await;
+                        let stored =
+                            tokio::spawn(async move { handler.on_bundle(&node, bytes).await });
+                        // (The panic hook has already reported the panic.)
+                        let result = stored.await.unwrap_or(Err(RefuseReason::NoResources));
                         let _ = tx.send((transfer_id, result));
                     });
                 }
@@ -373,6 +379,7 @@ mod tests {
             if bytes.starts_with(b"refuse") {
                 return Err(RefuseReason::NotAcceptable);
             }
+            assert!(!bytes.starts_with(b"panic"), "a handler bug");
             self.got
                 .lock()
                 .unwrap()
@@ -502,6 +509,22 @@ mod tests {
         assert_eq!(stats.sessions, 1);
         assert_eq!((stats.bundles_accepted, stats.bundles_refused), (2, 1));
         assert_eq!(stats.failed, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handler_that_panics_refuses_with_no_resources() {
+        let store = Arc::new(Store::default());
+        let (addr, stop, server) = start(ServerConfig::new("ipn:2.0"), store.clone()).await;
+        let bundles = vec![b"panic here".to_vec(), b"fine".to_vec()];
+        let report = tokio::task::spawn_blocking(move || client(addr, bundles, 30))
+            .await
+            .unwrap();
+        // Decided (so the sender may retry later), not left hanging.
+        assert_eq!(report.refused, [(0, RefuseReason::NoResources)]);
+        assert_eq!(report.acked, [1]);
+        stop.send(()).unwrap();
+        let stats = server.await.unwrap().unwrap();
+        assert_eq!((stats.bundles_accepted, stats.bundles_refused), (1, 1));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
