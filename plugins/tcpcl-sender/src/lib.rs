@@ -44,7 +44,9 @@
 //! `network-denied` when the host refuses the connection because
 //! `connect-to` is outside the plugin's grant.
 //!
-//! TLS: RFC 9174 makes it optional (§4.4). This plugin never offers it
+//! TLS: RFC 9174 negotiates it with the contact headers' CAN_TLS flag
+//! (§4.2, §4.3) and a session runs without it when a side does not offer
+//! it and the other's policy allows that. This plugin never offers it
 //! (contact header flag CAN_TLS is 0), so the session is plain TCP whatever
 //! the peer supports; protect the link below it (IPsec, WireGuard) where
 //! that matters.

@@ -75,6 +75,7 @@ struct BpFile {
     max_pending_mib: Option<u64>,
     #[serde(default)]
     accept_primary_without_crc: bool,
+    handshake_timeout_secs: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +104,7 @@ struct ReceiveFile {
     tokens: Vec<String>,
     max_body_mib: Option<u64>,
     dedupe_days: Option<f64>,
+    handshake_timeout_secs: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,6 +205,10 @@ pub struct ReceiveConfig {
     pub max_body_bytes: u64,
     /// How long relayed batch ids are kept for deduplication.
     pub dedupe_retention: Duration,
+    /// Time allowed for a TLS or QUIC handshake and for request headers;
+    /// also the QUIC idle timeout. Over a long link at least two OWLT
+    /// (the handshake's round trip) plus margin.
+    pub handshake_timeout: Duration,
 }
 
 /// Where received mail is handed on: the local MTA.
@@ -301,6 +307,9 @@ pub struct BpConfig {
     /// forbids it; dtn7-rs's REST `/send` writes them): they are rebuilt
     /// with CRC-32C before anything else looks at them.
     pub accept_primary_without_crc: bool,
+    /// Time a TCPCL session may take from its contact header to SESS_INIT
+    /// (a round trip of the link, plus margin).
+    pub handshake_timeout: Duration,
 }
 
 /// How mail for one domain leaves.
@@ -525,6 +534,11 @@ impl GatewayConfig {
                             r.dedupe_days.map(|d| d * 86_400.0),
                             Duration::from_secs(30 * 86_400),
                         )?,
+                        handshake_timeout: secs(
+                            "receive.handshake-timeout-secs",
+                            r.handshake_timeout_secs,
+                            Duration::from_secs(60),
+                        )?,
                     })
                 }
             };
@@ -739,6 +753,11 @@ impl GatewayConfig {
                         max_adu_bytes: mib("bp.max-adu-mib", b.max_adu_mib, 64)?,
                         max_pending_bytes: mib("bp.max-pending-mib", b.max_pending_mib, 256)?,
                         accept_primary_without_crc: b.accept_primary_without_crc,
+                        handshake_timeout: secs(
+                            "bp.handshake-timeout-secs",
+                            b.handshake_timeout_secs,
+                            Duration::from_secs(30),
+                        )?,
                     })
                 }
             };
@@ -876,11 +895,33 @@ domain = "*"
             (bp.keepalive_secs, bp.session_idle),
             (30, Duration::from_secs(300))
         );
-        let tuned = load(&text.replace(
-            "mtu = 65536",
-            "mtu = 65536\nkeepalive-secs = 1800\nsession-idle-secs = 0",
-        ))
+        assert_eq!(
+            c.bp.as_ref().unwrap().handshake_timeout,
+            Duration::from_secs(30)
+        );
+        let tuned = load(
+            &text
+                .replace(
+                    "mtu = 65536",
+                    "mtu = 65536\nkeepalive-secs = 1800\nsession-idle-secs = 0",
+                )
+                .replace(
+                    "node-id = \"ipn:1.0\"",
+                    "node-id = \"ipn:1.0\"\nhandshake-timeout-secs = 960",
+                ),
+        )
         .unwrap();
+        assert_eq!(
+            tuned.bp.as_ref().unwrap().handshake_timeout,
+            Duration::from_secs(960)
+        );
+        let e = load(&text.replace(
+            "node-id = \"ipn:1.0\"",
+            "node-id = \"ipn:1.0\"\nhandshake-timeout-secs = 0",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("bp.handshake-timeout-secs"), "{e}");
         let bp = tuned.route_for("moon.example").unwrap().bp.clone().unwrap();
         assert_eq!((bp.keepalive_secs, bp.session_idle), (1800, Duration::ZERO));
         let e = load(&text.replace("mtu = 65536", "mtu = 65536\nkeepalive-secs = 70000"))

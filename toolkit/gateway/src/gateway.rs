@@ -229,6 +229,7 @@ impl RunningGateway {
                 max_body_bytes: receive.max_body_bytes,
                 client_ca,
                 tokens: receive.tokens.clone(),
+                handshake_timeout: receive.handshake_timeout,
                 ..ReceiverConfig::new(certs, key)
             };
             let wake = inbound_wake.clone();
@@ -298,6 +299,7 @@ impl RunningGateway {
             tcpcl_addr = listener.local_addr().ok();
             let mut server = deepmail_tcpcl::ServerConfig::new(bp.node_id.clone());
             server.session.transfer_mru = bp.max_adu_bytes.max(1 << 20);
+            server.session.handshake_timeout = bp.handshake_timeout;
             let handler = Arc::new(crate::bp::BpHandler(inbound.clone()));
             let mut stop = stop_rx.clone();
             tasks.spawn(async move {

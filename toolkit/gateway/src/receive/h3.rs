@@ -32,10 +32,14 @@ impl BodySource for H3Body<'_> {
     }
 }
 
-/// A QUIC endpoint on `addr` speaking `tls` (whose ALPN must be `h3`).
+/// A QUIC endpoint on `addr` speaking `tls` (whose ALPN must be `h3`),
+/// idle connections closed after `idle` (the handshake timeout): the handshake
+/// waits a round trip of the link for the client's Finished, so over a
+/// long link this is the handshake timeout.
 pub(super) fn bind(
     addr: SocketAddr,
     tls: Arc<rustls::ServerConfig>,
+    idle: Duration,
 ) -> Result<quinn::Endpoint, ReceiveError> {
     // Accept 0-RTT: a resumed sender's POST arrives with its first flight,
     // saving a whole round trip (minutes at Mars distance). Replays are
@@ -50,6 +54,9 @@ pub(super) fn bind(
     // Room for a large batch in flight on a fast path.
     transport.stream_receive_window(quinn::VarInt::from_u32(8 << 20));
     transport.receive_window(quinn::VarInt::from_u32(16 << 20));
+    transport.max_idle_timeout(Some(
+        quinn::IdleTimeout::try_from(idle).unwrap_or(quinn::VarInt::MAX.into()),
+    ));
     config.transport_config(Arc::new(transport));
     quinn::Endpoint::server(config, addr).map_err(|error| ReceiveError::Bind {
         transport: "h3",

@@ -60,7 +60,8 @@ pub struct ReceiverConfig {
     /// Bearer tokens accepted in `Authorization: Bearer <token>`.
     pub tokens: Vec<String>,
     /// Time allowed for a TLS or QUIC handshake, and for HTTP/1.1 request
-    /// headers to arrive.
+    /// headers to arrive; also the QUIC idle timeout. Over
+    /// a long link: at least two one-way light times, plus margin.
     pub handshake_timeout: Duration,
     /// On shutdown, how long in-flight requests may take to finish.
     pub shutdown_grace: Duration,
@@ -233,7 +234,7 @@ impl Receiver {
                 client_ca,
                 &[b"h3"],
             )?;
-            let endpoint = h3::bind(addr, tls)?;
+            let endpoint = h3::bind(addr, tls, config.handshake_timeout)?;
             h3_addr = Some(endpoint.local_addr().map_err(|error| ReceiveError::Bind {
                 transport: "h3",
                 addr,
