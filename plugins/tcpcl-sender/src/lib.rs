@@ -150,10 +150,6 @@ impl Delivery {
             }
         }
     }
-
-    fn acked(&self) -> usize {
-        self.fates.iter().filter(|f| **f == Fate::Acked).count()
-    }
 }
 
 impl Driver for Delivery {
@@ -200,9 +196,13 @@ impl Driver for Idle {
     }
 }
 
+fn acked(fates: &[Fate]) -> usize {
+    fates.iter().filter(|f| **f == Fate::Acked).count()
+}
+
 /// One line per bundle that was not acknowledged, for the outcome text.
 fn fates_text(fates: &[Fate]) -> String {
-    let acked = fates.iter().filter(|f| **f == Fate::Acked).count();
+    let acked = acked(fates);
     let mut parts = vec![format!("{acked} of {} bundle(s) acknowledged", fates.len())];
     for (i, f) in fates.iter().enumerate() {
         match f {
@@ -286,11 +286,6 @@ impl Client {
     /// A client with no session open.
     pub const fn new() -> Client {
         Client { open: None }
-    }
-
-    /// Whether a session is open for the next delivery.
-    pub fn has_open_session(&self) -> bool {
-        self.open.is_some()
     }
 
     /// Delivers `bundles` to `next_hop` (`tcpcl://HOST:PORT`) with the
@@ -435,7 +430,7 @@ fn attempt(
         .iter()
         .any(|f| matches!(f, Fate::Refused(r) if is_permanent(*r)));
     let retry_fresh = reused
-        && delivery.acked() == 0
+        && acked(&delivery.fates) == 0
         && !permanent
         && delivery.send_error.is_none()
         && end != RunEnd::Deadline
@@ -465,7 +460,7 @@ fn attempt(
                 _ => Outcome::TemporaryFailure(text),
             },
             open: None,
-            retry_fresh,
+            retry_fresh: false,
         };
     }
     if delivery.settled() {
@@ -502,9 +497,8 @@ fn attempt(
             settings.timeout.as_millis()
         ),
         (RunEnd::Io(e), _) => e.clone(),
-        (RunEnd::Closed, Some(t)) => t.to_string(),
-        (RunEnd::Closed | RunEnd::Done, None) => "the session ended".into(),
-        (RunEnd::Done, Some(t)) => t.to_string(),
+        (_, Some(t)) => t.to_string(),
+        (_, None) => "the session ended".into(),
     };
     let text = format!(
         "TCPCL session with {peer} at {where_} ({on}) ended early: {why}; {}",

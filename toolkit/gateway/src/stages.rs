@@ -157,7 +157,6 @@ impl GatewayStages {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .filter(|s| s.keeps_sessions())
             .cloned()
             .collect();
         senders.iter().map(|s| u64::from(s.maintain(closing))).sum()
