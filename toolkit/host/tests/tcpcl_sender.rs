@@ -179,28 +179,22 @@ fn delivered(outcome: Outcome) -> String {
     }
 }
 
+/// Sends `adu` to `ipn:2.25` as one bundle; what the plugin said on delivery.
+fn deliver_adu(s: &Sender, key: &str, adu: &[u8]) -> String {
+    delivered(
+        s.send(HOP, key, Payload::Bundles(bundles(adu, "ipn:2.25", 5_000)))
+            .unwrap(),
+    )
+}
+
 #[test]
 fn the_session_stays_open_for_the_next_delivery() {
     let server = Server::start(moon());
     let s = sender(server.addr, config(server.addr, &[]));
-    let first = delivered(
-        s.send(
-            HOP,
-            "k1",
-            Payload::Bundles(bundles(b"one", "ipn:2.25", 5_000)),
-        )
-        .unwrap(),
-    );
+    let first = deliver_adu(&s, "k1", b"one");
     assert!(first.contains("a new session"), "{first}");
     assert_eq!(s.maintain(false), 1, "one session kept open");
-    let second = delivered(
-        s.send(
-            HOP,
-            "k2",
-            Payload::Bundles(bundles(b"two", "ipn:2.25", 5_000)),
-        )
-        .unwrap(),
-    );
+    let second = deliver_adu(&s, "k2", b"two");
     assert!(second.contains("kept open (1 earlier)"), "{second}");
     assert_eq!(server.received().len(), 2);
     // Shutting down: the plugin ends the session with SESS_TERM.
@@ -227,14 +221,7 @@ fn a_round_trip_longer_than_two_keepalives_still_delivers() {
     let via = link.tcp_listen_addrs()[0];
     let s = sender(via, config(via, &[("keepalive-secs", "1")]));
     let t = Instant::now();
-    let m = delivered(
-        s.send(
-            HOP,
-            "k1",
-            Payload::Bundles(bundles(b"far", "ipn:2.25", 5_000)),
-        )
-        .unwrap(),
-    );
+    let m = deliver_adu(&s, "k1", b"far");
     // Connect (1 OWLT), handshake answer (1), SESS_INIT + bundle (1),
     // acknowledgement (1).
     assert!(t.elapsed() >= Duration::from_millis(5_900), "{m}");
@@ -319,10 +306,7 @@ fn session_idle_secs_0_is_one_session_per_delivery() {
         config(server.addr, &[("session-idle-secs", "0")]),
     );
     for k in ["k1", "k2"] {
-        let m = delivered(
-            s.send(HOP, k, Payload::Bundles(bundles(b"x", "ipn:2.25", 5_000)))
-                .unwrap(),
-        );
+        let m = deliver_adu(&s, k, b"x");
         assert!(m.contains("a new session"), "{m}");
         assert_eq!(s.maintain(false), 0, "nothing kept");
     }
@@ -336,27 +320,13 @@ fn maintain_keeps_an_idle_session_through_the_peers_idle_limit() {
     // 2 s. Serviced every 300 ms, the idle session survives 3 s.
     let server = Server::start(moon());
     let s = sender(server.addr, config(server.addr, &[("keepalive-secs", "1")]));
-    delivered(
-        s.send(
-            HOP,
-            "k1",
-            Payload::Bundles(bundles(b"one", "ipn:2.25", 5_000)),
-        )
-        .unwrap(),
-    );
+    deliver_adu(&s, "k1", b"one");
     let until = Instant::now() + Duration::from_secs(3);
     while Instant::now() < until {
         assert_eq!(s.maintain(false), 1, "the session stays open");
         std::thread::sleep(Duration::from_millis(300));
     }
-    let m = delivered(
-        s.send(
-            HOP,
-            "k2",
-            Payload::Bundles(bundles(b"two", "ipn:2.25", 5_000)),
-        )
-        .unwrap(),
-    );
+    let m = deliver_adu(&s, "k2", b"two");
     assert!(m.contains("kept open"), "{m}");
     s.maintain(true);
     assert_eq!(server.stop().sessions, 1);
@@ -368,23 +338,9 @@ fn a_session_the_peer_ended_meanwhile_is_replaced() {
     // 2 s); the next delivery notices and opens a new one.
     let server = Server::start(moon());
     let s = sender(server.addr, config(server.addr, &[("keepalive-secs", "1")]));
-    delivered(
-        s.send(
-            HOP,
-            "k1",
-            Payload::Bundles(bundles(b"one", "ipn:2.25", 5_000)),
-        )
-        .unwrap(),
-    );
+    deliver_adu(&s, "k1", b"one");
     std::thread::sleep(Duration::from_millis(3_000));
-    let m = delivered(
-        s.send(
-            HOP,
-            "k2",
-            Payload::Bundles(bundles(b"two", "ipn:2.25", 5_000)),
-        )
-        .unwrap(),
-    );
+    let m = deliver_adu(&s, "k2", b"two");
     assert!(m.contains("a new session"), "{m}");
     assert_eq!(server.received().len(), 2);
     s.maintain(true);
@@ -398,14 +354,7 @@ fn an_idle_session_is_closed_after_session_idle_secs() {
         server.addr,
         config(server.addr, &[("session-idle-secs", "1")]),
     );
-    delivered(
-        s.send(
-            HOP,
-            "k1",
-            Payload::Bundles(bundles(b"one", "ipn:2.25", 5_000)),
-        )
-        .unwrap(),
-    );
+    deliver_adu(&s, "k1", b"one");
     assert_eq!(s.maintain(false), 1);
     std::thread::sleep(Duration::from_millis(1_100));
     assert_eq!(s.maintain(false), 0, "closed once idle for 1 s");

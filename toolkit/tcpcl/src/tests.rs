@@ -608,12 +608,19 @@ fn unknown_critical_transfer_extension_is_an_extension_failure() {
     ));
 }
 
+/// An active session at `t0` that sent its contact header and SESS_INIT
+/// and got the passive's answer offering `keepalive_secs`.
+fn active_established(t0: Instant, keepalive_secs: u16) -> ActiveSession {
+    let mut active = ActiveSession::new(config("ipn:1.0"), t0).unwrap();
+    while active.poll_transmit(t0).is_some() {}
+    active.handle_input(t0, &handshake_from_passive("ipn:2.0", keepalive_secs));
+    active
+}
+
 #[test]
 fn keepalives_are_sent_when_due_and_silence_ends_the_session() {
     let t0 = Instant::now();
-    let mut active = ActiveSession::new(config("ipn:1.0"), t0).unwrap();
-    while active.poll_transmit(t0).is_some() {}
-    active.handle_input(t0, &handshake_from_passive("ipn:2.0", 10));
+    let mut active = active_established(t0, 10);
     while active.poll_transmit(t0).is_some() {}
     assert!(matches!(active.poll_event(), Some(Event::Established(p)) if p.keepalive_secs == 10));
     // Nothing sent for 10 s: a KEEPALIVE.
@@ -634,8 +641,7 @@ fn keepalives_are_sent_when_due_and_silence_ends_the_session() {
     assert_eq!(active.poll_timeout(), None);
 
     // Keepalive 0 on either side disables them.
-    let mut active = ActiveSession::new(config("ipn:1.0"), t0).unwrap();
-    active.handle_input(t0, &handshake_from_passive("ipn:2.0", 0));
+    let mut active = active_established(t0, 0);
     while active.poll_transmit(t0).is_some() {}
     assert_eq!(active.poll_timeout(), None);
 }
@@ -645,9 +651,7 @@ fn a_round_trip_longer_than_the_idle_limit_does_not_end_a_transfer() {
     // Keepalive 1 s (idle limit 2 s) on a link whose round trip is 8 s:
     // the bundle's acknowledgement is silence for 8 s, not idleness.
     let t0 = Instant::now();
-    let mut active = ActiveSession::new(config("ipn:1.0"), t0).unwrap();
-    while active.poll_transmit(t0).is_some() {}
-    active.handle_input(t0, &handshake_from_passive("ipn:2.0", 1));
+    let mut active = active_established(t0, 1);
     assert!(matches!(active.poll_event(), Some(Event::Established(_))));
     let id = active.send_bundle(bundle(100, 1)).unwrap();
     while active.poll_transmit(t0).is_some() {}
