@@ -498,6 +498,14 @@ async fn policy_refuses_spam_at_smtp_time_before_anything_is_queued() {
     earth.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A Moon gateway that is a BP node (`ipn:2.0`, mail for `ipn:2.25`)
+/// listening for TCPCL on `listen` and relaying to `moon_mta`.
+fn bp_moon_toml(listen: &str, moon_mta: SocketAddr) -> String {
+    format!(
+        "name = \"gw.moon.example\"\nspool = \"moon-spool\"\n[bp]\nnode-id = \"ipn:2.0\"\nlisten = \"{listen}\"\nendpoints = [\"ipn:2.25\"]\n[relay]\nsmtp = \"{moon_mta}\"\n"
+    )
+}
+
 fn bp_earth_toml(tcpcl: SocketAddr, earth_mta: SocketAddr, destination: &str) -> String {
     format!(
         r#"name = "gw.earth.example"
@@ -530,10 +538,7 @@ async fn bp_route_fragments_a_3_mb_message_and_the_moon_reassembles_it() {
     let moon = start(
         dir.path(),
         "moon",
-        &format!(
-            "name = \"gw.moon.example\"\nspool = \"moon-spool\"\n[bp]\nnode-id = \"ipn:2.0\"\nlisten = \"127.0.0.1:0\"\nendpoints = [\"ipn:2.25\"]\n[relay]\nsmtp = \"{}\"\n",
-            moon_mta.addr
-        ),
+        &bp_moon_toml("127.0.0.1:0", moon_mta.addr),
     )
     .await;
     let tcpcl = moon.tcpcl_addr.unwrap();
@@ -644,10 +649,7 @@ async fn bundles_for_another_node_are_refused_and_the_sender_gets_a_dsn() {
     let moon = start(
         dir.path(),
         "moon",
-        &format!(
-            "name = \"gw.moon.example\"\nspool = \"moon-spool\"\n[bp]\nnode-id = \"ipn:2.0\"\nlisten = \"127.0.0.1:0\"\nendpoints = [\"ipn:2.25\"]\n[relay]\nsmtp = \"{}\"\n",
-            moon_mta.addr
-        ),
+        &bp_moon_toml("127.0.0.1:0", moon_mta.addr),
     )
     .await;
     let earth = start(
@@ -700,10 +702,7 @@ async fn fragments_held_before_a_restart_complete_the_adu_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let moon_mta = sink(&[]).await;
     let tcpcl_port = free_port();
-    let moon_toml = format!(
-        "name = \"gw.moon.example\"\nspool = \"moon-spool\"\n[bp]\nnode-id = \"ipn:2.0\"\nlisten = \"127.0.0.1:{tcpcl_port}\"\nendpoints = [\"ipn:2.25\"]\n[relay]\nsmtp = \"{}\"\n",
-        moon_mta.addr
-    );
+    let moon_toml = bp_moon_toml(&format!("127.0.0.1:{tcpcl_port}"), moon_mta.addr);
     // One ADU in 8 fragments, made natively.
     let mut batch = b"MAIL FROM:<ops@earth.example>\r\nRCPT TO:<ada@moon.example>\r\nDATA\r\nSubject: in pieces\r\n\r\n".to_vec();
     for i in 0..400 {
