@@ -12,12 +12,6 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Plugins whose dependencies compile C for wasm32 (ring, for QUIC's TLS)
-/// and so need clang. Built when clang is there; otherwise the binary says
-/// how to get them, and everything else still builds.
-const CLANG_PLUGINS: &[(&str, &str, &str)] =
-    &[("quic-sender", "deepmail-plugin-quic-sender", "QUIC_SENDER")];
-
 const TARGET: &str = "wasm32-wasip2";
 const PROFILE: &str = "wasm-plugin";
 
@@ -55,6 +49,8 @@ const PLUGINS: &[(&str, &str, &str)] = &[
         "deepmail-plugin-tcpcl-sender",
         "TCPCL_SENDER",
     ),
+    // Pure Rust since its TLS moved to toolkit/rustcrypto: no clang needed.
+    ("quic-sender", "deepmail-plugin-quic-sender", "QUIC_SENDER"),
 ];
 
 fn main() {
@@ -73,6 +69,7 @@ fn main() {
         "toolkit/bundle/src",
         "toolkit/uri-rr/src",
         "toolkit/tcpcl/src",
+        "toolkit/rustcrypto/src",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
@@ -82,6 +79,7 @@ fn main() {
         "toolkit/bsmtp/Cargo.toml",
         "toolkit/bundle/Cargo.toml",
         "toolkit/tcpcl/Cargo.toml",
+        "toolkit/rustcrypto/Cargo.toml",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
     }
@@ -107,14 +105,8 @@ fn main() {
         .arg(PROFILE)
         .arg("--target-dir")
         .arg(&target_dir);
-    let clang = has_clang();
     for (_, package, _) in PLUGINS {
         cmd.arg("-p").arg(package);
-    }
-    if clang {
-        for (_, package, _) in CLANG_PLUGINS {
-            cmd.arg("-p").arg(package);
-        }
     }
     // The outer build's settings are for the host, not for wasm.
     for var in [
@@ -154,37 +146,6 @@ fn main() {
         }
         println!("cargo:rustc-env=DEEPMAIL_PLUGIN_{var}={}", file.display());
     }
-    let placeholder =
-        PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("not-built.wasm");
-    std::fs::write(&placeholder, b"").expect("write the placeholder for plugins not built");
-    for (dir, package, var) in CLANG_PLUGINS {
-        let file = out_dir.join(format!("{}.wasm", package.replace('-', "_")));
-        if clang && file.is_file() {
-            println!("cargo:rustc-env=DEEPMAIL_PLUGIN_{var}={}", file.display());
-        } else {
-            println!(
-                "cargo:warning=the {dir} plugin is not built: it needs clang to compile ring for wasm32 \
-                 (apt-get install clang), then rebuild"
-            );
-            println!(
-                "cargo:rustc-env=DEEPMAIL_PLUGIN_{var}={}",
-                placeholder.display()
-            );
-        }
-    }
-}
-
-/// Whether a clang that can target wasm32 is on the PATH (or named by
-/// `CC_wasm32_wasip2`).
-fn has_clang() -> bool {
-    println!("cargo:rerun-if-env-changed=CC_wasm32_wasip2");
-    println!("cargo:rerun-if-env-changed=PATH");
-    let cc = env::var_os("CC_wasm32_wasip2").unwrap_or_else(|| "clang".into());
-    Command::new(cc)
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
 }
 
 /// Makes sure the wasm32-wasip2 standard library is installed.

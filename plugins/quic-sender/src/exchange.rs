@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use quinn_proto::congestion::CubicConfig;
-use quinn_proto::crypto::rustls::QuicClientConfig;
+use crate::quic_tls::{QuicClientConfig, ResetKey};
 use quinn_proto::{
     ClientConfig, Connection, ConnectionError, ConnectionHandle, DatagramEvent, Dir, Endpoint,
     EndpointConfig, Event, IdleTimeout, ReadError, StreamEvent, StreamId, TransportConfig, VarInt,
@@ -191,7 +191,14 @@ impl Exchange {
         fields: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Exchange, Failure> {
-        let mut endpoint = Endpoint::new(Arc::new(EndpointConfig::default()), None, false, None);
+        let reset_key = ResetKey::random()
+            .map_err(|_| Failure::Tls("no randomness for the QUIC endpoint's reset key".into()))?;
+        let mut endpoint = Endpoint::new(
+            Arc::new(EndpointConfig::new(Arc::new(reset_key))),
+            None,
+            false,
+            None,
+        );
         let mut client = ClientConfig::new(crypto);
         client.transport_config(Arc::new(transport_config(settings)));
         client.token_store(tls::token_store());

@@ -1,7 +1,8 @@
 //! `quic-sender`: a `sender-plugin` component that delivers a BSMTP object
 //! as one HTTP/3 `POST` over QUIC, spoken entirely inside the component.
 //!
-//! QUIC is `quinn-proto` (sans-IO) with rustls/*ring*; HTTP/3 is the small
+//! QUIC is `quinn-proto` (sans-IO) with rustls on the pure-Rust provider
+//! of `deepmail-rustcrypto` (glue in [`quic_tls`]); HTTP/3 is the small
 //! client layer in [`h3`] and [`qpack`] (static table and literals only).
 //! The only I/O is one `std::net::UdpSocket`, i.e. `wasi:sockets` UDP,
 //! connected to the `connect-to` address the host granted, driven by the
@@ -26,6 +27,7 @@ pub mod config;
 pub mod exchange;
 pub mod h3;
 pub mod qpack;
+pub mod quic_tls;
 pub mod tls;
 pub mod udp;
 
@@ -208,7 +210,7 @@ mod component {
                 name: "quic-sender".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
                 description:
-                    "POSTs BSMTP over HTTP/3, QUIC in the component (quinn-proto, rustls/ring)"
+                    "POSTs BSMTP over HTTP/3, QUIC in the component (quinn-proto, rustls on RustCrypto)"
                         .into(),
             }
         }

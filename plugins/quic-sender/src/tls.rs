@@ -1,4 +1,5 @@
-//! TLS 1.3 client configuration for QUIC: rustls with the *ring* provider,
+//! TLS 1.3 client configuration for QUIC: rustls on the pure-Rust provider
+//! of `deepmail-rustcrypto` (no C, so no clang for wasm32),
 //! trust roots from the `ca-pem` setting, an optional client certificate
 //! for mutual TLS (`client-cert-pem`, `client-key-pem`), ALPN `h3`, and a
 //! session cache that lives as long as the component instance.
@@ -12,7 +13,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use quinn_proto::crypto::rustls::QuicClientConfig;
+use crate::quic_tls::QuicClientConfig;
 use rustls::client::{ClientSessionMemoryCache, ClientSessionStore, Resumption};
 use rustls::crypto::CryptoProvider;
 use rustls::RootCertStore;
@@ -38,20 +39,14 @@ pub fn token_store() -> Arc<quinn_proto::TokenMemoryCache> {
     STORE.get_or_init(Default::default).clone()
 }
 
-/// *ring* with its TLS 1.3 suites only: QUIC never uses TLS 1.2, and
-/// leaving those suites out lets the linker drop their code.
+/// The pure-Rust provider: TLS 1.3 suites only (QUIC never uses TLS 1.2).
 ///
 /// ChaCha20-Poly1305 comes first: WebAssembly has no AES or carry-less
 /// multiply instructions, so AES-GCM runs as constant-time software and
 /// took about half of a 1 MiB upload's time in the plugin (perf, one
 /// criterion run); servers follow the client's order by default.
 fn provider() -> Arc<CryptoProvider> {
-    let mut p = rustls::crypto::ring::default_provider();
-    p.cipher_suites
-        .retain(|s| matches!(s, rustls::SupportedCipherSuite::Tls13(_)));
-    p.cipher_suites
-        .sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256);
-    Arc::new(p)
+    deepmail_rustcrypto::arc_provider()
 }
 
 /// Parses the trust roots from PEM text.
@@ -182,8 +177,7 @@ fn build_client_config(
     tls.alpn_protocols = vec![ALPN_H3.to_vec()];
     tls.resumption = Resumption::store(session_store());
     tls.enable_early_data = zero_rtt;
-    let quic = QuicClientConfig::try_from(tls)
-        .map_err(|e| ConfigError(format!("no QUIC initial cipher suite: {e}")))?;
+    let quic = QuicClientConfig::new(tls).map_err(|e| ConfigError(e.to_string()))?;
     Ok(Arc::new(quic))
 }
 

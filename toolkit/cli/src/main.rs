@@ -205,10 +205,7 @@ impl Stages {
 
 fn list_plugins(stages: &Stages, args: &PluginsArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
-    for b in deepmail_host::builtin::BUILTINS
-        .iter()
-        .filter(|b| deepmail_host::builtin::is_built(b))
-    {
+    for b in deepmail_host::builtin::BUILTINS {
         let source = PluginSource::Builtin(b.name.to_string());
         let role = if stages.chosen(b.stage) == Some(&source)
             || (b.default && stages.chosen(b.stage).is_none())

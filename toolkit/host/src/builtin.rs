@@ -91,12 +91,6 @@ pub fn find(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)
 }
 
-/// Whether this build carries the plugin's component (plugins that need
-/// clang to build are left out when it was missing).
-pub fn is_built(b: &Builtin) -> bool {
-    !b.wasm.is_empty()
-}
-
 /// The default embedded plugin for `stage`, if any.
 pub fn default_for(stage: Stage) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.stage == stage && b.default)

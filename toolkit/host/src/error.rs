@@ -61,12 +61,6 @@ pub enum LoadError {
         /// The names there are.
         known: String,
     },
-    /// The built-in plugin exists but was left out of this build.
-    #[error("builtin:{name} is not in this build: it needs clang to compile ring for wasm32 (apt-get install clang), then rebuild deepmail")]
-    NotBuilt {
-        /// The plugin.
-        name: String,
-    },
     /// The bytes are not a WebAssembly component wasmtime can compile.
     #[error("{plugin} is not a usable WebAssembly component: {detail}\n(plugins are components for wasm32-wasip2, e.g. `cargo build --target wasm32-wasip2`)")]
     Compile {

@@ -123,8 +123,7 @@ impl PluginSource {
     pub(crate) fn bytes(&self) -> Result<std::borrow::Cow<'static, [u8]>, LoadError> {
         match self {
             PluginSource::Builtin(name) => match crate::builtin::find(name) {
-                Some(b) if crate::builtin::is_built(b) => Ok(std::borrow::Cow::Borrowed(b.wasm)),
-                Some(_) => Err(LoadError::NotBuilt { name: name.clone() }),
+                Some(b) => Ok(std::borrow::Cow::Borrowed(b.wasm)),
                 None => Err(LoadError::UnknownBuiltin {
                     name: name.clone(),
                     known: crate::builtin::names().join(", "),
