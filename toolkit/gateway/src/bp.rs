@@ -251,6 +251,11 @@ impl BpInbound {
                 self.wake.notify_one();
             }
             Ok(StoreOutcome::Duplicate) => {}
+            Ok(StoreOutcome::Conflict { stored_sha256 }) => {
+                // Same bundle id (source, creation time, sequence) for other
+                // bytes: the source node reused an id. Keep what is stored.
+                tracing::error!(stage = "bp", peer, batch = %batch, source = %adu.source, stored_sha256, "a different ADU under an already stored bundle id: the source reused a bundle id; dropped");
+            }
             Err(e) => {
                 tracing::error!(stage = "bp", batch = %batch, error = %e, "cannot spool the ADU; refusing the bundle for now");
                 return Err(RefuseReason::NoResources);

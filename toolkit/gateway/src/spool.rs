@@ -167,12 +167,20 @@ pub struct NewBatch<'a> {
 }
 
 /// What [`Spool::store`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreOutcome {
     /// Written and durable.
     Stored,
-    /// A batch with this id was already there; nothing was written.
+    /// A batch with this id and the same bytes was already there; nothing
+    /// was written.
     Duplicate,
+    /// A batch with this id but *other* bytes was already there: the sender
+    /// reused an id for a different batch (a client bug). Nothing was
+    /// written; the stored batch is kept.
+    Conflict {
+        /// SHA-256 (hex) of the batch stored under this id.
+        stored_sha256: String,
+    },
 }
 
 /// A batch in `incoming/`.
@@ -328,7 +336,7 @@ impl Spool {
         }
         let target = self.incoming.join(id);
         if target.exists() || self.relayed.join(id).exists() {
-            return Ok(StoreOutcome::Duplicate);
+            return Ok(self.same_id_outcome(id, &batch.meta.sha256));
         }
         let work = self.tmp.join(format!(
             "{id}.{}.{}",
@@ -352,7 +360,7 @@ impl Spool {
                 ) =>
             {
                 let _ = fs::remove_dir_all(&work);
-                return Ok(StoreOutcome::Duplicate);
+                return Ok(self.same_id_outcome(id, &batch.meta.sha256));
             }
             Err(e) => {
                 let _ = fs::remove_dir_all(&work);
@@ -365,6 +373,23 @@ impl Spool {
         }
         sync_dir(&self.incoming)?;
         Ok(StoreOutcome::Stored)
+    }
+
+    /// A batch `id` is already stored (in `incoming/` or `relayed/`): a
+    /// duplicate when its bytes hash to `sha256`, else a conflict. A stored
+    /// meta that cannot be read (never expected: it is written before the
+    /// batch appears) counts as a duplicate, the outcome that loses nothing.
+    fn same_id_outcome(&self, id: &str, sha256: &str) -> StoreOutcome {
+        let stored = [&self.incoming, &self.relayed].into_iter().find_map(|dir| {
+            let bytes = fs::read(dir.join(id).join("meta.json")).ok()?;
+            serde_json::from_slice::<BatchMeta>(&bytes).ok()
+        });
+        match stored {
+            Some(meta) if !meta.sha256.eq_ignore_ascii_case(sha256) => StoreOutcome::Conflict {
+                stored_sha256: meta.sha256,
+            },
+            _ => StoreOutcome::Duplicate,
+        }
     }
 
     fn write_batch(&self, dir: &Path, batch: &NewBatch<'_>) -> Result<(), SpoolError> {

@@ -561,6 +561,32 @@ async fn idempotency_keys_are_checked_and_duplicates_stored_once() {
         .unwrap()
         .count();
     assert_eq!(leftovers, 0);
+
+    // The same key with another body is a client bug, not a duplicate:
+    // 422, and the stored batch is kept as it was.
+    let other = String::from_utf8_lossy(BATCH).replace("hello moon", "a different body");
+    assert_ne!(other.as_bytes(), BATCH);
+    let mut conn = server.connect(HttpVersion::Http2).await;
+    let (status, json) = post(
+        &mut conn,
+        batch(&server, other.as_bytes(), Some("same-key"), None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+    assert_eq!(json["code"], "idempotency-key-reused");
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .contains("already used for a different batch"),
+        "{json}"
+    );
+    let stored = server.spool.list().unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        std::fs::read(stored[0].dir.join("batch.bsmtp")).unwrap(),
+        BATCH
+    );
     server.stop().await;
 }
 

@@ -621,6 +621,7 @@ async fn handle_inner<B: BodySource>(
     }
 
     let batch_id = key.unwrap_or_else(|| sha256.clone());
+    let body_sha256 = sha256.clone();
     progress.batch_id = Some(batch_id.clone());
     let count = messages.len();
     let meta = BatchMeta {
@@ -650,6 +651,18 @@ async fn handle_inner<B: BodySource>(
             format!("the batch could not be stored, try again later: {e}"),
         )
     })?;
+    if let StoreOutcome::Conflict { stored_sha256 } = stored {
+        // draft-ietf-httpapi-idempotency-key-header §2.7: a key reused with
+        // another payload is answered 422.
+        return Err(Refusal::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            format!(
+                "Idempotency-Key {batch_id} was already used for a different batch (SHA-256 {stored_sha256}, \
+                 this one {body_sha256}): a client bug; send each batch under a key of its own"
+            ),
+        ));
+    }
     Ok(Accepted {
         batch_id,
         messages: count,
