@@ -168,6 +168,7 @@ pub(crate) fn run_queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
     let config = GatewayConfig::load(&args.config)?;
     let queue = Queue::open(&config.spool, false)?;
     let snapshot = queue.snapshot()?;
+    let quarantined = queue.quarantined();
     let batch_of = |id: &str| {
         snapshot
             .batches
@@ -201,7 +202,8 @@ pub(crate) fn run_queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(
-                        &json!({"spool": config.spool, "messages": rows, "damaged": snapshot.damaged})
+                        &json!({"spool": config.spool, "messages": rows, "damaged": snapshot.damaged,
+                                "quarantined": quarantined.iter().map(|(p, r)| json!({"path": p, "reason": r})).collect::<Vec<_>>()})
                     )?
                 );
             } else if rows.is_empty() {
@@ -237,6 +239,16 @@ pub(crate) fn run_queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
             }
             for d in &snapshot.damaged {
                 eprintln!("deepmail: damaged queue entry: {d}");
+            }
+            if !json && !quarantined.is_empty() {
+                println!(
+                    "\n{} damaged record(s) moved aside into {} (not sent; kept for you):",
+                    quarantined.len(),
+                    config.spool.join("quarantine").display()
+                );
+                for (path, reason) in &quarantined {
+                    println!("  {}: {reason}", path.display());
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

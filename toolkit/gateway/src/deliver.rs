@@ -159,6 +159,10 @@ impl Outbound {
         for d in &snapshot.damaged {
             tracing::error!(stage = "queue", error = %d, "damaged queue entry left in place");
         }
+        for q in &snapshot.quarantined {
+            Metrics::inc(&self.metrics.queue_quarantined);
+            tracing::error!(stage = "queue", from = %q.from.display(), to = %q.to.display(), reason = %q.reason, "damaged queue record moved aside; the rest of the queue goes on");
+        }
         let now = now_ms();
         let in_flight = self
             .in_flight

@@ -54,6 +54,7 @@ counters! {
     relay_recipients_refused: "recipients the local MTA refused (a DSN goes back)",
     relay_attempts_failed: "relay attempts that failed temporarily (will retry)",
     dead_letters: "messages kept in dead-letter/ (no sender to return them to)",
+    queue_quarantined: "damaged queue records (entry.json, batch records) moved into quarantine/",
     ;
     sender_sessions_open: "connections sender plugins keep open between deliveries (TCPCL sessions)",
 }

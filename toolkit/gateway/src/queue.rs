@@ -10,7 +10,16 @@
 //!     entry.json             envelope, destination, received_at, size, sha256, origin
 //!   batches/<batch_id>.json  a batch: its members, attempts, next attempt, last error
 //!   tmp/                     partial writes (removed at start)
+//!   quarantine/              damaged records the gateway moved aside (kept, never read again)
+//!     queue/<msg_id>/          a message whose entry.json did not parse, with reason.txt
+//!     batches/<batch_id>.json  a batch record that did not parse, with .reason beside it
 //! ```
+//!
+//! A damaged record (an empty or truncated file, as a power loss can leave)
+//! must not stop the queue: the gateway moves it into `quarantine/`, logs
+//! it once and counts it, and everything else flows. A quarantined batch's
+//! members are simply batched again under a new id; a quarantined message
+//! keeps its content for the operator.
 //!
 //! A message belongs to at most one batch. A batch is written before its
 //! first send and keeps its id across retries and restarts, so the far
@@ -27,6 +36,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::spool::{io_err, sync_dir, to_json, write_synced, SpoolError, SpooledEnvelope};
+
+/// A damaged record the gateway moved aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    /// Where it was.
+    pub from: PathBuf,
+    /// Where it is now.
+    pub to: PathBuf,
+    /// Why it could not be read.
+    pub reason: String,
+}
 
 /// Where a queued message goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -92,6 +112,9 @@ pub struct Queue {
     queue: PathBuf,
     batches: PathBuf,
     tmp: PathBuf,
+    quarantine: PathBuf,
+    /// The gateway itself (moves damaged records aside), not a tool.
+    owner: bool,
     counter: AtomicU64,
 }
 
@@ -141,6 +164,8 @@ impl Queue {
             queue,
             batches,
             tmp,
+            quarantine: spool_root.join("quarantine"),
+            owner,
             counter: AtomicU64::new(0),
         })
     }
@@ -275,17 +300,90 @@ impl Queue {
         }
     }
 
-    /// Every recorded batch.
-    pub fn batches(&self) -> Result<Vec<Batch>, SpoolError> {
+    /// Every readable batch record, and what could not be read of the
+    /// rest (path and reason).
+    fn read_batches(&self) -> Result<(Vec<Batch>, Vec<(PathBuf, String)>), SpoolError> {
         let mut out = Vec::new();
+        let mut damaged = Vec::new();
         for dirent in fs::read_dir(&self.batches).map_err(io_err("list", &self.batches))? {
             let path = dirent.map_err(io_err("list", &self.batches))?.path();
             if path.extension().is_some_and(|e| e == "json") {
-                out.push(read_json::<Batch>(&path)?);
+                match read_json::<Batch>(&path) {
+                    Ok(b) => out.push(b),
+                    Err(e @ SpoolError::Damaged { .. }) => damaged.push((path, e.to_string())),
+                    Err(e) => return Err(e),
+                }
             }
         }
         out.sort_by_key(|b| (b.created_ms, b.id.clone()));
-        Ok(out)
+        Ok((out, damaged))
+    }
+
+    /// Every readable batch record (damaged ones are left out; see
+    /// [`Queue::snapshot`]).
+    pub fn batches(&self) -> Result<Vec<Batch>, SpoolError> {
+        Ok(self.read_batches()?.0)
+    }
+
+    /// Moves the damaged record at `path` (a message directory, or a batch
+    /// file) into `quarantine/<kind>/`, with the reason beside it.
+    fn quarantine(&self, kind: &str, path: &Path, reason: &str) -> Result<Quarantined, SpoolError> {
+        let dir = self.quarantine.join(kind);
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "unnamed".into());
+        let mut to = dir.join(&name);
+        let mut n = 1;
+        while to.exists() {
+            n += 1;
+            to = dir.join(format!("{name}.{n}"));
+        }
+        fs::rename(path, &to).map_err(io_err("rename", &to))?;
+        let note = if to.is_dir() {
+            to.join("reason.txt")
+        } else {
+            dir.join(format!(
+                "{}.reason",
+                to.file_name().unwrap_or_default().to_string_lossy()
+            ))
+        };
+        write_synced(&note, format!("{reason}\n").as_bytes())?;
+        sync_dir(&dir)?;
+        if let Some(parent) = path.parent() {
+            sync_dir(parent)?;
+        }
+        Ok(Quarantined {
+            from: path.to_path_buf(),
+            to,
+            reason: reason.to_string(),
+        })
+    }
+
+    /// What `quarantine/` holds: (path, reason), for `deepmail queue list`.
+    pub fn quarantined(&self) -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
+        for kind in ["queue", "batches"] {
+            let Ok(dir) = fs::read_dir(self.quarantine.join(kind)) else {
+                continue;
+            };
+            for dirent in dir.flatten() {
+                let path = dirent.path();
+                if path.extension().is_some_and(|e| e == "reason") {
+                    continue;
+                }
+                let note = if path.is_dir() {
+                    path.join("reason.txt")
+                } else {
+                    PathBuf::from(format!("{}.reason", path.display()))
+                };
+                let reason = fs::read_to_string(note).unwrap_or_default();
+                out.push((path, reason.trim().to_string()));
+            }
+        }
+        out.sort();
+        out
     }
 
     /// A snapshot: batches (with members that still exist) and the
@@ -293,17 +391,35 @@ impl Queue {
     pub fn snapshot(&self) -> Result<Snapshot, SpoolError> {
         let mut entries = BTreeMap::new();
         let mut damaged = Vec::new();
+        let mut quarantined = Vec::new();
         for e in self.entries()? {
             match e {
                 Ok(e) => {
                     entries.insert(e.id.clone(), e);
                 }
+                Err(SpoolError::Damaged { path, detail }) if self.owner => {
+                    let reason = format!("{} is damaged: {detail}", path.display());
+                    match path.parent() {
+                        Some(message_dir) => {
+                            quarantined.push(self.quarantine("queue", message_dir, &reason)?)
+                        }
+                        None => damaged.push(reason),
+                    }
+                }
                 Err(e) => damaged.push(e.to_string()),
+            }
+        }
+        let (readable, unreadable) = self.read_batches()?;
+        for (path, reason) in unreadable {
+            if self.owner {
+                quarantined.push(self.quarantine("batches", &path, &reason)?);
+            } else {
+                damaged.push(reason);
             }
         }
         let mut batched = HashSet::new();
         let mut batches = Vec::new();
-        for mut b in self.batches()? {
+        for mut b in readable {
             b.members.retain(|m| entries.contains_key(m));
             batched.extend(b.members.iter().cloned());
             batches.push(b);
@@ -325,6 +441,7 @@ impl Queue {
             batches,
             unbatched,
             damaged,
+            quarantined,
         })
     }
 }
@@ -338,8 +455,12 @@ pub struct Snapshot {
     pub batches: Vec<Batch>,
     /// Messages in no batch, per destination, oldest first.
     pub unbatched: BTreeMap<Destination, Vec<QueueEntry>>,
-    /// Entries that could not be read (path and reason).
+    /// Records that could not be read (path and reason), as a tool that
+    /// does not own the queue sees them; the gateway quarantines them.
     pub damaged: Vec<String>,
+    /// Damaged records this snapshot moved into `quarantine/` (the gateway
+    /// only): each is reported once, here.
+    pub quarantined: Vec<Quarantined>,
 }
 
 fn valid_id(id: &str) -> Result<(), SpoolError> {
@@ -466,10 +587,64 @@ mod tests {
             b"{",
         )
         .unwrap();
-        let s = q.snapshot().unwrap();
+        // A tool (not the owner) sees it as damaged and leaves it alone.
+        let tool = Queue::open(dir.path(), false).unwrap();
+        let s = tool.snapshot().unwrap();
         assert!(s.entries.is_empty());
         assert_eq!(s.damaged.len(), 1);
         assert!(s.damaged[0].contains("entry.json"), "{}", s.damaged[0]);
+        assert!(dir.path().join("queue").join(&e.id).is_dir());
+    }
+
+    #[test]
+    fn the_owner_quarantines_damaged_records_once_and_the_rest_flows() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), true).unwrap();
+        let good = q
+            .enqueue(Destination::Local, env("a@b"), b"good", "t".into())
+            .unwrap();
+        let bad = q
+            .enqueue(Destination::Local, env("c@d"), b"kept", "t".into())
+            .unwrap();
+        let batch = q
+            .new_batch(Destination::Local, vec![good.id.clone()])
+            .unwrap();
+        // What a power loss can leave: an empty batch record, a truncated entry.
+        fs::write(
+            dir.path()
+                .join("batches")
+                .join(format!("{}.json", batch.id)),
+            b"",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("queue").join(&bad.id).join("entry.json"),
+            b"{\"id\": \"q",
+        )
+        .unwrap();
+
+        let s = q.snapshot().unwrap();
+        assert!(s.damaged.is_empty(), "{:?}", s.damaged);
+        assert_eq!(s.quarantined.len(), 2, "{:?}", s.quarantined);
+        // The good message flows: unbatched again, ready for a new batch.
+        assert!(s.batches.is_empty());
+        assert_eq!(s.unbatched[&Destination::Local][0].id, good.id);
+        // The damaged message's content is kept, with the reason.
+        let moved = dir.path().join("quarantine/queue").join(&bad.id);
+        assert_eq!(fs::read(moved.join("message.eml")).unwrap(), b"kept");
+        assert!(fs::read_to_string(moved.join("reason.txt"))
+            .unwrap()
+            .contains("entry.json is damaged"));
+        let listed = q.quarantined();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(listed
+            .iter()
+            .any(|(p, r)| p.ends_with(format!("{}.json", batch.id)) && r.contains("damaged")));
+
+        // Reported once: the next snapshot has nothing new to say.
+        let again = q.snapshot().unwrap();
+        assert!(again.quarantined.is_empty() && again.damaged.is_empty());
+        assert_eq!(again.unbatched[&Destination::Local].len(), 1);
     }
 
     #[test]
