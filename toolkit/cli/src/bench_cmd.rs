@@ -91,7 +91,7 @@ fn gateway(stages: &Stages, args: GatewayBenchArgs) -> anyhow::Result<ExitCode> 
             write_config(
                 &dir.join("moon.toml"),
                 &format!(
-                    "name = \"gw.moon.example\"\nspool = \"moon\"\n[receive]\nhttps-listen = \"127.0.0.1:0\"\ncert = \"certs/server.pem\"\nkey = \"certs/server.key\"\n[relay]\nsmtp = \"{sink_addr}\"\n"
+                    "name = \"gw.moon.example\"\nspool = \"moon\"\n[receive]\nhttps-listen = \"127.0.0.1:0\"\ncert = \"certs/server.pem\"\nkey = \"certs/server.key\"\n[relay]\nsmtp = \"{sink_addr}\"\ndomains = [\"moon.example\"]\n"
                 ),
             )?,
             host.clone(),

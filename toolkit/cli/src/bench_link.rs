@@ -130,7 +130,7 @@ async fn measure(
         write_config(
             &dir.join("moon.toml"),
             &format!(
-                "name = \"gw.moon.example\"\nspool = \"moon\"\n[receive]\nhttps-listen = \"127.0.0.1:0\"\nh3-listen = \"127.0.0.1:0\"\ncert = \"certs/server.pem\"\nkey = \"certs/server.key\"\nhandshake-timeout-secs = {handshake}\n[bp]\nnode-id = \"ipn:2.0\"\nlisten = \"127.0.0.1:0\"\nendpoints = [\"ipn:2.25\"]\nhandshake-timeout-secs = {handshake}\n[relay]\nsmtp = \"{sink_addr}\"\n"
+                "name = \"gw.moon.example\"\nspool = \"moon\"\n[receive]\nhttps-listen = \"127.0.0.1:0\"\nh3-listen = \"127.0.0.1:0\"\ncert = \"certs/server.pem\"\nkey = \"certs/server.key\"\nhandshake-timeout-secs = {handshake}\n[bp]\nnode-id = \"ipn:2.0\"\nlisten = \"127.0.0.1:0\"\nendpoints = [\"ipn:2.25\"]\nhandshake-timeout-secs = {handshake}\n[relay]\nsmtp = \"{sink_addr}\"\ndomains = [\"moon.example\"]\n"
             ),
         )?,
         host.clone(),

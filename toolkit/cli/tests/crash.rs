@@ -90,7 +90,7 @@ fn earth_gateway_killed_at_random_moments_loses_and_duplicates_nothing() {
     let moon_toml = dir.path().join("moon.toml");
     std::fs::write(
         &moon_toml,
-        format!("name = \"gw.moon.example\"\nspool = \"moon\"\n[receive]\nhttps-listen = \"127.0.0.1:{moon_port}\"\ncert = \"certs/server.pem\"\nkey = \"certs/server.key\"\n[relay]\nsmtp = \"{sink_addr}\"\n"),
+        format!("name = \"gw.moon.example\"\nspool = \"moon\"\n[receive]\nhttps-listen = \"127.0.0.1:{moon_port}\"\ncert = \"certs/server.pem\"\nkey = \"certs/server.key\"\n[relay]\nsmtp = \"{sink_addr}\"\ndomains = [\"moon.example\"]\n"),
     )
     .unwrap();
     let earth_toml = dir.path().join("earth.toml");

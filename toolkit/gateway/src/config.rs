@@ -18,6 +18,7 @@
 //!
 //! [relay]                          # received mail goes to the local MTA by SMTP
 //! smtp = "127.0.0.1:25"
+//! domains = ["earth.example"]      # only these are relayed; others get a DSN
 //!
 //! [[route]]                        # how mail for a domain leaves
 //! domain = "moon.example"
@@ -393,6 +394,12 @@ fn secs(key: &str, value: Option<f64>, default: Duration) -> Result<Duration, Co
     }
 }
 
+/// Why a receiving gateway must name the domains its local MTA takes.
+const NO_OPEN_RELAY: &str =
+    "a gateway that receives mail must list the mail domains its local MTA \
+     takes, e.g. [relay] domains = [\"moon.example\"]: a received recipient in any other domain is \
+     refused with a DSN back (no open relay)";
+
 fn domain_name(key: &str, d: &str) -> Result<String, ConfigError> {
     let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
     let body = d.strip_prefix('.').unwrap_or(&d);
@@ -564,6 +571,9 @@ impl GatewayConfig {
                     "relay",
                     "a gateway that receives ([receive]) must say where received mail goes: [relay] smtp = \"ADDR:PORT\"",
                 ));
+            }
+            if receive.is_some() && relay.as_ref().is_some_and(|r| r.domains.is_empty()) {
+                return Err(bad("relay.domains", NO_OPEN_RELAY));
             }
 
             let d = &file.delivery;
@@ -745,6 +755,9 @@ impl GatewayConfig {
                     }
                     if listen.is_some() && relay.is_none() {
                         return Err(bad("relay", "a gateway that receives bundles ([bp] listen) must say where received mail goes: [relay] smtp = \"ADDR:PORT\""));
+                    }
+                    if listen.is_some() && relay.as_ref().is_some_and(|r| r.domains.is_empty()) {
+                        return Err(bad("relay.domains", NO_OPEN_RELAY));
                     }
                     Some(BpConfig {
                         node_id: b.node_id.clone(),

@@ -3,9 +3,10 @@
 //! SMTP. Recipients the MTA accepts are done; recipients it refuses (5xx)
 //! go back to the sender as a DSN; a temporary failure (4xx, MTA down) is
 //! retried with backoff. Progress is recorded per message
-//! (`NNNN.progress.json`), so a restart neither loses nor repeats a
-//! recipient, and a relayed batch moves to `relayed/`, so a retransmission
-//! of the same batch id is not relayed twice.
+//! (`NNNN.progress.json`), so a restart never loses a recipient (one killed
+//! between the MTA's 250 and that record relays the message once more:
+//! SMTP's at-least-once hand-off), and a relayed batch moves to `relayed/`,
+//! so a retransmission of the same batch id is not relayed twice.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -18,7 +19,7 @@ use deepmail_smtp::Reply;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 
-use crate::config::{GatewayConfig, RelayConfig};
+use crate::config::{domain_listed, GatewayConfig, RelayConfig};
 use crate::deliver::backoff;
 use crate::metrics::Metrics;
 use crate::queue::now_ms;
@@ -259,9 +260,42 @@ impl Inbound {
             if pending.forward_paths.is_empty() {
                 continue;
             }
+            // No open relay: a peer may put any recipient in a batch, but
+            // only `[relay] domains` reach the local MTA; the rest are
+            // refused here and go back to the sender in the DSN below.
+            let (local, foreign): (Vec<_>, Vec<_>) = std::mem::take(&mut pending.forward_paths)
+                .into_iter()
+                .partition(|f| {
+                    crate::returns::domain_of(&f.mailbox)
+                        .is_some_and(|d| domain_listed(&self.relay.domains, &d))
+                });
+            pending.forward_paths = local;
+            let not_ours: Vec<(String, Reply)> = foreign
+                .into_iter()
+                .map(|f| {
+                    let reply = Reply::new(
+                        550,
+                        Some("5.7.1"),
+                        format!(
+                            "relaying to <{}> denied: this gateway delivers only to {}",
+                            f.mailbox,
+                            self.relay.domains.join(", ")
+                        ),
+                    );
+                    (f.mailbox, reply)
+                })
+                .collect();
             let message_id = crate::queue::header_value(&content, "message-id").unwrap_or_default();
             let started = std::time::Instant::now();
-            let result = match relay_message(&self.relay, &pending, &content).await {
+            let relayed = if pending.forward_paths.is_empty() {
+                Ok(RelayResult {
+                    summary: "no recipient in a relay domain".into(),
+                    ..RelayResult::default()
+                })
+            } else {
+                relay_message(&self.relay, &pending, &content).await
+            };
+            let mut result = match relayed {
                 Ok(r) => r,
                 Err(f) if f.transient => return Err(f.message),
                 Err(f) => {
@@ -279,6 +313,10 @@ impl Inbound {
                     }
                 }
             };
+            if !not_ours.is_empty() {
+                tracing::warn!(stage = "relay", batch = %id, message = n, refused = not_ours.len(), domains = ?self.relay.domains, "recipients outside [relay] domains refused (no open relay); a DSN goes back");
+                result.refused.extend(not_ours);
+            }
             tracing::info!(stage = "relay", batch = %id, message = n, message_id = %message_id, elapsed_ms = started.elapsed().as_millis() as u64, result = %result.summary, "relayed to the local MTA");
             if !result.accepted.is_empty() {
                 Metrics::inc(&self.metrics.relay_messages_delivered);

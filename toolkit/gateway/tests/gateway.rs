@@ -287,6 +287,72 @@ async fn earth_to_moon_with_a_dsn_back_for_the_unknown_recipient() {
     moon.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A peer may put any recipient in a batch; the Moon relays only its
+/// `[relay] domains` to the local MTA and returns the rest in a DSN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_received_recipient_outside_the_relay_domains_is_returned_not_relayed() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let moon_mta = sink(&[]).await;
+    let port = free_port();
+    let moon = start(dir.path(), "moon", &moon_toml(port, moon_mta.addr, 9)).await;
+    let ca = deepmail_gateway::tls::load_certs(&dir.path().join("certs/ca.pem")).unwrap();
+    let tls = deepmail_gateway::tls::client_config(&ca, None, &[]).unwrap();
+    let mut conn = deepmail_gateway::client::Connection::connect(
+        moon.https_addr.unwrap(),
+        "localhost",
+        &tls,
+        deepmail_gateway::client::HttpVersion::Http2,
+    )
+    .await
+    .unwrap();
+    let batch = b"MAIL FROM:<ops@earth.example>\r\nRCPT TO:<ada@moon.example>\r\n\
+RCPT TO:<victim@evil.example>\r\nDATA\r\nSubject: relay me\r\n\r\nbody\r\n.\r\n";
+    let req = deepmail_gateway::client::batch_request(
+        &format!("https://localhost:{port}/inboundmail"),
+        batch.to_vec(),
+        Some("open-relay-probe"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(conn.send(req).await.unwrap().status(), 200);
+    wait_for("the relay", 30, || {
+        dir.path()
+            .join("moon-spool/relayed/open-relay-probe")
+            .is_dir()
+    })
+    .await;
+    let got = moon_mta.sink.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    let rcpts: Vec<&str> = got[0]
+        .0
+        .recipients
+        .iter()
+        .map(|r| r.mailbox.as_str())
+        .collect();
+    assert_eq!(
+        rcpts,
+        ["ada@moon.example"],
+        "only the relay domain reached the MTA"
+    );
+    // The refused recipient goes back to the sender as a DSN, queued for Earth.
+    let queue =
+        deepmail_gateway::queue::Queue::open(&dir.path().join("moon-spool"), false).unwrap();
+    let snapshot = queue.snapshot().unwrap();
+    let dsn = snapshot
+        .entries
+        .values()
+        .find(|e| e.envelope.reverse_path.is_empty())
+        .expect("a DSN in the Moon's queue");
+    assert_eq!(dsn.envelope.forward_paths[0].mailbox, "ops@earth.example");
+    let text = String::from_utf8(queue.content(&dsn.id).unwrap()).unwrap();
+    assert!(
+        text.contains("victim@evil.example") && text.contains("5.7.1"),
+        "{text}"
+    );
+    moon.shutdown(Duration::from_secs(5)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retransmitted_batch_is_relayed_once_even_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -502,7 +568,7 @@ async fn policy_refuses_spam_at_smtp_time_before_anything_is_queued() {
 /// listening for TCPCL on `listen` and relaying to `moon_mta`.
 fn bp_moon_toml(listen: &str, moon_mta: SocketAddr) -> String {
     format!(
-        "name = \"gw.moon.example\"\nspool = \"moon-spool\"\n[bp]\nnode-id = \"ipn:2.0\"\nlisten = \"{listen}\"\nendpoints = [\"ipn:2.25\"]\n[relay]\nsmtp = \"{moon_mta}\"\n"
+        "name = \"gw.moon.example\"\nspool = \"moon-spool\"\n[bp]\nnode-id = \"ipn:2.0\"\nlisten = \"{listen}\"\nendpoints = [\"ipn:2.25\"]\n[relay]\nsmtp = \"{moon_mta}\"\ndomains = [\"moon.example\"]\n"
     )
 }
 
