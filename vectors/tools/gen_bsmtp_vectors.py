@@ -523,6 +523,16 @@ def gen_decode(files_dir):
     bad("MAIL inside a transaction", ["sequence"], [R_ORDER], H + H + D, "out-of-sequence", mode=L)
     bad("bad MAIL parameter", ["params"], [R_ARGS],
         "MAIL FROM:<alice@earth.example> BODY=\nRCPT TO:<bob@moon.example>\n" + D, "bad-parameter", mode=L)
+    # Exim writes UTF-8 local parts raw in a use_bsmtp batch and never
+    # writes MAIL parameters, so no SMTPUTF8 (RFC 6531 §3.4 would want one);
+    # `exim -bS` reads such a batch back. Lenient mode reads what Exim
+    # writes; strict mode may refuse it (the strict case above is
+    # acceptable either way). Octets that are not UTF-8 stay refused.
+    ok("UTF-8 mailboxes without SMTPUTF8, as Exim's use_bsmtp writes them", ["exim", "smtputf8"], [R_UTF8, R2442],
+       "MAIL FROM:<jörg@erde.example>\nRCPT TO:<zoë@moon.example>\nDATA\nhello\n.\n",
+       [msg("jörg@erde.example", ["zoë@moon.example"], "hello\r\n")], mode=L)
+    bad("a mailbox that is not UTF-8 (Latin-1 ö)", ["smtputf8", "syntax"], [R_UTF8],
+        b"MAIL FROM:<j\xf6rg@erde.example>\nRCPT TO:<bob@moon.example>\nDATA\nhello\n.\n", "malformed-path", mode=L)
     return m
 
 

@@ -18,9 +18,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::quic_tls::{QuicClientConfig, ResetKey};
 use bytes::{Bytes, BytesMut};
 use quinn_proto::congestion::CubicConfig;
-use crate::quic_tls::{QuicClientConfig, ResetKey};
 use quinn_proto::{
     ClientConfig, Connection, ConnectionError, ConnectionHandle, DatagramEvent, Dir, Endpoint,
     EndpointConfig, Event, IdleTimeout, ReadError, StreamEvent, StreamId, TransportConfig, VarInt,

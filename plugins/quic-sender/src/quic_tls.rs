@@ -172,18 +172,20 @@ impl crypto::Session for ClientSession {
     }
 
     fn read_handshake(&mut self, buf: &[u8]) -> Result<bool, TransportError> {
-        self.inner.read_hs(buf).map_err(|e| match self.inner.alert() {
-            Some(alert) => TransportError {
-                code: TransportErrorCode::crypto(alert.into()),
-                frame: None,
-                reason: e.to_string(),
-            },
-            None => TransportError {
-                code: TransportErrorCode::PROTOCOL_VIOLATION,
-                frame: None,
-                reason: format!("TLS error: {e}"),
-            },
-        })?;
+        self.inner
+            .read_hs(buf)
+            .map_err(|e| match self.inner.alert() {
+                Some(alert) => TransportError {
+                    code: TransportErrorCode::crypto(alert.into()),
+                    frame: None,
+                    reason: e.to_string(),
+                },
+                None => TransportError {
+                    code: TransportErrorCode::PROTOCOL_VIOLATION,
+                    frame: None,
+                    reason: format!("TLS error: {e}"),
+                },
+            })?;
         // rustls says nothing when ALPN is settled; the first time it is
         // (or the handshake is over), the handshake data is ready.
         if !self.got_handshake_data
@@ -198,11 +200,9 @@ impl crypto::Session for ClientSession {
     fn transport_parameters(&self) -> Result<Option<TransportParameters>, TransportError> {
         match self.inner.quic_transport_parameters() {
             None => Ok(None),
-            Some(buf) => {
-                TransportParameters::read(Side::Client, &mut io::Cursor::new(buf))
-                    .map(Some)
-                    .map_err(Into::into)
-            }
+            Some(buf) => TransportParameters::read(Side::Client, &mut io::Cursor::new(buf))
+                .map(Some)
+                .map_err(Into::into),
         }
     }
 

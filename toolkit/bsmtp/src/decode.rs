@@ -766,12 +766,16 @@ impl Machine {
         Ok((&rest[1..end - 1], tail))
     }
 
+    /// The path as text. Non-ASCII needs SMTPUTF8 in strict mode; lenient
+    /// mode takes UTF-8 paths without it, because Exim writes them so in a
+    /// `use_bsmtp` batch (it never writes MAIL parameters) and `exim -bS`
+    /// reads them back.
     fn path_string(&self, path: &[u8], utf8: bool, what: &str) -> Result<String, DecodeError> {
-        if !utf8 && !path.is_ascii() {
+        if !utf8 && !self.lenient && !path.is_ascii() {
             return Err(self.line_error(
                 Kind::MalformedPath,
                 format!(
-                    "non-ASCII {what}; expected ASCII, or SMTPUTF8 on MAIL FROM (RFC 6531 §3.3)"
+                    "non-ASCII {what}; expected ASCII, or SMTPUTF8 on MAIL FROM (RFC 6531 §3.3), or lenient mode for Exim's batches"
                 ),
             ));
         }

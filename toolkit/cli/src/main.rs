@@ -12,6 +12,7 @@ mod conformance_cmd;
 mod demo;
 mod gateway_cmd;
 mod link_cmd;
+mod mta_config_cmd;
 mod output;
 mod receive_cmd;
 mod resolve_cmd;
@@ -122,6 +123,8 @@ enum Command {
     Submit(gateway_cmd::SubmitArgs),
     /// Emulate a deep-space link: relay TCP/UDP between loopback addresses with delay, loss, rate cap.
     Link(link_cmd::LinkArgs),
+    /// Print the Earth MTA's configuration (Exim or Postfix) that hands the far domains to a gateway.
+    MtaConfig(mta_config_cmd::MtaConfigArgs),
 }
 
 #[derive(Args)]
@@ -286,10 +289,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Queue(a) => gateway_cmd::run_queue(a),
         Command::Submit(a) => Ok(gateway_cmd::run_submit(&stages, a)),
         Command::Link(a) => link_cmd::run(a),
+        Command::MtaConfig(a) => mta_config_cmd::run(a).map(|_| ExitCode::SUCCESS),
     }
 }
 
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -298,6 +303,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `deepmail … | head -1`: when the reader goes away, stop quietly and
+/// successfully, as `cat` and ripgrep do, instead of panicking in
+/// `println!` ("failed printing to stdout: Broken pipe", exit 101).
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        // std's print macros panic with this text when stdout is a closed
+        // pipe (EPIPE is os error 32 on every Unix).
+        if message.starts_with("failed printing to stdout") && message.contains("os error 32") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 /// Reads a file, or stdin for `-`.

@@ -19,8 +19,12 @@ pub(crate) fn write_output(path: Option<&Path>, bytes: &[u8]) -> anyhow::Result<
 
 fn stdout(bytes: &[u8]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(bytes).context("writing to standard output")?;
-    out.flush().context("writing to standard output")
+    let written = out.write_all(bytes).and_then(|()| out.flush());
+    match written {
+        // The reader went away (`| head`): stop quietly, as `cat` does.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other.context("writing to standard output"),
+    }
 }
 
 /// Writes a file via a temporary sibling, fsync, rename.

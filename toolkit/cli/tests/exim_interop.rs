@@ -11,9 +11,10 @@
 //! (`-odi`): no daemon, no system configuration, nothing leaves the machine.
 //! Works as root (CI) and as an ordinary user; see the template's comments.
 //!
-//! Exim is found via `$DEEPMAIL_EXIM`, `/usr/sbin/exim4` or `exim4`/`exim`
-//! on PATH. Without it these tests fail (they never pass without the peer):
-//! `bash scripts/peers/install-exim.sh` installs it.
+//! Exim is found by `test_peers::exim` (`$DEEPMAIL_EXIM`, `/usr/sbin/exim4`
+//! or `exim4`/`exim` on PATH). Without it these tests are skipped visibly
+//! outside CI and fail under CI; `bash scripts/peers/install-exim.sh`
+//! installs it.
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -47,37 +48,6 @@ fn workspace_root() -> PathBuf {
 // ---------------------------------------------------------------------------
 // Exim, in a sandbox of its own
 
-fn exim_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("DEEPMAIL_EXIM") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "DEEPMAIL_EXIM={} is not a file; unset it or run `bash scripts/peers/install-exim.sh`",
-            p.display()
-        );
-        return p;
-    }
-    for c in ["/usr/sbin/exim4", "/usr/sbin/exim"] {
-        if Path::new(c).is_file() {
-            return c.into();
-        }
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            for name in ["exim4", "exim"] {
-                if dir.join(name).is_file() {
-                    return dir.join(name);
-                }
-            }
-        }
-    }
-    panic!(
-        "no Exim found ($DEEPMAIL_EXIM, /usr/sbin/exim4, exim4/exim on PATH): these interop \
-         tests need the real peer; install it with `bash scripts/peers/install-exim.sh` \
-         (.ci/run does)"
-    );
-}
-
 /// One Exim configuration in a temporary directory.
 struct Exim {
     bin: PathBuf,
@@ -100,8 +70,10 @@ struct Arrival {
 }
 
 impl Exim {
-    fn new() -> Exim {
-        let bin = exim_binary();
+    /// A sandboxed Exim, or `None` when Exim is not installed (the test
+    /// is then skipped outside CI; see `test_peers`).
+    fn new() -> Option<Exim> {
+        let bin = test_peers::exim()?;
         let bv = Command::new(&bin)
             .arg("-bV")
             .output()
@@ -141,7 +113,7 @@ impl Exim {
             .replace("@UID@", &uid.to_string())
             .replace("@GID@", &gid.to_string());
         std::fs::write(dir.path().join("exim.conf"), conf).unwrap();
-        Exim { bin, version, dir }
+        Some(Exim { bin, version, dir })
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -452,7 +424,7 @@ fn lines_of(batch: &[u8]) -> Vec<&[u8]> {
 /// them out, Exim's `Message-Id:`/`Date:`) around the bytes submitted.
 #[test]
 fn exim_bare_lf_bsmtp_decodes_leniently_byte_for_byte() {
-    let exim = Exim::new();
+    let Some(exim) = Exim::new() else { return };
     let a = rich_message("a@earth.example", "ada@lf.moon.example");
     exim.submit(
         OPS,
@@ -645,7 +617,7 @@ fn exim_bare_lf_bsmtp_decodes_leniently_byte_for_byte() {
 /// takes it.
 #[test]
 fn exim_crlf_bsmtp_is_strict_valid() {
-    let exim = Exim::new();
+    let Some(exim) = Exim::new() else { return };
     let a = rich_message("a@earth.example", "ada@crlf.moon.example");
     exim.submit(OPS, &["ada@crlf.moon.example", "bob@crlf.moon.example"], &a);
     let b = rich_message("b@earth.example", "carol@crlf.moon.example");
@@ -838,7 +810,7 @@ fn deepmail_batches_are_delivered_by_exim_byte_for_byte() {
         );
         assert!(!text.contains("BODY="), "{}", case.name);
 
-        let exim = Exim::new();
+        let Some(exim) = Exim::new() else { return };
         exim.ok(&["-odi", "-bS"], &batch);
         let arrivals = exim.arrivals();
         assert_eq!(arrivals.len(), 2, "{}: {}", case.name, exim.mainlog());
@@ -932,7 +904,7 @@ fn deepmail_exim_dialect_batch_for_8bit_mail_is_delivered_by_exim() {
         !String::from_utf8_lossy(&batch).contains("BODY="),
         "no ESMTP parameters for Exim"
     );
-    let exim = Exim::new();
+    let Some(exim) = Exim::new() else { return };
     let out = exim.run(&["-odi", "-bS"], &batch);
     let head: String = String::from_utf8_lossy(&batch)
         .lines()
@@ -960,7 +932,7 @@ fn deepmail_exim_dialect_batch_for_8bit_mail_is_delivered_by_exim() {
 /// a preceding EHLO: what any fix for the test above has to live with.
 #[test]
 fn exim_bsmtp_input_takes_no_mail_parameters() {
-    let exim = Exim::new();
+    let Some(exim) = Exim::new() else { return };
     for (greeting, param) in [
         ("", "BODY=8BITMIME"),
         ("EHLO earth-gw.example\r\n", "BODY=8BITMIME"),
@@ -1059,7 +1031,7 @@ fn broken_batches_are_refused_by_both() {
         },
     ];
     for case in cases {
-        let exim = Exim::new();
+        let Some(exim) = Exim::new() else { return };
         let out = exim.run(&["-odi", "-bS"], case.batch.as_bytes());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(

@@ -22,32 +22,6 @@ use std::time::Instant;
 
 use deepmail_gateway::TestPki;
 
-/// The stack's tools, or `None` (test skipped) outside CI when absent.
-fn stack_available() -> bool {
-    let exim = ["/usr/sbin/exim4", "/usr/sbin/exim"]
-        .iter()
-        .any(|p| Path::new(p).exists())
-        || std::env::var_os("DEEPMAIL_EXIM").is_some();
-    let dovecot =
-        Path::new("/usr/sbin/dovecot").exists() || std::env::var_os("DEEPMAIL_DOVECOT").is_some();
-    let swaks = Command::new("sh")
-        .args(["-c", "command -v swaks"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if exim && dovecot && swaks {
-        return true;
-    }
-    let missing = format!(
-        "exim={exim} dovecot={dovecot} swaks={swaks}; run: bash scripts/peers/install-mailstack.sh"
-    );
-    if std::env::var_os("CI").is_some() {
-        panic!("the real mail stack is missing under CI ({missing})");
-    }
-    eprintln!("SKIPPED: the real mail stack is not installed ({missing})");
-    false
-}
-
 /// Stops the stack and the gateways however the test ends.
 struct Stack {
     dir: PathBuf,
@@ -188,7 +162,7 @@ fn swaks(to: &str, data: &Path, earth_smtp: u16) -> std::process::Output {
 
 #[test]
 fn swaks_exim_deepmail_exim_dovecot_byte_for_byte_and_a_dsn_back() {
-    if !stack_available() {
+    if test_peers::mail_stack().is_none() {
         return;
     }
     let work = tempfile::tempdir().unwrap();

@@ -32,6 +32,7 @@ pub mod deliver;
 pub mod gateway;
 pub mod ingress;
 pub mod metrics;
+pub mod mta_config;
 pub mod policy;
 pub mod queue;
 pub mod receive;

