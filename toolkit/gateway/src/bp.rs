@@ -193,11 +193,22 @@ impl BpInbound {
             Ok(Some(adu)) => adu,
             Ok(None) => return Ok(()),
             Err(e) => {
-                tracing::warn!(stage = "bp", peer, batch = %batch, error = %e, "bundle refused by the reassembler");
                 if persist && info.is_fragment {
                     // Not held after all.
                     let _ = fs::remove_dir_all(&held_dir);
                 }
+                // A full reassembly store is a temporary condition: the
+                // sender must retry later, not return real mail for good
+                // because someone else filled the store. Only an ADU that
+                // could never fit, or a bundle that is wrong, is refused
+                // for good.
+                let adu_fits = info.total_adu_length.unwrap_or(info.payload_length)
+                    <= self.config.max_adu_bytes;
+                if e.code == "limit-exceeded" && adu_fits {
+                    tracing::warn!(stage = "bp", peer, batch = %batch, error = %e, "reassembly store full; fragment refused for now (NoResources: the sender retries)");
+                    return Err(RefuseReason::NoResources);
+                }
+                tracing::warn!(stage = "bp", peer, batch = %batch, error = %e, "bundle refused by the reassembler");
                 return Err(RefuseReason::NotAcceptable);
             }
         };

@@ -89,7 +89,7 @@ pub use crate::message::{
     ContactHeader, DecodeError, DecodeLimits, EncodeError, Message, MsgRejectReason, RefuseReason,
     SessTermReason, TRANSFER_LENGTH_EXTENSION,
 };
-pub use crate::passive::{DecideError, PassiveSession};
+pub use crate::passive::{DecideError, MemoryBudget, PassiveSession};
 #[cfg(feature = "tokio")]
 pub use crate::serve::{
     serve, serve_connection, BundleHandler, ServeStats, ServerConfig, SessionSummary,

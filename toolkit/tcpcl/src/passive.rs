@@ -24,6 +24,55 @@ const REMEMBERED_REFUSALS: usize = 32;
 /// longer transfer grows its buffer as its data arrives.
 const MAX_RESERVE: u64 = 1 << 20;
 
+/// Bytes of received transfers (unfinished, or complete and awaiting the
+/// application's decision) that all sessions sharing it may hold together.
+/// A segment that would go over it refuses its transfer with
+/// [`RefuseReason::NoResources`] (the sender retries later), so no number
+/// of peers can make the receiver buffer more than the limit in total.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    limit: u64,
+    used: std::sync::atomic::AtomicU64,
+}
+
+impl MemoryBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: u64) -> std::sync::Arc<MemoryBudget> {
+        std::sync::Arc::new(MemoryBudget {
+            limit,
+            used: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> u64 {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The limit.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    fn try_charge(&self, n: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(n).filter(|total| *total <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: u64) {
+        use std::sync::atomic::Ordering;
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                Some(used.saturating_sub(n))
+            });
+    }
+}
+
 /// Why [`PassiveSession::accept`] or [`PassiveSession::refuse`] failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecideError {
@@ -68,6 +117,19 @@ pub struct PassiveSession {
     current: Option<Inbound>,
     refused: VecDeque<u64>,
     undecided: BTreeMap<u64, Undecided>,
+    /// The shared budget this session's buffers are charged to, if any.
+    budget: Option<std::sync::Arc<MemoryBudget>>,
+    /// What this session holds of it (the current transfer's data and the
+    /// undecided bundles).
+    charged: u64,
+}
+
+impl Drop for PassiveSession {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.release(self.charged);
+        }
+    }
 }
 
 impl PassiveSession {
@@ -78,7 +140,23 @@ impl PassiveSession {
             current: None,
             refused: VecDeque::new(),
             undecided: BTreeMap::new(),
+            budget: None,
+            charged: 0,
         })
+    }
+
+    /// Charges this session's buffered transfer bytes to `budget`, shared
+    /// with other sessions (see [`MemoryBudget`]).
+    pub fn set_budget(&mut self, budget: std::sync::Arc<MemoryBudget>) {
+        self.budget = Some(budget);
+    }
+
+    fn uncharge(&mut self, n: u64) {
+        let n = n.min(self.charged);
+        self.charged -= n;
+        if let Some(budget) = &self.budget {
+            budget.release(n);
+        }
     }
 
     /// What the peer announced and what was negotiated, once established.
@@ -106,6 +184,7 @@ impl PassiveSession {
     /// bytes, goes out.
     pub fn accept(&mut self, transfer_id: u64) -> Result<(), DecideError> {
         let u = self.take_undecided(transfer_id)?;
+        self.uncharge(u.length);
         self.core.send(&Message::XferAck(XferAck {
             flags: u.flags,
             transfer_id,
@@ -117,7 +196,8 @@ impl PassiveSession {
 
     /// Refuses a received bundle with `reason` (XFER_REFUSE).
     pub fn refuse(&mut self, transfer_id: u64, reason: RefuseReason) -> Result<(), DecideError> {
-        self.take_undecided(transfer_id)?;
+        let u = self.take_undecided(transfer_id)?;
+        self.uncharge(u.length);
         self.core.send(&Message::XferRefuse(XferRefuse {
             reason,
             transfer_id,
@@ -238,17 +318,36 @@ impl PassiveSession {
         let Some(current) = self.current.as_mut() else {
             return;
         };
-        let total = current.data.len() as u64 + segment.data.len() as u64;
+        let held = current.data.len() as u64;
+        let total = held + segment.data.len() as u64;
         if total > limit {
             self.current = None;
+            self.uncharge(held);
             self.refuse_transfer(id, RefuseReason::NoResources);
             return;
         }
         if current.expected.is_some_and(|n| total > n) {
             self.current = None;
+            self.uncharge(held);
             self.refuse_transfer(id, RefuseReason::NotAcceptable);
             return;
         }
+        let more = segment.data.len() as u64;
+        if let Some(budget) = &self.budget {
+            if !budget.try_charge(more) {
+                // Every session's buffers together are at the limit: this
+                // transfer is refused for now (the sender retries), and
+                // what it held is given back.
+                self.current = None;
+                self.uncharge(held);
+                self.refuse_transfer(id, RefuseReason::NoResources);
+                return;
+            }
+        }
+        self.charged += more;
+        let Some(current) = self.current.as_mut() else {
+            return;
+        };
         current.data.extend_from_slice(&segment.data);
         if !segment.is_end() {
             // §5.2.3: acknowledge each segment, flags echoed.
@@ -264,6 +363,7 @@ impl PassiveSession {
         };
         if done.expected.is_some_and(|n| n != total) {
             // Shorter than its Transfer Length extension said.
+            self.uncharge(total);
             self.refuse_transfer(id, RefuseReason::NotAcceptable);
             return;
         }

@@ -54,6 +54,11 @@ pub struct ServerConfig {
     pub write_timeout: Duration,
     /// On shutdown, how long sessions may take to end cleanly.
     pub shutdown_grace: Duration,
+    /// Received bytes all sessions together may buffer (unfinished
+    /// transfers and bundles awaiting the handler); beyond it a transfer
+    /// is refused with `NoResources`. `None`: only the per-session limits
+    /// (`transfer_mru`, `max_undecided`) apply.
+    pub memory_budget: Option<std::sync::Arc<crate::MemoryBudget>>,
 }
 
 impl ServerConfig {
@@ -69,6 +74,7 @@ impl ServerConfig {
             max_undecided: 8,
             write_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
+            memory_budget: None,
         }
     }
 }
@@ -245,6 +251,9 @@ async fn run_session<H: BundleHandler>(
             return summary;
         }
     };
+    if let Some(budget) = &config.memory_budget {
+        session.set_budget(budget.clone());
+    }
     // Decisions come back from the handler tasks; one sender stays here,
     // so `recv` never reports a closed channel.
     let (decided_tx, mut decided) = mpsc::unbounded_channel::<(u64, Result<(), RefuseReason>)>();

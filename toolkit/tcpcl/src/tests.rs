@@ -584,6 +584,63 @@ fn transfer_length_over_the_mru_is_refused_before_any_data() {
     );
 }
 
+/// Sixteen peers each sending unfinished transfers used to make the
+/// listener buffer 16 x 64 MiB. With a shared budget, the sessions together
+/// hold at most its limit: the segment that would go over it refuses its
+/// transfer with NoResources (temporary: the sender retries), what that
+/// transfer held is given back, and a session's share returns when it ends.
+#[test]
+fn sessions_sharing_a_memory_budget_never_buffer_past_it() {
+    let now = Instant::now();
+    let budget = crate::MemoryBudget::new(10_000);
+    let segment = |id: u64, flags: u8, len: usize| {
+        let mut out = Vec::new();
+        Message::XferSegment(XferSegment {
+            flags,
+            transfer_id: id,
+            extensions: vec![],
+            data: vec![7; len],
+        })
+        .encode(&mut out)
+        .unwrap();
+        out
+    };
+    let mut sessions = Vec::new();
+    for n in 0..4 {
+        let mut passive = PassiveSession::new(config("ipn:2.0"), now).unwrap();
+        passive.set_budget(budget.clone());
+        let mut input = handshake_from_active(&format!("ipn:1{n}.0"));
+        // Each starts a transfer of 3,000 bytes and never ends it.
+        input.extend(segment(0, SEGMENT_START, 3_000));
+        passive.handle_input(now, &input);
+        let answers = drain_messages(&mut passive, now);
+        let refused = answers
+            .iter()
+            .any(|m| matches!(m, Message::XferRefuse(r) if r.reason == RefuseReason::NoResources));
+        // Three fit in 10,000 bytes; the fourth is refused.
+        assert_eq!(refused, n == 3, "session {n}: {answers:?}");
+        assert!(budget.used() <= budget.limit());
+        sessions.push(passive);
+    }
+    assert_eq!(budget.used(), 9_000);
+    // A further segment of a held transfer that would go over: refused,
+    // and its earlier 3,000 bytes come back.
+    sessions[0].handle_input(now, &segment(0, 0, 2_000));
+    assert!(matches!(
+        drain_messages(&mut sessions[0], now).last(),
+        Some(Message::XferRefuse(r)) if r.reason == RefuseReason::NoResources
+    ));
+    assert_eq!(budget.used(), 6_000);
+    // A complete bundle stays charged until it is decided.
+    sessions[3].handle_input(now, &segment(1, SEGMENT_START | SEGMENT_END, 4_000));
+    assert_eq!(budget.used(), 10_000);
+    sessions[3].accept(1).unwrap();
+    assert_eq!(budget.used(), 6_000);
+    // Sessions that end give their share back.
+    sessions.clear();
+    assert_eq!(budget.used(), 0);
+}
+
 #[test]
 fn unknown_critical_transfer_extension_is_an_extension_failure() {
     let now = Instant::now();
