@@ -8,6 +8,13 @@
 //! QUIT and before closing. On shutdown, [`serve`] stops accepting, lets
 //! sessions in a transaction finish within a grace period and tells idle
 //! ones `421 4.3.2`.
+//!
+//! A few hostile clients cannot lock everyone else out (the model is
+//! Postfix's anvil and stress-dependent timeouts): one client address may
+//! hold at most [`ServerConfig::max_connections_per_client`] sessions, and
+//! while three quarters of [`ServerConfig::max_connections`] are in use the
+//! wait for a command shrinks to [`ServerConfig::stress_command_timeout`],
+//! so silent connections are closed in seconds rather than minutes.
 
 use std::future::Future;
 use std::io;
@@ -94,13 +101,20 @@ pub struct ServerConfig {
     pub data_timeout: Duration,
     /// Connections served at once; more get `421 4.3.2`.
     pub max_connections: usize,
+    /// Connections one client address may hold at once; more get
+    /// `421 4.7.0` (Postfix: `smtpd_client_connection_count_limit`).
+    pub max_connections_per_client: usize,
+    /// The wait for a command while the server is under pressure (three
+    /// quarters of `max_connections` in use); Postfix uses 10 s.
+    pub stress_command_timeout: Duration,
     /// On shutdown, how long sessions in a transaction may go on.
     pub shutdown_grace: Duration,
 }
 
 impl ServerConfig {
     /// Defaults: 25 MiB, 100 recipients, 10 errors, no TLS, 300 s command
-    /// and 600 s data timeouts, 100 connections, 10 s shutdown grace.
+    /// and 600 s data timeouts, 100 connections (50 per client address),
+    /// 10 s command timeout under pressure, 10 s shutdown grace.
     pub fn new(hostname: impl Into<String>) -> ServerConfig {
         ServerConfig {
             hostname: hostname.into(),
@@ -111,6 +125,8 @@ impl ServerConfig {
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
             max_connections: 100,
+            max_connections_per_client: 50,
+            stress_command_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -179,6 +195,9 @@ pub struct ServeStats {
     pub connections: u64,
     /// Connections refused with `421 4.3.2` over `max_connections`.
     pub refused_busy: u64,
+    /// Connections refused with `421 4.7.0` over
+    /// `max_connections_per_client`.
+    pub refused_per_client: u64,
     /// Failed `accept` calls.
     pub accept_errors: u64,
     /// Messages the handler accepted.
@@ -253,14 +272,20 @@ pub async fn serve<H: Handler>(
     shutdown: impl Future<Output = ()>,
 ) -> ServeStats {
     let (phase, phase_rx) = watch::channel(Phase::Running);
+    let (pressure, pressure_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let mut clients = Clients::default();
     let mut stats = ServeStats::default();
+    let stress_at = (config.max_connections * 3).div_ceil(4).max(1);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             biased;
             () = &mut shutdown => break,
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => stats.record(done),
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                stats.record(clients.finished(done));
+                pressure.send_if_modified(|p| std::mem::replace(p, tasks.len() >= stress_at) != *p);
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     if tasks.len() >= config.max_connections {
@@ -268,14 +293,34 @@ pub async fn serve<H: Handler>(
                         stats.refused_busy += 1;
                         continue;
                     }
+                    if clients.count(peer.ip()) >= config.max_connections_per_client {
+                        refuse(
+                            stream,
+                            Reply::new(
+                                421,
+                                Some("4.7.0"),
+                                format!(
+                                    "{} too many connections from {}, try again later",
+                                    config.hostname,
+                                    peer.ip()
+                                ),
+                            ),
+                        )
+                        .await;
+                        stats.refused_per_client += 1;
+                        continue;
+                    }
                     stats.connections += 1;
-                    tasks.spawn(run_connection(
+                    let task = tasks.spawn(run_connection(
                         stream,
                         peer,
                         config.clone(),
                         handler.clone(),
                         Some(phase_rx.clone()),
+                        Some(pressure_rx.clone()),
                     ));
+                    clients.started(task.id(), peer.ip());
+                    pressure.send_if_modified(|p| std::mem::replace(p, tasks.len() >= stress_at) != *p);
                 }
                 Err(_) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -288,22 +333,60 @@ pub async fn serve<H: Handler>(
     drop(listener);
     let _ = phase.send(Phase::Draining);
     let grace_end = Instant::now() + config.shutdown_grace;
-    while let Ok(Some(done)) = timeout_at(grace_end, tasks.join_next()).await {
-        stats.record(done);
+    while let Ok(Some(done)) = timeout_at(grace_end, tasks.join_next_with_id()).await {
+        stats.record(clients.finished(done));
     }
     if tasks.is_empty() {
         return stats;
     }
     let _ = phase.send(Phase::Closing);
     let last_call = Instant::now() + LAST_CALL;
-    while let Ok(Some(done)) = timeout_at(last_call, tasks.join_next()).await {
-        stats.record(done);
+    while let Ok(Some(done)) = timeout_at(last_call, tasks.join_next_with_id()).await {
+        stats.record(clients.finished(done));
     }
     tasks.abort_all();
-    while let Some(done) = tasks.join_next().await {
-        stats.record(done);
+    while let Some(done) = tasks.join_next_with_id().await {
+        stats.record(clients.finished(done));
     }
     stats
+}
+
+/// Sessions per client address (the accept loop's own bookkeeping).
+#[derive(Default)]
+struct Clients {
+    by_task: std::collections::HashMap<tokio::task::Id, std::net::IpAddr>,
+    by_ip: std::collections::HashMap<std::net::IpAddr, usize>,
+}
+
+impl Clients {
+    fn count(&self, ip: std::net::IpAddr) -> usize {
+        self.by_ip.get(&ip).copied().unwrap_or(0)
+    }
+
+    fn started(&mut self, task: tokio::task::Id, ip: std::net::IpAddr) {
+        self.by_task.insert(task, ip);
+        *self.by_ip.entry(ip).or_default() += 1;
+    }
+
+    /// Forgets a finished session's task, whatever became of it.
+    fn finished(
+        &mut self,
+        done: Result<(tokio::task::Id, ConnectionSummary), JoinError>,
+    ) -> Result<ConnectionSummary, JoinError> {
+        let id = match &done {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        if let Some(ip) = self.by_task.remove(&id) {
+            if let Some(n) = self.by_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.by_ip.remove(&ip);
+                }
+            }
+        }
+        done.map(|(_, summary)| summary)
+    }
 }
 
 /// Serve one connection (already accepted) from greeting to close.
@@ -313,15 +396,20 @@ pub async fn serve_connection<H: Handler>(
     config: Arc<ServerConfig>,
     handler: Arc<H>,
 ) -> ConnectionSummary {
-    run_connection(stream, peer, config, handler, None).await
+    run_connection(stream, peer, config, handler, None, None).await
 }
 
-async fn refuse_busy(mut stream: TcpStream, hostname: &str) {
+async fn refuse_busy(stream: TcpStream, hostname: &str) {
     let reply = Reply::new(
         421,
         Some("4.3.2"),
         format!("{hostname} too many connections, try again later"),
     );
+    refuse(stream, reply).await;
+}
+
+/// Writes `reply` on a connection not served, and closes it.
+async fn refuse(mut stream: TcpStream, reply: Reply) {
     // A fresh socket's send buffer is empty: this does not wait, and the
     // bound keeps a stuck one from holding up the accept loop.
     let _ = timeout(Duration::from_millis(200), async {
@@ -337,6 +425,7 @@ async fn run_connection<H: Handler>(
     config: Arc<ServerConfig>,
     handler: Arc<H>,
     shutdown: Option<watch::Receiver<Phase>>,
+    pressure: Option<watch::Receiver<bool>>,
 ) -> ConnectionSummary {
     let _ = tcp.set_nodelay(true);
     let (session, greeting) = ServerSession::new(&config.session_config());
@@ -352,6 +441,7 @@ async fn run_connection<H: Handler>(
         },
         out: greeting.to_wire(),
         shutdown,
+        pressure,
         messages_accepted: 0,
         messages_refused: 0,
     };
@@ -382,6 +472,8 @@ struct Connection<'a, H> {
     /// Replies not yet written.
     out: Vec<u8>,
     shutdown: Option<watch::Receiver<Phase>>,
+    /// Whether the server is under pressure (see the module docs).
+    pressure: Option<watch::Receiver<bool>>,
     messages_accepted: u64,
     messages_refused: u64,
 }
@@ -503,15 +595,33 @@ impl<H: Handler> Connection<'_, H> {
                 return Ok(Step::End(ConnectionEnd::Shutdown));
             }
 
-            let (wait, waiting_for) = if self.session.is_receiving_data() {
-                (self.config.data_timeout, "message data")
+            let receiving_data = self.session.is_receiving_data();
+            let waiting_for = if receiving_data {
+                "message data"
             } else {
-                (self.config.command_timeout, "a command")
+                "a command"
             };
-            let read = tokio::select! {
-                read = timeout(wait, stream.read(&mut buf)) => read,
-                () = phase_changed(&mut self.shutdown) => continue,
+            let started = Instant::now();
+            let read = loop {
+                let stressed = self.pressure.as_ref().is_some_and(|p| *p.borrow());
+                let wait = if receiving_data {
+                    self.config.data_timeout
+                } else if stressed {
+                    self.config
+                        .stress_command_timeout
+                        .min(self.config.command_timeout)
+                } else {
+                    self.config.command_timeout
+                };
+                tokio::select! {
+                    read = timeout_at(started + wait, stream.read(&mut buf)) => break Some(read),
+                    () = phase_changed(&mut self.shutdown) => break None,
+                    // Pressure came or went: wait again with the new limit,
+                    // counted from the same start.
+                    () = pressure_changed(&mut self.pressure) => continue,
+                }
             };
+            let Some(read) = read else { continue };
             match read {
                 Ok(Ok(0)) => return Ok(Step::End(ConnectionEnd::ClientClosed)),
                 Ok(Ok(n)) => self.session.feed(&buf[..n]),
@@ -587,6 +697,18 @@ async fn phase_changed(shutdown: &mut Option<watch::Receiver<Phase>>) {
             return;
         }
         *shutdown = None;
+    }
+    std::future::pending::<()>().await
+}
+
+/// Wait until the pressure signal changes; never without one (or once its
+/// sender is gone).
+async fn pressure_changed(pressure: &mut Option<watch::Receiver<bool>>) {
+    if let Some(rx) = pressure {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+        *pressure = None;
     }
     std::future::pending::<()>().await
 }

@@ -449,6 +449,74 @@ async fn connections_over_the_limit_are_refused() {
     assert_eq!(stats.connections, 2);
 }
 
+/// One address cannot take every slot: over its own limit it gets
+/// `421 4.7.0`, while other addresses still get in.
+#[tokio::test]
+async fn one_client_address_cannot_hold_every_slot() {
+    let server = Server::start(ServerConfig {
+        max_connections: 10,
+        max_connections_per_client: 2,
+        ..config()
+    })
+    .await;
+    let _a = connect(server.addr).await;
+    let _b = connect(server.addr).await;
+    let mut third = Client::new(TcpStream::connect(server.addr).await.unwrap());
+    let reply = third.short_reply().await;
+    assert!(
+        reply.starts_with("421 4.7.0 mx.moon.example too many connections from 127.0.0.1"),
+        "{reply}"
+    );
+    third.expect_eof().await;
+    // Another address (127.0.0.2 is loopback too on Linux) is served.
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = Client::new(other.connect(server.addr).await.unwrap());
+    assert_eq!(other.short_reply().await.get(..3), Some("220"));
+    assert_eq!(other.command("QUIT").await.get(..3), Some("221"));
+    let stats = server.stop().await;
+    assert_eq!(stats.refused_per_client, 1);
+}
+
+/// 100 silent connections used to lock everyone out for the whole command
+/// timeout (300 s). Under pressure (three quarters of the slots in use)
+/// the wait for a command drops to the stress timeout, so the silent ones
+/// are closed and a real client gets in.
+#[tokio::test]
+async fn silent_connections_under_pressure_are_closed_quickly() {
+    let server = Server::start(ServerConfig {
+        max_connections: 4,
+        command_timeout: Duration::from_secs(60),
+        stress_command_timeout: Duration::from_millis(300),
+        ..config()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(connect(server.addr).await);
+    }
+    for client in &mut silent {
+        let reply = client.short_reply().await;
+        assert!(reply.starts_with("421 4.4.2"), "{reply}");
+        client.expect_eof().await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "closed after {:?}, not the 60 s command timeout",
+        started.elapsed()
+    );
+    // Below the pressure mark again: the full command timeout applies, and
+    // a real client is served.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut client = connect(server.addr).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(client.command("NOOP").await, "250 2.0.0 OK");
+    assert_eq!(client.command("QUIT").await.get(..3), Some("221"));
+    let stats = server.stop().await;
+    assert_eq!(stats.timeouts, 4);
+}
+
 #[tokio::test]
 async fn too_many_errors_close_the_connection() {
     let server = Server::start(ServerConfig {
