@@ -94,6 +94,7 @@ pub(crate) fn run_gateway(stages: &Stages, args: GatewayArgs) -> anyhow::Result<
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         if args.check {
+            deepmail_gateway::gateway::check_tls_files(&config)?;
             let stages = deepmail_gateway::stages::GatewayStages::load(host.clone(), &config)?;
             let policy = GatewayPolicy::load(&host, &config)?;
             println!(
@@ -362,6 +363,7 @@ fn submit(stages: &Stages, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         smtp.relay_domains.clone(),
         queue.clone(),
         policy,
+        Some(stages.codec()?),
         Arc::new(Metrics::default()),
         Arc::new(tokio::sync::Notify::new()),
     );

@@ -328,3 +328,46 @@ fn a_refused_recipient_in_a_bsmtp_batch_becomes_a_dsn_and_the_rest_is_queued() {
         .ends_with("eve@evil.example"));
     assert_eq!(parsed.recipients[0].status, "5.7.1");
 }
+
+/// `--check` loads what start-up loads: a key file that holds a
+/// certificate, or a key that is not its certificate's, fails the check
+/// (naming the key), as it would fail the start.
+#[test]
+fn check_loads_the_tls_files_start_up_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = deepmail()
+        .args(["certs", "--dir"])
+        .arg(dir.path().join("certs"))
+        .args(["--server-name", "localhost", "--client-name", "earth-gw"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let with_tls = |cert: &str, key: &str| {
+        let path = dir.path().join("tls.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "name = \"gw.earth.example\"\nspool = \"spool\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n\
+                 relay-domains = [\"moon.example\"]\ntls-cert = \"certs/{cert}\"\ntls-key = \"certs/{key}\"\n\
+                 [[route]]\ndomain = \"moon.example\"\nuri = \"https://localhost:9/inboundmail\"\n"
+            ),
+        )
+        .unwrap();
+        deepmail()
+            .args(["gateway", "--check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let o = with_tls("server.pem", "server.key");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (cert, key, named) in [
+        ("server.pem", "server.pem", "smtp.tls-key"),
+        ("server.pem", "client.key", "smtp.tls-cert/smtp.tls-key"),
+    ] {
+        let o = with_tls(cert, key);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{cert} + {key} passed --check");
+        assert!(err.contains(named), "{cert} + {key}: {err}");
+    }
+}

@@ -74,6 +74,7 @@ struct BpFile {
     endpoints: Vec<String>,
     max_adu_mib: Option<u64>,
     max_pending_mib: Option<u64>,
+    max_buffer_mib: Option<u64>,
     #[serde(default)]
     accept_primary_without_crc: bool,
     handshake_timeout_secs: Option<f64>,
@@ -90,6 +91,7 @@ struct SmtpFile {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +108,8 @@ struct ReceiveFile {
     max_body_mib: Option<u64>,
     dedupe_days: Option<f64>,
     handshake_timeout_secs: Option<f64>,
+    body_timeout_secs: Option<f64>,
+    max_requests_per_peer: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,6 +187,8 @@ pub struct SmtpConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Most simultaneous sessions.
     pub max_connections: usize,
+    /// Most simultaneous sessions from one client address.
+    pub max_connections_per_client: usize,
 }
 
 /// The HTTPS / HTTP/3 receiving endpoint.
@@ -210,6 +216,10 @@ pub struct ReceiveConfig {
     /// also the QUIC idle timeout. Over a long link at least two OWLT
     /// (the handshake's round trip) plus margin.
     pub handshake_timeout: Duration,
+    /// Time for a whole request body (`408` after).
+    pub body_timeout: Duration,
+    /// Requests in progress per client address (`503` beyond).
+    pub max_requests_per_peer: usize,
 }
 
 /// Where received mail is handed on: the local MTA.
@@ -304,6 +314,9 @@ pub struct BpConfig {
     pub max_adu_bytes: u64,
     /// Bytes of incomplete ADUs held at once.
     pub max_pending_bytes: u64,
+    /// Bytes all TCPCL sessions together may buffer in memory (transfers
+    /// being received and bundles being stored).
+    pub max_buffer_bytes: u64,
     /// Take whole bundles whose primary block has no CRC (RFC 9171 §4.3.1
     /// forbids it; dtn7-rs's REST `/send` writes them): they are rebuilt
     /// with CRC-32C before anything else looks at them.
@@ -498,6 +511,17 @@ impl GatewayConfig {
                         },
                         tls,
                         max_connections: s.max_connections.unwrap_or(100).max(1),
+                        max_connections_per_client: match s.max_connections_per_client {
+                            Some(0) => {
+                                return Err(bad(
+                                    "smtp.max-connections-per-client",
+                                    "must be at least 1",
+                                ))
+                            }
+                            Some(n) => n,
+                            // Postfix's default: half of the sessions.
+                            None => (s.max_connections.unwrap_or(100).max(1)).div_ceil(2),
+                        },
                     })
                 }
             };
@@ -546,6 +570,21 @@ impl GatewayConfig {
                             r.handshake_timeout_secs,
                             Duration::from_secs(60),
                         )?,
+                        body_timeout: secs(
+                            "receive.body-timeout-secs",
+                            r.body_timeout_secs,
+                            Duration::from_secs(600),
+                        )?,
+                        max_requests_per_peer: match r.max_requests_per_peer {
+                            Some(0) => {
+                                return Err(bad(
+                                    "receive.max-requests-per-peer",
+                                    "must be at least 1",
+                                ))
+                            }
+                            Some(n) => n,
+                            None => 16,
+                        },
                     })
                 }
             };
@@ -765,6 +804,7 @@ impl GatewayConfig {
                         endpoints: b.endpoints.clone(),
                         max_adu_bytes: mib("bp.max-adu-mib", b.max_adu_mib, 64)?,
                         max_pending_bytes: mib("bp.max-pending-mib", b.max_pending_mib, 256)?,
+                        max_buffer_bytes: mib("bp.max-buffer-mib", b.max_buffer_mib, 256)?,
                         accept_primary_without_crc: b.accept_primary_without_crc,
                         handshake_timeout: secs(
                             "bp.handshake-timeout-secs",

@@ -34,6 +34,32 @@ fn fail(what: &str, e: impl std::fmt::Display) -> StartError {
     StartError(format!("{what}: {e}"))
 }
 
+/// Loads every certificate and key the gateway's TLS listeners use and
+/// builds their TLS configurations, as start-up does: a key file that
+/// holds a certificate, or a key that is not its certificate's, fails
+/// here, naming the key. [`RunningGateway::start`] calls it first, and
+/// `deepmail gateway --check` calls it, so the check loads exactly what
+/// start-up loads.
+pub fn check_tls_files(config: &GatewayConfig) -> Result<(), StartError> {
+    if let Some((cert, key)) = config.smtp.as_ref().and_then(|s| s.tls.as_ref()) {
+        let certs = load_certs(cert).map_err(|e| fail("smtp.tls-cert", e))?;
+        let key = load_private_key(key).map_err(|e| fail("smtp.tls-key", e))?;
+        crate::tls::server_config(certs, key, None, &[])
+            .map_err(|e| fail("smtp.tls-cert/smtp.tls-key", e))?;
+    }
+    if let Some(receive) = &config.receive {
+        let certs = load_certs(&receive.cert).map_err(|e| fail("receive.cert", e))?;
+        let key = load_private_key(&receive.key).map_err(|e| fail("receive.key", e))?;
+        let client_ca = match &receive.client_ca {
+            Some(p) => Some(load_certs(p).map_err(|e| fail("receive.client-ca", e))?),
+            None => None,
+        };
+        crate::tls::server_config(certs, key, client_ca.as_deref(), &[])
+            .map_err(|e| fail("receive.cert/receive.key", e))?;
+    }
+    Ok(())
+}
+
 /// A started gateway.
 pub struct RunningGateway {
     /// The SMTP ingress address, if configured.
@@ -121,6 +147,7 @@ impl RunningGateway {
     /// every loop. Call inside a tokio runtime; `host` should allow one
     /// plugin call the delivery timeout.
     pub async fn start(config: GatewayConfig, host: Host) -> Result<RunningGateway, StartError> {
+        check_tls_files(&config)?;
         let lock = lock_spool(&config)?;
         let config = Arc::new(config);
         let spool = Arc::new(Spool::open(&config.spool).map_err(|e| fail("spool", e))?);
@@ -176,6 +203,7 @@ impl RunningGateway {
                 smtp.relay_domains.clone(),
                 queue.clone(),
                 policy,
+                Some(stages.codec.clone()),
                 metrics.clone(),
                 outbound_wake.clone(),
             ));
@@ -200,6 +228,7 @@ impl RunningGateway {
                 max_recipients: smtp.max_recipients,
                 tls,
                 max_connections: smtp.max_connections,
+                max_connections_per_client: smtp.max_connections_per_client,
                 ..deepmail_smtp::serve::ServerConfig::new(config.name.clone())
             });
             let handler = Arc::new(SmtpIngress::new(acceptor, metrics.clone()));
@@ -230,6 +259,8 @@ impl RunningGateway {
                 client_ca,
                 tokens: receive.tokens.clone(),
                 handshake_timeout: receive.handshake_timeout,
+                body_timeout: receive.body_timeout,
+                max_requests_per_peer: receive.max_requests_per_peer,
                 ..ReceiverConfig::new(certs, key)
             };
             let wake = inbound_wake.clone();
@@ -300,6 +331,11 @@ impl RunningGateway {
             let mut server = deepmail_tcpcl::ServerConfig::new(bp.node_id.clone());
             server.session.transfer_mru = bp.max_adu_bytes.max(1 << 20);
             server.session.handshake_timeout = bp.handshake_timeout;
+            // No number of peers may make the listener buffer more than
+            // this in total (a segment over it is refused, NoResources).
+            server.memory_budget = Some(deepmail_tcpcl::MemoryBudget::new(
+                bp.max_buffer_bytes.max(server.session.transfer_mru),
+            ));
             let handler = Arc::new(crate::bp::BpHandler(inbound.clone()));
             let mut stop = stop_rx.clone();
             tasks.spawn(async move {

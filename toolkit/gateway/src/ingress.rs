@@ -1,14 +1,17 @@
 //! Mail in from the local MTA: the SMTP ingress ([`SmtpIngress`], the
 //! handler behind `deepmail_smtp::serve`) and `deepmail submit` both go
 //! through [`Acceptor`]: relay rules (never an open relay), the policy
-//! plugin, a `Received:` trace field, and a durable enqueue per
-//! destination domain before anything answers 250.
+//! plugin, a `Received:` trace field, a check that the codec plugin can
+//! carry the message at all, and a durable enqueue per destination domain
+//! before anything answers 250.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use deepmail_host::types::{EncodeOptions, Greeting};
+use deepmail_host::Codec;
 use deepmail_smtp::serve::{Handler, SessionInfo};
 use deepmail_smtp::{Envelope, Param, Recipient, Reply};
 use tokio::sync::Notify;
@@ -36,17 +39,21 @@ pub struct Acceptor {
     relay_domains: Vec<String>,
     queue: Arc<Queue>,
     policy: Option<Arc<GatewayPolicy>>,
+    codec: Option<Codec>,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
 }
 
 impl Acceptor {
-    /// Mail for `relay_domains` goes into `queue`.
+    /// Mail for `relay_domains` goes into `queue`. With `codec`, a message
+    /// the codec plugin could never encode is refused at end of DATA rather
+    /// than accepted and returned later.
     pub fn new(
         config: Arc<GatewayConfig>,
         relay_domains: Vec<String>,
         queue: Arc<Queue>,
         policy: Option<Arc<GatewayPolicy>>,
+        codec: Option<Codec>,
         metrics: Arc<Metrics>,
         wake: Arc<Notify>,
     ) -> Acceptor {
@@ -55,6 +62,7 @@ impl Acceptor {
             relay_domains,
             queue,
             policy,
+            codec,
             metrics,
             wake,
         }
@@ -103,17 +111,65 @@ impl Acceptor {
         self.enqueue(envelope, content, origin)
     }
 
-    /// The policy's verdict on the whole message: `Some(refusal)` or `None`.
+    /// The verdict on the whole message, `Some(refusal)` or `None`: the
+    /// policy plugin's, then whether the codec plugin can encode it (asked,
+    /// not second-guessed: its rules are the codec's own).
     pub fn check_message(
         &self,
         envelope: &Envelope,
         content: &[u8],
         origin: &str,
     ) -> Option<Reply> {
-        let refusal = self.policy.as_ref()?.check_message(envelope, content)?;
+        let refusal = self
+            .policy
+            .as_ref()
+            .and_then(|p| p.check_message(envelope, content))
+            .map(|r| ("policy", r))
+            .or_else(|| self.codec_refusal(envelope, content).map(|r| ("codec", r)))?;
+        let (stage, refusal) = refusal;
         Metrics::inc(&self.metrics.smtp_messages_refused);
-        tracing::warn!(stage = "policy", origin, from = %envelope.reverse_path, reply = %refusal, "message refused");
+        tracing::warn!(stage, origin, from = %envelope.reverse_path, reply = %refusal, "message refused");
         Some(refusal)
+    }
+
+    /// `Some(refusal)` when the codec plugin cannot encode the message
+    /// (a 200 KB header line, a NUL in the content, ...): mail it could
+    /// never send must not get a 250.
+    fn codec_refusal(&self, envelope: &Envelope, content: &[u8]) -> Option<Reply> {
+        let codec = self.codec.as_ref()?;
+        let spooled = SpooledEnvelope {
+            reverse_path: envelope.reverse_path.clone(),
+            mail_parameters: spooled_params(&envelope.mail_params),
+            forward_paths: envelope
+                .recipients
+                .iter()
+                .map(|r| SpooledRecipient {
+                    mailbox: r.mailbox.clone(),
+                    parameters: spooled_params(&r.params),
+                })
+                .collect(),
+        };
+        let message = crate::deliver::to_message(&spooled, content.to_vec());
+        let options = EncodeOptions {
+            greeting: Greeting::None,
+            quit: false,
+        };
+        match codec.encode(std::slice::from_ref(&message), &options) {
+            Ok(_) => None,
+            Err(e) if e.is_plugin_fault() => Some(Reply::new(
+                451,
+                Some("4.3.0"),
+                format!("cannot check the message now, try again later: {e}"),
+            )),
+            Err(e) => Some(Reply::new(
+                554,
+                Some("5.6.0"),
+                format!(
+                    "this message cannot be carried across the link: {} [{}]",
+                    e.message, e.code
+                ),
+            )),
+        }
     }
 
     /// One durable queue entry per destination domain, no checks. Blocking.

@@ -505,6 +505,56 @@ async fn queued_mail_survives_a_restart_and_is_delivered_once() {
     moon.shutdown(Duration::from_secs(5)).await;
 }
 
+/// What the codec plugin can never encode gets 554 at end of DATA instead
+/// of `250 queued` and a bounce later: the gateway asks the codec.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_the_codec_cannot_carry_is_refused_at_end_of_data() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let earth_mta = sink(&[]).await;
+    let earth = start(dir.path(), "earth", &earth_toml(9, earth_mta.addr, "")).await;
+    let smtp = earth.smtp_addr.unwrap();
+    let to_ada = envelope("ops@earth.example", &["ada@moon.example"]);
+    let config = RelayConfig::new("mta.earth.example");
+    let long_body_line = [&b"Subject: long\r\n\r\n"[..], &vec![b'y'; 10_000], b"\r\n"].concat();
+    let long_header = [
+        &b"X-Long: "[..],
+        &vec![b'h'; 200_000],
+        b"\r\nSubject: h\r\n\r\nbody\r\n",
+    ]
+    .concat();
+    let nul = b"Subject: nul\r\n\r\nhel\x00lo\r\n".to_vec();
+    for (what, content) in [
+        ("a 10,000-octet body line", long_body_line),
+        ("a 200 KB header line", long_header),
+        ("a NUL in the content", nul),
+    ] {
+        let d = relay(smtp, &config, &to_ada, &content).await.unwrap();
+        let reply = d.data_reply.clone().unwrap();
+        assert_eq!(
+            (reply.code, reply.enhanced.as_deref()),
+            (554, Some("5.6.0")),
+            "{what}: {reply}"
+        );
+        assert!(
+            reply
+                .to_string()
+                .contains("cannot be carried across the link"),
+            "{what}: {reply}"
+        );
+    }
+    // An ordinary message still goes through.
+    let d = relay(smtp, &config, &to_ada, b"Subject: fine\r\n\r\nhello\r\n")
+        .await
+        .unwrap();
+    assert!(d.all_accepted(), "{d:?}");
+    let queued = std::fs::read_dir(dir.path().join("earth-spool/queue"))
+        .unwrap()
+        .count();
+    assert_eq!(queued, 1, "only the ordinary message was queued");
+    earth.shutdown(Duration::from_secs(5)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_refuses_spam_at_smtp_time_before_anything_is_queued() {
     let dir = tempfile::tempdir().unwrap();
@@ -760,6 +810,80 @@ async fn bundles_for_another_node_are_refused_and_the_sender_gets_a_dsn() {
         0
     );
     earth.shutdown(Duration::from_secs(5)).await;
+    moon.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Anyone who reaches the listener can fill the reassembly store with
+/// fragments that never complete. That must not make real mail bounce: a
+/// full store refuses with NoResources, which the sender takes as "try
+/// again later", not with NotAcceptable (permanent, a DSN).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_reassembly_store_is_a_temporary_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let moon_mta = sink(&[]).await;
+    let tcpcl_port = free_port();
+    let moon_toml = bp_moon_toml(&format!("127.0.0.1:{tcpcl_port}"), moon_mta.addr).replacen(
+        "[bp]\n",
+        "[bp]\nmax-pending-mib = 1\n",
+        1,
+    );
+    let spec = |source: &str, seq: u64| deepmail_bundle::BundleSpec {
+        source: source.parse().unwrap(),
+        destination: "ipn:2.25".parse().unwrap(),
+        report_to: "dtn:none".parse().unwrap(),
+        creation_time: deepmail_gateway::deliver::dtn_ms(deepmail_gateway::queue::now_ms()),
+        sequence_number: seq,
+        lifetime_ms: 3_600_000,
+        crc: deepmail_bundle::CrcType::Crc32c,
+        block_crc: deepmail_bundle::CrcType::Crc32c,
+        must_not_fragment: false,
+    };
+    let adu = |n: usize| {
+        let mut b =
+            b"MAIL FROM:<ops@earth.example>\r\nRCPT TO:<ada@moon.example>\r\nDATA\r\n\r\n".to_vec();
+        b.resize(n, b'x');
+        b.extend_from_slice(b"\r\n.\r\n");
+        b
+    };
+    // The junk: 17 of 25 fragments of 60,000 bytes, 1,020,000 bytes held.
+    let junk = deepmail_bundle::fragment_adu(&adu(1_500_000), &spec("ipn:9.0", 1), 60_200).unwrap();
+    let real = deepmail_bundle::fragment_adu(&adu(200_000), &spec("ipn:1.0", 2), 60_200).unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{tcpcl_port}").parse().unwrap();
+    let sender = deepmail_host::Sender::load(
+        &host(),
+        &deepmail_host::PluginSource::Builtin("tcpcl-sender".into()),
+        vec![
+            ("node-id".into(), "ipn:1.0".into()),
+            ("connect-to".into(), addr.to_string()),
+        ],
+        Some(deepmail_host::NetworkGrant {
+            tcp: true,
+            remote: vec![addr],
+            ..Default::default()
+        }),
+    )
+    .unwrap();
+    let send = |bundles: Vec<Vec<u8>>| {
+        let sender = sender.clone();
+        tokio::task::spawn_blocking(move || {
+            sender.send(
+                &format!("tcpcl://{addr}"),
+                "k",
+                deepmail_host::types::Payload::Bundles(bundles),
+            )
+        })
+    };
+    let moon = start(dir.path(), "moon", &moon_toml).await;
+    let outcome = send(junk[..17].to_vec()).await.unwrap().unwrap();
+    assert!(
+        matches!(outcome, deepmail_host::types::Outcome::Delivered(_)),
+        "{outcome:?}"
+    );
+    let outcome = send(real).await.unwrap().unwrap();
+    assert!(
+        matches!(outcome, deepmail_host::types::Outcome::TemporaryFailure(_)),
+        "a full store must be temporary for the sender, got {outcome:?}"
+    );
     moon.shutdown(Duration::from_secs(5)).await;
 }
 

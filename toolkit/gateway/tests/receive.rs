@@ -74,6 +74,8 @@ struct Options {
     tokens: Vec<String>,
     mutual_tls: bool,
     max_body: Option<u64>,
+    body_timeout: Option<Duration>,
+    max_requests_per_peer: Option<usize>,
 }
 
 struct Server {
@@ -100,6 +102,12 @@ impl Server {
         }
         if let Some(max) = options.max_body {
             config.max_body_bytes = max;
+        }
+        if let Some(t) = options.body_timeout {
+            config.body_timeout = t;
+        }
+        if let Some(n) = options.max_requests_per_peer {
+            config.max_requests_per_peer = n;
         }
         let log = Arc::new(Mutex::new(Vec::new()));
         let log2 = log.clone();
@@ -662,4 +670,83 @@ async fn shutdown_lets_an_in_flight_request_finish() {
         .await
         .expect("server stops once the request is done")
         .unwrap();
+}
+
+/// A POST over HTTP/1.1 by hand whose body stops after `sent` bytes; the
+/// stream stays open.
+async fn trickling_post(
+    server: &Server,
+    key: &str,
+    sent: usize,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let tls = client_config(&[pki().ca_der()], None, &[b"http/1.1"]).unwrap();
+    let tcp = tokio::net::TcpStream::connect(server.https).await.unwrap();
+    let mut stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(SERVER_NAME.try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /inboundmail HTTP/1.1\r\nHost: {SERVER_NAME}\r\n\
+         Content-Type: application/batch-SMTP\r\nIdempotency-Key: {key}\r\n\
+         Content-Length: {}\r\n\r\n",
+        BATCH.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&BATCH[..sent]).await.unwrap();
+    stream.flush().await.unwrap();
+    stream
+}
+
+/// A client that sends its body a byte now and then cannot hold a request
+/// (and its memory) for ever: 408 when the body timeout runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_body_times_out_with_408() {
+    use tokio::io::AsyncReadExt;
+    let server = Server::start(Options {
+        body_timeout: Some(Duration::from_millis(500)),
+        ..Options::default()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut stream = trickling_post(&server, "trickle", 20).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("body-timeout"), "{response}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!server.spool.contains("trickle"));
+    server.stop().await;
+}
+
+/// One client address cannot hold every request slot: beyond its limit it
+/// gets 503 with Retry-After (temporary for senders), and its slot frees
+/// when its request ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_cannot_hold_more_than_its_requests() {
+    let server = Server::start(Options {
+        max_requests_per_peer: Some(1),
+        ..Options::default()
+    })
+    .await;
+    let slow = trickling_post(&server, "slow-one", 20).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut conn = server.connect(HttpVersion::Http2).await;
+    let request = batch(&server, BATCH, Some("second"), None);
+    let response = conn.send(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()[http::header::RETRY_AFTER], "5");
+    let json: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(json["code"], "too-many-requests");
+    // The slow request ends (the client goes away): the slot is free again.
+    drop(slow);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, json) = post(&mut conn, batch(&server, BATCH, Some("third"), None)).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    server.stop().await;
 }

@@ -65,6 +65,12 @@ pub struct ReceiverConfig {
     pub handshake_timeout: Duration,
     /// On shutdown, how long in-flight requests may take to finish.
     pub shutdown_grace: Duration,
+    /// The whole request body must arrive within this time (`408` after):
+    /// a client sending 1 byte a second cannot hold a request for ever.
+    pub body_timeout: Duration,
+    /// Requests one client address may have in progress at once (`503`
+    /// with `Retry-After` beyond).
+    pub max_requests_per_peer: usize,
 }
 
 impl ReceiverConfig {
@@ -82,6 +88,8 @@ impl ReceiverConfig {
             tokens: Vec::new(),
             handshake_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(600),
+            max_requests_per_peer: 16,
         }
     }
 }
@@ -168,6 +176,10 @@ pub type RequestLog = Arc<dyn Fn(&RequestRecord) + Send + Sync>;
 pub(crate) struct Shared {
     path: String,
     max_body: u64,
+    body_timeout: Duration,
+    max_requests_per_peer: usize,
+    /// Requests in progress per client address.
+    in_progress: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
     tokens: Vec<String>,
     mutual_tls: bool,
     codec: Codec,
@@ -246,6 +258,9 @@ impl Receiver {
             shared: Shared {
                 path: config.path,
                 max_body: config.max_body_bytes,
+                body_timeout: config.body_timeout,
+                max_requests_per_peer: config.max_requests_per_peer.max(1),
+                in_progress: Default::default(),
                 tokens: config.tokens,
                 mutual_tls: config.client_ca.is_some(),
                 codec,
@@ -417,8 +432,18 @@ pub(crate) async fn handle<B: BodySource>(
     let mut progress = Progress::default();
     let outcome = handle_inner(shared, head, body, &mut progress).await;
     if let Err(refusal) = &outcome {
-        if !progress.body_consumed && refusal.status != StatusCode::PAYLOAD_TOO_LARGE {
-            progress.body_consumed = drain_small_body(head, body).await;
+        let drain = !progress.body_consumed
+            && refusal.status != StatusCode::PAYLOAD_TOO_LARGE
+            && refusal.status != StatusCode::REQUEST_TIMEOUT;
+        if drain {
+            // Bounded: a refused client trickling its body must not hold
+            // the connection (the connection is closed instead).
+            progress.body_consumed = tokio::time::timeout(
+                DRAIN_TIME.min(shared.body_timeout),
+                drain_small_body(head, body),
+            )
+            .await
+            .unwrap_or(false);
         }
     }
     let messages = outcome.as_ref().map(|a| a.messages).unwrap_or(0);
@@ -548,10 +573,36 @@ async fn handle_inner<B: BodySource>(
     };
     progress.batch_id.clone_from(&key);
 
-    // The body, counted as it arrives.
+    // At most so many requests per client address at once.
+    let _slot = PeerSlot::take(shared, head.peer.ip()).ok_or_else(|| {
+        Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too-many-requests",
+            format!(
+                "{} requests from {} are already in progress here; try again later",
+                shared.max_requests_per_peer,
+                head.peer.ip()
+            ),
+        )
+        .header(http::header::RETRY_AFTER, "5")
+    })?;
+
+    // The body, counted as it arrives, within the body timeout.
+    let body_deadline = tokio::time::Instant::now() + shared.body_timeout;
     let mut buf = BytesMut::with_capacity(usize::try_from(declared.unwrap_or(0)).unwrap_or(0));
     loop {
-        match body.next_chunk().await {
+        let Ok(next) = tokio::time::timeout_at(body_deadline, body.next_chunk()).await else {
+            return Err(Refusal::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                format!(
+                    "the request body did not arrive within {} s ({} bytes came)",
+                    shared.body_timeout.as_secs_f64(),
+                    progress.bytes
+                ),
+            ));
+        };
+        match next {
             Ok(Some(chunk)) => {
                 progress.bytes += chunk.len() as u64;
                 if progress.bytes > max {
@@ -670,9 +721,53 @@ async fn handle_inner<B: BodySource>(
     })
 }
 
+/// One request in progress from a client address; frees its place when
+/// dropped.
+struct PeerSlot<'a> {
+    shared: &'a Shared,
+    ip: std::net::IpAddr,
+}
+
+impl<'a> PeerSlot<'a> {
+    fn take(shared: &'a Shared, ip: std::net::IpAddr) -> Option<PeerSlot<'a>> {
+        let mut map = shared
+            .in_progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let n = map.entry(ip).or_default();
+        if *n >= shared.max_requests_per_peer {
+            if *n == 0 {
+                map.remove(&ip);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot { shared, ip })
+    }
+}
+
+impl Drop for PeerSlot<'_> {
+    fn drop(&mut self) {
+        let mut map = self
+            .shared
+            .in_progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Bodies up to this size are read and dropped after a refusal (401, 415,
 /// 400, 404, 405), so an HTTP/1.1 connection stays usable.
 const DRAIN_LIMIT: u64 = 64 << 10;
+
+/// ... and within this time; otherwise the connection is closed.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 /// Reads and discards a refused request's body when it declares at most
 /// [`DRAIN_LIMIT`] bytes; true when the body was read to its end.
