@@ -1,0 +1,34 @@
+//! The Batch SMTP decoder in lenient mode, whole and streamed in two
+//! pieces: both must agree (same messages, or both an error).
+#![no_main]
+use deepmail_bsmtp::{decode, DecodeMode, DecodeOptions, Decoder};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let options = DecodeOptions {
+        mode: DecodeMode::Lenient,
+    };
+    let whole = decode(data, &options);
+    let split = data.first().map_or(0, |b| usize::from(*b) % (data.len() + 1));
+    let mut decoder = Decoder::new(options);
+    let mut streamed = Vec::new();
+    let mut result = Ok(());
+    for piece in [&data[..split], &data[split..]] {
+        result = decoder.feed(piece);
+        while let Some(m) = decoder.next_message() {
+            streamed.push(m);
+        }
+        if result.is_err() {
+            break;
+        }
+    }
+    let streamed = result.and_then(|()| decoder.finish()).map(|rest| {
+        streamed.extend(rest);
+        streamed
+    });
+    assert_eq!(whole.is_ok(), streamed.is_ok(), "whole {whole:?} vs streamed {streamed:?}");
+    if let (Ok(a), Ok(b)) = (&whole, &streamed) {
+        assert_eq!(a, b, "whole and streamed decode differ");
+        let _ = deepmail_bsmtp::encode(a, &deepmail_bsmtp::EncodeOptions::default());
+    }
+});
