@@ -44,14 +44,11 @@ impl QuicClientConfig {
     /// Wraps a rustls client configuration (TLS 1.3, ALPN set by the
     /// caller).
     pub fn new(inner: rustls::ClientConfig) -> Result<Self, NoInitialSuite> {
-        let initial = inner
-            .crypto_provider()
-            .cipher_suites
-            .iter()
-            .find_map(|s| match (s.suite(), s.tls13()) {
-                (rustls::CipherSuite::TLS13_AES_128_GCM_SHA256, Some(suite)) => suite.quic_suite(),
-                _ => None,
-            })
+        // Initial packets are always AES-128-GCM (RFC 9001 §5.2), whatever
+        // the handshake negotiates afterwards.
+        let initial = deepmail_rustcrypto::TLS13_AES_128_GCM_SHA256
+            .tls13()
+            .and_then(|s| s.quic_suite())
             .ok_or(NoInitialSuite)?;
         Ok(Self {
             inner: Arc::new(inner),

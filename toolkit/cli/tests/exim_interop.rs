@@ -1079,3 +1079,44 @@ fn broken_batches_are_refused_by_both() {
         }
     }
 }
+
+/// Exim writes UTF-8 local parts raw in a `use_bsmtp` batch, without any
+/// SMTPUTF8 parameter (it never writes MAIL parameters), and `exim -bS`
+/// reads such a batch back. `decode --lenient` takes what Exim writes;
+/// strict mode keeps refusing non-ASCII paths without SMTPUTF8.
+#[test]
+fn exim_utf8_envelopes_decode_leniently_and_exim_reads_them_back() {
+    let Some(exim) = Exim::new() else { return };
+    // Exim takes a UTF-8 local part in a -bS batch that declares nothing...
+    let message = "Subject: Grüße\r\n\r\nHallo Zoë\r\n";
+    let batch = transaction("jörg@earth.example", &["zoë@lf.moon.example"], message);
+    exim.ok(&["-odi", "-bS"], batch.as_bytes());
+    // ... and writes it on, raw, into its own use_bsmtp batch.
+    let raw = exim.read("out/lf.bsmtp");
+    let text = String::from_utf8(raw).expect("Exim wrote UTF-8");
+    assert!(
+        text.starts_with("MAIL FROM:<jörg@earth.example>\nRCPT TO:<zoë@lf.moon.example>\nDATA\n"),
+        "{text}"
+    );
+    assert!(!text.to_ascii_uppercase().contains("SMTPUTF8"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("utf8.bsmtp");
+    std::fs::write(&file, &text).unwrap();
+    let msgs = decoded(&dm_ok(&["decode", "--lenient", s(&file)]));
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["reverse_path"], "jörg@earth.example");
+    assert_eq!(forward_paths(&msgs[0]), ["zoë@lf.moon.example"]);
+    // Strict mode refuses it (bare LF aside: the same batch with CRLF).
+    let crlf = dir.path().join("utf8-crlf.bsmtp");
+    std::fs::write(&crlf, text.replace('\n', "\r\n")).unwrap();
+    let err = dm_fails(&["decode", s(&crlf)]);
+    assert!(err.contains("non-ASCII reverse-path"), "{err}");
+
+    // Exim reads its own batch back, UTF-8 envelope and all.
+    let again = Exim::new().unwrap();
+    again.ok(&["-odi", "-bS"], text.as_bytes());
+    let arrivals = again.arrivals();
+    assert_eq!(arrivals.len(), 1, "{}", again.mainlog());
+    assert_eq!(arrivals[0].sender, "jörg@earth.example");
+}

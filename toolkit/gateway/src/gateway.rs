@@ -331,6 +331,10 @@ impl RunningGateway {
             let mut server = deepmail_tcpcl::ServerConfig::new(bp.node_id.clone());
             server.session.transfer_mru = bp.max_adu_bytes.max(1 << 20);
             server.session.handshake_timeout = bp.handshake_timeout;
+            // Each session buffers one whole segment before it can decode
+            // it, outside the budget below: 64 KiB segments (what our
+            // sender sends anyway) keep that to 100 x 64 KiB.
+            server.session.segment_mru = 64 << 10;
             // No number of peers may make the listener buffer more than
             // this in total (a segment over it is refused, NoResources).
             server.memory_budget = Some(deepmail_tcpcl::MemoryBudget::new(
