@@ -53,8 +53,7 @@ def main():
     base = os.path.join(VECTORS, "bsmtp")
     for c in cases("bsmtp/decode.json"):
         data = as_bytes(c["input"]["batch"], base)
-        write("bsmtp_decode_strict", data)
-        write("bsmtp_decode_lenient", data)
+        write("bsmtp_decode", data)
     base = os.path.join(VECTORS, "bundle")
     for c in cases("bundle/inspect.json"):
         write("bundle_parse", as_bytes(c["input"]["bundle"], base))

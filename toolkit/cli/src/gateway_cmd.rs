@@ -94,7 +94,7 @@ pub(crate) fn run_gateway(stages: &Stages, args: GatewayArgs) -> anyhow::Result<
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         if args.check {
-            deepmail_gateway::gateway::check_tls_files(&config)?;
+            deepmail_gateway::gateway::load_tls_files(&config)?;
             let stages = deepmail_gateway::stages::GatewayStages::load(host.clone(), &config)?;
             let policy = GatewayPolicy::load(&host, &config)?;
             println!(

@@ -34,30 +34,55 @@ fn fail(what: &str, e: impl std::fmt::Display) -> StartError {
     StartError(format!("{what}: {e}"))
 }
 
+/// The TLS material of the gateway's listeners, loaded and checked.
+pub struct TlsFiles {
+    /// The SMTP ingress's STARTTLS configuration, when it offers TLS.
+    smtp: Option<Arc<rustls::ServerConfig>>,
+    /// The receiver's certificate chain, key and client CAs.
+    receive: Option<ReceiveTls>,
+}
+
+type ReceiveTls = (
+    Vec<rustls_pki_types::CertificateDer<'static>>,
+    rustls_pki_types::PrivateKeyDer<'static>,
+    Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
+);
+
 /// Loads every certificate and key the gateway's TLS listeners use and
-/// builds their TLS configurations, as start-up does: a key file that
-/// holds a certificate, or a key that is not its certificate's, fails
-/// here, naming the key. [`RunningGateway::start`] calls it first, and
-/// `deepmail gateway --check` calls it, so the check loads exactly what
-/// start-up loads.
-pub fn check_tls_files(config: &GatewayConfig) -> Result<(), StartError> {
-    if let Some((cert, key)) = config.smtp.as_ref().and_then(|s| s.tls.as_ref()) {
-        let certs = load_certs(cert).map_err(|e| fail("smtp.tls-cert", e))?;
-        let key = load_private_key(key).map_err(|e| fail("smtp.tls-key", e))?;
-        crate::tls::server_config(certs, key, None, &[])
-            .map_err(|e| fail("smtp.tls-cert/smtp.tls-key", e))?;
-    }
-    if let Some(receive) = &config.receive {
-        let certs = load_certs(&receive.cert).map_err(|e| fail("receive.cert", e))?;
-        let key = load_private_key(&receive.key).map_err(|e| fail("receive.key", e))?;
-        let client_ca = match &receive.client_ca {
-            Some(p) => Some(load_certs(p).map_err(|e| fail("receive.client-ca", e))?),
-            None => None,
-        };
-        crate::tls::server_config(certs, key, client_ca.as_deref(), &[])
-            .map_err(|e| fail("receive.cert/receive.key", e))?;
-    }
-    Ok(())
+/// builds their TLS configurations: a key file that holds a certificate,
+/// or a key that is not its certificate's, fails here, naming the key.
+/// [`RunningGateway::start`] starts from what this returns, and `deepmail
+/// gateway --check` calls it, so the check loads exactly what start-up
+/// loads.
+pub fn load_tls_files(config: &GatewayConfig) -> Result<TlsFiles, StartError> {
+    let smtp = match config.smtp.as_ref().and_then(|s| s.tls.as_ref()) {
+        Some((cert, key)) => {
+            let certs = load_certs(cert).map_err(|e| fail("smtp.tls-cert", e))?;
+            let key = load_private_key(key).map_err(|e| fail("smtp.tls-key", e))?;
+            Some(
+                crate::tls::server_config(certs, key, None, &[])
+                    .map_err(|e| fail("smtp.tls-cert/smtp.tls-key", e))?,
+            )
+        }
+        None => None,
+    };
+    let receive = match &config.receive {
+        Some(receive) => {
+            let certs = load_certs(&receive.cert).map_err(|e| fail("receive.cert", e))?;
+            let key = load_private_key(&receive.key).map_err(|e| fail("receive.key", e))?;
+            let client_ca = match &receive.client_ca {
+                Some(p) => Some(load_certs(p).map_err(|e| fail("receive.client-ca", e))?),
+                None => None,
+            };
+            // What the receiver will build: fails now if the key is not
+            // the certificate's.
+            crate::tls::server_config(certs.clone(), key.clone_key(), client_ca.as_deref(), &[])
+                .map_err(|e| fail("receive.cert/receive.key", e))?;
+            Some((certs, key, client_ca))
+        }
+        None => None,
+    };
+    Ok(TlsFiles { smtp, receive })
 }
 
 /// A started gateway.
@@ -147,7 +172,7 @@ impl RunningGateway {
     /// every loop. Call inside a tokio runtime; `host` should allow one
     /// plugin call the delivery timeout.
     pub async fn start(config: GatewayConfig, host: Host) -> Result<RunningGateway, StartError> {
-        check_tls_files(&config)?;
+        let mut tls_files = load_tls_files(&config)?;
         let lock = lock_spool(&config)?;
         let config = Arc::new(config);
         let spool = Arc::new(Spool::open(&config.spool).map_err(|e| fail("spool", e))?);
@@ -207,17 +232,7 @@ impl RunningGateway {
                 metrics.clone(),
                 outbound_wake.clone(),
             ));
-            let tls = match &smtp.tls {
-                Some((cert, key)) => {
-                    let certs = load_certs(cert).map_err(|e| fail("smtp.tls-cert", e))?;
-                    let key = load_private_key(key).map_err(|e| fail("smtp.tls-key", e))?;
-                    Some(
-                        crate::tls::server_config(certs, key, None, &[])
-                            .map_err(|e| fail("smtp TLS", e))?,
-                    )
-                }
-                None => None,
-            };
+            let tls = tls_files.smtp.take();
             let listener = tokio::net::TcpListener::bind(smtp.listen)
                 .await
                 .map_err(|e| fail(&format!("cannot listen for SMTP on {}", smtp.listen), e))?;
@@ -244,13 +259,9 @@ impl RunningGateway {
 
         // Receiving endpoint + inbound relay.
         let (mut https_addr, mut h3_addr) = (None, None);
-        if let Some(receive) = &config.receive {
-            let certs = load_certs(&receive.cert).map_err(|e| fail("receive.cert", e))?;
-            let key = load_private_key(&receive.key).map_err(|e| fail("receive.key", e))?;
-            let client_ca = match &receive.client_ca {
-                Some(p) => Some(load_certs(p).map_err(|e| fail("receive.client-ca", e))?),
-                None => None,
-            };
+        if let (Some(receive), Some((certs, key, client_ca))) =
+            (&config.receive, tls_files.receive.take())
+        {
             let rc = ReceiverConfig {
                 https_listen: receive.https_listen,
                 h3_listen: receive.h3_listen,

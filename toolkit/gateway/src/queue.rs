@@ -37,6 +37,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::spool::{io_err, sync_dir, to_json, write_synced, SpoolError, SpooledEnvelope};
 
+/// A record that could not be read: its path and why.
+type Unreadable = (PathBuf, String);
+
 /// A damaged record the gateway moved aside.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quarantined {
@@ -302,7 +305,7 @@ impl Queue {
 
     /// Every readable batch record, and what could not be read of the
     /// rest (path and reason).
-    fn read_batches(&self) -> Result<(Vec<Batch>, Vec<(PathBuf, String)>), SpoolError> {
+    fn read_batches(&self) -> Result<(Vec<Batch>, Vec<Unreadable>), SpoolError> {
         let mut out = Vec::new();
         let mut damaged = Vec::new();
         for dirent in fs::read_dir(&self.batches).map_err(io_err("list", &self.batches))? {

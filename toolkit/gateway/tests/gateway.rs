@@ -813,6 +813,58 @@ async fn bundles_for_another_node_are_refused_and_the_sender_gets_a_dsn() {
     moon.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A bundle spec from `source` to the Moon's mail endpoint, created now.
+fn bundle_spec(source: &str, sequence_number: u64) -> deepmail_bundle::BundleSpec {
+    deepmail_bundle::BundleSpec {
+        source: source.parse().unwrap(),
+        destination: "ipn:2.25".parse().unwrap(),
+        report_to: "dtn:none".parse().unwrap(),
+        creation_time: deepmail_gateway::deliver::dtn_ms(deepmail_gateway::queue::now_ms()),
+        sequence_number,
+        lifetime_ms: 3_600_000,
+        crc: deepmail_bundle::CrcType::Crc32c,
+        block_crc: deepmail_bundle::CrcType::Crc32c,
+        must_not_fragment: false,
+    }
+}
+
+/// The tcpcl-sender plugin (node ipn:1.0), allowed to reach `addr` only.
+fn tcpcl_sender(addr: SocketAddr) -> deepmail_host::Sender {
+    deepmail_host::Sender::load(
+        &host(),
+        &deepmail_host::PluginSource::Builtin("tcpcl-sender".into()),
+        vec![
+            ("node-id".into(), "ipn:1.0".into()),
+            ("connect-to".into(), addr.to_string()),
+        ],
+        Some(deepmail_host::NetworkGrant {
+            tcp: true,
+            remote: vec![addr],
+            ..Default::default()
+        }),
+    )
+    .unwrap()
+}
+
+/// Sends `bundles` to `addr` with `sender`; the delivery's outcome.
+async fn send_bundles(
+    sender: &deepmail_host::Sender,
+    addr: SocketAddr,
+    bundles: Vec<Vec<u8>>,
+) -> deepmail_host::types::Outcome {
+    let sender = sender.clone();
+    tokio::task::spawn_blocking(move || {
+        sender.send(
+            &format!("tcpcl://{addr}"),
+            "k",
+            deepmail_host::types::Payload::Bundles(bundles),
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap()
+}
+
 /// Anyone who reaches the listener can fill the reassembly store with
 /// fragments that never complete. That must not make real mail bounce: a
 /// full store refuses with NoResources, which the sender takes as "try
@@ -827,17 +879,6 @@ async fn a_full_reassembly_store_is_a_temporary_refusal() {
         "[bp]\nmax-pending-mib = 1\n",
         1,
     );
-    let spec = |source: &str, seq: u64| deepmail_bundle::BundleSpec {
-        source: source.parse().unwrap(),
-        destination: "ipn:2.25".parse().unwrap(),
-        report_to: "dtn:none".parse().unwrap(),
-        creation_time: deepmail_gateway::deliver::dtn_ms(deepmail_gateway::queue::now_ms()),
-        sequence_number: seq,
-        lifetime_ms: 3_600_000,
-        crc: deepmail_bundle::CrcType::Crc32c,
-        block_crc: deepmail_bundle::CrcType::Crc32c,
-        must_not_fragment: false,
-    };
     let adu = |n: usize| {
         let mut b =
             b"MAIL FROM:<ops@earth.example>\r\nRCPT TO:<ada@moon.example>\r\nDATA\r\n\r\n".to_vec();
@@ -846,40 +887,19 @@ async fn a_full_reassembly_store_is_a_temporary_refusal() {
         b
     };
     // The junk: 17 of 25 fragments of 60,000 bytes, 1,020,000 bytes held.
-    let junk = deepmail_bundle::fragment_adu(&adu(1_500_000), &spec("ipn:9.0", 1), 60_200).unwrap();
-    let real = deepmail_bundle::fragment_adu(&adu(200_000), &spec("ipn:1.0", 2), 60_200).unwrap();
+    let junk =
+        deepmail_bundle::fragment_adu(&adu(1_500_000), &bundle_spec("ipn:9.0", 1), 60_200).unwrap();
+    let real =
+        deepmail_bundle::fragment_adu(&adu(200_000), &bundle_spec("ipn:1.0", 2), 60_200).unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{tcpcl_port}").parse().unwrap();
-    let sender = deepmail_host::Sender::load(
-        &host(),
-        &deepmail_host::PluginSource::Builtin("tcpcl-sender".into()),
-        vec![
-            ("node-id".into(), "ipn:1.0".into()),
-            ("connect-to".into(), addr.to_string()),
-        ],
-        Some(deepmail_host::NetworkGrant {
-            tcp: true,
-            remote: vec![addr],
-            ..Default::default()
-        }),
-    )
-    .unwrap();
-    let send = |bundles: Vec<Vec<u8>>| {
-        let sender = sender.clone();
-        tokio::task::spawn_blocking(move || {
-            sender.send(
-                &format!("tcpcl://{addr}"),
-                "k",
-                deepmail_host::types::Payload::Bundles(bundles),
-            )
-        })
-    };
+    let sender = tcpcl_sender(addr);
     let moon = start(dir.path(), "moon", &moon_toml).await;
-    let outcome = send(junk[..17].to_vec()).await.unwrap().unwrap();
+    let outcome = send_bundles(&sender, addr, junk[..17].to_vec()).await;
     assert!(
         matches!(outcome, deepmail_host::types::Outcome::Delivered(_)),
         "{outcome:?}"
     );
-    let outcome = send(real).await.unwrap().unwrap();
+    let outcome = send_bundles(&sender, addr, real).await;
     assert!(
         matches!(outcome, deepmail_host::types::Outcome::TemporaryFailure(_)),
         "a full store must be temporary for the sender, got {outcome:?}"
@@ -901,48 +921,14 @@ async fn fragments_held_before_a_restart_complete_the_adu_after_it() {
         );
     }
     batch.extend_from_slice(b".\r\n");
-    let spec = deepmail_bundle::BundleSpec {
-        source: "ipn:1.0".parse().unwrap(),
-        destination: "ipn:2.25".parse().unwrap(),
-        report_to: "dtn:none".parse().unwrap(),
-        creation_time: deepmail_gateway::deliver::dtn_ms(deepmail_gateway::queue::now_ms()),
-        sequence_number: 1,
-        lifetime_ms: 3_600_000,
-        crc: deepmail_bundle::CrcType::Crc32c,
-        block_crc: deepmail_bundle::CrcType::Crc32c,
-        must_not_fragment: false,
-    };
+    let spec = bundle_spec("ipn:1.0", 1);
     let fragments = deepmail_bundle::fragment_adu(&batch, &spec, batch.len() / 8 + 60).unwrap();
     assert!(fragments.len() >= 8, "{}", fragments.len());
     let (first, rest) = fragments.split_at(fragments.len() / 2);
     let addr: SocketAddr = format!("127.0.0.1:{tcpcl_port}").parse().unwrap();
-    let sender = deepmail_host::Sender::load(
-        &host(),
-        &deepmail_host::PluginSource::Builtin("tcpcl-sender".into()),
-        vec![
-            ("node-id".into(), "ipn:1.0".into()),
-            ("connect-to".into(), addr.to_string()),
-        ],
-        Some(deepmail_host::NetworkGrant {
-            tcp: true,
-            remote: vec![addr],
-            ..Default::default()
-        }),
-    )
-    .unwrap();
-    let send = |bundles: Vec<Vec<u8>>| {
-        let sender = sender.clone();
-        tokio::task::spawn_blocking(move || {
-            sender.send(
-                &format!("tcpcl://{addr}"),
-                "k",
-                deepmail_host::types::Payload::Bundles(bundles),
-            )
-        })
-    };
-
+    let sender = tcpcl_sender(addr);
     let moon = start(dir.path(), "moon", &moon_toml).await;
-    let outcome = send(first.to_vec()).await.unwrap().unwrap();
+    let outcome = send_bundles(&sender, addr, first.to_vec()).await;
     assert!(
         matches!(outcome, deepmail_host::types::Outcome::Delivered(_)),
         "{outcome:?}"
@@ -954,7 +940,7 @@ async fn fragments_held_before_a_restart_complete_the_adu_after_it() {
     moon.shutdown(Duration::from_secs(5)).await;
 
     let moon = start(dir.path(), "moon", &moon_toml).await;
-    let outcome = send(rest.to_vec()).await.unwrap().unwrap();
+    let outcome = send_bundles(&sender, addr, rest.to_vec()).await;
     assert!(
         matches!(outcome, deepmail_host::types::Outcome::Delivered(_)),
         "{outcome:?}"
@@ -973,7 +959,7 @@ async fn fragments_held_before_a_restart_complete_the_adu_after_it() {
         "fragments released"
     );
     // A late duplicate of a fragment is taken and changes nothing.
-    let outcome = send(vec![first[0].clone()]).await.unwrap().unwrap();
+    let outcome = send_bundles(&sender, addr, vec![first[0].clone()]).await;
     assert!(
         matches!(outcome, deepmail_host::types::Outcome::Delivered(_)),
         "{outcome:?}"

@@ -627,21 +627,7 @@ async fn shutdown_lets_an_in_flight_request_finish() {
     let mut server = Server::start(Options::default()).await;
     // HTTP/1.1 by hand, so the body can arrive in two halves with the
     // shutdown signal in between.
-    let tls = client_config(&[pki().ca_der()], None, &[b"http/1.1"]).unwrap();
-    let tcp = tokio::net::TcpStream::connect(server.https).await.unwrap();
-    let mut stream = tokio_rustls::TlsConnector::from(tls)
-        .connect(SERVER_NAME.try_into().unwrap(), tcp)
-        .await
-        .unwrap();
-    let head = format!(
-        "POST /inboundmail HTTP/1.1\r\nHost: {SERVER_NAME}\r\n\
-         Content-Type: application/batch-SMTP\r\nIdempotency-Key: in-flight\r\n\
-         Content-Length: {}\r\n\r\n",
-        BATCH.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&BATCH[..50]).await.unwrap();
-    stream.flush().await.unwrap();
+    let mut stream = trickling_post(&server, "in-flight", 50).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Shut down while the request is half-read.
     let _ = server.stop.take().unwrap().send(());

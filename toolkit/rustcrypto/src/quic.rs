@@ -45,12 +45,12 @@ where
     fn header_protection_key(&self, key: AeadKey) -> Box<dyn HeaderProtectionKey> {
         let key = key.as_ref();
         Box::new(match self.header {
-            HeaderCipher::Aes128 => MaskKey::Aes128(
+            HeaderCipher::Aes128 => MaskKey::Aes128(Box::new(
                 aes::Aes128::new_from_slice(key).expect("rustls derives 16-byte AES-128 keys"),
-            ),
-            HeaderCipher::Aes256 => MaskKey::Aes256(
+            )),
+            HeaderCipher::Aes256 => MaskKey::Aes256(Box::new(
                 aes::Aes256::new_from_slice(key).expect("rustls derives 32-byte AES-256 keys"),
-            ),
+            )),
             HeaderCipher::ChaCha20 => MaskKey::ChaCha20(
                 key.try_into()
                     .expect("rustls derives 32-byte ChaCha20 keys"),
@@ -121,8 +121,9 @@ impl<A: AeadInPlace + Send + Sync> PacketKey for QuicPacketKey<A> {
 }
 
 enum MaskKey {
-    Aes128(aes::Aes128),
-    Aes256(aes::Aes256),
+    // Boxed: an expanded AES key is ~1 KB, a ChaCha20 key 32 bytes.
+    Aes128(Box<aes::Aes128>),
+    Aes256(Box<aes::Aes256>),
     ChaCha20([u8; 32]),
 }
 
@@ -247,7 +248,7 @@ mod tests {
             .unwrap()
             .try_into()
             .unwrap();
-        let key = MaskKey::Aes128(aes::Aes128::new(&hp.into()));
+        let key = MaskKey::Aes128(Box::new(aes::Aes128::new(&hp.into())));
         let sample = hex::decode("d1b1c98dd7689fb8ec11d242b123dc9b").unwrap();
         assert_eq!(hex::encode(key.mask(&sample).unwrap()), "437b9aec36");
         let mut header = hex::decode("c300000001088394c8f03e5157080000449e00000002").unwrap();

@@ -1,13 +1,13 @@
-//! The Batch SMTP decoder in lenient mode, whole and streamed in two
-//! pieces: both must agree (same messages, or both an error).
+//! The Batch SMTP decoder in strict and in lenient mode, each whole and
+//! streamed in two pieces (split where the first byte says): whole and
+//! streamed must agree (the same messages, or both an error), and what
+//! decodes must encode again.
 #![no_main]
 use deepmail_bsmtp::{decode, DecodeMode, DecodeOptions, Decoder};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let options = DecodeOptions {
-        mode: DecodeMode::Lenient,
-    };
+fn check(data: &[u8], mode: DecodeMode) {
+    let options = DecodeOptions { mode };
     let whole = decode(data, &options);
     let split = data.first().map_or(0, |b| usize::from(*b) % (data.len() + 1));
     let mut decoder = Decoder::new(options);
@@ -26,9 +26,14 @@ fuzz_target!(|data: &[u8]| {
         streamed.extend(rest);
         streamed
     });
-    assert_eq!(whole.is_ok(), streamed.is_ok(), "whole {whole:?} vs streamed {streamed:?}");
+    assert_eq!(whole.is_ok(), streamed.is_ok(), "{mode:?}: whole {whole:?} vs streamed {streamed:?}");
     if let (Ok(a), Ok(b)) = (&whole, &streamed) {
-        assert_eq!(a, b, "whole and streamed decode differ");
+        assert_eq!(a, b, "{mode:?}: whole and streamed decode differ");
         let _ = deepmail_bsmtp::encode(a, &deepmail_bsmtp::EncodeOptions::default());
     }
+}
+
+fuzz_target!(|data: &[u8]| {
+    check(data, DecodeMode::Strict);
+    check(data, DecodeMode::Lenient);
 });
