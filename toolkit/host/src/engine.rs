@@ -197,17 +197,19 @@ impl Host {
     }
 }
 
-/// 128-bit content key of a component for this engine.
+/// The cache key of a component for this engine: SHA-256 of the engine's
+/// compatibility hash and the component's bytes. The cached file is loaded
+/// with `unsafe` deserialisation, so its name must never be shared by two
+/// different components: a cryptographic hash, not `DefaultHasher`, whose
+/// fixed keys let anyone craft a colliding plugin.
 fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
-    let mut parts = [0u64; 2];
-    for (salt, part) in parts.iter_mut().enumerate() {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        salt.hash(&mut h);
-        engine.precompile_compatibility_hash().hash(&mut h);
-        bytes.hash(&mut h);
-        *part = h.finish();
-    }
-    format!("{:016x}{:016x}", parts[0], parts[1])
+    let mut compat = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut compat);
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"deepmail component cache v2\0");
+    ctx.update(&compat.finish().to_le_bytes());
+    ctx.update(bytes);
+    hex::encode(ctx.finish().as_ref())
 }
 
 /// Advances the engine's epoch every [`TICK`] until the engine is dropped.
@@ -222,4 +224,19 @@ fn start_epoch_ticker(engine: &Engine) {
                 None => break,
             }
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_keys_are_sha256_of_engine_and_bytes() {
+        let engine = Engine::default();
+        let a = cache_key(&engine, b"component a");
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(a, cache_key(&engine, b"component a"));
+        assert_ne!(a, cache_key(&engine, b"component b"));
+    }
 }
