@@ -8,7 +8,9 @@
 //! `SPOOL/fragments/<id>/` (fsync) before its final XFER_ACK, a complete
 //! ADU is in `incoming/` before the last fragment's. At start, held
 //! fragments are fed to the reassembler again, so partial ADUs survive a
-//! restart; they expire at the bundle's lifetime. Bundles for other
+//! restart; they expire at the bundle's lifetime, or once held longer than
+//! `[bp] max-partial-age-hours` (a sender chooses its bundles' lifetime;
+//! this cap is ours). Bundles for other
 //! destinations, and bundles that do not parse, are refused
 //! (`XFER_REFUSE` "not acceptable") and never stored.
 
@@ -35,6 +37,23 @@ pub fn batch_id_of(source: &str, creation_time: u64, sequence_number: u64) -> St
     let key = format!("{source} {creation_time} {sequence_number}");
     let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
     format!("bp-{}", &hex::encode(digest.as_ref())[..32])
+}
+
+fn reassembly_limits(config: &BpConfig) -> ReassemblyLimits {
+    ReassemblyLimits {
+        max_adu_bytes: config.max_adu_bytes,
+        max_pending_bytes: config.max_pending_bytes,
+        max_pending_bundles: 100_000,
+    }
+}
+
+/// When the first of a held ADU's fragments arrived: the oldest file's
+/// modification time in its directory.
+fn held_since(dir: &std::path::Path) -> Option<SystemTime> {
+    fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
+        .min()
 }
 
 /// Receives bundles for the gateway's endpoints.
@@ -65,11 +84,7 @@ impl BpInbound {
         wake: Arc<Notify>,
     ) -> Result<BpInbound, String> {
         let reassembler = fragmenter
-            .reassembler(ReassemblyLimits {
-                max_adu_bytes: config.max_adu_bytes,
-                max_pending_bytes: config.max_pending_bytes,
-                max_pending_bundles: 100_000,
-            })
+            .reassembler(reassembly_limits(&config))
             .map_err(|e| e.to_string())?;
         let fragments = spool.root().join("fragments");
         fs::create_dir_all(&fragments).map_err(io)?;
@@ -87,8 +102,31 @@ impl BpInbound {
         Ok(inbound)
     }
 
-    /// Feeds every held fragment to the reassembler (after a restart).
+    /// Removes held partial ADUs older than `[bp] max-partial-age-hours`;
+    /// how many.
+    fn drop_overage(&self) -> usize {
+        let Ok(dirs) = fs::read_dir(&self.fragments) else {
+            return 0;
+        };
+        let now = SystemTime::now();
+        let mut dropped = 0;
+        for dir in dirs.flatten() {
+            let dir = dir.path();
+            let age = held_since(&dir).and_then(|t| now.duration_since(t).ok());
+            if age.is_some_and(|age| age > self.config.max_partial_age) {
+                tracing::warn!(stage = "bp", held = %dir.display(), max_hours = self.config.max_partial_age.as_secs_f64() / 3600.0, "incomplete ADU held longer than [bp] max-partial-age-hours; fragments dropped");
+                if fs::remove_dir_all(&dir).is_ok() {
+                    dropped += 1;
+                }
+            }
+        }
+        dropped
+    }
+
+    /// Feeds every held fragment to the reassembler (after a restart),
+    /// first dropping partial ADUs held past the age cap.
     fn reload(&self) -> Result<(), String> {
+        self.drop_overage();
         let mut held = 0;
         for dir in fs::read_dir(&self.fragments).map_err(io)? {
             let dir = dir.map_err(io)?.path();
@@ -134,6 +172,22 @@ impl BpInbound {
                 }
             }
             Err(e) => tracing::error!(stage = "bp", error = %e, "reassembler expiry failed"),
+        }
+        // The reassembler knows only the lifetime the bundles claim: ADUs
+        // held past our own cap are dropped from disk, and the reassembler
+        // is built again from what is still held.
+        if self.drop_overage() > 0 {
+            match self.fragmenter.reassembler(reassembly_limits(&self.config)) {
+                Ok(fresh) => {
+                    *self.reassembler.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+                    if let Err(e) = self.reload() {
+                        tracing::error!(stage = "bp", error = %e, "re-reading held fragments failed");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(stage = "bp", error = %e, "cannot rebuild the reassembler")
+                }
+            }
         }
     }
 

@@ -78,6 +78,7 @@ struct BpFile {
     #[serde(default)]
     accept_primary_without_crc: bool,
     handshake_timeout_secs: Option<f64>,
+    max_partial_age_hours: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,6 +325,9 @@ pub struct BpConfig {
     /// Time a TCPCL session may take from its contact header to SESS_INIT
     /// (a round trip of the link, plus margin).
     pub handshake_timeout: Duration,
+    /// How long a partial ADU's fragments are held at most, whatever
+    /// lifetime the bundles claim.
+    pub max_partial_age: Duration,
 }
 
 /// How mail for one domain leaves.
@@ -810,6 +814,11 @@ impl GatewayConfig {
                             "bp.handshake-timeout-secs",
                             b.handshake_timeout_secs,
                             Duration::from_secs(30),
+                        )?,
+                        max_partial_age: secs(
+                            "bp.max-partial-age-hours",
+                            b.max_partial_age_hours.map(|h| h * 3600.0),
+                            Duration::from_secs(30 * 86_400),
                         )?,
                     })
                 }

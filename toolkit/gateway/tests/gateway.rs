@@ -907,6 +907,67 @@ async fn a_full_reassembly_store_is_a_temporary_refusal() {
     moon.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A sender chooses its bundles' lifetime (years, if it likes); the
+/// gateway holds a partial ADU at most `[bp] max-partial-age-hours`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_adus_held_past_the_age_cap_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let moon_mta = sink(&[]).await;
+    let tcpcl_port = free_port();
+    let moon_toml = bp_moon_toml(&format!("127.0.0.1:{tcpcl_port}"), moon_mta.addr).replacen(
+        "[bp]\n",
+        "[bp]\nmax-partial-age-hours = 24\n",
+        1,
+    );
+    let mut adu =
+        b"MAIL FROM:<ops@earth.example>\r\nRCPT TO:<ada@moon.example>\r\nDATA\r\n\r\n".to_vec();
+    adu.resize(300_000, b'x');
+    adu.extend_from_slice(b"\r\n.\r\n");
+    let mut spec = bundle_spec("ipn:1.0", 1);
+    spec.lifetime_ms = 10 * 365 * 86_400_000; // ten years, says the sender
+    let fragments = deepmail_bundle::fragment_adu(&adu, &spec, 60_200).unwrap();
+    let (first, rest) = fragments.split_at(2);
+    let addr: SocketAddr = format!("127.0.0.1:{tcpcl_port}").parse().unwrap();
+    let sender = tcpcl_sender(addr);
+
+    let moon = start(dir.path(), "moon", &moon_toml).await;
+    let outcome = send_bundles(&sender, addr, first.to_vec()).await;
+    assert!(
+        matches!(outcome, deepmail_host::types::Outcome::Delivered(_)),
+        "{outcome:?}"
+    );
+    moon.shutdown(Duration::from_secs(5)).await;
+
+    // Two days pass (the held files say so).
+    let held = dir.path().join("moon-spool/fragments");
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 86_400);
+    for adu_dir in std::fs::read_dir(&held).unwrap() {
+        for f in std::fs::read_dir(adu_dir.unwrap().path()).unwrap() {
+            std::fs::File::options()
+                .write(true)
+                .open(f.unwrap().path())
+                .unwrap()
+                .set_modified(two_days_ago)
+                .unwrap();
+        }
+    }
+    let moon = start(dir.path(), "moon", &moon_toml).await;
+    assert_eq!(
+        std::fs::read_dir(&held).unwrap().count(),
+        0,
+        "held past 24 h: dropped at start"
+    );
+    // The rest alone cannot complete the ADU any more.
+    let outcome = send_bundles(&sender, addr, rest.to_vec()).await;
+    assert!(
+        matches!(outcome, deepmail_host::types::Outcome::Delivered(_)),
+        "{outcome:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(moon_mta.sink.got.lock().unwrap().is_empty());
+    moon.shutdown(Duration::from_secs(5)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fragments_held_before_a_restart_complete_the_adu_after_it() {
     let dir = tempfile::tempdir().unwrap();
