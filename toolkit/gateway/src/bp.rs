@@ -64,6 +64,10 @@ pub struct BpInbound {
     fragmenter: Fragmenter,
     reassembler: Mutex<ReassemblerSession>,
     fragments: PathBuf,
+    /// Bytes of held fragments per partial ADU (batch id) and the peer
+    /// address they came from, for the per-peer share of the store.
+    /// Fragments re-read at start count for nobody.
+    held_by_peer: Mutex<std::collections::HashMap<String, (std::net::IpAddr, u64)>>,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
 }
@@ -95,6 +99,7 @@ impl BpInbound {
             fragmenter,
             reassembler: Mutex::new(reassembler),
             fragments,
+            held_by_peer: Mutex::default(),
             metrics,
             wake,
         };
@@ -114,6 +119,9 @@ impl BpInbound {
             let dir = dir.path();
             let age = held_since(&dir).and_then(|t| now.duration_since(t).ok());
             if age.is_some_and(|age| age > self.config.max_partial_age) {
+                if let Some(batch) = dir.file_name().and_then(|n| n.to_str()) {
+                    self.forget_held(batch);
+                }
                 tracing::warn!(stage = "bp", held = %dir.display(), max_hours = self.config.max_partial_age.as_secs_f64() / 3600.0, "incomplete ADU held longer than [bp] max-partial-age-hours; fragments dropped");
                 if fs::remove_dir_all(&dir).is_ok() {
                     dropped += 1;
@@ -139,7 +147,7 @@ impl BpInbound {
             for f in files {
                 let bytes = fs::read(&f).map_err(io)?;
                 held += 1;
-                if let Err(e) = self.take(&bytes, "restart", false) {
+                if let Err(e) = self.take(&bytes, "restart", None) {
                     tracing::warn!(stage = "bp", file = %f.display(), error = ?e, "held fragment no longer usable; dropped");
                     let _ = fs::remove_file(&f);
                 }
@@ -169,6 +177,7 @@ impl BpInbound {
                     let batch = batch_id_of(&id.source, id.creation_time, id.sequence_number);
                     tracing::warn!(stage = "bp", batch = %batch, source = %id.source, "incomplete ADU expired at its lifetime; fragments dropped");
                     let _ = fs::remove_dir_all(self.fragments.join(&batch));
+                    self.forget_held(&batch);
                 }
             }
             Err(e) => tracing::error!(stage = "bp", error = %e, "reassembler expiry failed"),
@@ -192,7 +201,15 @@ impl BpInbound {
     }
 
     /// One bundle: check, hold durably, reassemble, store. `Err` refuses.
-    fn take(&self, bytes: &[u8], peer: &str, persist: bool) -> Result<(), RefuseReason> {
+    /// `from`: the peer's address for a bundle off the wire (held durably
+    /// and counted against its quota); `None` for fragments re-read at
+    /// start.
+    fn take(
+        &self,
+        bytes: &[u8],
+        peer: &str,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<(), RefuseReason> {
         let repaired;
         let (bytes, info) = match self.fragmenter.inspect(bytes) {
             Ok(info) => (bytes, info),
@@ -223,19 +240,43 @@ impl BpInbound {
             return Ok(());
         }
         let held_dir = self.fragments.join(&batch);
-        if persist && info.is_fragment {
+        // The file this fragment is held in, when this call created it.
+        let mut new_file = None;
+        if let (Some(ip), true) = (from, info.is_fragment) {
+            let len = bytes.len() as u64;
+            {
+                // One peer address may hold at most its share of the store,
+                // so whoever fills it cannot starve the others.
+                let held = self.held_by_peer.lock().unwrap_or_else(|e| e.into_inner());
+                let used: u64 = held
+                    .values()
+                    .filter(|(p, _)| *p == ip)
+                    .map(|(_, n)| n)
+                    .sum();
+                if used + len > self.config.max_pending_per_peer_bytes {
+                    tracing::warn!(stage = "bp", peer, address = %ip, held = used, limit = self.config.max_pending_per_peer_bytes, "fragment refused for now: this peer's share of the reassembly store is full (NoResources)");
+                    return Err(RefuseReason::NoResources);
+                }
+            }
             let name = format!(
                 "{:020}-{:020}.bundle",
                 info.fragment_offset.unwrap_or(0),
                 info.payload_length
             );
+            let path = held_dir.join(name);
+            let existed = path.exists();
             let stored = fs::create_dir_all(&held_dir)
-                .and_then(|()| crate::spool::overwrite_synced(&held_dir.join(name), bytes))
+                .and_then(|()| crate::spool::overwrite_synced(&path, bytes))
                 .and_then(|()| File::open(&held_dir)?.sync_all())
                 .and_then(|()| File::open(&self.fragments)?.sync_all());
             if let Err(e) = stored {
                 tracing::error!(stage = "bp", batch = %batch, error = %e, "cannot hold the fragment; refusing it for now");
                 return Err(RefuseReason::NoResources);
+            }
+            if !existed {
+                new_file = Some(path);
+                let mut held = self.held_by_peer.lock().unwrap_or_else(|e| e.into_inner());
+                held.entry(batch.clone()).or_insert((ip, 0)).1 += len;
             }
         }
         let delivered = self
@@ -247,9 +288,18 @@ impl BpInbound {
             Ok(Some(adu)) => adu,
             Ok(None) => return Ok(()),
             Err(e) => {
-                if persist && info.is_fragment {
-                    // Not held after all.
-                    let _ = fs::remove_dir_all(&held_dir);
+                // Not held after all: drop this fragment's file only (the
+                // ADU's other fragments were acknowledged and must stay).
+                if let Some(path) = &new_file {
+                    let _ = fs::remove_file(path);
+                    let _ = fs::remove_dir(&held_dir); // only if now empty
+                    let mut held = self.held_by_peer.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(entry) = held.get_mut(&batch) {
+                        entry.1 = entry.1.saturating_sub(bytes.len() as u64);
+                        if entry.1 == 0 {
+                            held.remove(&batch);
+                        }
+                    }
                 }
                 // A full reassembly store is a temporary condition: the
                 // sender must retry later, not return real mail for good
@@ -287,6 +337,7 @@ impl BpInbound {
                     });
                 Metrics::inc(&self.metrics.dead_letters);
                 let _ = fs::remove_dir_all(&held_dir);
+                self.forget_held(&batch);
                 return Ok(());
             }
         };
@@ -327,7 +378,16 @@ impl BpInbound {
             }
         }
         let _ = fs::remove_dir_all(&held_dir);
+        self.forget_held(&batch);
         Ok(())
+    }
+
+    /// The partial ADU `batch` is held no more.
+    fn forget_held(&self, batch: &str) {
+        self.held_by_peer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(batch);
     }
 }
 
@@ -359,10 +419,15 @@ fn with_primary_crc(bytes: &[u8]) -> Option<Vec<u8>> {
 pub struct BpHandler(pub Arc<BpInbound>);
 
 impl BundleHandler for BpHandler {
-    async fn on_bundle(&self, peer_node_id: &str, bytes: Vec<u8>) -> Result<(), RefuseReason> {
+    async fn on_bundle(
+        &self,
+        peer: std::net::SocketAddr,
+        peer_node_id: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), RefuseReason> {
         let inbound = self.0.clone();
-        let peer = peer_node_id.to_string();
-        tokio::task::spawn_blocking(move || inbound.take(&bytes, &peer, true))
+        let node = peer_node_id.to_string();
+        tokio::task::spawn_blocking(move || inbound.take(&bytes, &node, Some(peer.ip())))
             .await
             .unwrap_or(Err(RefuseReason::NoResources))
     }

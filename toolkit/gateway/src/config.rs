@@ -79,6 +79,7 @@ struct BpFile {
     accept_primary_without_crc: bool,
     handshake_timeout_secs: Option<f64>,
     max_partial_age_hours: Option<f64>,
+    max_pending_per_peer_mib: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -328,6 +329,8 @@ pub struct BpConfig {
     /// How long a partial ADU's fragments are held at most, whatever
     /// lifetime the bundles claim.
     pub max_partial_age: Duration,
+    /// Bytes of held fragments one peer address may have in the store.
+    pub max_pending_per_peer_bytes: u64,
 }
 
 /// How mail for one domain leaves.
@@ -820,6 +823,17 @@ impl GatewayConfig {
                             b.max_partial_age_hours.map(|h| h * 3600.0),
                             Duration::from_secs(30 * 86_400),
                         )?,
+                        max_pending_per_peer_bytes: {
+                            let pending = mib("bp.max-pending-mib", b.max_pending_mib, 256)?;
+                            let adu = mib("bp.max-adu-mib", b.max_adu_mib, 64)?;
+                            // A quarter of the store by default, and never
+                            // less than one whole ADU.
+                            mib(
+                                "bp.max-pending-per-peer-mib",
+                                b.max_pending_per_peer_mib,
+                                (pending / 4).max(adu) >> 20,
+                            )?
+                        },
                     })
                 }
             };

@@ -907,6 +907,95 @@ async fn a_full_reassembly_store_is_a_temporary_refusal() {
     moon.shutdown(Duration::from_secs(5)).await;
 }
 
+/// One peer address may hold at most its share of the reassembly store:
+/// whoever fills its own share with fragments that never complete is
+/// refused for now (NoResources), and another address's ADU still fits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_address_cannot_fill_the_reassembly_store() {
+    use deepmail_tcpcl::BundleHandler;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Arc::new(deepmail_gateway::Spool::open(dir.path().join("spool")).unwrap());
+    let config = deepmail_gateway::config::BpConfig {
+        node_id: "ipn:2.0".into(),
+        listen: None,
+        endpoints: vec!["ipn:2.25".into()],
+        max_adu_bytes: 2 << 20,
+        max_pending_bytes: 4 << 20,
+        max_buffer_bytes: 4 << 20,
+        accept_primary_without_crc: false,
+        handshake_timeout: Duration::from_secs(30),
+        max_partial_age: Duration::from_secs(86_400),
+        max_pending_per_peer_bytes: 512 << 10,
+    };
+    let h = host();
+    let codec = deepmail_host::Codec::load(
+        &h,
+        &deepmail_host::PluginSource::Builtin("bsmtp-codec".into()),
+    )
+    .unwrap();
+    let fragmenter = deepmail_host::Fragmenter::load(
+        &h,
+        &deepmail_host::PluginSource::Builtin("bp7-fragmenter".into()),
+    )
+    .unwrap();
+    let inbound = tokio::task::spawn_blocking(move || {
+        deepmail_gateway::bp::BpInbound::new(
+            config,
+            spool,
+            codec,
+            fragmenter,
+            Arc::new(deepmail_gateway::metrics::Metrics::default()),
+            Arc::new(tokio::sync::Notify::new()),
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let handler = deepmail_gateway::bp::BpHandler(Arc::new(inbound));
+    let adu = |n: usize| {
+        let mut b =
+            b"MAIL FROM:<ops@earth.example>\r\nRCPT TO:<ada@moon.example>\r\nDATA\r\n\r\n".to_vec();
+        while b.len() < n {
+            b.extend_from_slice(b"a line of a message that is held in fragments\r\n");
+        }
+        b.extend_from_slice(b".\r\n");
+        b
+    };
+    let junk =
+        deepmail_bundle::fragment_adu(&adu(1_500_000), &bundle_spec("ipn:9.0", 1), 60_200).unwrap();
+    let real =
+        deepmail_bundle::fragment_adu(&adu(400_000), &bundle_spec("ipn:1.0", 2), 60_200).unwrap();
+    let attacker: SocketAddr = "127.0.0.2:4556".parse().unwrap();
+    let earth: SocketAddr = "127.0.0.3:4556".parse().unwrap();
+    let mut accepted = 0;
+    let mut refused = None;
+    for f in junk.iter().take(20) {
+        match handler.on_bundle(attacker, "ipn:9.0", f.clone()).await {
+            Ok(()) => accepted += 1,
+            Err(reason) => {
+                refused = Some(reason);
+                break;
+            }
+        }
+    }
+    assert_eq!(refused, Some(deepmail_tcpcl::RefuseReason::NoResources));
+    assert!(
+        (7..=9).contains(&accepted),
+        "{accepted} junk fragments held"
+    );
+    // Another address: its whole ADU is taken and stored.
+    for f in &real {
+        handler
+            .on_bundle(earth, "ipn:1.0", f.clone())
+            .await
+            .unwrap();
+    }
+    let stored = std::fs::read_dir(dir.path().join("spool/incoming"))
+        .unwrap()
+        .count();
+    assert_eq!(stored, 1, "the other peer's ADU was reassembled and stored");
+}
+
 /// A sender chooses its bundles' lifetime (years, if it likes); the
 /// gateway holds a partial ADU at most `[bp] max-partial-age-hours`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

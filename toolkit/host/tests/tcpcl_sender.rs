@@ -82,7 +82,12 @@ struct MoonGateway {
 }
 
 impl BundleHandler for MoonGateway {
-    async fn on_bundle(&self, peer_node_id: &str, bytes: Vec<u8>) -> Result<(), RefuseReason> {
+    async fn on_bundle(
+        &self,
+        _peer: std::net::SocketAddr,
+        peer_node_id: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), RefuseReason> {
         let info = inspect(&bytes).map_err(|_| RefuseReason::NotAcceptable)?;
         if !info.destination.to_string().starts_with("ipn:2.") {
             return Err(RefuseReason::NotAcceptable);

@@ -27,7 +27,8 @@ use crate::session::{ConfigError, Event, SessionConfig, Termination};
 /// The application's side: what to do with a complete bundle.
 pub trait BundleHandler: Send + Sync + 'static {
     /// A complete bundle from the node `peer_node_id` (its SESS_INIT node
-    /// ID). `Ok(())` sends the final XFER_ACK, after which the sender
+    /// ID, which the peer chooses) connected from `peer` (its address,
+    /// which it does not). `Ok(())` sends the final XFER_ACK, after which the sender
     /// forgets the bundle: return it only once the bundle is safely
     /// stored. `Err(reason)` sends XFER_REFUSE, e.g.
     /// [`RefuseReason::NotAcceptable`] for a bundle not addressed to this
@@ -35,6 +36,7 @@ pub trait BundleHandler: Send + Sync + 'static {
     /// cannot be stored now.
     fn on_bundle(
         &self,
+        peer: SocketAddr,
         peer_node_id: &str,
         bytes: Vec<u8>,
     ) -> impl Future<Output = Result<(), RefuseReason>> + Send;
@@ -275,7 +277,9 @@ async fn run_session<H: BundleHandler>(
                     // transfer undecided for ever.
                     tokio::spawn(async move {
                         let stored =
-                            tokio::spawn(async move { handler.on_bundle(&node, bytes).await });
+                            tokio::spawn(
+                                async move { handler.on_bundle(peer, &node, bytes).await },
+                            );
                         // (The panic hook has already reported the panic.)
                         let result = stored.await.unwrap_or(Err(RefuseReason::NoResources));
                         let _ = tx.send((transfer_id, result));
@@ -381,7 +385,12 @@ mod tests {
     }
 
     impl BundleHandler for Store {
-        async fn on_bundle(&self, peer_node_id: &str, bytes: Vec<u8>) -> Result<(), RefuseReason> {
+        async fn on_bundle(
+            &self,
+            _peer: SocketAddr,
+            peer_node_id: &str,
+            bytes: Vec<u8>,
+        ) -> Result<(), RefuseReason> {
             if let Some(d) = self.delay {
                 tokio::time::sleep(d).await;
             }
