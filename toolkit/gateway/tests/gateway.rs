@@ -894,15 +894,50 @@ async fn a_full_reassembly_store_is_a_temporary_refusal() {
     let addr: SocketAddr = format!("127.0.0.1:{tcpcl_port}").parse().unwrap();
     let sender = tcpcl_sender(addr);
     let moon = start(dir.path(), "moon", &moon_toml).await;
-    let outcome = send_bundles(&sender, addr, junk[..17].to_vec()).await;
+    // The real ADU's first fragment is held (acknowledged) first...
+    let outcome = send_bundles(&sender, addr, vec![real[0].clone()]).await;
     assert!(
         matches!(outcome, deepmail_host::types::Outcome::Delivered(_)),
         "{outcome:?}"
     );
-    let outcome = send_bundles(&sender, addr, real).await;
+    // ... then junk fills the store: 16 of its 25 fragments fit.
+    let outcome = send_bundles(&sender, addr, junk[..16].to_vec()).await;
+    assert!(
+        matches!(outcome, deepmail_host::types::Outcome::Delivered(_)),
+        "{outcome:?}"
+    );
+    let outcome = send_bundles(&sender, addr, real[1..].to_vec()).await;
     assert!(
         matches!(outcome, deepmail_host::types::Outcome::TemporaryFailure(_)),
         "a full store must be temporary for the sender, got {outcome:?}"
+    );
+    // The refused fragments are gone, the acknowledged first one is still
+    // held (the real ADU's directory: the one without junk's 25th
+    // fragment, i.e. fewer files than junk's 16).
+    let real_dir = std::fs::read_dir(dir.path().join("moon-spool/fragments"))
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .find(|d| std::fs::read_dir(d).unwrap().count() < 16);
+    let real_dir = real_dir.filter(|d| {
+        std::fs::read_dir(d).unwrap().any(|f| {
+            f.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("00000000000000000000-")
+        })
+    });
+    let listing: Vec<Vec<String>> = std::fs::read_dir(dir.path().join("moon-spool/fragments"))
+        .unwrap()
+        .map(|d| {
+            std::fs::read_dir(d.unwrap().path())
+                .unwrap()
+                .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .collect();
+    assert!(
+        real_dir.is_some(),
+        "the real ADU's acknowledged first fragment must stay held: {listing:?}"
     );
     moon.shutdown(Duration::from_secs(5)).await;
 }
