@@ -287,6 +287,21 @@ async fn earth_to_moon_with_a_dsn_back_for_the_unknown_recipient() {
     moon.shutdown(Duration::from_secs(5)).await;
 }
 
+/// An HTTP/2 connection to `gateway`'s receiver, trusting the test CA in
+/// `dir/certs`.
+async fn https_to(dir: &Path, gateway: &RunningGateway) -> deepmail_gateway::client::Connection {
+    let ca = deepmail_gateway::tls::load_certs(&dir.join("certs/ca.pem")).unwrap();
+    let tls = deepmail_gateway::tls::client_config(&ca, None, &[]).unwrap();
+    deepmail_gateway::client::Connection::connect(
+        gateway.https_addr.unwrap(),
+        "localhost",
+        &tls,
+        deepmail_gateway::client::HttpVersion::Http2,
+    )
+    .await
+    .unwrap()
+}
+
 /// A peer may put any recipient in a batch; the Moon relays only its
 /// `[relay] domains` to the local MTA and returns the rest in a DSN.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,16 +311,7 @@ async fn a_received_recipient_outside_the_relay_domains_is_returned_not_relayed(
     let moon_mta = sink(&[]).await;
     let port = free_port();
     let moon = start(dir.path(), "moon", &moon_toml(port, moon_mta.addr, 9)).await;
-    let ca = deepmail_gateway::tls::load_certs(&dir.path().join("certs/ca.pem")).unwrap();
-    let tls = deepmail_gateway::tls::client_config(&ca, None, &[]).unwrap();
-    let mut conn = deepmail_gateway::client::Connection::connect(
-        moon.https_addr.unwrap(),
-        "localhost",
-        &tls,
-        deepmail_gateway::client::HttpVersion::Http2,
-    )
-    .await
-    .unwrap();
+    let mut conn = https_to(dir.path(), &moon).await;
     let batch = b"MAIL FROM:<ops@earth.example>\r\nRCPT TO:<ada@moon.example>\r\n\
 RCPT TO:<victim@evil.example>\r\nDATA\r\nSubject: relay me\r\n\r\nbody\r\n.\r\n";
     let req = deepmail_gateway::client::batch_request(
@@ -363,16 +369,7 @@ async fn a_retransmitted_batch_is_relayed_once_even_after_a_restart() {
     let batch = b"MAIL FROM:<ops@earth.example>\r\nRCPT TO:<ada@moon.example>\r\nDATA\r\nSubject: once\r\n\r\nbody\r\n.\r\n";
     for round in 0..2 {
         let moon = start(dir.path(), "moon", &toml).await;
-        let ca = deepmail_gateway::tls::load_certs(&dir.path().join("certs/ca.pem")).unwrap();
-        let tls = deepmail_gateway::tls::client_config(&ca, None, &[]).unwrap();
-        let mut conn = deepmail_gateway::client::Connection::connect(
-            moon.https_addr.unwrap(),
-            "localhost",
-            &tls,
-            deepmail_gateway::client::HttpVersion::Http2,
-        )
-        .await
-        .unwrap();
+        let mut conn = https_to(dir.path(), &moon).await;
         let req = deepmail_gateway::client::batch_request(
             &format!("https://localhost:{port}/inboundmail"),
             batch.to_vec(),
