@@ -103,6 +103,8 @@ impl BpInbound {
             metrics,
             wake,
         };
+        // Partial ADUs held past the age cap are not worth re-reading.
+        inbound.drop_overage();
         inbound.reload()?;
         Ok(inbound)
     }
@@ -131,10 +133,9 @@ impl BpInbound {
         dropped
     }
 
-    /// Feeds every held fragment to the reassembler (after a restart),
-    /// first dropping partial ADUs held past the age cap.
+    /// Feeds every held fragment to the reassembler (after a restart, or
+    /// to rebuild it).
     fn reload(&self) -> Result<(), String> {
-        self.drop_overage();
         let mut held = 0;
         for dir in fs::read_dir(&self.fragments).map_err(io)? {
             let dir = dir.map_err(io)?.path();

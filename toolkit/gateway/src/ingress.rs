@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use deepmail_host::types::{EncodeOptions, Greeting};
+use deepmail_host::types::{EncodeOptions, Greeting, Message};
 use deepmail_host::Codec;
 use deepmail_smtp::serve::{Handler, SessionInfo};
 use deepmail_smtp::{Envelope, Param, Recipient, Reply};
@@ -137,19 +137,10 @@ impl Acceptor {
     /// never send must not get a 250.
     fn codec_refusal(&self, envelope: &Envelope, content: &[u8]) -> Option<Reply> {
         let codec = self.codec.as_ref()?;
-        let spooled = SpooledEnvelope {
-            reverse_path: envelope.reverse_path.clone(),
-            mail_parameters: spooled_params(&envelope.mail_params),
-            forward_paths: envelope
-                .recipients
-                .iter()
-                .map(|r| SpooledRecipient {
-                    mailbox: r.mailbox.clone(),
-                    parameters: spooled_params(&r.params),
-                })
-                .collect(),
+        let message = Message {
+            envelope: crate::policy::host_envelope(envelope),
+            content: content.to_vec(),
         };
-        let message = crate::deliver::to_message(&spooled, content.to_vec());
         let options = EncodeOptions {
             greeting: Greeting::None,
             quit: false,

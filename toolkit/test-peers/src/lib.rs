@@ -306,11 +306,8 @@ pub fn dtnd() -> Option<PathBuf> {
     require(Peer::Dtnd, found)
 }
 
-/// A venv's python that imports `modules`.
-fn venv_python(env_var: &str, default_venv: &str, check: &str) -> Result<PathBuf, String> {
-    let py = std::env::var_os(env_var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(default_venv).join("bin/python"));
+/// `py`, when it runs `check` (a Python statement) successfully.
+fn python_that(py: PathBuf, check: &str) -> Result<PathBuf, String> {
     let ok = Command::new(&py)
         .args(["-c", check])
         .stdout(Stdio::null())
@@ -326,34 +323,22 @@ fn venv_python(env_var: &str, default_venv: &str, check: &str) -> Result<PathBuf
 
 /// A python with aioquic and cryptography.
 pub fn aioquic_python() -> Option<PathBuf> {
+    let py = std::env::var_os("DEEPMAIL_AIOQUIC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/aioquic-venv/bin/python"));
     require(
         Peer::Aioquic,
-        venv_python(
-            "DEEPMAIL_AIOQUIC_PYTHON",
-            "target/aioquic-venv",
-            "import aioquic, cryptography",
-        ),
+        python_that(py, "import aioquic, cryptography"),
     )
 }
 
 /// A python with pyD3TN 0.15.2.
 pub fn pyd3tn_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("DEEPMAIL_VENV")
+    let py = std::env::var_os("DEEPMAIL_VENV")
         .map(|v| PathBuf::from(v).join("bin/python"))
         .unwrap_or_else(|| workspace_root().join("target/pyd3tn-venv/bin/python"));
     let check = "from importlib.metadata import version; assert version('pyD3TN') == '0.15.2'";
-    let ok = Command::new(&venv)
-        .args(["-c", check])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let found = if ok {
-        Ok(venv)
-    } else {
-        Err(format!("{} has no pyD3TN 0.15.2", venv.display()))
-    };
-    require(Peer::PyD3tn, found)
+    require(Peer::PyD3tn, python_that(py, check))
 }
 
 /// Postfix's programs, unpacked by `scripts/peers/install-postfix.sh`.
