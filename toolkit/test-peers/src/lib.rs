@@ -182,8 +182,8 @@ pub fn summary_lines(skips: &[(Peer, Vec<String>)]) -> Vec<String> {
         .map(|(peer, tests)| {
             let n = tests.len();
             format!(
-                "skipped {n} test{} that need {}: install with `{}`",
-                if n == 1 { "" } else { "s" },
+                "skipped {n} {} {}: install with `{}`",
+                if n == 1 { "test that needs" } else { "tests that need" },
                 peer.describe(),
                 peer.install_command()
             )
@@ -397,7 +397,7 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("skipped 2 tests that need Exim"));
         assert!(lines[0].ends_with("`bash scripts/peers/install-exim.sh`"));
-        assert!(lines[1].starts_with("skipped 1 test that need NSD"));
+        assert!(lines[1].starts_with("skipped 1 test that needs NSD"));
     }
 
     #[test]
