@@ -183,7 +183,11 @@ pub fn summary_lines(skips: &[(Peer, Vec<String>)]) -> Vec<String> {
             let n = tests.len();
             format!(
                 "skipped {n} {} {}: install with `{}`",
-                if n == 1 { "test that needs" } else { "tests that need" },
+                if n == 1 {
+                    "test that needs"
+                } else {
+                    "tests that need"
+                },
                 peer.describe(),
                 peer.install_command()
             )
