@@ -69,14 +69,7 @@ pub fn decode(batch: &[u8], options: &DecodeOptions) -> Result<Vec<Message>, Dec
 /// the input is split. After an error every further call returns it again.
 ///
 /// ```
-/// use deepmail_bsmtp::{Decoder, DecodeOptions};
-/// let mut decoder = Decoder::new(DecodeOptions::default());
-/// decoder.feed(b"MAIL FROM:<a@earth.example>\r\nRCPT TO:<b@moon.exa")?;
-/// decoder.feed(b"mple>\r\nDATA\r\nhi\r\n.\r\n")?;
-/// let message = decoder.next_message().expect("one message");
-/// assert_eq!(message.content, b"hi\r\n");
-/// assert!(decoder.finish()?.is_empty());
-/// # Ok::<(), deepmail_bsmtp::DecodeError>(())
+#[doc = include_str!("../examples/streaming_decoder.rs")]
 /// ```
 #[derive(Debug)]
 pub struct Decoder {

@@ -18,29 +18,7 @@
 //! RFC section.
 //!
 //! ```
-//! use deepmail_bundle::{fragment_adu, BundleSpec, CrcType, Reassembler, ReassemblyLimits};
-//!
-//! let spec = BundleSpec {
-//!     source: "ipn:1.0".parse().unwrap(),
-//!     destination: "ipn:2.25".parse().unwrap(),
-//!     report_to: "dtn:none".parse().unwrap(),
-//!     creation_time: 815_000_000_000,
-//!     sequence_number: 0,
-//!     lifetime_ms: 86_400_000,
-//!     crc: CrcType::Crc32c,
-//!     block_crc: CrcType::Crc16,
-//!     must_not_fragment: false,
-//! };
-//! let adu = vec![b'x'; 10_000];
-//! let bundles = fragment_adu(&adu, &spec, 1_500).unwrap();
-//! assert!(bundles.len() > 1 && bundles.iter().all(|b| b.len() <= 1_500));
-//!
-//! let mut reassembler = Reassembler::new(ReassemblyLimits::default());
-//! let mut delivered = None;
-//! for b in bundles.iter().rev() {
-//!     delivered = reassembler.push(b, 815_000_000_001).unwrap();
-//! }
-//! assert_eq!(delivered.unwrap().adu, adu);
+#![doc = include_str!("../examples/fragment_reassemble.rs")]
 //! ```
 //!
 //! [RFC 9171]: https://www.rfc-editor.org/rfc/rfc9171

@@ -53,22 +53,8 @@
 //! direction with a cap, and without one whatever the senders write
 //! within one delay.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), deepmail_link::LinkError> {
-//! use std::time::Duration;
-//! use deepmail_link::{Link, LinkConfig};
-//!
-//! // Mars at its farthest, a thousand times faster: 1.32 s each way.
-//! let mut config = LinkConfig::with_delay(Duration::from_secs(22 * 60))
-//!     .tcp("127.0.0.1:0".parse().unwrap(), "127.0.0.1:2525".parse().unwrap());
-//! config.scale = 1000.0;
-//! config.up.rate = Some("1Mbit".parse().unwrap());
-//! let link = Link::start(config).await?;
-//! println!("connect to {}", link.tcp_listen_addrs()[0]);
-//! // ...
-//! println!("{:?}", link.counters().relays[0].up);
-//! link.stop();
-//! # Ok(()) }
+//! ```
+#![doc = include_str!("../examples/mars_link.rs")]
 //! ```
 #![warn(missing_docs)]
 

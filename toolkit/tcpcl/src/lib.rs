@@ -8,7 +8,7 @@
 //! time is an argument (`now: Instant`), in the manner of `quinn-proto`.
 //! So it compiles unchanged for `wasm32-wasip2`, where deepmail's
 //! `tcpcl-sender` plugin drives it over `wasi:sockets`, and its tests run
-//! whole sessions in memory. With the `tokio` feature it adds [`serve`], a
+//! whole sessions in memory. With the `tokio` feature it adds `serve`, a
 //! TCP listener that runs a [`PassiveSession`] per connection.
 //!
 //! What is here:
@@ -35,39 +35,7 @@
 //! Length.
 //!
 //! ```
-//! use std::time::Instant;
-//! use deepmail_tcpcl::{ActiveSession, Event, PassiveSession, SessionConfig};
-//!
-//! let now = Instant::now();
-//! let mut earth = ActiveSession::new(SessionConfig::new("ipn:1.0"), now).unwrap();
-//! let mut moon = PassiveSession::new(SessionConfig::new("ipn:2.0"), now).unwrap();
-//! let mut sent = None;
-//! let mut acked = false;
-//! for _ in 0..10 {
-//!     while let Some(bytes) = earth.poll_transmit(now) {
-//!         moon.handle_input(now, &bytes);
-//!     }
-//!     while let Some(bytes) = moon.poll_transmit(now) {
-//!         earth.handle_input(now, &bytes);
-//!     }
-//!     while let Some(event) = moon.poll_event() {
-//!         if let Event::BundleReceived { transfer_id, bytes } = event {
-//!             assert_eq!(bytes, b"a bundle");
-//!             moon.accept(transfer_id).unwrap();
-//!         }
-//!     }
-//!     while let Some(event) = earth.poll_event() {
-//!         match event {
-//!             Event::Established(peer) => {
-//!                 assert_eq!(peer.node_id, "ipn:2.0");
-//!                 sent = Some(earth.send_bundle(b"a bundle".to_vec()).unwrap());
-//!             }
-//!             Event::TransferAcked(id) => acked = Some(id) == sent,
-//!             _ => {}
-//!         }
-//!     }
-//! }
-//! assert!(acked);
+#![doc = include_str!("../examples/loopback_session.rs")]
 //! ```
 //!
 //! [RFC 9174]: https://www.rfc-editor.org/rfc/rfc9174

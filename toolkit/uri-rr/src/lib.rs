@@ -32,33 +32,7 @@
 //!   RFC 2782 weighted random selection.
 //!
 //! ```
-//! use deepmail_uri_rr::{
-//!     bsmtp_service_name, build_query, order_records, parse_response, DnsError,
-//!     DEFAULT_EDNS_UDP_SIZE, TYPE_URI,
-//! };
-//!
-//! let name = bsmtp_service_name("moon.example")?;
-//! let query = build_query(0x2a2a, &name, TYPE_URI, Some(DEFAULT_EDNS_UDP_SIZE));
-//! // ... send `query` to the resolver over UDP, receive `response` ...
-//! # let response = {
-//! #     let mut m = query.clone();
-//! #     m.truncate(m.len() - 11); // drop our OPT
-//! #     m[2] = 0x81; m[3] = 0xa0; m[7] = 1; m[11] = 0; // QR RD RA AD, ANCOUNT 1
-//! #     m.extend_from_slice(&[0xc0, 0x0c, 0x01, 0x00, 0x00, 0x01, 0, 0, 0x0e, 0x10, 0, 39, 0, 10, 0, 1]);
-//! #     m.extend_from_slice(b"https://gw.moon.example/inboundmail");
-//! #     m
-//! # };
-//! match parse_response(0x2a2a, &name, TYPE_URI, &response) {
-//!     Ok(answer) => {
-//!         let mut random = || 4; // the host's CSPRNG in real use
-//!         let to_try = order_records(&answer.records, &mut random, &["https"]);
-//!         assert_eq!(to_try[0].target, "https://gw.moon.example/inboundmail");
-//!         assert!(answer.authenticated_data);
-//!     }
-//!     Err(DnsError::Truncated) => { /* repeat over TCP with frame_tcp(&query) */ }
-//!     Err(e) => eprintln!("{}: {e}", e.code()),
-//! }
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+#![doc = include_str!("../examples/lookup.rs")]
 //! ```
 //!
 //! [RFC 7553]: https://www.rfc-editor.org/rfc/rfc7553

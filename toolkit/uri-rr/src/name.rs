@@ -226,10 +226,7 @@ impl fmt::Debug for Name {
 /// A-label form.
 ///
 /// ```
-/// let name = deepmail_uri_rr::bsmtp_service_name("moon.example")?;
-/// assert_eq!(name.to_string(), "_bsmtp._https.moon.example.");
-/// assert_eq!(name, "_BSMTP._HTTPS.MOON.EXAMPLE".parse()?);
-/// # Ok::<(), deepmail_uri_rr::NameError>(())
+#[doc = include_str!("../examples/service_name.rs")]
 /// ```
 pub fn bsmtp_service_name(domain: &str) -> Result<Name, NameError> {
     let domain = Name::parse(domain)?;

@@ -27,12 +27,7 @@ pub const DEFAULT_EDNS_UDP_SIZE: u16 = 1232;
 /// keeps it, with `name` and `qtype`, for [`crate::parse_response`].
 ///
 /// ```
-/// use deepmail_uri_rr::{build_query, bsmtp_service_name, TYPE_URI};
-///
-/// let name = bsmtp_service_name("moon.example").unwrap();
-/// let query = build_query(0xbeef, &name, TYPE_URI, Some(1232));
-/// assert_eq!(&query[..4], &[0xbe, 0xef, 0x01, 0x20]); // ID, RD + AD
-/// assert_eq!(query.len(), 12 + 28 + 4 + 11);
+#[doc = include_str!("../examples/build_query.rs")]
 /// ```
 pub fn build_query(id: u16, name: &Name, qtype: u16, edns_udp_size: Option<u16>) -> Vec<u8> {
     let wire = name.as_wire();
@@ -85,14 +80,7 @@ pub fn frame_tcp(msg: &[u8]) -> Vec<u8> {
 /// incomplete: read more and call again with the longer buffer.
 ///
 /// ```
-/// use deepmail_uri_rr::{frame_tcp, unframe_tcp};
-///
-/// let mut stream = frame_tcp(b"first");
-/// stream.extend(frame_tcp(b"second"));
-/// let (msg, used) = unframe_tcp(&stream).unwrap();
-/// assert_eq!((msg, used), (&b"first"[..], 7));
-/// assert_eq!(unframe_tcp(&stream[used..]).unwrap().0, b"second");
-/// assert_eq!(unframe_tcp(&stream[..6]), None);
+#[doc = include_str!("../examples/unframe_tcp.rs")]
 /// ```
 pub fn unframe_tcp(buf: &[u8]) -> Option<(&[u8], usize)> {
     let [hi, lo, rest @ ..] = buf else {

@@ -87,21 +87,7 @@ enum Section {
 /// types or classes are ignored, as are octets after the last record.
 ///
 /// ```
-/// use deepmail_uri_rr::{bsmtp_service_name, parse_response, TYPE_URI};
-///
-/// let name = bsmtp_service_name("moon.example")?;
-/// # let response = {
-/// #     let mut m = deepmail_uri_rr::build_query(0x0d0b, &name, TYPE_URI, None);
-/// #     m[2] = 0x81; m[3] = 0x80; m[7] = 1; // QR RD RA, ANCOUNT 1
-/// #     m.extend_from_slice(&[0xc0, 0x0c, 0x01, 0x00, 0x00, 0x01, 0, 0, 0x0e, 0x10, 0, 39, 0, 10, 0, 1]);
-/// #     m.extend_from_slice(b"https://gw.moon.example/inboundmail");
-/// #     m
-/// # };
-/// // `response`: the bytes that came back for query ID 0x0d0b.
-/// let answer = parse_response(0x0d0b, &name, TYPE_URI, &response)?;
-/// assert_eq!(answer.records[0].target, "https://gw.moon.example/inboundmail");
-/// assert_eq!((answer.records[0].priority, answer.ttl), (10, 3600));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+#[doc = include_str!("../examples/parse_response.rs")]
 /// ```
 pub fn parse_response(
     query_id: u16,

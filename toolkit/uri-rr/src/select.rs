@@ -32,19 +32,7 @@ use crate::uri::UriRecord;
 /// the host's CSPRNG in production.
 ///
 /// ```
-/// use deepmail_uri_rr::{order_records, UriRecord};
-///
-/// let uri = |priority, weight, target: &str| UriRecord { priority, weight, target: target.into(), ttl: 300 };
-/// let records = [
-///     uri(20, 1, "https://backup.moon.example/inboundmail"),
-///     uri(10, 1, "https://gw.moon.example/inboundmail"),
-///     uri(10, 0, "ftp://gw.moon.example/"),
-/// ];
-/// let mut state = 42u64;
-/// let mut random = || { state = state.wrapping_mul(6364136223846793005).wrapping_add(1); state };
-/// let ordered = order_records(&records, &mut random, &["https"]);
-/// assert_eq!(ordered.len(), 2);
-/// assert_eq!(ordered[0].target, "https://gw.moon.example/inboundmail");
+#[doc = include_str!("../examples/order_records.rs")]
 /// ```
 pub fn order_records(
     records: &[UriRecord],

@@ -38,11 +38,7 @@ impl UriRecord {
 /// §3.1). Error offsets are relative to `rdata`.
 ///
 /// ```
-/// // RFC 7553 §4.1: _ftp._tcp IN URI 10 1 "ftp://ftp1.example.com/public"
-/// let rdata = b"\x00\x0a\x00\x01ftp://ftp1.example.com/public";
-/// let (priority, weight, target) = deepmail_uri_rr::parse_uri_rdata(rdata)?;
-/// assert_eq!((priority, weight, target.as_str()), (10, 1, "ftp://ftp1.example.com/public"));
-/// # Ok::<(), deepmail_uri_rr::DnsError>(())
+#[doc = include_str!("../examples/parse_uri_rdata.rs")]
 /// ```
 pub fn parse_uri_rdata(rdata: &[u8]) -> Result<(u16, u16, String), DnsError> {
     parse_uri_rdata_at(rdata, 0)
