@@ -181,7 +181,7 @@ def manifest_paths(root):
     return out
 
 
-def walk_bytes(value, path, expect_bytes_keys=("adu", "bundle", "batch", "content", "response")):
+def walk_bytes(value, path, expect_bytes_keys=("adu", "bundle", "batch", "content", "response", "key")):
     """Yield (path, Bytes object) for every Bytes in a case's input/expected."""
     if isinstance(value, dict):
         for k, v in value.items():

@@ -1,6 +1,8 @@
 //! Default `fragmenter-plugin` component: the `deepmail-bundle` library
 //! behind the `deepmail:stages/fragmenter` WIT interface (RFC 9171 bundles,
-//! §5.8 fragmentation, §5.9 reassembly). Built for `wasm32-wasip2` and
+//! §5.8 fragmentation, §5.9 reassembly) and `deepmail:stages/bpsec` (BIB
+//! signing and verification, RFC 9172 / RFC 9173 §3), so its world is
+//! `bpsec-fragmenter-plugin`. Built for `wasm32-wasip2` and
 //! embedded in the `deepmail` binary as `builtin:bp7-fragmenter`.
 //!
 //! Only type conversion lives here; the protocol logic is the sans-IO
@@ -8,7 +10,7 @@
 
 wit_bindgen::generate!({
     path: "../../wit",
-    world: "fragmenter-plugin",
+    world: "bpsec-fragmenter-plugin",
 });
 
 use std::cell::RefCell;
@@ -189,6 +191,94 @@ impl exports::deepmail::stages::fragmenter::GuestReassembler for Reassembler {
             bundles: p.bundles,
             bytes: p.bytes,
         }
+    }
+}
+
+use exports::deepmail::stages::bpsec::{BibCheck, BibKey, ShaVariant};
+
+fn variant_from_wit(v: ShaVariant) -> bundle::ShaVariant {
+    match v {
+        ShaVariant::HmacSha256 => bundle::ShaVariant::HmacSha256,
+        ShaVariant::HmacSha384 => bundle::ShaVariant::HmacSha384,
+        ShaVariant::HmacSha512 => bundle::ShaVariant::HmacSha512,
+    }
+}
+
+fn variant_to_wit(v: bundle::ShaVariant) -> ShaVariant {
+    match v {
+        bundle::ShaVariant::HmacSha256 => ShaVariant::HmacSha256,
+        bundle::ShaVariant::HmacSha384 => ShaVariant::HmacSha384,
+        bundle::ShaVariant::HmacSha512 => ShaVariant::HmacSha512,
+    }
+}
+
+fn key_from_wit(k: BibKey) -> Result<bundle::BibKey, StageError> {
+    Ok(bundle::BibKey {
+        source: eid("key source", &k.source)?,
+        key: k.key,
+    })
+}
+
+fn signer(key: BibKey, variant: ShaVariant) -> Result<bundle::BibSigner, StageError> {
+    Ok(bundle::BibSigner {
+        key: key_from_wit(key)?,
+        variant: variant_from_wit(variant),
+    })
+}
+
+impl exports::deepmail::stages::bpsec::Guest for Plugin {
+    fn add_bib(
+        bundle_bytes: Vec<u8>,
+        key: BibKey,
+        variant: ShaVariant,
+    ) -> Result<Vec<u8>, StageError> {
+        bundle::add_bib(&bundle_bytes, &signer(key, variant)?).map_err(stage_error)
+    }
+
+    fn fragment_adu_signed(
+        adu: Vec<u8>,
+        spec: BundleSpec,
+        mtu_bytes: u64,
+        key: BibKey,
+        variant: ShaVariant,
+    ) -> Result<Vec<Vec<u8>>, StageError> {
+        bundle::fragment_adu_signed(
+            &adu,
+            &spec_from_wit(spec)?,
+            mtu(mtu_bytes),
+            &signer(key, variant)?,
+        )
+        .map_err(stage_error)
+    }
+
+    fn verify_bibs(
+        bundle_bytes: Vec<u8>,
+        keys: Vec<BibKey>,
+        require: bool,
+        lenient: bool,
+    ) -> Result<Vec<BibCheck>, StageError> {
+        let keys = keys
+            .into_iter()
+            .map(key_from_wit)
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = bundle::ParseOptions {
+            allow_missing_primary_crc: lenient,
+            allow_missing_bundle_age: lenient,
+        };
+        let parsed =
+            bundle::Bundle::parse_with_options(&bundle_bytes, &options).map_err(stage_error)?;
+        let checks = bundle::verify_bibs(&parsed, &keys, require).map_err(stage_error)?;
+        Ok(checks
+            .into_iter()
+            .map(|c| BibCheck {
+                block_number: c.block_number,
+                source: c.source.to_string(),
+                targets: c.targets,
+                variant: c.variant.map(variant_to_wit),
+                scope: c.scope,
+                verified: c.verified,
+            })
+            .collect())
     }
 }
 

@@ -13,7 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         content: b"Subject: hi\n\n.hidden dot\n".to_vec(),
     };
-    let batch = encode(&[message.clone()], &EncodeOptions::default())?;
+    let batch = encode(std::slice::from_ref(&message), &EncodeOptions::default())?;
     assert_eq!(
         batch,
         b"MAIL FROM:<alice@earth.example>\r\nRCPT TO:<bob@moon.example>\r\nDATA\r\n\

@@ -24,6 +24,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for b in bundles.iter().rev() {
         delivered = reassembler.push(b, 815_000_000_001)?;
     }
-    assert_eq!(delivered.expect("the last fragment completes the ADU").adu, adu);
+    assert_eq!(
+        delivered.expect("the last fragment completes the ADU").adu,
+        adu
+    );
     Ok(())
 }

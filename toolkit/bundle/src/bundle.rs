@@ -98,6 +98,32 @@ pub struct BundleInfo {
     pub blocks: Vec<BlockInfo>,
 }
 
+/// Where one canonical block (payload included) sits in the bundle's
+/// bytes, for BPSec: its header fields and its block-type-specific data.
+#[derive(Clone, Debug)]
+pub(crate) struct BlockRef {
+    pub block_type: u64,
+    pub number: u64,
+    pub flags: u64,
+    /// The whole encoded block.
+    pub range: Range<usize>,
+    /// The content of its block-type-specific data byte string.
+    pub data: Range<usize>,
+}
+
+/// Checks [`Bundle::parse_with_options`] may skip, for interoperating with
+/// nodes (and RFC examples) that leave out what RFC 9171 requires.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Accept a primary block with CRC type 0 and no block integrity block
+    /// targeting it (RFC 9171 §4.3.1 forbids it; dtn7-rs's REST `/send`
+    /// and the examples of RFC 9173 Appendix A write it).
+    pub allow_missing_primary_crc: bool,
+    /// Accept creation time 0 without a bundle age block (RFC 9171 §4.2.7
+    /// forbids it; the examples of RFC 9173 Appendix A do it).
+    pub allow_missing_bundle_age: bool,
+}
+
 /// A non-payload block, kept as its encoded bytes.
 #[derive(Clone, Debug)]
 pub(crate) struct RawBlock {
@@ -122,12 +148,24 @@ pub struct Bundle<'a> {
     pub(crate) payload_crc: CrcType,
     /// Value of the bundle age block, if there is one.
     pub(crate) bundle_age: Option<u64>,
+    /// The whole encoded primary block.
+    pub(crate) primary_range: Range<usize>,
+    /// Every canonical block, payload included, in order.
+    pub(crate) block_refs: Vec<BlockRef>,
 }
 
 impl<'a> Bundle<'a> {
     /// Parses and validates one bundle, borrowing the payload from `bytes`.
     pub fn parse(bytes: &'a [u8]) -> core::result::Result<Self, BundleError> {
         parse(bytes)
+    }
+
+    /// Like [`Bundle::parse`], with the checks `options` turns off skipped.
+    pub fn parse_with_options(
+        bytes: &'a [u8],
+        options: &ParseOptions,
+    ) -> core::result::Result<Self, BundleError> {
+        parse_with(bytes, options)
     }
 
     /// The bundle's fields.
@@ -516,7 +554,7 @@ fn bib_targets_primary(data: &[u8]) -> bool {
 }
 
 pub(crate) fn parse(bytes: &[u8]) -> Result<Bundle<'_>> {
-    parse_with(bytes, false)
+    parse_with(bytes, &ParseOptions::default())
 }
 
 /// Like [`Bundle::parse`], but accepts a primary block without a CRC and
@@ -526,10 +564,16 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Bundle<'_>> {
 pub fn parse_allowing_missing_primary_crc(
     bytes: &[u8],
 ) -> core::result::Result<Bundle<'_>, BundleError> {
-    parse_with(bytes, true)
+    parse_with(
+        bytes,
+        &ParseOptions {
+            allow_missing_primary_crc: true,
+            ..ParseOptions::default()
+        },
+    )
 }
 
-fn parse_with(bytes: &[u8], allow_missing_primary_crc: bool) -> Result<Bundle<'_>> {
+fn parse_with<'a>(bytes: &'a [u8], options: &ParseOptions) -> Result<Bundle<'a>> {
     let Some(&first) = bytes.first() else {
         return Err(BundleError::at(ErrorKind::Truncated, 0, "input is empty"));
     };
@@ -561,7 +605,10 @@ fn parse_with(bytes: &[u8], allow_missing_primary_crc: bool) -> Result<Bundle<'_
         }
         Some(_) => {}
     }
+    let primary_start = r.pos();
     let primary = parse_primary(bytes, &mut r)?;
+    let primary_range = primary_start..r.pos();
+    let mut block_refs = Vec::new();
     let mut info = primary.info;
     let admin_or_anonymous = info.flags & FLAG_ADMIN_RECORD != 0 || info.source == Eid::Null;
 
@@ -689,6 +736,13 @@ fn parse_with(bytes: &[u8], allow_missing_primary_crc: bool) -> Result<Bundle<'_
         if b.block_type == INTEGRITY_BLOCK && bib_targets_primary(&bytes[block.data.clone()]) {
             bib_protects_primary = true;
         }
+        block_refs.push(BlockRef {
+            block_type: b.block_type,
+            number: n,
+            flags: b.flags,
+            range: block.range.clone(),
+            data: block.data.clone(),
+        });
         if b.block_type == PAYLOAD_BLOCK {
             payload = Some((block.data.clone(), b.flags, b.crc));
         } else {
@@ -714,14 +768,14 @@ fn parse_with(bytes: &[u8], allow_missing_primary_crc: bool) -> Result<Bundle<'_
             "the bundle has no payload block (type 1)",
         ));
     };
-    if info.crc == CrcType::None && !bib_protects_primary && !allow_missing_primary_crc {
+    if info.crc == CrcType::None && !bib_protects_primary && !options.allow_missing_primary_crc {
         return Err(BundleError::at(
             ErrorKind::MissingPrimaryCrc,
             1,
             "primary block has CRC type 0 and no block integrity block targets it",
         ));
     }
-    if info.creation_time == 0 && !seen_age {
+    if info.creation_time == 0 && !seen_age && !options.allow_missing_bundle_age {
         return Err(BundleError::at(
             ErrorKind::MissingBundleAge,
             1,
@@ -766,6 +820,8 @@ fn parse_with(bytes: &[u8], allow_missing_primary_crc: bool) -> Result<Bundle<'_
         payload_flags,
         payload_crc,
         bundle_age,
+        primary_range,
+        block_refs,
     })
 }
 

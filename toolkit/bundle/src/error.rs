@@ -57,6 +57,22 @@ pub enum ErrorKind {
     LimitExceeded,
     /// The bundle's lifetime ended before `now`.
     Expired,
+    /// A block integrity or confidentiality block is not a valid abstract
+    /// security block, or breaks the rules of RFC 9172 §3 (a target that is
+    /// not in the bundle, a block targeted by two BIBs, a BIB targeting a
+    /// security block, results that do not match the targets).
+    InvalidSecurityBlock,
+    /// A security block this implementation cannot process: a context
+    /// other than BIB-HMAC-SHA2, a wrapped key, or a BIB encrypted by a BCB.
+    UnsupportedSecurityContext,
+    /// Integrity is required but no BIB from a known key covers the payload
+    /// (with the primary block in its scope).
+    BibMissing,
+    /// A BIB's security source has no key configured here.
+    BibUnknownKey,
+    /// A BIB's HMAC does not match the block it targets: the block was
+    /// altered, or signed with another key.
+    BibMismatch,
 }
 
 impl ErrorKind {
@@ -87,11 +103,16 @@ impl ErrorKind {
             ErrorKind::OverlapMismatch => "overlap-mismatch",
             ErrorKind::LimitExceeded => "limit-exceeded",
             ErrorKind::Expired => "expired",
+            ErrorKind::InvalidSecurityBlock => "invalid-security-block",
+            ErrorKind::UnsupportedSecurityContext => "unsupported-security-context",
+            ErrorKind::BibMissing => "bib-missing",
+            ErrorKind::BibUnknownKey => "bib-unknown-key",
+            ErrorKind::BibMismatch => "bib-mismatch",
         }
     }
 
     /// Every class, in the order of the table in `vectors/README.md`.
-    pub const ALL: [ErrorKind; 24] = [
+    pub const ALL: [ErrorKind; 29] = [
         ErrorKind::MalformedCbor,
         ErrorKind::Truncated,
         ErrorKind::TrailingBytes,
@@ -116,6 +137,11 @@ impl ErrorKind {
         ErrorKind::OverlapMismatch,
         ErrorKind::LimitExceeded,
         ErrorKind::Expired,
+        ErrorKind::InvalidSecurityBlock,
+        ErrorKind::UnsupportedSecurityContext,
+        ErrorKind::BibMissing,
+        ErrorKind::BibUnknownKey,
+        ErrorKind::BibMismatch,
     ];
 
     /// The RFC section (RFC 9171 unless it says otherwise) the rule comes from.
@@ -142,6 +168,10 @@ impl ErrorKind {
             | ErrorKind::OverlapMismatch => "RFC 9171 §5.9",
             ErrorKind::LimitExceeded => "RFC 9171 §5.9 (local reassembly limits)",
             ErrorKind::Expired => "RFC 9171 §4.3.1 lifetime, §5.5",
+            ErrorKind::InvalidSecurityBlock => "RFC 9172 §3.6, §3.7",
+            ErrorKind::UnsupportedSecurityContext => "RFC 9172 §3.10, RFC 9173 §3.3",
+            ErrorKind::BibMissing => "RFC 9172 §5.1.2 (local security policy)",
+            ErrorKind::BibUnknownKey | ErrorKind::BibMismatch => "RFC 9173 §3.7, §3.8.2",
         }
     }
 
@@ -183,6 +213,21 @@ impl ErrorKind {
             ErrorKind::OverlapMismatch => return None,
             ErrorKind::LimitExceeded => "raise the ReassemblyLimits or expire pending ADUs first",
             ErrorKind::Expired => return None,
+            ErrorKind::InvalidSecurityBlock => {
+                "give each BIB distinct targets that are non-security blocks present in the bundle, and one result set per target"
+            }
+            ErrorKind::UnsupportedSecurityContext => {
+                "sign with BIB-HMAC-SHA2 (context 1) using the key itself, not a wrapped key, and without a BCB over the BIB"
+            }
+            ErrorKind::BibMissing => {
+                "configure the sending gateway to sign its bundles (bib-key-file on its bp route)"
+            }
+            ErrorKind::BibUnknownKey => {
+                "add the security source's key to [bp.bib-keys] here, or have the sender sign as a source that has one"
+            }
+            ErrorKind::BibMismatch => {
+                "check both gateways hold the same key for this source; otherwise the bundle was altered on the way"
+            }
         })
     }
 }

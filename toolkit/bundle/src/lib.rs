@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod bpsec;
 mod bundle;
 mod cbor;
 mod checksum;
@@ -36,8 +37,13 @@ mod reassembly;
 #[cfg(test)]
 mod testutil;
 
+pub use crate::bpsec::{
+    add_bib, fragment_adu_signed, verify_bibs, BibCheck, BibKey, BibSigner, ShaVariant,
+    CONTEXT_BIB_HMAC_SHA2, SCOPE_ALL, SCOPE_PRIMARY, SCOPE_SECURITY_HEADER, SCOPE_TARGET_HEADER,
+};
 pub use crate::bundle::{
     inspect, parse_allowing_missing_primary_crc, BlockInfo, Bundle, BundleId, BundleInfo,
+    ParseOptions,
 };
 pub use crate::bundle::{
     BLOCK_DELETE_IF_UNPROCESSABLE, BLOCK_REPLICATE, BLOCK_REPORT_IF_UNPROCESSABLE,

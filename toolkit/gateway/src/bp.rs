@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use deepmail_host::types::{DecodeMode, DecodeOptions, ReassemblyLimits};
+use deepmail_host::types::{BibKey, DecodeMode, DecodeOptions, ReassemblyLimits};
 use deepmail_host::{Codec, Fragmenter, ReassemblerSession};
 use deepmail_tcpcl::{BundleHandler, RefuseReason};
 use tokio::sync::Notify;
@@ -70,6 +70,8 @@ pub struct BpInbound {
     held_by_peer: Mutex<std::collections::HashMap<String, (std::net::IpAddr, u64)>>,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
+    /// `[bp.bib-keys]` in the form the fragmenter takes.
+    bib_keys: Vec<BibKey>,
 }
 
 fn io(e: std::io::Error) -> String {
@@ -92,7 +94,16 @@ impl BpInbound {
             .map_err(|e| e.to_string())?;
         let fragments = spool.root().join("fragments");
         fs::create_dir_all(&fragments).map_err(io)?;
+        let bib_keys = config
+            .bib_keys
+            .iter()
+            .map(|(source, key)| BibKey {
+                source: source.clone(),
+                key: key.0.clone(),
+            })
+            .collect();
         let inbound = BpInbound {
+            bib_keys,
             config,
             spool,
             codec,
@@ -234,6 +245,28 @@ impl BpInbound {
         if !self.config.endpoints.contains(&info.destination) {
             tracing::warn!(stage = "bp", peer, destination = %info.destination, endpoints = ?self.config.endpoints, "bundle refused: not for this node's mail endpoints");
             return Err(RefuseReason::NotAcceptable);
+        }
+        if from.is_some() && (self.config.require_bib || !self.config.bib_keys.is_empty()) {
+            // Authenticate before anything is stored: a bundle without a
+            // valid BIB from a known key costs the sender one refusal and
+            // us no disk.
+            match self
+                .fragmenter
+                .verify_bibs(bytes, &self.bib_keys, self.config.require_bib, false)
+            {
+                Ok(checks) => {
+                    for c in checks.iter().filter(|c| c.verified) {
+                        tracing::debug!(stage = "bp", peer, bib = c.block_number, source = %c.source, targets = ?c.targets, "BIB verified");
+                    }
+                }
+                Err(e) => {
+                    self.metrics
+                        .bp_bib_refused
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(stage = "bp", peer, source = %info.source, error = %e, "bundle refused: block integrity check failed");
+                    return Err(RefuseReason::NotAcceptable);
+                }
+            }
         }
         let batch = batch_id_of(&info.source, info.creation_time, info.sequence_number);
         if self.spool.contains(&batch) {

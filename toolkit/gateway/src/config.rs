@@ -80,6 +80,10 @@ struct BpFile {
     handshake_timeout_secs: Option<f64>,
     max_partial_age_hours: Option<f64>,
     max_pending_per_peer_mib: Option<u64>,
+    #[serde(default)]
+    require_bib: bool,
+    #[serde(default)]
+    bib_keys: BTreeMap<String, PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +161,8 @@ struct RouteFile {
     crc: Option<String>,
     keepalive_secs: Option<u16>,
     session_idle_secs: Option<u64>,
+    bib_key_file: Option<PathBuf>,
+    bib_variant: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -301,7 +307,32 @@ pub struct BpRoute {
     /// How long the TCPCL session is kept open without deliveries
     /// (0: a session per delivery).
     pub session_idle: Duration,
+    /// Sign every bundle (each fragment on its own) with a BIB-HMAC-SHA2
+    /// block integrity block (RFC 9173 §3), as this node (`[bp] node-id`).
+    pub bib: Option<BibSigning>,
 }
+
+/// A secret key, kept out of `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey(pub Vec<u8>);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{}-byte key>", self.0.len())
+    }
+}
+
+/// How a bp route signs its bundles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BibSigning {
+    /// The key shared with the receiving gateway.
+    pub key: SecretKey,
+    /// The SHA-2 variant.
+    pub variant: deepmail_bundle::ShaVariant,
+}
+
+/// Shortest BIB key taken: 128 bits.
+pub const MIN_BIB_KEY_BYTES: usize = 16;
 
 /// This gateway as a Bundle Protocol node.
 #[derive(Debug, Clone)]
@@ -331,6 +362,12 @@ pub struct BpConfig {
     pub max_partial_age: Duration,
     /// Bytes of held fragments one peer address may have in the store.
     pub max_pending_per_peer_bytes: u64,
+    /// Refuse, before storing anything, every bundle that does not carry a
+    /// valid BIB from a source in `bib_keys` covering its payload and its
+    /// primary block.
+    pub require_bib: bool,
+    /// Keys of the security sources whose BIBs are checked, by source EID.
+    pub bib_keys: Vec<(String, SecretKey)>,
 }
 
 /// How mail for one domain leaves.
@@ -481,6 +518,19 @@ impl GatewayConfig {
                 .map_err(|e| bad(key, format!("cannot read {}: {e}", full.display())))
         };
         let in_file = |e: ConfigError| ConfigError(format!("{}: {}", path.display(), e.0));
+        // A BIB key file holds the key's raw bytes (e.g. `head -c 32
+        // /dev/urandom > earth-moon.key`).
+        let bib_key = |key: &str, p: &Path| -> Result<SecretKey, ConfigError> {
+            let bytes = read(key, p)?;
+            if bytes.len() < MIN_BIB_KEY_BYTES {
+                return Err(bad(key, format!(
+                    "{} holds {} bytes; a BIB key needs at least {MIN_BIB_KEY_BYTES} random bytes (head -c 32 /dev/urandom > FILE)",
+                    rel(p).display(),
+                    bytes.len()
+                )));
+            }
+            Ok(SecretKey(bytes))
+        };
 
         (|| {
             if file.name.trim().is_empty() {
@@ -687,7 +737,19 @@ impl GatewayConfig {
                     if mtu < 256 {
                         return Err(bad(&key("mtu"), format!("{mtu} bytes cannot hold a bundle's blocks; give at least 256")));
                     }
+                    let bib = match (&r.bib_key_file, &r.bib_variant) {
+                        (None, Some(_)) => return Err(bad(&key("bib-variant"), "needs bib-key-file")),
+                        (None, None) => None,
+                        (Some(p), v) => Some(BibSigning {
+                            key: bib_key(&key("bib-key-file"), p)?,
+                            variant: match v {
+                                None => deepmail_bundle::ShaVariant::HmacSha384,
+                                Some(v) => v.parse().map_err(|e: String| bad(&key("bib-variant"), e))?,
+                            },
+                        }),
+                    };
                     Some(BpRoute {
+                        bib,
                         tcpcl: addr(&key("tcpcl"), tcpcl)?,
                         destination,
                         mtu,
@@ -697,7 +759,7 @@ impl GatewayConfig {
                         session_idle: Duration::from_secs(r.session_idle_secs.unwrap_or(300)),
                     })
                 } else {
-                    for (k, set) in [("tcpcl", r.tcpcl.is_some()), ("destination", r.destination.is_some()), ("mtu", r.mtu.is_some()), ("lifetime-secs", r.lifetime_secs.is_some()), ("crc", r.crc.is_some()), ("keepalive-secs", r.keepalive_secs.is_some()), ("session-idle-secs", r.session_idle_secs.is_some())] {
+                    for (k, set) in [("tcpcl", r.tcpcl.is_some()), ("destination", r.destination.is_some()), ("mtu", r.mtu.is_some()), ("lifetime-secs", r.lifetime_secs.is_some()), ("crc", r.crc.is_some()), ("keepalive-secs", r.keepalive_secs.is_some()), ("session-idle-secs", r.session_idle_secs.is_some()), ("bib-key-file", r.bib_key_file.is_some()), ("bib-variant", r.bib_variant.is_some())] {
                         if set {
                             return Err(bad(&key(k), "only for transport = \"bp\""));
                         }
@@ -805,6 +867,20 @@ impl GatewayConfig {
                     if listen.is_some() && relay.as_ref().is_some_and(|r| r.domains.is_empty()) {
                         return Err(bad("relay.domains", NO_OPEN_RELAY));
                     }
+                    let mut bib_keys = Vec::new();
+                    for (source, p) in &b.bib_keys {
+                        let k = format!("bp.bib-keys.\"{source}\"");
+                        if source.parse::<deepmail_bundle::Eid>().is_err() || !valid_eid(source) {
+                            return Err(bad(&k, format!("`{source}` is not an ipn: or dtn: EID (the BIB's security source, e.g. \"ipn:1.0\")")));
+                        }
+                        bib_keys.push((source.clone(), bib_key(&k, p)?));
+                    }
+                    if b.require_bib && listen.is_none() {
+                        return Err(bad("bp.require-bib", "only a gateway that receives bundles ([bp] listen) checks them"));
+                    }
+                    if b.require_bib && bib_keys.is_empty() {
+                        return Err(bad("bp.bib-keys", "require-bib = true needs the key of each sending gateway: [bp.bib-keys] \"ipn:1.0\" = \"earth-moon.key\""));
+                    }
                     Some(BpConfig {
                         node_id: b.node_id.clone(),
                         listen,
@@ -834,6 +910,8 @@ impl GatewayConfig {
                                 (pending / 4).max(adu) >> 20,
                             )?
                         },
+                        require_bib: b.require_bib,
+                        bib_keys,
                     })
                 }
             };

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deepmail_host::types::{
-    BundleSpec, CrcType, EncodeOptions, Envelope, ForwardPath, Greeting, Message, Outcome, Payload,
-    SmtpParam,
+    BibKey, BundleSpec, CrcType, EncodeOptions, Envelope, ForwardPath, Greeting, Message, Outcome,
+    Payload, ShaVariant, SmtpParam,
 };
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
@@ -477,8 +477,18 @@ fn sequence_of(batch_id: &str) -> u64 {
     u64::from(u32::from_be_bytes(n))
 }
 
-/// Fragments the encoded message to the route's MTU and hands the bundles
-/// to the tcpcl-sender (blocking).
+/// The WIT twin of a configured SHA-2 variant.
+pub(crate) fn wit_variant(v: deepmail_bundle::ShaVariant) -> ShaVariant {
+    match v {
+        deepmail_bundle::ShaVariant::HmacSha256 => ShaVariant::HmacSha256,
+        deepmail_bundle::ShaVariant::HmacSha384 => ShaVariant::HmacSha384,
+        deepmail_bundle::ShaVariant::HmacSha512 => ShaVariant::HmacSha512,
+    }
+}
+
+/// Fragments the encoded message to the route's MTU (each bundle signed
+/// with a BIB when the route has a key) and hands the bundles to the
+/// tcpcl-sender (blocking).
 fn send_bundles(
     stages: &GatewayStages,
     route: &crate::config::Route,
@@ -506,7 +516,20 @@ fn send_bundles(
         block_crc: crc,
         must_not_fragment: false,
     };
-    let bundles = match fragmenter.fragment_adu(&adu, &spec, bp.mtu) {
+    let built = match &bp.bib {
+        None => fragmenter.fragment_adu(&adu, &spec, bp.mtu),
+        Some(bib) => fragmenter.fragment_adu_signed(
+            &adu,
+            &spec,
+            bp.mtu,
+            &BibKey {
+                source: stages.node_id().to_string(),
+                key: bib.key.0.clone(),
+            },
+            wit_variant(bib.variant),
+        ),
+    };
+    let bundles = match built {
         Ok(b) => b,
         Err(e) => {
             return Attempt::Permanent(format!("the fragmenter cannot build the bundles: {e}"))

@@ -55,6 +55,7 @@ counters! {
     relay_attempts_failed: "relay attempts that failed temporarily (will retry)",
     dead_letters: "messages kept in dead-letter/ (no sender to return them to)",
     queue_quarantined: "damaged queue records (entry.json, batch records) moved into quarantine/",
+    bp_bib_refused: "bundles refused because their block integrity check failed (no BIB, unknown key, wrong HMAC)",
     ;
     sender_sessions_open: "connections sender plugins keep open between deliveries (TCPCL sessions)",
 }

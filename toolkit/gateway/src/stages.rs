@@ -78,10 +78,23 @@ impl GatewayStages {
             .iter()
             .any(|r| r.uri.is_none() && r.bp.is_none());
         let fragmenter = if config.bp.is_some() {
-            Some(Fragmenter::load(
-                &host,
-                &source(config, Stage::Fragmenter)?,
-            )?)
+            let f = Fragmenter::load(&host, &source(config, Stage::Fragmenter)?)?;
+            // Signing or checking BIBs needs a fragmenter that exports
+            // `bpsec`: say so at start, not at the first bundle.
+            let signs = config
+                .routes
+                .iter()
+                .any(|r| r.bp.as_ref().is_some_and(|b| b.bib.is_some()));
+            let checks = config.bp.as_ref().is_some_and(|b| b.require_bib);
+            if (signs || checks) && !f.has_bpsec() {
+                return Err(LoadError::WrongWorld {
+                    plugin: f.info().source.clone(),
+                    stage: "fragmenter",
+                    interface: "deepmail:stages/bpsec@0.1.0 (a route has bib-key-file or [bp] require-bib is set)".into(),
+                    exports: f.info().world.to_string(),
+                });
+            }
+            Some(f)
         } else {
             None
         };

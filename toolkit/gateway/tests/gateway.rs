@@ -958,6 +958,8 @@ async fn one_peer_address_cannot_fill_the_reassembly_store() {
         handshake_timeout: Duration::from_secs(30),
         max_partial_age: Duration::from_secs(86_400),
         max_pending_per_peer_bytes: 512 << 10,
+        require_bib: false,
+        bib_keys: vec![],
     };
     let h = host();
     let codec = deepmail_host::Codec::load(

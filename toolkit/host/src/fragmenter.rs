@@ -1,12 +1,14 @@
 //! The fragmenter stage as the host calls it: a plugin exporting
 //! `deepmail:stages/fragmenter`, including its stateful `reassembler`
-//! resource, which lives in an instance of its own.
+//! resource, which lives in an instance of its own, and optionally
+//! `deepmail:stages/bpsec` (BIB signing and verification).
 
 use std::sync::Arc;
 
 use wasmtime::component::ResourceAny;
 
 use crate::bindings::deepmail::stages::types;
+use crate::bindings::exports::deepmail::stages::bpsec::{self, BibCheck, BibKey, ShaVariant};
 use crate::bindings::exports::deepmail::stages::fragmenter::{
     self, BundleId, BundleInfo, BundleSpec, DeliveredAdu, PendingStats, ReassemblyLimits,
 };
@@ -19,6 +21,7 @@ use crate::plugin::{Live, LoadedPlugin, PluginInfo, PluginSource, Stage};
 pub struct Fragmenter {
     plugin: Arc<LoadedPlugin>,
     indices: Arc<fragmenter::GuestIndices>,
+    bpsec: Option<Arc<bpsec::GuestIndices>>,
 }
 
 fn to_stage_error(plugin: &LoadedPlugin, e: types::StageError) -> StageError {
@@ -34,15 +37,97 @@ impl Fragmenter {
     /// Loads `source` as the fragmenter stage.
     pub fn load(host: &Host, source: &PluginSource) -> Result<Fragmenter, LoadError> {
         let plugin = host.load(source, Stage::Fragmenter, None)?;
-        let indices =
-            fragmenter::GuestIndices::new(plugin.instance_pre()).map_err(|e| LoadError::Link {
-                plugin: plugin.label().to_string(),
-                detail: format!("{e:#}"),
-            })?;
+        let link = |e: wasmtime::Error| LoadError::Link {
+            plugin: plugin.label().to_string(),
+            detail: format!("{e:#}"),
+        };
+        let indices = fragmenter::GuestIndices::new(plugin.instance_pre()).map_err(link)?;
+        let bpsec = if plugin
+            .exports
+            .iter()
+            .any(|e| e.starts_with("deepmail:stages/bpsec@"))
+        {
+            Some(Arc::new(
+                bpsec::GuestIndices::new(plugin.instance_pre()).map_err(link)?,
+            ))
+        } else {
+            None
+        };
         Ok(Fragmenter {
             plugin,
             indices: Arc::new(indices),
+            bpsec,
         })
+    }
+
+    /// Whether the plugin exports `bpsec` (BIB signing and verification).
+    pub fn has_bpsec(&self) -> bool {
+        self.bpsec.is_some()
+    }
+
+    fn bpsec(&self) -> Result<&Arc<bpsec::GuestIndices>, StageError> {
+        self.bpsec.as_ref().ok_or_else(|| StageError {
+            code: "unsupported-security-context".into(),
+            message: "this fragmenter plugin does not export deepmail:stages/bpsec, so it cannot sign or verify bundles; use builtin:bp7-fragmenter".into(),
+            offset: None,
+            plugin: self.plugin.label().to_string(),
+        })
+    }
+
+    /// Adds a BIB over the payload block, signed with `key`.
+    pub fn add_bib(
+        &self,
+        bundle: &[u8],
+        key: &BibKey,
+        variant: ShaVariant,
+    ) -> Result<Vec<u8>, StageError> {
+        let indices = self.bpsec()?;
+        let r = self.plugin.call(|store, instance| {
+            indices
+                .load(&mut *store, instance)?
+                .call_add_bib(&mut *store, bundle, key, variant)
+        })?;
+        r.map_err(|e| to_stage_error(&self.plugin, e))
+    }
+
+    /// Builds and fragments the bundle for `adu`, each bundle with its own
+    /// BIB and at most `mtu` bytes.
+    pub fn fragment_adu_signed(
+        &self,
+        adu: &[u8],
+        spec: &BundleSpec,
+        mtu: u64,
+        key: &BibKey,
+        variant: ShaVariant,
+    ) -> Result<Vec<Vec<u8>>, StageError> {
+        let indices = self.bpsec()?;
+        let r = self.plugin.call(|store, instance| {
+            indices
+                .load(&mut *store, instance)?
+                .call_fragment_adu_signed(&mut *store, adu, spec, mtu, key, variant)
+        })?;
+        r.map_err(|e| to_stage_error(&self.plugin, e))
+    }
+
+    /// Verifies the BIBs of `bundle` (see the WIT `verify-bibs`).
+    pub fn verify_bibs(
+        &self,
+        bundle: &[u8],
+        keys: &[BibKey],
+        require: bool,
+        lenient: bool,
+    ) -> Result<Vec<BibCheck>, StageError> {
+        let indices = self.bpsec()?;
+        let r = self.plugin.call(|store, instance| {
+            indices.load(&mut *store, instance)?.call_verify_bibs(
+                &mut *store,
+                bundle,
+                keys,
+                require,
+                lenient,
+            )
+        })?;
+        r.map_err(|e| to_stage_error(&self.plugin, e))
     }
 
     /// What the plugin is.

@@ -45,6 +45,7 @@ pub use crate::sender::Sender;
 /// Types of the `deepmail:stages` WIT package, as the host sees them.
 pub mod types {
     pub use crate::bindings::deepmail::stages::types::{Envelope, ForwardPath, Message, SmtpParam};
+    pub use crate::bindings::exports::deepmail::stages::bpsec::{BibCheck, BibKey, ShaVariant};
     pub use crate::bindings::exports::deepmail::stages::bsmtp_codec::{
         DecodeMode, DecodeOptions, EncodeOptions, Greeting,
     };

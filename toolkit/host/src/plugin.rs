@@ -370,6 +370,12 @@ impl LoadedPlugin {
                         .any(|e| e.starts_with("deepmail:stages/sender-sessions@"))
                 {
                     "session-sender-plugin"
+                } else if stage == Stage::Fragmenter
+                    && exports
+                        .iter()
+                        .any(|e| e.starts_with("deepmail:stages/bpsec@"))
+                {
+                    "bpsec-fragmenter-plugin"
                 } else {
                     stage.world()
                 },

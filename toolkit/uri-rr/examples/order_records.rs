@@ -17,9 +17,7 @@ fn main() {
     ];
     let mut state = 42u64;
     let mut random = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1);
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
         state
     };
     let ordered = order_records(&records, &mut random, &["https"]);

@@ -8,7 +8,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `response`: the bytes that came back for query ID 0x0d0b.
     let response = resolver_answer(&name);
     let answer = parse_response(0x0d0b, &name, TYPE_URI, &response)?;
-    assert_eq!(answer.records[0].target, "https://gw.moon.example/inboundmail");
+    assert_eq!(
+        answer.records[0].target,
+        "https://gw.moon.example/inboundmail"
+    );
     assert_eq!((answer.records[0].priority, answer.ttl), (10, 3600));
     Ok(())
 }
