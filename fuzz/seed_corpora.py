@@ -64,6 +64,10 @@ def main():
             write("bundle_parse", data)
             seq += struct.pack(">H", min(len(data), 0xFFFF)) + data[:0xFFFF]
         write("bundle_reassemble", seq)
+    for c in cases("bundle/verify-bib.json"):
+        i = c["input"]
+        mode = (1 if i.get("require") else 0) | (2 if i.get("lenient") else 0)
+        write("bib_verify", bytes([mode]) + as_bytes(i["bundle"], base))
     base = os.path.join(VECTORS, "resolver")
     for c in cases("resolver/parse-answer.json"):
         resp = c["input"].get("response")

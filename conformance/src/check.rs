@@ -78,6 +78,17 @@ fn compare(operation: &str, case: &Case, out: &Value, expected: &Value) -> Resul
         "build" => compare_bytes("bundle", out.get("bundle"), expected.get("bundle")),
         "decode" => compare_messages(out.get("messages"), expected.get("messages")),
         "inspect" => subset("", out, expected),
+        "verify-bib" => {
+            if out.get("bibs") == expected.get("bibs") {
+                Ok(())
+            } else {
+                Err(format!(
+                    "bibs: got {}, want {}",
+                    out.get("bibs").unwrap_or(&Value::Null),
+                    expected.get("bibs").unwrap_or(&Value::Null)
+                ))
+            }
+        }
         "fragment" => crate::check::fragment::check(case, out, expected),
         "parse-answer" => compare_next_hops(out.get("next_hops"), expected.get("next_hops")),
         other => Err(format!("the runner does not know operation `{other}`")),

@@ -2,8 +2,8 @@
 //! JSON requests are turned into WIT calls through the deepmail host.
 
 use deepmail_host::types::{
-    BundleInfo, BundleSpec, CrcType, DecodeMode, DecodeOptions, EncodeOptions, Envelope,
-    ForwardPath, Greeting, Message, ReassemblyLimits, SmtpParam,
+    BibKey, BundleInfo, BundleSpec, CrcType, DecodeMode, DecodeOptions, EncodeOptions, Envelope,
+    ForwardPath, Greeting, Message, ReassemblyLimits, ShaVariant, SmtpParam,
 };
 use deepmail_host::{Codec, Fragmenter, Resolver, StageError};
 use serde_json::{json, Map, Value};
@@ -60,6 +60,9 @@ impl WasmImplementation {
                 ]
                 .map(String::from),
             );
+            if f.has_bpsec() {
+                operations.push("fragmenter.verify-bib".to_string());
+            }
         }
         if let Some(r) = &resolver {
             names.push(format!(
@@ -366,6 +369,45 @@ impl WasmImplementation {
                     json!(session.pending().map_err(stage)?.bundles),
                 );
                 Ok(Value::Object(out))
+            }
+            "verify-bib" => {
+                if !f.has_bpsec() {
+                    return Err(Response::Unsupported(
+                        "this fragmenter does not export deepmail:stages/bpsec".into(),
+                    ));
+                }
+                let Some(Value::Array(list)) = input.get("keys") else {
+                    return Err(bad_input("`keys` must be an array"));
+                };
+                let mut keys = Vec::with_capacity(list.len());
+                for k in list {
+                    keys.push(BibKey {
+                        source: str_field(k, "source")?,
+                        key: bytes_field(k, "key")?,
+                    });
+                }
+                let flag = |name: &str| input.get(name).and_then(Value::as_bool).unwrap_or(false);
+                let checks = f
+                    .verify_bibs(
+                        &bytes_field(input, "bundle")?,
+                        &keys,
+                        flag("require"),
+                        flag("lenient"),
+                    )
+                    .map_err(stage)?;
+                let variant = |v: ShaVariant| match v {
+                    ShaVariant::HmacSha256 => "hmac-sha256",
+                    ShaVariant::HmacSha384 => "hmac-sha384",
+                    ShaVariant::HmacSha512 => "hmac-sha512",
+                };
+                Ok(json!({"bibs": checks.iter().map(|c| json!({
+                    "block_number": c.block_number,
+                    "source": c.source,
+                    "targets": c.targets,
+                    "variant": c.variant.map(variant),
+                    "scope": c.scope,
+                    "verified": c.verified,
+                })).collect::<Vec<_>>()}))
             }
             other => Err(Response::Unsupported(format!(
                 "unknown fragmenter operation `{other}`"

@@ -89,6 +89,35 @@ fn info_json(i: &BundleInfo) -> Value {
     })
 }
 
+/// `verify-bib`: the BIBs found, as the vectors spell them.
+fn verify_bib(input: &Value) -> Result<Value, BundleError> {
+    let lenient = input["lenient"].as_bool().unwrap_or(false);
+    let options = deepmail_bundle::ParseOptions {
+        allow_missing_primary_crc: lenient,
+        allow_missing_bundle_age: lenient,
+    };
+    let bytes = bytes(&input["bundle"]);
+    let bundle = deepmail_bundle::Bundle::parse_with_options(&bytes, &options)?;
+    let keys: Vec<deepmail_bundle::BibKey> = input["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| deepmail_bundle::BibKey {
+            source: k["source"].as_str().unwrap().parse().unwrap(),
+            key: self::bytes(&k["key"]),
+        })
+        .collect();
+    let checks = deepmail_bundle::verify_bibs(&bundle, &keys, input["require"].as_bool().unwrap())?;
+    Ok(json!({"bibs": checks.iter().map(|c| json!({
+        "block_number": c.block_number,
+        "source": c.source.to_string(),
+        "targets": c.targets,
+        "variant": c.variant.map(|v| v.name()),
+        "scope": c.scope,
+        "verified": c.verified,
+    })).collect::<Vec<_>>()}))
+}
+
 /// Checks one case; `Err` describes a mismatch.
 fn run(op: &str, case: &Value) -> Result<(), String> {
     let input = &case["input"];
@@ -109,6 +138,7 @@ fn run(op: &str, case: &Value) -> Result<(), String> {
             r.map(|v| json!(v.iter().map(hex::encode).collect::<Vec<_>>()))
         }
         "reassemble" => return reassemble(case),
+        "verify-bib" => verify_bib(input),
         _ => return Err(format!("unknown operation {op}")),
     };
     if case["result"] == "acceptable" {
@@ -128,6 +158,10 @@ fn run(op: &str, case: &Value) -> Result<(), String> {
         (Ok(v), false) => v,
     };
     match op {
+        "verify-bib" if &got != expected => {
+            return Err(format!("got {got}\nwant {expected}"));
+        }
+        "verify-bib" => {}
         "build" => {
             let want = hex::encode(bytes(&expected["bundle"]));
             if got != json!(want) {
@@ -231,7 +265,7 @@ fn reassemble(case: &Value) -> Result<(), String> {
 fn conformance_vectors() {
     let mut failures = Vec::new();
     let mut count = 0;
-    for op in ["build", "inspect", "fragment", "reassemble"] {
+    for op in ["build", "inspect", "fragment", "reassemble", "verify-bib"] {
         let path = vectors_dir().join(format!("{op}.json"));
         let Ok(text) = std::fs::read_to_string(&path) else {
             eprintln!("skipping {}: not present", path.display());

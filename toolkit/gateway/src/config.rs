@@ -1032,6 +1032,82 @@ domain = "*"
     }
 
     #[test]
+    fn bib_keys_are_checked_when_the_config_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.key");
+        std::fs::write(&good, [7u8; 32]).unwrap();
+        let short = dir.path().join("short.key");
+        std::fs::write(&short, b"password\n").unwrap();
+        let moon = |bp_extra: &str| {
+            format!(
+                "name = \"gw.moon.example\"\nspool = \"spool\"\n[bp]\nnode-id = \"ipn:2.0\"\n\
+                 listen = \"127.0.0.1:4556\"\nendpoints = [\"ipn:2.25\"]\n{bp_extra}\n\
+                 [relay]\nsmtp = \"127.0.0.1:25\"\ndomains = [\"moon.example\"]\n"
+            )
+        };
+        let key_line = |p: &Path| format!("[bp.bib-keys]\n\"ipn:1.0\" = \"{}\"\n", p.display());
+        let e = load(&moon("require-bib = true")).unwrap_err().to_string();
+        assert!(
+            e.contains("bp.bib-keys") && e.contains("require-bib = true needs"),
+            "{e}"
+        );
+        // The table must come after the [bp] keys.
+        let c = load(&moon(&format!("require-bib = true\n{}", key_line(&good)))).unwrap();
+        let bp = c.bp.unwrap();
+        assert!(bp.require_bib);
+        assert_eq!(
+            bp.bib_keys,
+            vec![("ipn:1.0".to_string(), SecretKey(vec![7; 32]))]
+        );
+        assert_eq!(format!("{:?}", bp.bib_keys[0].1), "<32-byte key>");
+        let e = load(&moon(&key_line(&short))).unwrap_err().to_string();
+        assert!(
+            e.contains("bp.bib-keys.\"ipn:1.0\"") && e.contains("holds 9 bytes"),
+            "{e}"
+        );
+        let e = load(&moon(&format!(
+            "[bp.bib-keys]\n\"mars\" = \"{}\"\n",
+            good.display()
+        )))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`mars` is not an ipn: or dtn: EID"), "{e}");
+
+        let earth = format!("{EARTH}\n[bp]\nnode-id = \"ipn:1.0\"\n").replace(
+            "uri = \"https://gw.moon.example/inboundmail\"",
+            "transport = \"bp\"\ntcpcl = \"127.0.0.1:4556\"\ndestination = \"ipn:2.25\"\nBIB",
+        );
+        let c =
+            load(&earth.replace("BIB", &format!("bib-key-file = \"{}\"", good.display()))).unwrap();
+        let bib = c
+            .route_for("moon.example")
+            .unwrap()
+            .bp
+            .clone()
+            .unwrap()
+            .bib
+            .unwrap();
+        assert_eq!(bib.variant, deepmail_bundle::ShaVariant::HmacSha384);
+        let e = load(&earth.replace("BIB", "bib-variant = \"hmac-sha256\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bib-variant") && e.contains("needs bib-key-file"),
+            "{e}"
+        );
+        let e = load(&earth.replace(
+            "BIB",
+            &format!(
+                "bib-key-file = \"{}\"\nbib-variant = \"md5\"",
+                good.display()
+            ),
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`md5` is not a BIB-HMAC-SHA2 variant"), "{e}");
+    }
+
+    #[test]
     fn a_bp_route_is_one_line_of_config() {
         let text = format!(
             "{EARTH}\n[bp]\nnode-id = \"ipn:1.0\"\n"
