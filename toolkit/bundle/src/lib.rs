@@ -1,6 +1,9 @@
 //! Bundle Protocol version 7 ([RFC 9171]) bundles carrying one application
 //! data unit (ADU) each: building, parsing and validating, fragmentation
 //! (§5.8) and reassembly (§5.9) with memory limits.
+//! Bundles are authenticated with BPSec block integrity blocks ([RFC 9172])
+//! in the BIB-HMAC-SHA2 context ([RFC 9173] §3): [`add_bib`],
+//! [`fragment_adu_signed`] (a BIB on every fragment) and [`verify_bibs`].
 //!
 //! This crate is fully deterministic: it contains no networking code and
 //! reads no clock. Time is an argument (`now`, a DTN time in milliseconds
@@ -22,6 +25,8 @@
 //! ```
 //!
 //! [RFC 9171]: https://www.rfc-editor.org/rfc/rfc9171
+//! [RFC 9172]: https://www.rfc-editor.org/rfc/rfc9172
+//! [RFC 9173]: https://www.rfc-editor.org/rfc/rfc9173
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
