@@ -453,59 +453,45 @@ fn parse_asb(bytes: &[u8], block: &BlockRef) -> Result<Asb> {
 
 /// The HMAC of one target (RFC 9173 §3.7).
 fn compute_hmac(
-    bytes: &[u8],
-    bundle_primary: Range<usize>,
-    target: TargetView<'_>,
+    primary: &[u8],
+    target: Target<'_>,
     bib: (u64, u64),
     scope: u64,
     variant: ShaVariant,
     key: &[u8],
 ) -> Vec<u8> {
-    let mut ippt: Vec<u8> = Vec::with_capacity(16);
+    let mut ippt: Vec<u8> = Vec::with_capacity(32);
     put_uint(&mut ippt, scope & SCOPE_ALL);
-    let mut parts: Vec<&[u8]> = Vec::with_capacity(4);
-    let mut headers = Vec::with_capacity(16);
     // The target's canonical form, as a byte string: a block's
     // block-type-specific data, or the whole primary block (RFC 9173 §3.7
     // step 5; Appendix A.3 checks the latter). For the primary block as
     // target, the primary-block and target-header flags add nothing.
     let target_data = match target {
-        TargetView::Primary => &bytes[bundle_primary.clone()],
-        TargetView::Block(b) => {
-            if scope & SCOPE_TARGET_HEADER != 0 {
-                put_uint(&mut headers, b.block_type);
-                put_uint(&mut headers, b.number);
-                put_uint(&mut headers, b.flags);
+        Target::Primary => primary,
+        Target::Block { header, data } => {
+            if scope & SCOPE_PRIMARY != 0 {
+                ippt.extend_from_slice(primary);
             }
-            &bytes[b.data.clone()]
+            if scope & SCOPE_TARGET_HEADER != 0 {
+                header.iter().for_each(|v| put_uint(&mut ippt, *v));
+            }
+            data
         }
     };
-    let include_primary = scope & SCOPE_PRIMARY != 0 && matches!(target, TargetView::Block(_));
-    let mut security_header = Vec::with_capacity(8);
     if scope & SCOPE_SECURITY_HEADER != 0 {
-        put_uint(&mut security_header, INTEGRITY_BLOCK);
-        put_uint(&mut security_header, bib.0);
-        put_uint(&mut security_header, bib.1);
+        put_uint(&mut ippt, INTEGRITY_BLOCK);
+        put_uint(&mut ippt, bib.0);
+        put_uint(&mut ippt, bib.1);
     }
-    let mut data_head = Vec::with_capacity(9);
-    put_head(&mut data_head, MAJOR_BYTES, target_data.len() as u64);
-    parts.push(&ippt);
-    if include_primary {
-        parts.push(&bytes[bundle_primary]);
-    }
-    parts.push(&headers);
-    parts.push(&security_header);
-    parts.push(&data_head);
-    parts.push(target_data);
+    put_head(&mut ippt, MAJOR_BYTES, target_data.len() as u64);
     // HMAC takes keys of any length (RFC 2104 §2), so `new_from_slice`
     // cannot fail.
     macro_rules! mac {
         ($d:ty) => {{
             let mut mac =
                 <Hmac<$d> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-            for p in &parts {
-                mac.update(p);
-            }
+            mac.update(&ippt);
+            mac.update(target_data);
             mac.finalize().into_bytes().to_vec()
         }};
     }
@@ -516,10 +502,23 @@ fn compute_hmac(
     }
 }
 
+/// What one HMAC is taken over.
 #[derive(Clone, Copy)]
-enum TargetView<'b> {
+enum Target<'b> {
+    /// The primary block (block number 0).
     Primary,
-    Block(&'b BlockRef),
+    /// A canonical block: its type, number and flags, and its
+    /// block-type-specific data.
+    Block { header: [u64; 3], data: &'b [u8] },
+}
+
+impl<'b> Target<'b> {
+    fn of(bytes: &'b [u8], b: &BlockRef) -> Target<'b> {
+        Target::Block {
+            header: [b.block_type, b.number, b.flags],
+            data: &bytes[b.data.clone()],
+        }
+    }
 }
 
 /// Constant-time comparison of two MACs.
@@ -644,15 +643,14 @@ pub fn verify_bibs(bundle: &Bundle<'_>, keys: &[BibKey], require: bool) -> Resul
             continue;
         };
         for (t, result) in asb.targets.iter().zip(&asb.results) {
-            let view = if *t == 0 {
-                TargetView::Primary
+            let target = if *t == 0 {
+                Target::Primary
             } else {
-                TargetView::Block(find(*t).expect("checked above"))
+                Target::of(bytes, find(*t).expect("checked above"))
             };
             let mac = compute_hmac(
-                bytes,
-                bundle.primary_range.clone(),
-                view,
+                &bytes[bundle.primary_range.clone()],
+                target,
                 (b.number, b.flags),
                 asb.scope,
                 asb.variant,
@@ -780,52 +778,38 @@ fn add_bib_parsed(parsed: &Bundle<'_>, signer: &BibSigner) -> Result<Vec<u8>> {
     let number = blocks.iter().map(|b| b.number).max().unwrap_or(1) + 1;
     let crc = parsed.info().crc;
 
-    // The payload block without its CRC: [1, 1, flags, 0, data].
+    // The payload block without its CRC: [1, 1, flags, 0, data]; as it is
+    // when it has none already (as `fragment_adu_signed` builds it).
     let data = &bytes[payload.data.clone()];
-    let mut new_payload = Vec::with_capacity(data.len() + 16);
-    put_head(&mut new_payload, MAJOR_ARRAY, 5);
-    put_uint(&mut new_payload, PAYLOAD_BLOCK);
-    put_uint(&mut new_payload, PAYLOAD_BLOCK);
-    put_uint(&mut new_payload, payload.flags);
-    put_uint(&mut new_payload, 0);
-    put_head(&mut new_payload, MAJOR_BYTES, data.len() as u64);
-    let data_start = new_payload.len();
-    new_payload.extend_from_slice(data);
-
-    // The HMAC over the new payload block (only its data, header and the
-    // primary block enter the IPPT, so the CRC change does not matter).
-    let mut out = Vec::with_capacity(bytes.len() + 128);
-    out.extend_from_slice(&bytes[..payload.range.start]);
-    let primary = parsed.primary_range.clone();
-    let target = BlockRef {
-        block_type: PAYLOAD_BLOCK,
-        number: PAYLOAD_BLOCK,
-        flags: payload.flags,
-        range: 0..new_payload.len(),
-        data: data_start..new_payload.len(),
+    let rebuilt;
+    let payload_block = if parsed.payload_crc == CrcType::None {
+        &bytes[payload.range.clone()]
+    } else {
+        let mut block = Vec::with_capacity(data.len() + 16);
+        put_head(&mut block, MAJOR_ARRAY, 5);
+        put_uint(&mut block, PAYLOAD_BLOCK);
+        put_uint(&mut block, PAYLOAD_BLOCK);
+        put_uint(&mut block, payload.flags);
+        put_uint(&mut block, 0);
+        put_head(&mut block, MAJOR_BYTES, data.len() as u64);
+        block.extend_from_slice(data);
+        rebuilt = block;
+        &rebuilt[..]
     };
-    // compute_hmac reads the primary block and the target data from one
-    // buffer: give it the bundle's primary and the new payload block.
-    let mut scratch = Vec::with_capacity(primary.len() + new_payload.len());
-    scratch.extend_from_slice(&bytes[primary.clone()]);
-    let shift = scratch.len();
-    scratch.extend_from_slice(&new_payload);
-    let shifted = BlockRef {
-        range: target.range.start + shift..target.range.end + shift,
-        data: target.data.start + shift..target.data.end + shift,
-        ..target
-    };
+    // Only the payload's data and header and the primary block enter the
+    // IPPT, so dropping the CRC does not change the HMAC.
     let mac = compute_hmac(
-        &scratch,
-        0..primary.len(),
-        TargetView::Block(&shifted),
+        &bytes[parsed.primary_range.clone()],
+        Target::of(bytes, payload),
         (number, 0),
         SCOPE_ALL,
         signer.variant,
         &signer.key.key,
     );
+    let mut out = Vec::with_capacity(bytes.len() + 128);
+    out.extend_from_slice(&bytes[..payload.range.start]);
     out.extend_from_slice(&encode_bib_block(number, crc, signer, &mac));
-    out.extend_from_slice(&new_payload);
+    out.extend_from_slice(payload_block);
     out.extend_from_slice(&bytes[payload.range.end..]);
     Ok(out)
 }
