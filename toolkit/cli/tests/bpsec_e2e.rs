@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use deepmail_smtp::client::{relay, RelayConfig};
-use deepmail_smtp::{Envelope, Recipient};
 use deepmail_tcpcl::{ActiveSession, Event, RefuseReason, SessionConfig};
 use hardy_bpv7::bpsec::{key, rfc9173::ScopeFlags, signer};
 
@@ -114,21 +113,21 @@ fn hardy_signed(bundle: &[u8], source: &str, secret: &[u8]) -> Vec<u8> {
         .into_vec()
 }
 
-fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn moon_toml(port: u16, sink: SocketAddr) -> String {
-    format!(
+/// Starts a Moon gateway that requires BIBs and holds the key of
+/// ipn:1.0, relaying to `sink`; returns it and its TCPCL address.
+fn start_moon(dir: &std::path::Path, sink: SocketAddr) -> (std::process::Child, SocketAddr) {
+    std::fs::write(dir.join("earth-moon.key"), KEY).unwrap();
+    let port = common::free_port();
+    let toml = format!(
         "name = \"gw.moon.example\"\nspool = \"spool-moon\"\n[bp]\nnode-id = \"ipn:2.0\"\n\
          listen = \"127.0.0.1:{port}\"\nendpoints = [\"ipn:2.25\"]\nrequire-bib = true\n\
          [bp.bib-keys]\n\"ipn:1.0\" = \"earth-moon.key\"\n\
          [relay]\nsmtp = \"{sink}\"\ndomains = [\"moon.example\"]\n"
-    )
+    );
+    let moon = common::spawn_gateway(dir, "moon", toml);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    common::wait_listening(addr, "the Moon's TCPCL listener");
+    (moon, addr)
 }
 
 fn spool_files(dir: &std::path::Path) -> usize {
@@ -155,11 +154,7 @@ fn a_gateway_requiring_bibs_refuses_unsigned_and_wrongly_signed_bundles_and_take
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (sink, sink_addr) = common::start_sink(&runtime);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("earth-moon.key"), KEY).unwrap();
-    let port = common::free_port();
-    let mut moon = common::spawn_gateway(dir.path(), "moon", moon_toml(port, sink_addr));
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    common::wait_listening(addr, "the Moon's TCPCL listener");
+    let (mut moon, addr) = start_moon(dir.path(), sink_addr);
     let spool = dir.path().join("spool-moon");
     let before = spool_files(&spool);
 
@@ -195,7 +190,7 @@ fn a_gateway_requiring_bibs_refuses_unsigned_and_wrongly_signed_bundles_and_take
         KEY,
     );
     assert_eq!(send_bundle(addr, good), Ok(()));
-    wait_for("the hardy-signed message at the MTA", 30, || {
+    common::wait_for("the hardy-signed message at the MTA", 30, || {
         !sink.got.lock().unwrap().is_empty()
     });
     let got = sink.got.lock().unwrap().clone();
@@ -220,13 +215,8 @@ fn an_earth_gateway_signs_every_fragment_and_the_moon_takes_them() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (sink, sink_addr) = common::start_sink(&runtime);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("earth-moon.key"), KEY).unwrap();
-    let port = common::free_port();
-    let mut moon = common::spawn_gateway(dir.path(), "moon", moon_toml(port, sink_addr));
-    common::wait_listening(
-        SocketAddr::from(([127, 0, 0, 1], port)),
-        "the Moon's TCPCL listener",
-    );
+    let (mut moon, moon_addr) = start_moon(dir.path(), sink_addr);
+    let port = moon_addr.port();
     let earth_smtp = common::free_port();
     let mut earth = common::spawn_gateway(
         dir.path(),
@@ -244,14 +234,7 @@ fn an_earth_gateway_signs_every_fragment_and_the_moon_takes_them() {
     while body.len() < 200_000 {
         body.extend_from_slice(format!("line {:08}\r\n", body.len()).as_bytes());
     }
-    let envelope = Envelope {
-        reverse_path: "ops@earth.example".into(),
-        mail_params: vec![],
-        recipients: vec![Recipient {
-            mailbox: "ada@moon.example".into(),
-            params: vec![],
-        }],
-    };
+    let envelope = common::envelope("ops@earth.example", "ada@moon.example");
     let d = runtime
         .block_on(relay(
             earth_addr,
@@ -261,7 +244,7 @@ fn an_earth_gateway_signs_every_fragment_and_the_moon_takes_them() {
         ))
         .unwrap();
     assert!(d.all_accepted(), "{d:?}");
-    wait_for("the message at the Moon's MTA", 60, || {
+    common::wait_for("the message at the Moon's MTA", 60, || {
         !sink.got.lock().unwrap().is_empty()
     });
     let (_, content) = sink.got.lock().unwrap()[0].clone();

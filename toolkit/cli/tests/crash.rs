@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use deepmail_gateway::TestPki;
 use deepmail_smtp::client::{RelayConfig, SmtpClient};
-use deepmail_smtp::{Envelope, Recipient};
 
 const MESSAGES: usize = 1000;
 
@@ -150,14 +149,7 @@ fn earth_gateway_killed_at_random_moments_loses_and_duplicates_nothing() {
         };
         let mut client: Option<SmtpClient> = None;
         for (i, content) in sent.iter().enumerate() {
-            let envelope = Envelope {
-                reverse_path: "ops@earth.example".into(),
-                mail_params: vec![],
-                recipients: vec![Recipient {
-                    mailbox: "ada@moon.example".into(),
-                    params: vec![],
-                }],
-            };
+            let envelope = common::envelope("ops@earth.example", "ada@moon.example");
             let deadline = Instant::now() + Duration::from_secs(120);
             loop {
                 assert!(Instant::now() < deadline, "message {i} never accepted");

@@ -22,7 +22,6 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use deepmail_smtp::client::{relay, RelayConfig};
-use deepmail_smtp::{Envelope, Recipient};
 
 /// dtnd's path, or `None` when it is not installed (skipped outside CI,
 /// a failure under CI: `test_peers`). Never builds it here.
@@ -200,14 +199,7 @@ fn mail_through_two_dtnd_nodes_fragmented_and_reassembled() {
             .as_bytes(),
         );
     }
-    let envelope = Envelope {
-        reverse_path: "ops@earth.example".into(),
-        mail_params: vec![],
-        recipients: vec![Recipient {
-            mailbox: "ada@moon.example".into(),
-            params: vec![],
-        }],
-    };
+    let envelope = common::envelope("ops@earth.example", "ada@moon.example");
     let d = runtime
         .block_on(relay(
             earth_addr,

@@ -42,11 +42,7 @@ impl Fragmenter {
             detail: format!("{e:#}"),
         };
         let indices = fragmenter::GuestIndices::new(plugin.instance_pre()).map_err(link)?;
-        let bpsec = if plugin
-            .exports
-            .iter()
-            .any(|e| e.starts_with("deepmail:stages/bpsec@"))
-        {
+        let bpsec = if plugin.exports_interface("bpsec") {
             Some(Arc::new(
                 bpsec::GuestIndices::new(plugin.instance_pre()).map_err(link)?,
             ))

@@ -83,6 +83,22 @@ impl Stage {
     }
 }
 
+/// Worlds that extend a stage's own with one more interface: a plugin that
+/// exports it is labelled with the wider world, and the host binds the
+/// extra interface when it is there.
+const EXTENDED_WORLDS: [(Stage, &str, &str); 3] = [
+    (Stage::Resolver, "dns-answer", "dns-resolver-plugin"),
+    (Stage::Sender, "sender-sessions", "session-sender-plugin"),
+    (Stage::Fragmenter, "bpsec", "bpsec-fragmenter-plugin"),
+];
+
+/// Whether `exports` (a component's export names) include the
+/// `deepmail:stages` interface `interface`, at any version.
+fn exports_interface(exports: &[String], interface: &str) -> bool {
+    let prefix = format!("deepmail:stages/{interface}@");
+    exports.iter().any(|e| e.starts_with(&prefix))
+}
+
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.name())
@@ -302,6 +318,12 @@ pub(crate) struct LoadedPlugin {
 }
 
 impl LoadedPlugin {
+    /// Whether the component exports the `deepmail:stages` interface
+    /// `interface` (e.g. `bpsec`), besides its stage's own.
+    pub(crate) fn exports_interface(&self, interface: &str) -> bool {
+        exports_interface(&self.exports, interface)
+    }
+
     pub(crate) fn new(
         host: &Host,
         source: PluginSource,
@@ -358,27 +380,10 @@ impl LoadedPlugin {
             info: PluginInfo {
                 source: label.clone(),
                 stage,
-                world: if stage == Stage::Resolver
-                    && exports
-                        .iter()
-                        .any(|e| e.starts_with("deepmail:stages/dns-answer@"))
-                {
-                    "dns-resolver-plugin"
-                } else if stage == Stage::Sender
-                    && exports
-                        .iter()
-                        .any(|e| e.starts_with("deepmail:stages/sender-sessions@"))
-                {
-                    "session-sender-plugin"
-                } else if stage == Stage::Fragmenter
-                    && exports
-                        .iter()
-                        .any(|e| e.starts_with("deepmail:stages/bpsec@"))
-                {
-                    "bpsec-fragmenter-plugin"
-                } else {
-                    stage.world()
-                },
+                world: EXTENDED_WORLDS
+                    .iter()
+                    .find(|(s, iface, _)| *s == stage && exports_interface(&exports, iface))
+                    .map_or(stage.world(), |(_, _, world)| world),
                 interface: wanted,
                 name: String::new(),
                 version: String::new(),
@@ -389,10 +394,7 @@ impl LoadedPlugin {
             network: network.map(Arc::new),
             http,
         };
-        let described = if exports
-            .iter()
-            .any(|e| e.starts_with("deepmail:stages/plugin-info@"))
-        {
+        let described = if exports_interface(&exports, "plugin-info") {
             let indices =
                 plugin_info::GuestIndices::new(&plugin.pre).map_err(|e| LoadError::Link {
                     plugin: label.clone(),

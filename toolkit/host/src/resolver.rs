@@ -71,11 +71,7 @@ impl Resolver {
             detail: format!("{e:#}"),
         };
         let indices = resolver::GuestIndices::new(plugin.instance_pre()).map_err(link)?;
-        let dns = if plugin
-            .exports
-            .iter()
-            .any(|e| e.starts_with("deepmail:stages/dns-answer@"))
-        {
+        let dns = if plugin.exports_interface("dns-answer") {
             Some(Arc::new(
                 dns_answer::GuestIndices::new(plugin.instance_pre()).map_err(link)?,
             ))

@@ -38,9 +38,7 @@ impl Sender {
                 detail: format!("{e:#}"),
             })?;
         let sessions = plugin
-            .exports
-            .iter()
-            .any(|e| e.starts_with("deepmail:stages/sender-sessions@"))
+            .exports_interface("sender-sessions")
             .then(|| sender_sessions::GuestIndices::new(plugin.instance_pre()))
             .transpose()
             .map_err(|e| LoadError::Link {

@@ -159,6 +159,31 @@ pub fn start_sink(runtime: &tokio::runtime::Runtime) -> (Arc<Sink>, SocketAddr) 
     (sink, addr)
 }
 
+/// The envelope of a message from `from` to the one recipient `to`, with
+/// no parameters.
+pub fn envelope(from: &str, to: &str) -> deepmail_smtp::Envelope {
+    deepmail_smtp::Envelope {
+        reverse_path: from.into(),
+        mail_params: vec![],
+        recipients: vec![deepmail_smtp::Recipient {
+            mailbox: to.into(),
+            params: vec![],
+        }],
+    }
+}
+
+/// Waits (up to `secs`) until `done` says so, looking every 50 ms.
+pub fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
