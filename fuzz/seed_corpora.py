@@ -7,7 +7,8 @@ Every input a vector gives (valid, invalid and acceptable cases) becomes a
 seed: Batch SMTP batches for the decoders, bundles for the parser and the
 reassembler (one length-prefixed sequence per reassembly case), DNS
 responses for the answer parser. The protocol sessions and the
-Authentication-Results parser get a few hand-written seeds. Deterministic.
+Authentication-Results parser get a few hand-written seeds; the gateway
+configuration loader gets the documented example configurations. Deterministic.
 """
 
 import base64
@@ -84,6 +85,15 @@ def main():
     write("smtp_server_session",
           b"EHLO earth.example\r\nMAIL FROM:<a@earth.example> SIZE=10\r\n"
           b"RCPT TO:<b@moon.example>\r\nDATA\r\nSubject: x\r\n\r\n..dot\r\n.\r\nSTARTTLS\r\nQUIT\r\n")
+    # Gateway configurations: the documented examples, and each test
+    # configuration of the config crate (raw strings in its tests).
+    for name in sorted(os.listdir(os.path.join(ROOT, "docs", "gateway"))):
+        if name.endswith(".toml"):
+            with open(os.path.join(ROOT, "docs", "gateway", name), "rb") as f:
+                write("gateway_config", f.read())
+    with open(os.path.join(ROOT, "toolkit", "gateway-config", "src", "tests.rs")) as f:
+        for chunk in f.read().split('r#"')[1:]:
+            write("gateway_config", chunk.split('"#')[0].encode("utf-8"))
     write("auth_results",
           b"mx.earth.example; spf=pass smtp.mailfrom=a@earth.example; "
           b"dkim=fail (bad sig) header.d=earth.example; dmarc=fail (p=reject) header.from=earth.example")

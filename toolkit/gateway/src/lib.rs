@@ -26,8 +26,8 @@
 #![warn(missing_docs)]
 
 pub mod bp;
+pub use deepmail_gateway_config as config;
 pub mod client;
-pub mod config;
 pub mod deliver;
 pub mod gateway;
 pub mod ingress;

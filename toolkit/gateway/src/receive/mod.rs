@@ -32,8 +32,7 @@ use tokio::task::JoinSet;
 use crate::spool::{self, BatchMeta, NewBatch, Spool, StoreOutcome};
 use crate::tls::{self, TlsError};
 
-/// The default route.
-pub const DEFAULT_PATH: &str = "/inboundmail";
+pub use deepmail_gateway_config::DEFAULT_PATH;
 /// The default size limit of one batch: 64 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 << 20;
 /// The media type of Batch SMTP (RFC 2442).

@@ -1,0 +1,229 @@
+//! One TOML file per gateway: what it listens on, which domains it carries,
+//! which plugin serves each stage, where it spools, who its peers are and
+//! its limits. [`GatewayConfig::from_toml`] validates everything at start
+//! and names the key (and the file's line) of anything wrong.
+//!
+//! ```toml
+//! name = "gw.earth.example"        # SMTP greeting, Received:, DSN Reporting-MTA
+//! spool = "spool/earth"            # relative to this file
+//!
+//! [smtp]                           # SMTP ingress (the Earth MTA relays to it)
+//! listen = "127.0.0.1:2525"
+//! relay-domains = ["moon.example"] # anything else: 550 5.7.1 (no open relay)
+//!
+//! [receive]                        # HTTPS / HTTP/3 endpoint for Batch SMTP
+//! https-listen = "127.0.0.1:8443"
+//! cert = "tls/server.pem"
+//! key = "tls/server.key"
+//!
+//! [relay]                          # received mail goes to the local MTA by SMTP
+//! smtp = "127.0.0.1:25"
+//! domains = ["earth.example"]      # only these are relayed; others get a DSN
+//!
+//! [[route]]                        # how mail for a domain leaves
+//! domain = "moon.example"
+//! uri = "https://gw.moon.example/inboundmail"   # else: DNS URI records
+//! ca = "tls/ca.pem"
+//! ```
+
+//!
+//! Loading reads key and certificate files and looks up addresses through an
+//! [`Environment`]: [`Disk`] at start-up and for `deepmail gateway --check`
+//! (so `--check` loads exactly what start-up loads), or one that touches
+//! nothing, as the fuzz target does.
+
+#![warn(missing_docs)]
+
+mod env;
+mod file;
+mod model;
+mod sections;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use crate::env::{Disk, Environment, MAX_FILE_BYTES};
+pub use crate::model::*;
+use crate::sections::Ctx;
+
+/// The HTTP path batches are posted to when a route's URI or the receiver
+/// config names none.
+pub const DEFAULT_PATH: &str = "/inboundmail";
+
+/// A configuration that failed to load; the message names the file and the
+/// key (and, for syntax errors, the line).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+pub(crate) fn bad(key: &str, detail: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("key `{key}`: {detail}"))
+}
+
+/// The largest configuration file read (a gateway's is a few KiB).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+impl GatewayConfig {
+    /// Reads and validates `path`. Relative paths inside are relative to
+    /// the file's directory.
+    pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
+        let bytes = Disk
+            .read(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| ConfigError(format!("{}: not UTF-8 text ({e})", path.display())))?;
+        GatewayConfig::from_toml(&text, path)
+    }
+
+    /// Parses and validates `text`, as if read from `path`, reading the
+    /// files it names from disk.
+    pub fn from_toml(text: &str, path: &Path) -> Result<GatewayConfig, ConfigError> {
+        GatewayConfig::from_toml_in(text, path, &Disk)
+    }
+
+    /// Parses and validates `text`, as if read from `path`, reading files
+    /// and looking up addresses through `env`.
+    pub fn from_toml_in(
+        text: &str,
+        path: &Path,
+        env: &dyn Environment,
+    ) -> Result<GatewayConfig, ConfigError> {
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError(format!(
+                "{}: {} bytes; a gateway configuration is at most {MAX_CONFIG_BYTES}",
+                path.display(),
+                text.len()
+            )));
+        }
+        let file: file::File = toml::from_str(text)
+            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.to_string().trim())))?;
+        let cx = Ctx {
+            base: path.parent().unwrap_or(Path::new(".")),
+            env,
+        };
+        GatewayConfig::validate(&cx, &file, path)
+            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    fn validate(cx: &Ctx, file: &file::File, path: &Path) -> Result<GatewayConfig, ConfigError> {
+        if file.name.trim().is_empty() {
+            return Err(bad("name", "must not be empty"));
+        }
+        let name = sections::domain_name("name", &file.name)?;
+        let smtp = file
+            .smtp
+            .as_ref()
+            .map(|s| sections::smtp(cx, s))
+            .transpose()?;
+        let receive = file
+            .receive
+            .as_ref()
+            .map(|r| sections::receive(cx, r))
+            .transpose()?;
+        let relay = file
+            .relay
+            .as_ref()
+            .map(|r| sections::relay(cx, r, &name))
+            .transpose()?;
+        if receive.is_some() {
+            sections::receiver_relays("[receive]", relay.as_ref())?;
+        }
+        let delivery = sections::delivery(&file.delivery)?;
+        let mut routes: Vec<Route> = Vec::new();
+        for (i, r) in file.routes.iter().enumerate() {
+            let route = sections::route(cx, i, r, file.bp.is_some())?;
+            if routes.iter().any(|x| x.domain == route.domain) {
+                return Err(bad(
+                    &format!("route[{i}].domain"),
+                    format!("`{}` has two routes", route.domain),
+                ));
+            }
+            routes.push(route);
+        }
+        let dns_servers = sections::dns_servers(cx, &file.dns)?;
+        let stages = sections::stages(cx, &file.stages)?;
+        let policy = sections::policy(&file.policy)?;
+        let bp = file
+            .bp
+            .as_ref()
+            .map(|b| sections::bp(cx, b, relay.as_ref()))
+            .transpose()?;
+        let receives_bp = bp.as_ref().is_some_and(|b| b.listen.is_some());
+        if smtp.is_none() && receive.is_none() && !receives_bp {
+            return Err(bad(
+                "smtp",
+                "nothing to do: configure [smtp] (mail in from an MTA), [receive] (Batch SMTP in) and/or [bp] listen (bundles in)",
+            ));
+        }
+        if smtp.is_some() && routes.is_empty() {
+            return Err(bad(
+                "route",
+                "[smtp] accepts mail for relay-domains but no [[route]] says how it leaves",
+            ));
+        }
+        Ok(GatewayConfig {
+            source: path.to_path_buf(),
+            name,
+            spool: cx.rel(&file.spool),
+            smtp,
+            receive,
+            relay,
+            delivery,
+            routes,
+            dns_servers,
+            dns_timeout_ms: file.dns.timeout_ms.unwrap_or(2000).max(1),
+            stages,
+            policy,
+            metrics_listen: file
+                .metrics
+                .as_ref()
+                .map(|m| cx.addr("metrics.listen", &m.listen))
+                .transpose()?,
+            bp,
+        })
+    }
+
+    /// The route for mail to `domain`: its own, else a parent domain's
+    /// `.parent` route, else `*`.
+    pub fn route_for(&self, domain: &str) -> Option<&Route> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        self.routes
+            .iter()
+            .find(|r| r.domain == domain)
+            .or_else(|| {
+                self.routes
+                    .iter()
+                    .find(|r| r.domain.starts_with('.') && domain.ends_with(r.domain.as_str()))
+            })
+            .or_else(|| self.routes.iter().find(|r| r.domain == "*"))
+    }
+}
+
+/// Whether `eid` looks like an `ipn:N.S` or `dtn://node/...` EID (RFC 9171 §4.2.5).
+pub fn valid_eid(eid: &str) -> bool {
+    if let Some(rest) = eid.strip_prefix("ipn:") {
+        let mut parts = rest.split('.');
+        let ok = |p: Option<&str>| {
+            p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        };
+        ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
+    } else if let Some(rest) = eid.strip_prefix("dtn://") {
+        rest.split('/').next().is_some_and(|n| !n.is_empty()) && rest.contains('/')
+    } else {
+        false
+    }
+}
+
+/// Whether `domain` is one of `domains` (exact, or a subdomain of a
+/// `.parent` entry), case-insensitively.
+pub fn domain_listed(domains: &[String], domain: &str) -> bool {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    domains.iter().any(|d| {
+        if let Some(parent) = d.strip_prefix('.') {
+            domain.ends_with(d.as_str()) || domain == parent
+        } else {
+            *d == domain
+        }
+    })
+}
