@@ -152,76 +152,111 @@ impl Outbound {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Forms batches from unbatched messages and returns the due batches
-    /// not already in flight, plus how long to sleep when nothing is due.
-    fn plan(&self) -> Result<(Vec<Batch>, Duration), crate::SpoolError> {
-        let snapshot = self.queue.snapshot()?;
-        for d in &snapshot.damaged {
-            tracing::error!(stage = "queue", error = %d, "damaged queue entry left in place");
+    /// The most messages and bytes one batch to `destination` carries.
+    fn batch_limits(&self, destination: &Destination) -> (usize, u64) {
+        let limits = &self.config.delivery;
+        match destination {
+            Destination::Local => (1, u64::MAX),
+            // The Bundle Protocol carries one message per ADU
+            // (draft-blanchet-dtn-email-over-bp).
+            Destination::Remote(d) if self.config.route_for(d).is_some_and(|r| r.bp.is_some()) => {
+                (1, u64::MAX)
+            }
+            Destination::Remote(_) => (limits.batch_max_messages, limits.batch_max_bytes),
         }
-        for q in &snapshot.quarantined {
+    }
+
+    /// Returns the due batches not already in flight (as many as there are
+    /// free delivery slots), forming new batches from waiting messages for
+    /// destinations that are not held back by a temporary failure, plus
+    /// how long to sleep when nothing is due. Works on the queue's index:
+    /// its cost does not grow with the number of messages queued.
+    fn plan(&self) -> Result<(Vec<Batch>, Duration), crate::SpoolError> {
+        for q in self.queue.refresh()? {
             Metrics::inc(&self.metrics.queue_quarantined);
             tracing::error!(stage = "queue", from = %q.from.display(), to = %q.to.display(), reason = %q.reason, "damaged queue record moved aside; the rest of the queue goes on");
         }
         let now = now_ms();
+        self.expire_waiting(now);
         let in_flight = self
             .in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let mut batches = Vec::new();
-        for b in snapshot.batches {
-            if b.members.is_empty() {
-                if !in_flight.contains(&b.id) {
-                    self.queue.remove_batch(&b.id)?;
-                }
-                continue;
-            }
-            batches.push(b);
-        }
-        let limits = &self.config.delivery;
-        for (destination, entries) in snapshot.unbatched {
-            let (max_messages, max_bytes) = match &destination {
-                Destination::Local => (1, u64::MAX),
-                // The Bundle Protocol carries one message per ADU
-                // (draft-blanchet-dtn-email-over-bp).
-                Destination::Remote(d)
-                    if self.config.route_for(d).is_some_and(|r| r.bp.is_some()) =>
-                {
-                    (1, u64::MAX)
-                }
-                Destination::Remote(_) => (limits.batch_max_messages, limits.batch_max_bytes),
-            };
-            let mut members = Vec::new();
-            let mut bytes = 0u64;
-            for e in entries {
-                if !members.is_empty()
-                    && (members.len() >= max_messages || bytes + e.bytes > max_bytes)
-                {
-                    batches.push(
-                        self.queue
-                            .new_batch(destination.clone(), std::mem::take(&mut members))?,
-                    );
-                    bytes = 0;
-                }
-                bytes += e.bytes;
-                members.push(e.id);
-            }
-            if !members.is_empty() {
-                batches.push(self.queue.new_batch(destination.clone(), members)?);
-            }
-        }
+        let mut free = self
+            .config
+            .delivery
+            .concurrency
+            .saturating_sub(in_flight.len());
         let mut due = Vec::new();
+        let mut empty = Vec::new();
         let mut next = u64::MAX;
-        for b in batches {
-            if in_flight.contains(&b.id) {
-                continue;
+        let mut to_form: Vec<(Destination, Vec<String>)> = Vec::new();
+        {
+            let guard = self.queue.index();
+            let Some(index) = guard.as_ref() else {
+                return Ok((due, Duration::from_secs(1)));
+            };
+            for (at, id) in &index.schedule {
+                if in_flight.contains(id) {
+                    continue;
+                }
+                let Some(b) = index.batches.get(id) else {
+                    continue;
+                };
+                if b.members.is_empty() {
+                    empty.push(id.clone());
+                    continue;
+                }
+                if *at > now {
+                    next = next.min(*at);
+                    break;
+                }
+                if free == 0 {
+                    break;
+                }
+                due.push(b.clone());
+                free -= 1;
             }
-            if b.next_attempt_ms <= now {
-                due.push(b);
-            } else {
-                next = next.min(b.next_attempt_ms);
+            for (destination, waiting) in &index.waiting {
+                if free == 0 {
+                    break;
+                }
+                if let Some(&held) = index.held_until.get(destination) {
+                    if held > now {
+                        next = next.min(held);
+                        continue;
+                    }
+                }
+                let (max_messages, max_bytes) = self.batch_limits(destination);
+                let mut members = Vec::new();
+                let mut bytes = 0u64;
+                for (_, id) in waiting {
+                    let size = index.entries.get(id).map_or(0, |e| e.bytes);
+                    if !members.is_empty()
+                        && (members.len() >= max_messages || bytes + size > max_bytes)
+                    {
+                        to_form.push((destination.clone(), std::mem::take(&mut members)));
+                        bytes = 0;
+                        free -= 1;
+                        if free == 0 {
+                            break;
+                        }
+                    }
+                    bytes += size;
+                    members.push(id.clone());
+                }
+                if !members.is_empty() && free > 0 {
+                    to_form.push((destination.clone(), members));
+                    free -= 1;
+                }
             }
+        }
+        for id in empty {
+            self.queue.remove_batch(&id)?;
+        }
+        for (destination, members) in to_form {
+            due.push(self.queue.new_batch(destination, members)?);
         }
         let wait = if next == u64::MAX {
             Duration::from_secs(1)
@@ -229,6 +264,48 @@ impl Outbound {
             Duration::from_millis(next.saturating_sub(now)).min(Duration::from_secs(1))
         };
         Ok((due, wait))
+    }
+
+    /// Messages still waiting (in no batch, their destination held back by
+    /// failures) past the maximum age go back to their senders: at most
+    /// 256 per call, oldest first.
+    fn expire_waiting(&self, now: u64) {
+        let max_age = self.config.delivery.max_age.as_millis() as u64;
+        let cutoff = now.saturating_sub(max_age);
+        let mut expired: Vec<(String, Option<String>)> = Vec::new();
+        {
+            let guard = self.queue.index();
+            let Some(index) = guard.as_ref() else {
+                return;
+            };
+            for (destination, waiting) in &index.waiting {
+                let last_error = index
+                    .batches
+                    .values()
+                    .filter(|b| &b.destination == destination)
+                    .find_map(|b| b.last_error.clone());
+                for (received, id) in waiting {
+                    if *received > cutoff || expired.len() >= 256 {
+                        break;
+                    }
+                    expired.push((id.clone(), last_error.clone()));
+                }
+            }
+        }
+        for (id, last_error) in expired {
+            let (entry, content) = match (self.queue.entry(&id), self.queue.content(&id)) {
+                (Ok(e), Ok(c)) => (e, c),
+                _ => {
+                    // Gone meanwhile, or unreadable: the index forgets it;
+                    // a damaged record is quarantined at the next rebuild.
+                    self.queue.remove_from_index(&id);
+                    continue;
+                }
+            };
+            let why = last_error.unwrap_or_else(|| "no delivery attempt succeeded".into());
+            tracing::warn!(stage = "deliver", msg = %id, to = %entry.destination, error = %why, "too old: returning to sender");
+            self.give_up_one(&entry, &content, Failure::expired(&why), &id);
+        }
     }
 
     /// One attempt at a batch; records the outcome durably.
@@ -274,6 +351,7 @@ impl Outbound {
                     }
                 }
                 let _ = self.queue.remove_batch(&batch.id);
+                self.queue.release(&batch.destination);
             }
             Attempt::Permanent(why) => {
                 tracing::warn!(stage = "deliver", batch = %batch.id, to = %batch.destination, messages = ?ids, error = %why, "refused for good: returning to sender");
@@ -311,32 +389,44 @@ impl Outbound {
     /// Returns every member to its sender and drops the batch.
     fn give_up(&self, batch: &Batch, members: &[(QueueEntry, Vec<u8>)], failure: Failure) {
         for (e, content) in members {
-            let recipients: Vec<String> = e
-                .envelope
-                .forward_paths
-                .iter()
-                .map(|f| f.mailbox.clone())
-                .collect();
-            let failures: Vec<(String, Failure)> = recipients
-                .into_iter()
-                .map(|r| (r, failure.clone()))
-                .collect();
-            match self
-                .returns
-                .return_to_sender(&e.envelope, content, &failures, &batch.id)
-            {
-                Ok(()) => {
-                    Metrics::inc(&self.metrics.messages_returned);
-                    let _ = self.queue.remove(&e.id);
-                }
-                Err(err) => {
-                    tracing::error!(stage = "dsn", batch = %batch.id, msg = %e.id, error = %err, "cannot return the message; it stays queued");
-                    return;
-                }
+            if !self.give_up_one(e, content, failure.clone(), &batch.id) {
+                return;
             }
         }
         let _ = self.queue.remove_batch(&batch.id);
         self.wake.notify_one();
+    }
+
+    /// Returns one message to its sender (`reference`: the batch or queue
+    /// id the DSN names) and removes it; false when the DSN could not be
+    /// queued (the message stays).
+    fn give_up_one(
+        &self,
+        e: &QueueEntry,
+        content: &[u8],
+        failure: Failure,
+        reference: &str,
+    ) -> bool {
+        let failures: Vec<(String, Failure)> = e
+            .envelope
+            .forward_paths
+            .iter()
+            .map(|f| (f.mailbox.clone(), failure.clone()))
+            .collect();
+        match self
+            .returns
+            .return_to_sender(&e.envelope, content, &failures, reference)
+        {
+            Ok(()) => {
+                Metrics::inc(&self.metrics.messages_returned);
+                let _ = self.queue.remove(&e.id);
+                true
+            }
+            Err(err) => {
+                tracing::error!(stage = "dsn", batch = %reference, msg = %e.id, error = %err, "cannot return the message; it stays queued");
+                false
+            }
+        }
     }
 
     async fn send_remote(

@@ -31,11 +31,16 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::spool::{io_err, sync_dir, to_json, write_synced, SpoolError, SpooledEnvelope};
+
+mod index;
+pub(crate) use index::Index;
+pub use index::Indexed;
 
 /// A record that could not be read: its path and why.
 type Unreadable = (PathBuf, String);
@@ -116,9 +121,17 @@ pub struct Queue {
     batches: PathBuf,
     tmp: PathBuf,
     quarantine: PathBuf,
-    /// The gateway itself (moves damaged records aside), not a tool.
+    /// The gateway itself (moves damaged records aside, keeps the index),
+    /// not a tool.
     owner: bool,
     counter: AtomicU64,
+    /// The owner's index; `None` until the first [`Queue::refresh`].
+    index: Mutex<Option<Index>>,
+    /// `SPOOL/queue.changed`: a tool that edits the queue of a running
+    /// gateway rewrites it, and the gateway re-reads the spool.
+    marker: PathBuf,
+    /// The marker's modification time when the index was built.
+    marker_seen: Mutex<Option<SystemTime>>,
 }
 
 /// Unix milliseconds now.
@@ -170,7 +183,67 @@ impl Queue {
             quarantine: spool_root.join("quarantine"),
             owner,
             counter: AtomicU64::new(0),
+            index: Mutex::new(None),
+            marker: spool_root.join("queue.changed"),
+            marker_seen: Mutex::new(None),
         })
+    }
+
+    /// The index, if this is the owner and it is built.
+    pub(crate) fn index(&self) -> MutexGuard<'_, Option<Index>> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies a write this handle made to the index (the owner), or tells
+    /// a running gateway that the spool changed under it (a tool).
+    fn changed(&self, apply: impl FnOnce(&mut Index)) {
+        if self.owner {
+            if let Some(index) = self.index().as_mut() {
+                apply(index);
+            }
+        } else {
+            let _ = fs::write(&self.marker, now_ms().to_string());
+        }
+    }
+
+    fn marker_mtime(&self) -> Option<SystemTime> {
+        fs::metadata(&self.marker).and_then(|m| m.modified()).ok()
+    }
+
+    /// Drops `id` from the owner's index (its files are gone or unreadable).
+    pub fn remove_from_index(&self, id: &str) {
+        if let Some(index) = self.index().as_mut() {
+            index.remove_entry(id);
+        }
+    }
+
+    /// A delivery to `destination` succeeded: new batches to it go at once.
+    pub fn release(&self, destination: &Destination) {
+        if let Some(index) = self.index().as_mut() {
+            index.release(destination);
+        }
+    }
+
+    /// The owner's index, built from the spool the first time and again
+    /// whenever a tool changed the spool (`deepmail queue retry|delete`,
+    /// `deepmail submit`); otherwise one `stat`. Returns the damaged
+    /// records that building moved into `quarantine/` (each once).
+    pub fn refresh(&self) -> Result<Vec<Quarantined>, SpoolError> {
+        if !self.owner {
+            return Ok(Vec::new());
+        }
+        let mtime = self.marker_mtime();
+        let mut seen = self.marker_seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut index = self.index();
+        if index.is_some() && *seen == mtime {
+            return Ok(Vec::new());
+        }
+        // Writers wait while the spool is read: what they write lands
+        // after, in the new index.
+        let snapshot = self.snapshot()?;
+        *index = Some(Index::from_snapshot(&snapshot));
+        *seen = mtime;
+        Ok(snapshot.quarantined)
     }
 
     /// Adds a message durably and returns its entry. When this returns, the
@@ -204,6 +277,7 @@ impl Queue {
         let target = self.queue.join(&id);
         fs::rename(&work, &target).map_err(io_err("rename", &target))?;
         sync_dir(&self.queue)?;
+        self.changed(|i| i.add_entry(&entry));
         Ok(entry)
     }
 
@@ -246,7 +320,7 @@ impl Queue {
     pub fn remove(&self, id: &str) -> Result<(), SpoolError> {
         valid_id(id)?;
         let dir = self.queue.join(id);
-        match fs::remove_dir_all(&dir) {
+        let removed = match fs::remove_dir_all(&dir) {
             Ok(()) => sync_dir(&self.queue),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(SpoolError::Io {
@@ -254,7 +328,11 @@ impl Queue {
                 path: dir,
                 error: e,
             }),
+        };
+        if removed.is_ok() {
+            self.changed(|i| i.remove_entry(id));
         }
+        removed
     }
 
     /// Forms and durably records a new batch of `members` for `destination`.
@@ -285,14 +363,16 @@ impl Queue {
         write_synced(&tmp, &to_json(batch))?;
         let target = self.batches.join(format!("{}.json", batch.id));
         fs::rename(&tmp, &target).map_err(io_err("rename", &target))?;
-        sync_dir(&self.batches)
+        sync_dir(&self.batches)?;
+        self.changed(|i| i.put_batch(batch.clone()));
+        Ok(())
     }
 
     /// Forgets a batch (after its members were removed).
     pub fn remove_batch(&self, id: &str) -> Result<(), SpoolError> {
         valid_id(id)?;
         let path = self.batches.join(format!("{id}.json"));
-        match fs::remove_file(&path) {
+        let removed = match fs::remove_file(&path) {
             Ok(()) => sync_dir(&self.batches),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(SpoolError::Io {
@@ -300,7 +380,11 @@ impl Queue {
                 path,
                 error: e,
             }),
+        };
+        if removed.is_ok() {
+            self.changed(|i| i.remove_batch(id));
         }
+        removed
     }
 
     /// Every readable batch record, and what could not be read of the
