@@ -34,6 +34,10 @@ enum BenchWhat {
     /// The latency table: one message by SMTP, HTTPS, HTTP/3 and BP over an
     /// emulated link, accepted on Earth to spooled on the Moon, in OWLT.
     Link(crate::bench_link::LinkBenchArgs),
+    /// What a long queue costs: start time, idle CPU, SMTP accept rate and
+    /// CPU per message with 0 to 200,000 messages queued behind a route
+    /// that is down.
+    Queue(crate::bench_queue::QueueBenchArgs),
 }
 
 #[derive(Args)]
@@ -60,6 +64,7 @@ pub(crate) fn run(stages: &Stages, args: BenchArgs) -> anyhow::Result<ExitCode> 
         BenchWhat::Gateway(a) => gateway(stages, a),
         BenchWhat::Fragment(a) => crate::bench_fragment::run(stages, a),
         BenchWhat::Link(a) => crate::bench_link::run(stages, a),
+        BenchWhat::Queue(a) => crate::bench_queue::run(stages, a),
     }
 }
 

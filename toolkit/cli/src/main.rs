@@ -5,6 +5,7 @@
 mod bench_cmd;
 mod bench_fragment;
 mod bench_link;
+mod bench_queue;
 mod bundle_cmds;
 mod certs_cmd;
 mod codec_cmds;
@@ -111,7 +112,7 @@ enum Command {
     Receive(receive_cmd::ReceiveArgs),
     /// Generate a test CA, server and client certificates (rcgen).
     Certs(certs_cmd::CertsArgs),
-    /// Measure: `bench gateway` (messages/s, memory), `bench fragment` (fragmenters), `bench link` (latency per transport).
+    /// Measure: `bench gateway` (messages/s, memory), `bench fragment` (fragmenters), `bench link` (latency per transport), `bench queue` (cost of a long queue).
     Bench(bench_cmd::BenchArgs),
     /// Earth -> Moon through two gateways on this machine, with a delayed link: prints a timeline.
     Demo(demo::DemoArgs),

@@ -187,6 +187,19 @@ impl RunningGateway {
         };
         let stages = Arc::new(stages);
         let metrics = Arc::new(Metrics::default());
+        // The queue's index, read from the spool once, before anything is
+        // accepted (damaged records are moved aside and reported here).
+        let quarantined = {
+            let queue = queue.clone();
+            tokio::task::spawn_blocking(move || queue.refresh())
+                .await
+                .map_err(|e| fail("queue", e))?
+                .map_err(|e| fail("queue", e))?
+        };
+        for q in quarantined {
+            Metrics::inc(&metrics.queue_quarantined);
+            tracing::error!(stage = "queue", from = %q.from.display(), to = %q.to.display(), reason = %q.reason, "damaged queue record moved aside; the rest of the queue goes on");
+        }
         let outbound_wake = Arc::new(Notify::new());
         let inbound_wake = Arc::new(Notify::new());
         let returns = Arc::new(
