@@ -126,7 +126,10 @@ pub(crate) fn run(stages: &Stages, args: QueueBenchArgs) -> anyhow::Result<ExitC
         prefill(&dir.join("spool"), queued, content.as_bytes())?;
         let prefill_time = t.elapsed();
         if !args.json {
-            eprintln!("bench queue: {queued} messages queued in {:.1} s; starting the gateway", prefill_time.as_secs_f64());
+            eprintln!(
+                "bench queue: {queued} messages queued in {:.1} s; starting the gateway",
+                prefill_time.as_secs_f64()
+            );
         }
         // Both routes lead nowhere (a closed loopback port): what is
         // accepted stays queued, as behind a conjunction.
@@ -247,7 +250,10 @@ pub(crate) fn run(stages: &Stages, args: QueueBenchArgs) -> anyhow::Result<ExitC
             );
         }
         if let Some(kib) = status_kib("VmHWM:") {
-            println!("  peak memory of this process over all runs: {:.1} MiB", kib as f64 / 1024.0);
+            println!(
+                "  peak memory of this process over all runs: {:.1} MiB",
+                kib as f64 / 1024.0
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -165,6 +165,58 @@ enum QueueAction {
     },
 }
 
+/// Per destination: what is queued and, for routes with a contact plan,
+/// the next window and what is expected to leave in it (oldest first, as
+/// much as the window carries).
+fn destination_rows(
+    config: &GatewayConfig,
+    snapshot: &deepmail_gateway::queue::Snapshot,
+    now: u64,
+) -> Vec<serde_json::Value> {
+    let mut by_dest: std::collections::BTreeMap<String, Vec<(u64, u64)>> = Default::default();
+    for e in snapshot.entries.values() {
+        by_dest
+            .entry(e.destination.to_string())
+            .or_default()
+            .push((e.received_ms, e.bytes));
+    }
+    let at = |ms: u64| {
+        deepmail_gateway::spool::rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(ms))
+    };
+    by_dest
+        .into_iter()
+        .map(|(dest, mut msgs)| {
+            msgs.sort_unstable();
+            let bytes: u64 = msgs.iter().map(|m| m.1).sum();
+            let mut row = json!({"destination": dest, "messages": msgs.len(), "bytes": bytes});
+            let window = config
+                .route_for(&dest)
+                .and_then(|r| r.plan.as_ref())
+                .and_then(|p| p.link.next(now).copied().map(|w| (p, w)));
+            if let Some((plan, w)) = window {
+                let mut room = w.bytes_left(now.max(w.start_ms).saturating_add(w.owlt_ms));
+                let (mut n, mut b) = (0u64, 0u64);
+                for (_, size) in &msgs {
+                    if *size > room {
+                        break;
+                    }
+                    room -= size;
+                    n += 1;
+                    b += size;
+                }
+                row["next_window"] = json!({
+                    "plan": plan.source, "from_node": plan.nodes.0, "to_node": plan.nodes.1,
+                    "opens": at(w.start_ms), "closes": at(w.end_ms), "open_now": w.start_ms <= now,
+                    "opens_in_secs": w.start_ms.saturating_sub(now) / 1000,
+                    "rate_bytes_per_sec": w.rate, "owlt_ms": w.owlt_ms,
+                });
+                row["expected_to_leave"] = json!({"messages": n, "bytes": b});
+            }
+            row
+        })
+        .collect()
+}
+
 pub(crate) fn run_queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
     let config = GatewayConfig::load(&args.config)?;
     let queue = Queue::open(&config.spool, false)?;
@@ -199,11 +251,12 @@ pub(crate) fn run_queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
                     })
                 })
                 .collect();
+            let destinations = destination_rows(&config, &snapshot, now);
             if json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(
-                        &json!({"spool": config.spool, "messages": rows, "damaged": snapshot.damaged,
+                        &json!({"spool": config.spool, "messages": rows, "destinations": destinations, "damaged": snapshot.damaged,
                                 "quarantined": quarantined.iter().map(|(p, r)| json!({"path": p, "reason": r})).collect::<Vec<_>>()})
                     )?
                 );
@@ -237,6 +290,27 @@ pub(crate) fn run_queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
                 println!("{} message(s)", rows.len());
+                for d in &destinations {
+                    let Some(w) = d.get("next_window") else {
+                        continue;
+                    };
+                    println!(
+                        "{}: {} queued ({} bytes); next window {} to {} ({}), {} B/s: {} message(s), {} bytes expected to leave in it",
+                        d["destination"].as_str().unwrap_or(""),
+                        d["messages"],
+                        d["bytes"],
+                        w["opens"].as_str().unwrap_or(""),
+                        w["closes"].as_str().unwrap_or(""),
+                        if w["open_now"].as_bool() == Some(true) {
+                            "open now".to_string()
+                        } else {
+                            format!("in {} s", w["opens_in_secs"])
+                        },
+                        w["rate_bytes_per_sec"],
+                        d["expected_to_leave"]["messages"],
+                        d["expected_to_leave"]["bytes"],
+                    );
+                }
             }
             for d in &snapshot.damaged {
                 eprintln!("deepmail: damaged queue entry: {d}");

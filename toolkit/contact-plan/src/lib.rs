@@ -205,7 +205,10 @@ impl ContactPlan {
                 ["@", t] => reference = time(n, t, reference)?,
                 ["a", "contact", rest @ ..] => {
                     if !(5..=6).contains(&rest.len()) {
-                        return Err(err(n, "a contact FROM-TIME UNTIL-TIME FROM-NODE TO-NODE BYTES/S [CONFIDENCE]"));
+                        return Err(err(
+                            n,
+                            "a contact FROM-TIME UNTIL-TIME FROM-NODE TO-NODE BYTES/S [CONFIDENCE]",
+                        ));
                     }
                     let (start_ms, end_ms) = span(n, rest[0], rest[1], reference)?;
                     let confidence = match rest.get(5) {
@@ -214,7 +217,9 @@ impl ContactPlan {
                             .parse::<f64>()
                             .ok()
                             .filter(|c| (0.0..=1.0).contains(c))
-                            .ok_or_else(|| err(n, format!("confidence `{c}` is not between 0 and 1")))?,
+                            .ok_or_else(|| {
+                                err(n, format!("confidence `{c}` is not between 0 and 1"))
+                            })?,
                     };
                     plan.contacts.push(Contact {
                         start_ms,
@@ -227,7 +232,10 @@ impl ContactPlan {
                 }
                 ["a", "range", rest @ ..] => {
                     if rest.len() != 5 {
-                        return Err(err(n, "a range FROM-TIME UNTIL-TIME FROM-NODE TO-NODE OWLT-SECONDS"));
+                        return Err(err(
+                            n,
+                            "a range FROM-TIME UNTIL-TIME FROM-NODE TO-NODE OWLT-SECONDS",
+                        ));
                     }
                     let (start_ms, end_ms) = span(n, rest[0], rest[1], reference)?;
                     let owlt = number(n, "one-way light time (s)", rest[4])?;
@@ -256,7 +264,10 @@ impl ContactPlan {
                 }
             }
             if plan.contacts.len() + plan.ranges.len() > MAX_ENTRIES {
-                return Err(err(n, format!("more than {MAX_ENTRIES} contacts and ranges")));
+                return Err(err(
+                    n,
+                    format!("more than {MAX_ENTRIES} contacts and ranges"),
+                ));
             }
         }
         // Like ION, refuse two contacts of one direction that overlap.

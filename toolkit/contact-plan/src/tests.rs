@@ -71,10 +71,18 @@ fn errors_name_the_line_and_what_was_wrong() {
         ("a contact +0 +10 1 2\n", 1, "a contact FROM-TIME"),
         ("\na contact +10 +5 1 2 9\n", 2, "is not after"),
         ("a contact +0 +10 1 two 9\n", 1, "node `two`"),
-        ("a contact 2026/13/01-00:00:00 +10 1 2 9\n", 1, "neither +SECONDS"),
+        (
+            "a contact 2026/13/01-00:00:00 +10 1 2 9\n",
+            1,
+            "neither +SECONDS",
+        ),
         ("a contact +0 +10 1 2 9 1.5\n", 1, "confidence"),
         ("a range +0 +10 1 2 -3\n", 1, "one-way light time"),
-        ("a contcat +0 +10 1 2 9\n", 1, "only `a contact` and `a range`"),
+        (
+            "a contcat +0 +10 1 2 9\n",
+            1,
+            "only `a contact` and `a range`",
+        ),
         ("contact +0 +10 1 2 9\n", 1, "not a contact plan command"),
         ("@ +1e400\n", 1, "not +SECONDS"),
     ];
@@ -83,8 +91,8 @@ fn errors_name_the_line_and_what_was_wrong() {
         assert_eq!(e.line, line, "{text:?}: {e}");
         assert!(e.to_string().contains(what), "{text:?}: {e}");
     }
-    let e = ContactPlan::parse("a contact +0 +10 1 2 9\na contact +5 +20 1 2 9\n", EPOCH)
-        .unwrap_err();
+    let e =
+        ContactPlan::parse("a contact +0 +10 1 2 9\na contact +5 +20 1 2 9\n", EPOCH).unwrap_err();
     assert!(e.message.contains("overlap"), "{e}");
     // The other direction may overlap: it is another link.
     ContactPlan::parse("a contact +0 +10 1 2 9\na contact +5 +20 2 1 9\n", EPOCH).unwrap();

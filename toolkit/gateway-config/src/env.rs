@@ -15,6 +15,14 @@ pub trait Environment {
     fn is_file(&self, path: &Path) -> bool;
     /// The addresses `ADDRESS:PORT` names (a host name may be looked up).
     fn resolve(&self, text: &str) -> io::Result<Vec<SocketAddr>>;
+    /// Now, Unix ms: what `+relative` times of a contact plan count from
+    /// (unless the plan sets its own reference with `@`).
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
 }
 
 /// The real file system and the system's resolver.

@@ -126,6 +126,12 @@ pub(crate) struct RouteFile {
     pub(crate) session_idle_secs: Option<u64>,
     pub(crate) bib_key_file: Option<PathBuf>,
     pub(crate) bib_variant: Option<String>,
+    pub(crate) contact_plan: Option<PathBuf>,
+    pub(crate) contacts: Option<String>,
+    pub(crate) plan_from_node: Option<u64>,
+    pub(crate) plan_to_node: Option<u64>,
+    pub(crate) max_age_hours: Option<f64>,
+    pub(crate) max_age_cap_days: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

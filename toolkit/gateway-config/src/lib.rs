@@ -132,7 +132,13 @@ impl GatewayConfig {
         let delivery = sections::delivery(&file.delivery)?;
         let mut routes: Vec<Route> = Vec::new();
         for (i, r) in file.routes.iter().enumerate() {
-            let route = sections::route(cx, i, r, file.bp.is_some())?;
+            let route = sections::route(
+                cx,
+                i,
+                r,
+                file.bp.as_ref().map(|b| b.node_id.as_str()),
+                delivery.max_age,
+            )?;
             if routes.iter().any(|x| x.domain == route.domain) {
                 return Err(bad(
                     &format!("route[{i}].domain"),

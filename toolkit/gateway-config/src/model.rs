@@ -218,6 +218,24 @@ pub struct Route {
     pub quic: Vec<(String, String)>,
     /// The Bundle Protocol settings, for `transport = "bp"`.
     pub bp: Option<BpRoute>,
+    /// When the link is up: without a plan, always (and failures back off).
+    pub plan: Option<RoutePlan>,
+    /// Age after which a message is returned to its sender. With a plan it
+    /// counts only time the link was planned up.
+    pub max_age: Duration,
+    /// Absolute age limit, whatever the plan (with a plan only).
+    pub max_age_cap: Duration,
+}
+
+/// A route's contact plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePlan {
+    /// Where it came from (a file, or `inline`), for messages.
+    pub source: String,
+    /// The sending node and the receiving node the windows are for.
+    pub nodes: (u64, u64),
+    /// The windows of this route's direction.
+    pub link: deepmail_contact_plan::Link,
 }
 
 /// A validated gateway configuration.

@@ -28,7 +28,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn read(&self, key: &str, p: &Path) -> Result<Vec<u8>, ConfigError> {
+    pub(crate) fn read(&self, key: &str, p: &Path) -> Result<Vec<u8>, ConfigError> {
         let full = self.rel(p);
         self.env
             .read(&full)
@@ -292,8 +292,10 @@ pub(crate) fn route(
     cx: &Ctx,
     i: usize,
     r: &RouteFile,
-    have_bp: bool,
+    node_id: Option<&str>,
+    default_max_age: Duration,
 ) -> Result<Route, ConfigError> {
+    let have_bp = node_id.is_some();
     let key = |k: &str| format!("route[{i}].{k}");
     let domain = domain_name(&key("domain"), &r.domain)?;
     let transport = match r.transport.as_deref().unwrap_or("https") {
@@ -365,7 +367,39 @@ pub(crate) fn route(
     for (k, v) in &r.quic {
         quic.push((k.clone(), scalar(&key(&format!("quic.{k}")), v)?));
     }
+    let plan = route_plan(
+        cx,
+        &key,
+        r,
+        bp.as_ref().map(|b| b.destination.as_str()),
+        node_id,
+    )?;
+    let max_age = secs(
+        &key("max-age-hours"),
+        r.max_age_hours.map(|h| h * 3600.0),
+        default_max_age,
+    )?;
+    let max_age_cap = secs(
+        &key("max-age-cap-days"),
+        r.max_age_cap_days.map(|d| d * 86_400.0),
+        // Without a plan the age limit is absolute already; with one,
+        // ten times the up-time limit in calendar time.
+        if plan.is_some() {
+            max_age.saturating_mul(10)
+        } else {
+            max_age
+        },
+    )?;
+    if plan.is_none() && r.max_age_cap_days.is_some() {
+        return Err(bad(
+            &key("max-age-cap-days"),
+            "only with a contact plan (without one, max-age-hours is the absolute limit)",
+        ));
+    }
     Ok(Route {
+        plan,
+        max_age,
+        max_age_cap,
         domain,
         transport,
         uri: r.uri.clone(),
@@ -572,4 +606,100 @@ pub(crate) fn bp(
         require_bib: b.require_bib,
         bib_keys,
     })
+}
+
+/// The node number of an `ipn:N.S` EID.
+fn ipn_node(eid: &str) -> Option<u64> {
+    eid.strip_prefix("ipn:")?.split('.').next()?.parse().ok()
+}
+
+/// A route's contact plan: `contact-plan` (a file in ION's syntax) or
+/// `contacts` (the same lines inline), for the nodes `plan-from-node` and
+/// `plan-to-node` (for a bp route: this node and the destination's).
+fn route_plan(
+    cx: &Ctx,
+    key: &dyn Fn(&str) -> String,
+    r: &RouteFile,
+    destination: Option<&str>,
+    node_id: Option<&str>,
+) -> Result<Option<RoutePlan>, ConfigError> {
+    let (text, source, k) = match (&r.contact_plan, &r.contacts) {
+        (None, None) => {
+            for (k, set) in [
+                ("plan-from-node", r.plan_from_node.is_some()),
+                ("plan-to-node", r.plan_to_node.is_some()),
+            ] {
+                if set {
+                    return Err(bad(&key(k), "only with contact-plan or contacts"));
+                }
+            }
+            return Ok(None);
+        }
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                &key("contacts"),
+                "give contact-plan (a file) or contacts (inline), not both",
+            ))
+        }
+        (Some(p), None) => {
+            let bytes = cx.read(&key("contact-plan"), p)?;
+            let text = String::from_utf8(bytes).map_err(|_| {
+                bad(
+                    &key("contact-plan"),
+                    format!("{} is not UTF-8 text", cx.rel(p).display()),
+                )
+            })?;
+            (text, cx.rel(p).display().to_string(), key("contact-plan"))
+        }
+        (None, Some(t)) => (t.clone(), "inline".to_string(), key("contacts")),
+    };
+    let plan = deepmail_contact_plan::ContactPlan::parse(&text, cx.env.now_ms())
+        .map_err(|e| bad(&k, format!("{source}: {e}")))?;
+    let from = r
+        .plan_from_node
+        .or_else(|| node_id.and_then(ipn_node))
+        .or_else(|| {
+            let mut pairs: Vec<(u64, u64)> = plan.contacts.iter().map(|c| (c.from, c.to)).collect();
+            pairs.sort_unstable();
+            pairs.dedup();
+            (pairs.len() == 1).then(|| pairs[0].0)
+        })
+        .ok_or_else(|| {
+            bad(
+                &key("plan-from-node"),
+                "which node of the plan sends on this route? (the plan has several pairs)",
+            )
+        })?;
+    let to = r
+        .plan_to_node
+        .or_else(|| destination.and_then(ipn_node))
+        .or_else(|| {
+            let mut tos: Vec<u64> = plan
+                .contacts
+                .iter()
+                .filter(|c| c.from == from)
+                .map(|c| c.to)
+                .collect();
+            tos.sort_unstable();
+            tos.dedup();
+            (tos.len() == 1).then(|| tos[0])
+        })
+        .ok_or_else(|| {
+            bad(
+                &key("plan-to-node"),
+                "which node of the plan receives on this route? (the plan has several)",
+            )
+        })?;
+    let link = plan.link(from, to);
+    if link.is_empty() {
+        return Err(bad(
+            &k,
+            format!("{source} has no contact from node {from} to node {to} with a rate above 0"),
+        ));
+    }
+    Ok(Some(RoutePlan {
+        source,
+        nodes: (from, to),
+        link,
+    }))
 }

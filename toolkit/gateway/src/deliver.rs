@@ -47,6 +47,55 @@ enum Attempt {
     Permanent(String),
 }
 
+/// Whether a message received at `received_ms` for `destination` is
+/// too old at `now`: with a contact plan, by the time the link was
+/// planned up (a conjunction does not age mail) or the absolute cap;
+/// without, by calendar time.
+pub(crate) fn too_old(
+    config: &GatewayConfig,
+    destination: &Destination,
+    received_ms: u64,
+    now: u64,
+) -> bool {
+    let age = now.saturating_sub(received_ms);
+    let route = match destination {
+        Destination::Remote(d) => config.route_for(d),
+        Destination::Local => None,
+    };
+    match route {
+        None => age >= config.delivery.max_age.as_millis() as u64,
+        Some(r) => match &r.plan {
+            None => age >= r.max_age.as_millis() as u64,
+            Some(plan) => {
+                age >= r.max_age_cap.as_millis() as u64
+                    || plan.link.up_ms(received_ms, now) >= r.max_age.as_millis() as u64
+            }
+        },
+    }
+}
+
+/// What a contact plan says about a route now.
+#[derive(Debug, Clone, Copy)]
+enum LinkState {
+    /// No plan: always worth trying.
+    Always,
+    /// In a window.
+    Open(deepmail_contact_plan::Window),
+    /// Between windows; the next opens then (none: the plan has ended).
+    Closed(Option<u64>),
+}
+
+/// Bytes that can leave from `now` and still arrive before `w` closes (the
+/// last byte takes one light time to arrive).
+fn window_room(w: &deepmail_contact_plan::Window, now: u64) -> u64 {
+    w.bytes_left(now.saturating_add(w.owlt_ms))
+}
+
+/// Whether `bytes` sent from `now` arrive before `w` closes.
+fn fits(w: &deepmail_contact_plan::Window, now: u64, bytes: u64) -> bool {
+    bytes <= window_room(w, now)
+}
+
 /// The delay before attempt `attempts + 1`: `initial * 2^(attempts-1)`,
 /// capped, then ±20 % jitter from `random` (0..=u32::MAX).
 pub fn backoff(initial: Duration, max: Duration, attempts: u32, random: u32) -> Duration {
@@ -166,6 +215,25 @@ impl Outbound {
         }
     }
 
+    /// What the route's contact plan says about sending to `destination`
+    /// at `now`.
+    fn link_state(&self, destination: &Destination, now: u64) -> LinkState {
+        let Destination::Remote(d) = destination else {
+            return LinkState::Always;
+        };
+        match self.config.route_for(d).and_then(|r| r.plan.as_ref()) {
+            None => LinkState::Always,
+            Some(plan) => match plan.link.at(now) {
+                Some(w) => LinkState::Open(*w),
+                None => LinkState::Closed(plan.link.next(now).map(|w| w.start_ms)),
+            },
+        }
+    }
+
+    fn too_old(&self, destination: &Destination, received_ms: u64, now: u64) -> bool {
+        too_old(&self.config, destination, received_ms, now)
+    }
+
     /// Returns the due batches not already in flight (as many as there are
     /// free delivery slots), forming new batches from waiting messages for
     /// destinations that are not held back by a temporary failure, plus
@@ -215,6 +283,26 @@ impl Outbound {
                 if free == 0 {
                     break;
                 }
+                let bytes: u64 = b
+                    .members
+                    .iter()
+                    .filter_map(|m| index.entries.get(m))
+                    .map(|e| e.bytes)
+                    .sum();
+                match self.link_state(&b.destination, now) {
+                    LinkState::Always => {}
+                    LinkState::Closed(opens) => {
+                        // Known down: no attempt, no error, no retry burned.
+                        next = next.min(opens.unwrap_or(u64::MAX));
+                        continue;
+                    }
+                    LinkState::Open(w) if fits(&w, now, bytes) => {}
+                    LinkState::Open(w) => {
+                        // Cannot finish before the window closes: the next one.
+                        next = next.min(w.end_ms);
+                        continue;
+                    }
+                }
                 due.push(b.clone());
                 free -= 1;
             }
@@ -228,7 +316,27 @@ impl Outbound {
                         continue;
                     }
                 }
-                let (max_messages, max_bytes) = self.batch_limits(destination);
+                let (max_messages, mut max_bytes) = self.batch_limits(destination);
+                match self.link_state(destination, now) {
+                    LinkState::Always => {}
+                    LinkState::Closed(opens) => {
+                        next = next.min(opens.unwrap_or(u64::MAX));
+                        continue;
+                    }
+                    LinkState::Open(w) => {
+                        // No more than can leave (and arrive) before it closes.
+                        max_bytes = max_bytes.min(window_room(&w, now));
+                        let first = waiting
+                            .iter()
+                            .next()
+                            .and_then(|(_, id)| index.entries.get(id))
+                            .map_or(0, |e| e.bytes);
+                        if first > max_bytes {
+                            next = next.min(w.end_ms);
+                            continue;
+                        }
+                    }
+                }
                 let mut members = Vec::new();
                 let mut bytes = 0u64;
                 for (_, id) in waiting {
@@ -270,8 +378,6 @@ impl Outbound {
     /// failures) past the maximum age go back to their senders: at most
     /// 256 per call, oldest first.
     fn expire_waiting(&self, now: u64) {
-        let max_age = self.config.delivery.max_age.as_millis() as u64;
-        let cutoff = now.saturating_sub(max_age);
         let mut expired: Vec<(String, Option<String>)> = Vec::new();
         {
             let guard = self.queue.index();
@@ -284,8 +390,9 @@ impl Outbound {
                     .values()
                     .filter(|b| &b.destination == destination)
                     .find_map(|b| b.last_error.clone());
+                // Oldest first: the first one young enough ends the walk.
                 for (received, id) in waiting {
-                    if *received > cutoff || expired.len() >= 256 {
+                    if expired.len() >= 256 || !self.too_old(destination, *received, now) {
                         break;
                     }
                     expired.push((id.clone(), last_error.clone()));
@@ -364,8 +471,7 @@ impl Outbound {
                     .map(|(e, _)| e.received_ms)
                     .min()
                     .unwrap_or(0);
-                let max_age = self.config.delivery.max_age.as_millis() as u64;
-                if now_ms().saturating_sub(oldest) >= max_age {
+                if self.too_old(&batch.destination, oldest, now_ms()) {
                     tracing::warn!(stage = "deliver", batch = %batch.id, to = %batch.destination, attempts = batch.attempts, error = %why, "too old: returning to sender");
                     self.give_up(&batch, &members, Failure::expired(&why));
                     return;
@@ -376,7 +482,20 @@ impl Outbound {
                     batch.attempts,
                     random_u32(),
                 );
-                batch.next_attempt_ms = now_ms() + delay.as_millis() as u64;
+                let now = now_ms();
+                batch.next_attempt_ms = now + delay.as_millis() as u64;
+                // With a plan, a retry that would fall after this window
+                // closes is made at the next window's opening instead.
+                if let Destination::Remote(d) = &batch.destination {
+                    if let Some(plan) = self.config.route_for(d).and_then(|r| r.plan.as_ref()) {
+                        let closes = plan.link.at(now).map_or(now, |w| w.end_ms);
+                        if batch.next_attempt_ms >= closes {
+                            if let Some(w) = plan.link.next(closes) {
+                                batch.next_attempt_ms = w.start_ms.max(now);
+                            }
+                        }
+                    }
+                }
                 batch.last_error = Some(why.clone());
                 tracing::warn!(stage = "deliver", batch = %batch.id, to = %batch.destination, attempts = batch.attempts, retry_in_ms = delay.as_millis() as u64, error = %why, "temporary failure");
                 if let Err(e) = self.queue.save_batch(&batch) {
@@ -654,6 +773,47 @@ mod tests {
         assert_ne!(sequence_of("b1"), sequence_of("b2"));
         assert_eq!(dtn_ms(946_684_800_000 + 5), 5);
         assert_eq!(dtn_ms(3), 0);
+    }
+
+    /// With a contact plan only planned up-time ages mail (a conjunction
+    /// does not), up to the absolute cap; without one, calendar time.
+    #[test]
+    fn a_conjunction_does_not_age_mail() {
+        let toml = |extra: &str| {
+            format!(
+                "name = \"gw.earth.example\"\nspool = \"s\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n\
+                 relay-domains = [\"mars.example\"]\n[[route]]\ndomain = \"mars.example\"\n\
+                 uri = \"https://gw.mars.example/inboundmail\"\nmax-age-hours = 2\n{extra}"
+            )
+        };
+        let load = |t: &str| {
+            crate::config::GatewayConfig::from_toml(t, std::path::Path::new("/x/earth.toml"))
+                .unwrap()
+        };
+        let hour = 3_600_000u64;
+        // Windows: hour 0-1, then a 14-day blackout, then hour 337-338.
+        let planned = load(&toml(
+            "contacts = \"\"\"\n@ 2027/01/01-00:00:00\na contact +0 +3600 1 2 250000\na contact +1213200 +1216800 1 2 250000\n\"\"\"\nmax-age-cap-days = 30\n",
+        ));
+        let plain = load(&toml(""));
+        let mars = Destination::Remote("mars.example".into());
+        let t0 = 1_798_761_600_000; // 2027-01-01T00:00:00Z
+                                    // One hour up, then the blackout: not old, though 14 days passed.
+        assert!(!too_old(&planned, &mars, t0, t0 + 337 * hour));
+        assert!(too_old(&plain, &mars, t0, t0 + 337 * hour));
+        // Two hours of planned up-time: old.
+        assert!(too_old(&planned, &mars, t0, t0 + 338 * hour));
+        // Received during the blackout: only the next window ages it.
+        assert!(!too_old(&planned, &mars, t0 + 2 * hour, t0 + 338 * hour));
+        // The absolute cap holds whatever the plan.
+        assert!(too_old(
+            &planned,
+            &mars,
+            t0 + 2 * hour,
+            t0 + 2 * hour + 30 * 24 * hour
+        ));
+        assert!(!too_old(&plain, &mars, t0, t0 + hour));
+        assert!(too_old(&plain, &mars, t0, t0 + 2 * hour));
     }
 
     #[test]

@@ -125,11 +125,47 @@ impl Acceptor {
             .as_ref()
             .and_then(|p| p.check_message(envelope, content))
             .map(|r| ("policy", r))
+            .or_else(|| {
+                self.window_refusal(envelope, content)
+                    .map(|r| ("contact plan", r))
+            })
             .or_else(|| self.codec_refusal(envelope, content).map(|r| ("codec", r)))?;
         let (stage, refusal) = refusal;
         Metrics::inc(&self.metrics.smtp_messages_refused);
         tracing::warn!(stage, origin, from = %envelope.reverse_path, reply = %refusal, "message refused");
         Some(refusal)
+    }
+
+    /// `Some(refusal)` when a recipient's route has a contact plan and no
+    /// window still to come can carry a message this large (it would wait
+    /// for ever, then bounce): 552 now, with the largest that fits.
+    fn window_refusal(&self, envelope: &Envelope, content: &[u8]) -> Option<Reply> {
+        let now = crate::queue::now_ms();
+        for r in &envelope.recipients {
+            let domain = domain_of(&r.mailbox).unwrap_or_default();
+            let Some(plan) = self.config.route_for(&domain).and_then(|r| r.plan.as_ref()) else {
+                continue;
+            };
+            let largest = plan
+                .link
+                .windows()
+                .iter()
+                .filter(|w| w.end_ms > now)
+                .map(|w| w.bytes_left(now.max(w.start_ms).saturating_add(w.owlt_ms)))
+                .max()
+                .unwrap_or(0);
+            if content.len() as u64 > largest {
+                return Some(Reply::new(
+                    552,
+                    Some("5.3.4"),
+                    format!(
+                        "no window of the contact plan for {domain} can carry {} bytes (the largest carries {largest})",
+                        content.len()
+                    ),
+                ));
+            }
+        }
+        None
     }
 
     /// `Some(refusal)` when the codec plugin cannot encode the message

@@ -1152,3 +1152,85 @@ async fn fragments_held_before_a_restart_complete_the_adu_after_it() {
     assert_eq!(moon_mta.sink.got.lock().unwrap().len(), 1);
     moon.shutdown(Duration::from_secs(5)).await;
 }
+
+/// With a contact plan the Earth gateway sends nothing while the link is
+/// known down (no attempt, no retry burned), sends within a second or two
+/// of the window opening, and refuses at SMTP time a message no window can
+/// carry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_plan_holds_mail_until_the_window_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let earth_mta = sink(&[]).await;
+    let moon_mta = sink(&[]).await;
+    let moon_port = free_port();
+    // The window opens 4 s after Earth's configuration is loaded, and
+    // carries 20 kB/s for 30 s (600 kB).
+    let planned = earth_toml(moon_port, earth_mta.addr, "").replace(
+        "ca = \"certs/ca.pem\"\n",
+        "ca = \"certs/ca.pem\"\ncontacts = \"a contact +4 +34 1 2 20000\"\n",
+    );
+    let loaded = Instant::now();
+    let earth = start(dir.path(), "earth", &planned).await;
+    let moon = start(
+        dir.path(),
+        "moon",
+        &moon_toml(moon_port, moon_mta.addr, earth.https_addr.unwrap().port()),
+    )
+    .await;
+    let config = RelayConfig::new("mta.earth.example");
+    let d = relay(
+        earth.smtp_addr.unwrap(),
+        &config,
+        &envelope("ops@earth.example", &["ada@moon.example"]),
+        MESSAGE,
+    )
+    .await
+    .unwrap();
+    assert!(d.all_accepted(), "{d:?}");
+    // Larger than the window carries: 552 at once, not a bounce later.
+    let big = [MESSAGE, &vec![b'x'; 700_000], b"\r\n"].concat();
+    let d = relay(
+        earth.smtp_addr.unwrap(),
+        &config,
+        &envelope("ops@earth.example", &["ada@moon.example"]),
+        &big,
+    )
+    .await
+    .unwrap();
+    let reply = d
+        .data_reply
+        .as_ref()
+        .map(|r| r.to_string())
+        .unwrap_or_default();
+    assert!(
+        reply.starts_with("552") && reply.contains("no window of the contact plan"),
+        "{reply}"
+    );
+
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(loaded.elapsed())).await;
+    assert!(
+        moon_mta.sink.got.lock().unwrap().is_empty(),
+        "nothing crosses before the window opens"
+    );
+    assert_eq!(
+        earth.metrics.batch_attempts_failed.load(Ordering::Relaxed),
+        0,
+        "no attempt while the link is known down"
+    );
+    wait_for("the Moon MTA to get the message", 30, || {
+        !moon_mta.sink.got.lock().unwrap().is_empty()
+    })
+    .await;
+    let took = loaded.elapsed();
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(8),
+        "delivered {took:?} after load; the window opened at 4 s"
+    );
+    assert_eq!(
+        earth.metrics.batch_attempts_failed.load(Ordering::Relaxed),
+        0
+    );
+    earth.shutdown(Duration::from_secs(5)).await;
+    moon.shutdown(Duration::from_secs(5)).await;
+}
