@@ -88,8 +88,8 @@ fn prefill(spool: &Path, n: usize, content: &[u8]) -> anyhow::Result<()> {
             origin: "bench prefill".into(),
             message_id: format!("<prefill-{i}@earth.example>"),
         };
-        let dir = queue.join(&id);
-        std::fs::create_dir(&dir)?;
+        let dir = queue.join(deepmail_gateway::queue::shard_of(&id)).join(&id);
+        std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("message.eml"), content)?;
         std::fs::write(dir.join("entry.json"), serde_json::to_vec(&entry)?)?;
     }
@@ -204,9 +204,17 @@ pub(crate) fn run(stages: &Stages, args: QueueBenchArgs) -> anyhow::Result<ExitC
         }
         rows.push(row);
     }
-    // Deleted last, after every measurement: on some file systems a big
-    // delete slows the creation of files for a while.
-    let _ = std::fs::remove_dir_all(&root);
+    // Kept, not deleted: removing hundreds of thousands of files takes
+    // minutes and slows file creation on some file systems for a while.
+    if rows.iter().any(|r| r.queued > 0) {
+        eprintln!(
+            "bench queue: the spools are kept in {} (remove them when convenient: rm -rf {})",
+            root.display(),
+            root.display()
+        );
+    } else {
+        let _ = std::fs::remove_dir_all(&root);
+    }
     let rate = |r: &Row| args.messages as f64 / r.accept.as_secs_f64();
     let base = rate(&rows[0]);
     if args.json {

@@ -192,7 +192,7 @@ fn destination_rows(
             let window = config
                 .route_for(&dest)
                 .and_then(|r| r.plan.as_ref())
-                .and_then(|p| p.link.next(now).copied().map(|w| (p, w)));
+                .and_then(|p| p.link.next(now).map(|w| (p, w)));
             if let Some((plan, w)) = window {
                 let mut room = w.bytes_left(now.max(w.start_ms).saturating_add(w.owlt_ms));
                 let (mut n, mut b) = (0u64, 0u64);

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use deepmail_link::{
-    parse_duration, parse_probability, DirectionConfig, Link, LinkConfig, ParseError, Rate,
-    RelaySpec, DEFAULT_MSS, DEFAULT_QUEUE_LIMIT,
+    parse_duration, parse_probability, DirectionConfig, DownMode, Link, LinkConfig, ParseError,
+    Rate, RelaySpec, Schedule, DEFAULT_MSS, DEFAULT_QUEUE_LIMIT,
 };
 use serde_json::json;
 
@@ -58,6 +58,21 @@ pub(crate) struct LinkArgs {
     /// transmitter is dropped.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_QUEUE_LIMIT)]
     queue_limit: usize,
+    /// A contact plan in ION's syntax (`a contact +START +END FROM TO
+    /// BYTES/S`, `a range ...`): the link is up only in its windows, at
+    /// each window's rate; +relative times count from the link's start and
+    /// are divided by --scale like delays.
+    #[arg(long, value_name = "FILE")]
+    schedule: Option<std::path::PathBuf>,
+    /// The plan's nodes for the up direction (Earth -> far), FROM,TO; down
+    /// is TO,FROM (or the up windows when the plan has none that way).
+    /// Default: the plan's only sender and its only receiver.
+    #[arg(long, value_name = "FROM,TO", requires = "schedule", value_parser = node_pair)]
+    schedule_nodes: Option<(u64, u64)>,
+    /// While a window is closed: `hold` what is handed over until the next
+    /// window (store and forward), or `drop` UDP datagrams (TCP is held).
+    #[arg(long = "down", value_name = "hold|drop", default_value = "hold", requires = "schedule", value_parser = down_mode)]
+    down_mode: DownMode,
     /// Print the counters as a JSON line on stderr every SECS seconds.
     #[arg(long, value_name = "SECS", value_parser = positive_number)]
     stats_interval: Option<f64>,
@@ -133,6 +148,64 @@ fn apply<T: Copy>(
     }
 }
 
+fn node_pair(text: &str) -> Result<(u64, u64), String> {
+    let (a, b) = text
+        .split_once(',')
+        .ok_or_else(|| format!("`{text}` is not FROM,TO node numbers, e.g. 1,2"))?;
+    let n = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("`{s}` is not a node number"))
+    };
+    Ok((n(a)?, n(b)?))
+}
+
+fn down_mode(text: &str) -> Result<DownMode, String> {
+    match text {
+        "hold" => Ok(DownMode::Hold),
+        "drop" => Ok(DownMode::Drop),
+        _ => Err(format!("`{text}` is neither hold nor drop")),
+    }
+}
+
+/// The link's schedule from `--schedule FILE`.
+fn schedule(args: &LinkArgs) -> anyhow::Result<Option<Schedule>> {
+    let Some(path) = &args.schedule else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the schedule {}", path.display()))?;
+    // Relative times count from the link's start (0 here).
+    let plan = deepmail_link::contact_plan::ContactPlan::parse(&text, 0)
+        .with_context(|| format!("{}", path.display()))?;
+    let (from, to) = match args.schedule_nodes {
+        Some(pair) => pair,
+        None => {
+            let mut pairs: Vec<(u64, u64)> = plan.contacts.iter().map(|c| (c.from, c.to)).collect();
+            pairs.sort_unstable();
+            pairs.dedup();
+            let froms: std::collections::BTreeSet<u64> = pairs.iter().map(|p| p.0).collect();
+            match pairs.as_slice() {
+                [one] => *one,
+                [a, b] if a.0 == b.1 && a.1 == b.0 => (a.0.min(a.1), a.0.max(a.1)),
+                _ => anyhow::bail!(
+                    "{}: the plan has contacts between several nodes ({} senders); say which with --schedule-nodes FROM,TO",
+                    path.display(),
+                    froms.len()
+                ),
+            }
+        }
+    };
+    let schedule = Schedule::from_plan(&plan, from, to, args.down_mode);
+    if schedule.up.is_empty() {
+        anyhow::bail!(
+            "{}: no contact from node {from} to node {to} with a rate above 0",
+            path.display()
+        );
+    }
+    Ok(Some(schedule))
+}
+
 fn link_config(args: &LinkArgs) -> LinkConfig {
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -188,7 +261,8 @@ async fn stop_signal(
 pub(crate) fn run(args: LinkArgs) -> anyhow::Result<ExitCode> {
     use tokio::signal::unix::{signal, SignalKind};
 
-    let config = link_config(&args);
+    let mut config = link_config(&args);
+    config.schedule = schedule(&args)?;
     config.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -223,6 +297,7 @@ pub(crate) fn run(args: LinkArgs) -> anyhow::Result<ExitCode> {
                 "seed": config.seed,
                 "mss": config.mss,
                 "queue_limit": config.queue_limit,
+                "schedule": config.schedule,
             });
             println!("{line}");
         } else {
@@ -238,6 +313,15 @@ pub(crate) fn run(args: LinkArgs) -> anyhow::Result<ExitCode> {
             let down = config.down.scaled(config.scale);
             println!("link: up (Earth -> far): {}", describe(&up));
             println!("link: down (far -> Earth): {}", describe(&down));
+            if let Some(s) = &config.schedule {
+                println!(
+                    "link: scheduled: {} up and {} down window(s) from the plan, {:?} while closed (times / {})",
+                    s.up.windows().len(),
+                    s.down.windows().len(),
+                    s.mode,
+                    config.scale
+                );
+            }
             println!(
                 "link: scale {}, seed {}; SIGINT or SIGTERM stops it and prints the totals (JSON, stderr)",
                 config.scale, config.seed

@@ -13,6 +13,13 @@ use std::time::{Duration, Instant};
 
 use common::deepmail;
 
+/// Where message `id` lives in the spool at `spool` (its shard).
+fn message_dir(spool: &Path, id: &str) -> std::path::PathBuf {
+    deepmail_gateway::queue::Queue::open(spool, false)
+        .unwrap()
+        .message_dir(id)
+}
+
 fn config(dir: &Path, extra: &str) -> std::path::PathBuf {
     let path = dir.join("earth.toml");
     std::fs::write(
@@ -122,7 +129,7 @@ fn submit_queues_with_sendmail_exit_codes_and_queue_manages_it() {
     assert_eq!(exim["from"], "ops@earth.example");
     let id = msgs[0]["id"].as_str().unwrap().to_string();
     let content =
-        std::fs::read(dir.path().join("spool/queue").join(&id).join("message.eml")).unwrap();
+        std::fs::read(message_dir(&dir.path().join("spool"), &id).join("message.eml")).unwrap();
     let text = String::from_utf8_lossy(&content);
     assert!(
         text.contains("\r\nSubject: pipe\r\n"),
@@ -316,10 +323,7 @@ fn a_refused_recipient_in_a_bsmtp_batch_becomes_a_dsn_and_the_rest_is_queued() {
     assert_eq!(dsn["from"], "");
     assert_eq!(dsn["to"], serde_json::json!(["ops@earth.example"]));
     let bytes = std::fs::read(
-        dir.path()
-            .join("spool/queue")
-            .join(dsn["id"].as_str().unwrap())
-            .join("message.eml"),
+        message_dir(&dir.path().join("spool"), dsn["id"].as_str().unwrap()).join("message.eml"),
     )
     .unwrap();
     let parsed = deepmail_smtp::dsn::parse_dsn(&bytes).unwrap();

@@ -181,3 +181,95 @@ fn a_taken_port_is_reported() {
     let err = common::fails(&["link", "--tcp", &format!("{port}=127.0.0.1:9")]);
     assert!(err.contains(&port.to_string()), "{err}");
 }
+
+/// `--schedule`: a window of the contact plan opens 60 s into the link's
+/// time (0.6 s at scale 100); TCP bytes sent before it are held and cross
+/// when it opens, UDP datagrams are dropped with `--down drop` while it is
+/// closed and pass once it is open.
+#[test]
+fn a_scheduled_link_holds_tcp_and_drops_udp_until_the_window_opens() {
+    let (tcp_target, udp_target) = (tcp_echo(), udp_echo());
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("moon.ionrc");
+    std::fs::write(
+        &plan,
+        "# Earth (1) and the Moon (2)\na contact +60 +6000 1 2 125000\na contact +60 +6000 2 1 125000\n",
+    )
+    .unwrap();
+    let child = common::deepmail()
+        .arg("link")
+        .args(["--tcp", &format!("127.0.0.1:0={tcp_target}")])
+        .args(["--udp", &format!("127.0.0.1:0={udp_target}")])
+        .args(["--scale", "100", "--down", "drop", "--json"])
+        .arg("--schedule")
+        .arg(&plan)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut link = Running(child);
+    let mut stdout = BufReader::new(link.0.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let start: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    assert_eq!(start["schedule"]["mode"], "drop");
+    assert_eq!(start["schedule"]["up"][0][0], 60_000);
+    let (tcp_relay, udp_relay) = (
+        addr(&start["tcp"][0]["listen"]),
+        addr(&start["udp"][0]["listen"]),
+    );
+
+    // While closed: a UDP datagram is dropped.
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.set_read_timeout(Some(Duration::from_millis(150)))
+        .unwrap();
+    u.send_to(b"early", udp_relay).unwrap();
+    let mut buf = [0u8; 16];
+    assert!(
+        u.recv_from(&mut buf).is_err(),
+        "dropped while the link is down"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(550),
+        "the window opened too soon for this check"
+    );
+
+    // TCP sent while closed is held, and crosses once the window opens.
+    let mut c = TcpStream::connect(tcp_relay).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"held").unwrap();
+    let mut back = [0u8; 4];
+    c.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"held");
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Open now: UDP passes.
+    u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    u.send_to(b"late", udp_relay).unwrap();
+    let (n, _) = u.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"late");
+}
+
+#[test]
+fn a_bad_schedule_names_the_file_and_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("bad.ionrc");
+    std::fs::write(
+        &plan,
+        "a contact +0 +10 1 2 100\na contact +20 +5 1 2 100\n",
+    )
+    .unwrap();
+    let out = common::deepmail()
+        .args(["link", "--tcp", "127.0.0.1:0=127.0.0.1:9", "--schedule"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.ionrc") && err.contains("line 2"), "{err}");
+}

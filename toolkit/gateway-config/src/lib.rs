@@ -190,6 +190,37 @@ impl GatewayConfig {
         })
     }
 
+    /// Takes the contact plans of `fresh` (the same file, read again) into
+    /// this running configuration: every clone sees the new windows at
+    /// once. Returns what changed, and what only a restart can change (a
+    /// route that gained or lost its plan, or a new route).
+    pub fn reload_plans(&self, fresh: &GatewayConfig) -> (Vec<String>, Vec<String>) {
+        let mut reloaded = Vec::new();
+        let mut need_restart = Vec::new();
+        for new in &fresh.routes {
+            let old = self.routes.iter().find(|r| r.domain == new.domain);
+            match (old.and_then(|r| r.plan.as_ref()), &new.plan) {
+                (Some(old), Some(new_plan)) => {
+                    if old != new_plan {
+                        old.link.replace(new_plan.link.read().clone());
+                        reloaded.push(format!(
+                            "{}: {} window(s) from {}",
+                            new.domain,
+                            new_plan.link.read().windows().len(),
+                            new_plan.source
+                        ));
+                    }
+                }
+                (None, None) => {}
+                _ => need_restart.push(format!(
+                    "{}: a route's plan was added or removed (or the route is new)",
+                    new.domain
+                )),
+            }
+        }
+        (reloaded, need_restart)
+    }
+
     /// The route for mail to `domain`: its own, else a parent domain's
     /// `.parent` route, else `*`.
     pub fn route_for(&self, domain: &str) -> Option<&Route> {

@@ -234,8 +234,53 @@ pub struct RoutePlan {
     pub source: String,
     /// The sending node and the receiving node the windows are for.
     pub nodes: (u64, u64),
-    /// The windows of this route's direction.
-    pub link: deepmail_contact_plan::Link,
+    /// The windows of this route's direction; shared by every clone of the
+    /// configuration, so a reload (SIGHUP) reaches every part of a running
+    /// gateway at once.
+    pub link: SharedLink,
+}
+
+/// A [`Link`](deepmail_contact_plan::Link) that can be replaced while in use.
+#[derive(Debug, Clone, Default)]
+pub struct SharedLink(std::sync::Arc<std::sync::RwLock<deepmail_contact_plan::Link>>);
+
+impl PartialEq for SharedLink {
+    fn eq(&self, other: &Self) -> bool {
+        *self.read() == *other.read()
+    }
+}
+impl Eq for SharedLink {}
+
+impl SharedLink {
+    /// A shared copy of `link`.
+    pub fn new(link: deepmail_contact_plan::Link) -> SharedLink {
+        SharedLink(std::sync::Arc::new(std::sync::RwLock::new(link)))
+    }
+
+    /// The link as it is now.
+    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, deepmail_contact_plan::Link> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts `link` in its place, for every holder.
+    pub fn replace(&self, link: deepmail_contact_plan::Link) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = link;
+    }
+
+    /// The window open at `t`.
+    pub fn at(&self, t: u64) -> Option<deepmail_contact_plan::Window> {
+        self.read().at(t).copied()
+    }
+
+    /// The window open at `t`, else the next one.
+    pub fn next(&self, t: u64) -> Option<deepmail_contact_plan::Window> {
+        self.read().next(t).copied()
+    }
+
+    /// Planned up-time within `[a, b)`, ms.
+    pub fn up_ms(&self, a: u64, b: u64) -> u64 {
+        self.read().up_ms(a, b)
+    }
 }
 
 /// A validated gateway configuration.

@@ -659,15 +659,15 @@ fn route_plan(
         .plan_from_node
         .or_else(|| node_id.and_then(ipn_node))
         .or_else(|| {
-            let mut pairs: Vec<(u64, u64)> = plan.contacts.iter().map(|c| (c.from, c.to)).collect();
-            pairs.sort_unstable();
-            pairs.dedup();
-            (pairs.len() == 1).then(|| pairs[0].0)
+            let mut froms: Vec<u64> = plan.contacts.iter().map(|c| c.from).collect();
+            froms.sort_unstable();
+            froms.dedup();
+            (froms.len() == 1).then(|| froms[0])
         })
         .ok_or_else(|| {
             bad(
                 &key("plan-from-node"),
-                "which node of the plan sends on this route? (the plan has several pairs)",
+                "which node of the plan sends on this route? (the plan's contacts have several senders)",
             )
         })?;
     let to = r
@@ -700,6 +700,6 @@ fn route_plan(
     Ok(Some(RoutePlan {
         source,
         nodes: (from, to),
-        link,
+        link: SharedLink::new(link),
     }))
 }

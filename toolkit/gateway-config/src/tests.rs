@@ -305,3 +305,93 @@ fn an_oversized_file_is_refused_before_parsing() {
     let e = load(&text).unwrap_err().to_string();
     assert!(e.contains("at most 1048576"), "{e}");
 }
+
+#[test]
+fn contact_plans_load_and_reload_into_every_clone() {
+    let with = |contacts: &str| {
+        EARTH.replace(
+            "uri = \"https://gw.moon.example/inboundmail\"",
+            &format!("uri = \"https://gw.moon.example/inboundmail\"\ncontacts = \"\"\"\n{contacts}\n\"\"\""),
+        )
+    };
+    let running = load(&with(
+        "@ 2027/01/01-00:00:00\na contact +0 +3600 1 2 1000\na range +0 +3600 1 2 2",
+    ))
+    .unwrap();
+    let plan = running
+        .route_for("moon.example")
+        .unwrap()
+        .plan
+        .clone()
+        .unwrap();
+    assert_eq!(plan.nodes, (1, 2));
+    assert_eq!(plan.source, "inline");
+    let w = plan.link.next(0).unwrap();
+    assert_eq!(
+        (w.start_ms, w.rate, w.owlt_ms),
+        (1_798_761_600_000, 1000, 2000)
+    );
+    // A clone held elsewhere in the gateway sees what a reload brings.
+    let held = running.clone();
+    let fresh = load(&with(
+        "@ 2027/01/01-00:00:00\na contact +7200 +9000 1 2 5000",
+    ))
+    .unwrap();
+    let (reloaded, restart) = running.reload_plans(&fresh);
+    assert_eq!(reloaded.len(), 1, "{reloaded:?}");
+    assert!(restart.is_empty());
+    let link = &held
+        .route_for("moon.example")
+        .unwrap()
+        .plan
+        .as_ref()
+        .unwrap()
+        .link;
+    assert_eq!(
+        link.next(0).unwrap().start_ms,
+        1_798_761_600_000 + 7_200_000
+    );
+    // A plan for a route that had none needs a restart.
+    let (_, restart) = load(EARTH).unwrap().reload_plans(&fresh);
+    assert_eq!(restart.len(), 1);
+
+    let errors = [
+        (with("a contact +0 +10 1 2"), "route[0].contacts", "line 1"),
+        (
+            with("a contact +0 +10 1 2 9\na contact +0 +10 1 3 9"),
+            "route[0].plan-to-node",
+            "several",
+        ),
+        (
+            with("a contact +0 +10 3 2 9\na contact +0 +10 1 2 9"),
+            "route[0].plan-from-node",
+            "several",
+        ),
+        (
+            with("a contact +0 +10 1 2 9").replace("contacts =", "plan-to-node = 7\ncontacts ="),
+            "route[0].contacts",
+            "no contact from node 1 to node 7",
+        ),
+        (
+            with("a contact +0 +10 1 2 9")
+                .replace("contacts =", "contact-plan = \"x.ionrc\"\ncontacts ="),
+            "route[0].contacts",
+            "not both",
+        ),
+        (
+            EARTH.replace(
+                "uri = \"https://gw.moon.example/inboundmail\"",
+                "uri = \"https://gw.moon.example/inboundmail\"\nmax-age-cap-days = 3",
+            ),
+            "route[0].max-age-cap-days",
+            "only with a contact plan",
+        ),
+    ];
+    for (text, key, what) in errors {
+        let e = load(&text).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("`{key}`")) && e.contains(what),
+            "{key}: {e}"
+        );
+    }
+}

@@ -224,7 +224,7 @@ impl Outbound {
         match self.config.route_for(d).and_then(|r| r.plan.as_ref()) {
             None => LinkState::Always,
             Some(plan) => match plan.link.at(now) {
-                Some(w) => LinkState::Open(*w),
+                Some(w) => LinkState::Open(w),
                 None => LinkState::Closed(plan.link.next(now).map(|w| w.start_ms)),
             },
         }

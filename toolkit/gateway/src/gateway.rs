@@ -229,6 +229,13 @@ impl RunningGateway {
             metrics.clone(),
             stop_rx.clone(),
         ));
+        if config.routes.iter().any(|r| r.plan.is_some()) {
+            tasks.spawn(reload_plans_on_hangup(
+                config.clone(),
+                outbound_wake.clone(),
+                stop_rx.clone(),
+            ));
+        }
 
         // SMTP ingress.
         let mut smtp_addr = None;
@@ -419,5 +426,50 @@ impl RunningGateway {
         }
         let stages = self.stages.clone();
         let _ = tokio::task::spawn_blocking(move || stages.maintain_senders(true)).await;
+    }
+}
+
+/// On SIGHUP, reads the configuration file again and takes its routes'
+/// contact plans (the rest of the file needs a restart: said in the log).
+/// A file that no longer loads changes nothing.
+async fn reload_plans_on_hangup(
+    config: Arc<GatewayConfig>,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!(
+            stage = "gateway",
+            "cannot listen for SIGHUP: contact plans are read at start only"
+        );
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            got = hangup.recv() => if got.is_none() { return },
+        }
+        let path = config.source.clone();
+        let fresh = tokio::task::spawn_blocking(move || GatewayConfig::load(&path)).await;
+        match fresh {
+            Ok(Ok(fresh)) => {
+                let (reloaded, restart) = config.reload_plans(&fresh);
+                for r in &reloaded {
+                    tracing::info!(stage = "gateway", plan = %r, "contact plan reloaded");
+                }
+                for r in &restart {
+                    tracing::warn!(stage = "gateway", change = %r, "needs a restart");
+                }
+                if reloaded.is_empty() {
+                    tracing::info!(stage = "gateway", file = %config.source.display(), "SIGHUP: no contact plan changed");
+                }
+                wake.notify_one();
+            }
+            Ok(Err(e)) => {
+                tracing::error!(stage = "gateway", error = %e, "SIGHUP: the configuration does not load; the running plans stay")
+            }
+            Err(e) => tracing::error!(stage = "gateway", error = %e, "SIGHUP: reload failed"),
+        }
     }
 }

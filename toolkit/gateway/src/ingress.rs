@@ -148,6 +148,7 @@ impl Acceptor {
             };
             let largest = plan
                 .link
+                .read()
                 .windows()
                 .iter()
                 .filter(|w| w.end_ms > now)

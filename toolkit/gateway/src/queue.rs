@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! SPOOL/
-//!   queue/<msg_id>/          one message for one destination (appears atomically)
+//!   queue/<shard>/<msg_id>/  one message for one destination (appears atomically);
+//!                            <shard> is one of 256 (`00`..`ff`, a hash of the id)
 //!     message.eml            RFC 5322 content, byte for byte
 //!     entry.json             envelope, destination, received_at, size, sha256, origin
 //!   batches/<batch_id>.json  a batch: its members, attempts, next attempt, last error
@@ -20,6 +21,13 @@
 //! it once and counts it, and everything else flows. A quarantined batch's
 //! members are simply batched again under a new id; a quarantined message
 //! keeps its content for the operator.
+//!
+//! Messages are spread over 256 shard directories, as Exim's
+//! `split_spool_directory` does: with 200,000 messages in one directory,
+//! creating and renaming entries in it cost twice the CPU (measured with
+//! `deepmail bench queue`). A spool written before sharding (messages
+//! directly under `queue/`) is still read, and the gateway moves its
+//! messages into their shards when it opens the queue.
 //!
 //! A message belongs to at most one batch. A batch is written before its
 //! first send and keeps its id across retries and restarts, so the far
@@ -176,6 +184,15 @@ impl Queue {
                 }
             }
         }
+        for shard in 0..SHARDS {
+            let dir = queue.join(format!("{shard:02x}"));
+            if !dir.is_dir() {
+                fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+            }
+        }
+        if owner {
+            migrate_flat(&queue)?;
+        }
         Ok(Queue {
             queue,
             batches,
@@ -240,10 +257,41 @@ impl Queue {
         }
         // Writers wait while the spool is read: what they write lands
         // after, in the new index.
-        let snapshot = self.snapshot()?;
-        *index = Some(Index::from_snapshot(&snapshot));
+        let (built, quarantined) = self.build_index()?;
+        *index = Some(built);
         *seen = mtime;
-        Ok(snapshot.quarantined)
+        Ok(quarantined)
+    }
+
+    /// The index of what the spool holds, read one record at a time (no
+    /// envelope is kept), quarantining what is damaged: the same view as
+    /// [`Queue::snapshot`], in a fraction of its memory.
+    fn build_index(&self) -> Result<(Index, Vec<Quarantined>), SpoolError> {
+        let mut index = Index::default();
+        let mut quarantined = Vec::new();
+        for dir in self.message_dirs()? {
+            match read_json::<QueueEntry>(&dir.join("entry.json")) {
+                Ok(e) => index.add_entry(&e),
+                Err(SpoolError::Damaged { path, detail }) => {
+                    let reason = format!("{} is damaged: {detail}", path.display());
+                    quarantined.push(self.quarantine("queue", &dir, &reason)?);
+                }
+                // No entry.json at all (a removal cut short): moved aside
+                // too, content kept.
+                Err(e) => {
+                    let reason = format!("{} cannot be read: {e}", dir.display());
+                    quarantined.push(self.quarantine("queue", &dir, &reason)?);
+                }
+            }
+        }
+        let (readable, unreadable) = self.read_batches()?;
+        for (path, reason) in unreadable {
+            quarantined.push(self.quarantine("batches", &path, &reason)?);
+        }
+        for b in readable {
+            index.put_batch(b);
+        }
+        Ok((index, quarantined))
     }
 
     /// Adds a message durably and returns its entry. When this returns, the
@@ -274,21 +322,52 @@ impl Queue {
             let _ = fs::remove_dir_all(&work);
             return Err(e);
         }
-        let target = self.queue.join(&id);
+        let shard = self.queue.join(shard_of(&id));
+        let target = shard.join(&id);
         fs::rename(&work, &target).map_err(io_err("rename", &target))?;
-        sync_dir(&self.queue)?;
+        sync_dir(&shard)?;
         self.changed(|i| i.add_entry(&entry));
         Ok(entry)
+    }
+
+    /// The directory of message `id` (valid): in its shard, or directly
+    /// under `queue/` in a spool written before sharding.
+    pub fn message_dir(&self, id: &str) -> PathBuf {
+        let sharded = self.queue.join(shard_of(id)).join(id);
+        if sharded.exists() {
+            return sharded;
+        }
+        let flat = self.queue.join(id);
+        if flat.join("entry.json").exists() {
+            flat
+        } else {
+            sharded
+        }
+    }
+
+    /// Every message directory: in the shards, and any left directly
+    /// under `queue/` (a spool written before sharding).
+    fn message_dirs(&self) -> Result<Vec<PathBuf>, SpoolError> {
+        let mut out = Vec::new();
+        for dirent in fs::read_dir(&self.queue).map_err(io_err("list", &self.queue))? {
+            let dir = dirent.map_err(io_err("list", &self.queue))?.path();
+            if is_shard(&dir) {
+                for inner in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
+                    out.push(inner.map_err(io_err("list", &dir))?.path());
+                }
+            } else if dir.is_dir() {
+                out.push(dir);
+            }
+        }
+        Ok(out)
     }
 
     /// Every queued message, oldest first. Damaged entries are reported,
     /// not skipped silently: they come back as errors with their path.
     pub fn entries(&self) -> Result<Vec<Result<QueueEntry, SpoolError>>, SpoolError> {
         let mut out = Vec::new();
-        for dirent in fs::read_dir(&self.queue).map_err(io_err("list", &self.queue))? {
-            let dir = dirent.map_err(io_err("list", &self.queue))?.path();
-            let path = dir.join("entry.json");
-            out.push(read_json::<QueueEntry>(&path));
+        for dir in self.message_dirs()? {
+            out.push(read_json::<QueueEntry>(&dir.join("entry.json")));
         }
         out.sort_by_key(|e| match e {
             Ok(e) => (e.received_ms, e.id.clone()),
@@ -300,18 +379,18 @@ impl Queue {
     /// One entry.
     pub fn entry(&self, id: &str) -> Result<QueueEntry, SpoolError> {
         valid_id(id)?;
-        read_json(&self.queue.join(id).join("entry.json"))
+        read_json(&self.message_dir(id).join("entry.json"))
     }
 
     /// Whether message `id` is still queued.
     pub fn contains(&self, id: &str) -> bool {
-        valid_id(id).is_ok() && self.queue.join(id).join("entry.json").is_file()
+        valid_id(id).is_ok() && self.message_dir(id).join("entry.json").is_file()
     }
 
     /// A message's content.
     pub fn content(&self, id: &str) -> Result<Vec<u8>, SpoolError> {
         valid_id(id)?;
-        let path = self.queue.join(id).join("message.eml");
+        let path = self.message_dir(id).join("message.eml");
         fs::read(&path).map_err(io_err("read", &path))
     }
 
@@ -319,9 +398,9 @@ impl Queue {
     /// the operator).
     pub fn remove(&self, id: &str) -> Result<(), SpoolError> {
         valid_id(id)?;
-        let dir = self.queue.join(id);
+        let dir = self.message_dir(id);
         let removed = match fs::remove_dir_all(&dir) {
-            Ok(()) => sync_dir(&self.queue),
+            Ok(()) => sync_dir(dir.parent().unwrap_or(&self.queue)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(SpoolError::Io {
                 op: "remove",
@@ -550,6 +629,51 @@ pub struct Snapshot {
     pub quarantined: Vec<Quarantined>,
 }
 
+/// Shard directories under `queue/`.
+const SHARDS: u32 = 256;
+
+/// The shard of message `id`: FNV-1a of the id, modulo 256, in hex.
+pub fn shard_of(id: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in id.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    format!("{:02x}", h % SHARDS)
+}
+
+/// Whether `dir` is a shard directory (two hex digits, no `entry.json`).
+fn is_shard(dir: &Path) -> bool {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        && !dir.join("entry.json").exists()
+}
+
+/// Moves messages a spool written before sharding keeps directly under
+/// `queue/` into their shards (a rename each; a crash half way leaves
+/// both layouts, which are both read).
+fn migrate_flat(queue: &Path) -> Result<(), SpoolError> {
+    let mut moved = false;
+    for dirent in fs::read_dir(queue).map_err(io_err("list", queue))? {
+        let dir = dirent.map_err(io_err("list", queue))?.path();
+        let Some(id) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+            continue;
+        };
+        if is_shard(&dir) || !dir.is_dir() {
+            continue;
+        }
+        let shard = queue.join(shard_of(&id));
+        let target = shard.join(&id);
+        fs::rename(&dir, &target).map_err(io_err("rename", &target))?;
+        sync_dir(&shard)?;
+        moved = true;
+    }
+    if moved {
+        sync_dir(queue)?;
+    }
+    Ok(())
+}
+
 fn valid_id(id: &str) -> Result<(), SpoolError> {
     if crate::spool::is_valid_batch_id(id) {
         Ok(())
@@ -669,18 +793,14 @@ mod tests {
         let e = q
             .enqueue(Destination::Local, env("a@b"), b"x", "t".into())
             .unwrap();
-        fs::write(
-            dir.path().join("queue").join(&e.id).join("entry.json"),
-            b"{",
-        )
-        .unwrap();
+        fs::write(q.message_dir(&e.id).join("entry.json"), b"{").unwrap();
         // A tool (not the owner) sees it as damaged and leaves it alone.
         let tool = Queue::open(dir.path(), false).unwrap();
         let s = tool.snapshot().unwrap();
         assert!(s.entries.is_empty());
         assert_eq!(s.damaged.len(), 1);
         assert!(s.damaged[0].contains("entry.json"), "{}", s.damaged[0]);
-        assert!(dir.path().join("queue").join(&e.id).is_dir());
+        assert!(q.message_dir(&e.id).join("entry.json").is_file());
     }
 
     #[test]
@@ -704,11 +824,7 @@ mod tests {
             b"",
         )
         .unwrap();
-        fs::write(
-            dir.path().join("queue").join(&bad.id).join("entry.json"),
-            b"{\"id\": \"q",
-        )
-        .unwrap();
+        fs::write(q.message_dir(&bad.id).join("entry.json"), b"{\"id\": \"q").unwrap();
 
         let s = q.snapshot().unwrap();
         assert!(s.damaged.is_empty(), "{:?}", s.damaged);
@@ -732,6 +848,33 @@ mod tests {
         let again = q.snapshot().unwrap();
         assert!(again.quarantined.is_empty() && again.damaged.is_empty());
         assert_eq!(again.unbatched[&Destination::Local].len(), 1);
+    }
+
+    /// A spool written before sharding (messages directly under queue/)
+    /// is read by tools as it is, and moved into shards by the gateway.
+    #[test]
+    fn a_flat_spool_is_read_and_moved_into_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), true).unwrap();
+        let e = q
+            .enqueue(Destination::Local, env("a@b"), b"old", "t".into())
+            .unwrap();
+        let sharded = q.message_dir(&e.id);
+        assert_eq!(
+            sharded,
+            dir.path().join("queue").join(shard_of(&e.id)).join(&e.id)
+        );
+        let flat = dir.path().join("queue").join(&e.id);
+        fs::rename(&sharded, &flat).unwrap();
+        let tool = Queue::open(dir.path(), false).unwrap();
+        assert_eq!(tool.content(&e.id).unwrap(), b"old");
+        assert_eq!(tool.snapshot().unwrap().entries.len(), 1);
+        assert!(flat.is_dir(), "a tool moves nothing");
+        let gateway = Queue::open(dir.path(), true).unwrap();
+        assert!(!flat.exists() && sharded.is_dir());
+        assert_eq!(gateway.snapshot().unwrap().entries.len(), 1);
+        gateway.remove(&e.id).unwrap();
+        assert!(gateway.snapshot().unwrap().entries.is_empty());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::DirectionConfig;
+use crate::config::{DirectionConfig, DownMode};
 
 /// When a transmission arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,44 @@ pub(crate) struct Channel {
     queue_limit: usize,
     busy_until: Option<Instant>,
     rng: SplitMix64,
+    windows: Option<Windows>,
+}
+
+/// A direction's contact windows as instants: (opens, closes, bits per
+/// second), in order and disjoint.
+#[derive(Debug, Clone)]
+pub(crate) struct Windows {
+    list: Vec<(Instant, Instant, u64)>,
+    mode: DownMode,
+}
+
+/// How far away "never" is: a transmission no window can carry.
+const NEVER: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+impl Windows {
+    /// The windows of `link` (ms from the link's start, plan rates in
+    /// bytes per second), their times divided by `scale`, from `start`.
+    pub(crate) fn new(
+        link: &deepmail_contact_plan::Link,
+        start: Instant,
+        scale: f64,
+        mode: DownMode,
+    ) -> Windows {
+        let at = |ms: u64| start + Duration::from_secs_f64(ms as f64 / 1000.0 / scale);
+        Windows {
+            list: link
+                .windows()
+                .iter()
+                .map(|w| (at(w.start_ms), at(w.end_ms), w.rate.saturating_mul(8)))
+                .collect(),
+            mode,
+        }
+    }
+
+    fn open_at(&self, t: Instant) -> bool {
+        let i = self.list.partition_point(|w| w.0 <= t);
+        i > 0 && t < self.list[i - 1].1
+    }
 }
 
 impl Channel {
@@ -60,7 +98,14 @@ impl Channel {
             queue_limit,
             busy_until: None,
             rng: SplitMix64::new(seed),
+            windows: None,
         }
+    }
+
+    /// The same channel, up only in `windows`.
+    pub(crate) fn with_windows(mut self, windows: Windows) -> Channel {
+        self.windows = Some(windows);
+        self
     }
 
     /// The one-way delay (scaled).
@@ -70,6 +115,11 @@ impl Channel {
 
     /// A UDP datagram of `len` bytes handed over at `now`.
     pub(crate) fn datagram(&mut self, now: Instant, len: usize) -> Fate {
+        if let Some(w) = &self.windows {
+            if w.mode == DownMode::Drop && !w.open_at(now) {
+                return Fate::Lost;
+            }
+        }
         if let Some(rate) = self.config.rate {
             let backlog = self
                 .busy_until
@@ -108,6 +158,9 @@ impl Channel {
     }
 
     fn serialise(&mut self, now: Instant, len: usize) -> Instant {
+        if self.windows.is_some() {
+            return self.serialise_in_windows(now, len);
+        }
         let Some(rate) = self.config.rate else {
             return now;
         };
@@ -115,6 +168,32 @@ impl Channel {
         let done = start + rate.serialisation_time(len);
         self.busy_until = Some(done);
         done
+    }
+
+    /// Serialisation on a scheduled link: a transmission starts in a
+    /// window, at that window's rate, and only if it ends before the window
+    /// closes; otherwise it waits for the next window it fits in (store and
+    /// forward). One no window can carry leaves "never".
+    fn serialise_in_windows(&mut self, now: Instant, len: usize) -> Instant {
+        let Some(windows) = &self.windows else {
+            return now;
+        };
+        let mut t = self.busy_until.map_or(now, |b| b.max(now));
+        let first = windows.list.partition_point(|w| w.1 <= t);
+        for &(opens, closes, bits) in &windows.list[first..] {
+            t = t.max(opens);
+            let time = if bits == 0 {
+                NEVER
+            } else {
+                crate::config::Rate::bits_per_second(bits).serialisation_time(len)
+            };
+            if t + time <= closes {
+                let done = t + time;
+                self.busy_until = Some(done);
+                return done;
+            }
+        }
+        now + NEVER
     }
 
     fn lost(&mut self) -> bool {
@@ -201,6 +280,56 @@ mod tests {
         let now = Instant::now();
         assert_eq!(arrival(c.datagram(now, 1000)), now + 100 * MS);
         assert_eq!(c.segment(now, 0).at, now + 100 * MS);
+    }
+
+    fn scheduled(mode: DownMode) -> (Channel, Instant) {
+        let start = Instant::now();
+        // Up 100..200 ms and 300..400 ms at 1000 bytes/s (1 byte per ms).
+        let w = |s: u64, e: u64| deepmail_contact_plan::Window {
+            start_ms: s,
+            end_ms: e,
+            rate: 1000,
+            owlt_ms: 0,
+        };
+        let link = deepmail_contact_plan::Link::new(vec![w(100, 200), w(300, 400)]);
+        let c = channel(DirectionConfig::delay(10 * MS))
+            .with_windows(Windows::new(&link, start, 1.0, mode));
+        (c, start)
+    }
+
+    #[test]
+    fn a_closed_window_holds_what_is_sent() {
+        let (mut c, t0) = scheduled(DownMode::Hold);
+        // Handed over before the window: leaves when it opens, at its rate.
+        assert_eq!(c.segment(t0, 10).at, t0 + 120 * MS);
+        // 90 bytes fit what is left of the first window (ends at 200 ms).
+        assert_eq!(c.segment(t0, 90).at, t0 + 210 * MS);
+        // The next byte waits for the second window.
+        assert_eq!(arrival(c.datagram(t0 + 150 * MS, 1)), t0 + 311 * MS);
+        // Too large for any window: never.
+        assert!(c.segment(t0, 150).at > t0 + NEVER / 2);
+        // Scaled: the same plan 10 times faster.
+        let link = deepmail_contact_plan::Link::new(vec![deepmail_contact_plan::Window {
+            start_ms: 1000,
+            end_ms: 2000,
+            rate: 1000,
+            owlt_ms: 0,
+        }]);
+        let mut fast = channel(DirectionConfig::delay(Duration::ZERO)).with_windows(Windows::new(
+            &link,
+            t0,
+            10.0,
+            DownMode::Hold,
+        ));
+        assert_eq!(fast.segment(t0, 0).at, t0 + 100 * MS);
+    }
+
+    #[test]
+    fn a_closed_window_drops_datagrams_in_drop_mode_but_holds_tcp() {
+        let (mut c, t0) = scheduled(DownMode::Drop);
+        assert_eq!(c.datagram(t0 + 50 * MS, 10), Fate::Lost);
+        assert_eq!(arrival(c.datagram(t0 + 150 * MS, 10)), t0 + 170 * MS);
+        assert_eq!(c.segment(t0 + 250 * MS, 10).at, t0 + 320 * MS);
     }
 
     #[test]

@@ -296,6 +296,69 @@ pub struct LinkConfig {
     pub mss: usize,
     /// UDP queue limit in bytes, see [`DEFAULT_QUEUE_LIMIT`].
     pub queue_limit: usize,
+    /// When the link is up (a contact plan); `None`: always. JSON: the
+    /// windows per direction, in ms from the link's start (before `scale`).
+    pub schedule: Option<Schedule>,
+}
+
+/// What a closed window does to traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DownMode {
+    /// Store and forward: what is handed over while the link is down (or
+    /// does not fit the rest of a window) waits for the next window, as
+    /// tiptop's IP forwarders hold packets.
+    #[default]
+    Hold,
+    /// UDP datagrams handed over while the link is down are dropped. TCP is
+    /// still held: this model never loses stream bytes (a split-connection
+    /// proxy holds them).
+    Drop,
+}
+
+/// The windows of each direction, times in ms from the link's start
+/// (unscaled: `scale` divides them like delays). A window's rate (bytes
+/// per second in the plan) replaces the direction's `rate` while it is
+/// open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Schedule {
+    /// Earth → far.
+    #[serde(serialize_with = "windows_json")]
+    pub up: deepmail_contact_plan::Link,
+    /// Far → Earth.
+    #[serde(serialize_with = "windows_json")]
+    pub down: deepmail_contact_plan::Link,
+    /// Hold or drop while down.
+    pub mode: DownMode,
+}
+
+fn windows_json<S: serde::Serializer>(
+    link: &deepmail_contact_plan::Link,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(link.windows().len()))?;
+    for w in link.windows() {
+        seq.serialize_element(&(w.start_ms, w.end_ms, w.rate))?;
+    }
+    seq.end()
+}
+
+impl Schedule {
+    /// The schedule a contact plan gives the link from node `from` to node
+    /// `to` (up) and back (down; the up windows when the plan has none
+    /// that way), relative times counting from the link's start.
+    pub fn from_plan(
+        plan: &deepmail_contact_plan::ContactPlan,
+        from: u64,
+        to: u64,
+        mode: DownMode,
+    ) -> Schedule {
+        let up = plan.link(from, to);
+        let down = plan.link(to, from);
+        let down = if down.is_empty() { up.clone() } else { down };
+        Schedule { up, down, mode }
+    }
 }
 
 impl Default for LinkConfig {
@@ -309,6 +372,7 @@ impl Default for LinkConfig {
             seed: 0,
             mss: DEFAULT_MSS,
             queue_limit: DEFAULT_QUEUE_LIMIT,
+            schedule: None,
         }
     }
 }

@@ -67,8 +67,9 @@ mod tcp;
 mod udp;
 
 pub use crate::config::{
-    parse_duration, parse_probability, ConfigError, DirectionConfig, LinkConfig, ParseError, Rate,
-    RelaySpec, DEFAULT_MSS, DEFAULT_QUEUE_LIMIT,
+    parse_duration, parse_probability, ConfigError, DirectionConfig, DownMode, LinkConfig,
+    ParseError, Rate, RelaySpec, Schedule, DEFAULT_MSS, DEFAULT_QUEUE_LIMIT,
 };
 pub use crate::link::{Link, LinkError};
 pub use crate::stats::{DirectionStats, LinkStats, Protocol, RelayStats};
+pub use deepmail_contact_plan as contact_plan;

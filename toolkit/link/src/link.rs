@@ -9,7 +9,7 @@ use thiserror::Error;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 
-use crate::channel::Channel;
+use crate::channel::{Channel, Windows};
 use crate::config::{ConfigError, LinkConfig};
 use crate::stats::{LinkStats, Protocol, RelayCounters};
 use crate::tcp::run_tcp_relay;
@@ -88,19 +88,31 @@ impl Link {
         let down = config.down.scaled(config.scale);
         let round_trip = up.delay + down.delay;
         let (stop, stop_rx) = watch::channel(false);
+        let mut up = Channel::new(up, round_trip, config.queue_limit, config.seed);
+        let mut down = Channel::new(
+            down,
+            round_trip,
+            config.queue_limit,
+            config.seed ^ DOWN_SEED,
+        );
+        if let Some(schedule) = &config.schedule {
+            let start = tokio::time::Instant::now();
+            up = up.with_windows(Windows::new(
+                &schedule.up,
+                start,
+                config.scale,
+                schedule.mode,
+            ));
+            down = down.with_windows(Windows::new(
+                &schedule.down,
+                start,
+                config.scale,
+                schedule.mode,
+            ));
+        }
         let shared = Arc::new(Shared {
-            up: Mutex::new(Channel::new(
-                up,
-                round_trip,
-                config.queue_limit,
-                config.seed,
-            )),
-            down: Mutex::new(Channel::new(
-                down,
-                round_trip,
-                config.queue_limit,
-                config.seed ^ DOWN_SEED,
-            )),
+            up: Mutex::new(up),
+            down: Mutex::new(down),
             mss: config.mss,
             stop: stop_rx,
         });

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{Batch, Destination, QueueEntry, Snapshot};
+use super::{Batch, Destination, QueueEntry};
 
 /// What the index keeps of a queued message (the envelope stays on disk).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +40,10 @@ pub(crate) struct Index {
 }
 
 impl Index {
-    /// The index of what `snapshot` read from disk.
-    pub(crate) fn from_snapshot(snapshot: &Snapshot) -> Index {
+    /// The index of what `snapshot` read from disk (tests compare the live
+    /// index with it).
+    #[cfg(test)]
+    pub(crate) fn from_snapshot(snapshot: &super::Snapshot) -> Index {
         let mut index = Index::default();
         for e in snapshot.entries.values() {
             index.add_entry(e);
