@@ -7,7 +7,7 @@
 //! age, goes back to its sender as a DSN (RFC 3464). Messages for the
 //! local MTA (DSNs to local senders) are relayed by SMTP.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +34,9 @@ pub struct Outbound {
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
     in_flight: Mutex<HashSet<String>>,
+    /// Batches formed per destination (every fourth starts with the
+    /// oldest message).
+    formed: Mutex<HashMap<Destination, u64>>,
 }
 
 /// What one attempt at a batch came to.
@@ -153,6 +156,7 @@ impl Outbound {
             metrics,
             wake,
             in_flight: Mutex::new(HashSet::new()),
+            formed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -316,7 +320,32 @@ impl Outbound {
                         continue;
                     }
                 }
+                // One batch in four starts with the oldest message, so a
+                // large or low-priority one is never starved by a stream
+                // of small or urgent ones.
+                let oldest = index
+                    .aged
+                    .get(destination)
+                    .and_then(|a| a.first())
+                    .map(|(_, id)| id);
+                let formed_before = self
+                    .formed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(destination)
+                    .copied()
+                    .unwrap_or(0);
+                let oldest = oldest.filter(|_| formed_before % 4 == 3);
+                let mut line = oldest.into_iter().chain(
+                    waiting
+                        .iter()
+                        .map(|p| &p.id)
+                        .filter(|id| Some(*id) != oldest),
+                );
                 let (max_messages, mut max_bytes) = self.batch_limits(destination);
+                // In a window, one batch per pass: the room left shrinks
+                // with every batch sent.
+                let mut one_batch = false;
                 match self.link_state(destination, now) {
                     LinkState::Always => {}
                     LinkState::Closed(opens) => {
@@ -326,10 +355,10 @@ impl Outbound {
                     LinkState::Open(w) => {
                         // No more than can leave (and arrive) before it closes.
                         max_bytes = max_bytes.min(window_room(&w, now));
-                        let first = waiting
-                            .iter()
-                            .next()
-                            .and_then(|(_, id)| index.entries.get(id))
+                        one_batch = true;
+                        let first = oldest
+                            .or_else(|| waiting.first().map(|p| &p.id))
+                            .and_then(|id| index.entries.get(id))
                             .map_or(0, |e| e.bytes);
                         if first > max_bytes {
                             next = next.min(w.end_ms);
@@ -337,9 +366,10 @@ impl Outbound {
                         }
                     }
                 }
+                let formed_now = to_form.len();
                 let mut members = Vec::new();
                 let mut bytes = 0u64;
-                for (_, id) in waiting {
+                for id in line.by_ref() {
                     let size = index.entries.get(id).map_or(0, |e| e.bytes);
                     if !members.is_empty()
                         && (members.len() >= max_messages || bytes + size > max_bytes)
@@ -347,17 +377,24 @@ impl Outbound {
                         to_form.push((destination.clone(), std::mem::take(&mut members)));
                         bytes = 0;
                         free -= 1;
-                        if free == 0 {
+                        if free == 0 || one_batch {
                             break;
                         }
                     }
                     bytes += size;
                     members.push(id.clone());
                 }
-                if !members.is_empty() && free > 0 {
+                if !members.is_empty() && free > 0 && !(one_batch && to_form.len() > formed_now) {
                     to_form.push((destination.clone(), members));
                     free -= 1;
                 }
+                let added = (to_form.len() - formed_now) as u64;
+                *self
+                    .formed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(destination.clone())
+                    .or_insert(0) += added;
             }
         }
         for id in empty {
@@ -384,7 +421,7 @@ impl Outbound {
             let Some(index) = guard.as_ref() else {
                 return;
             };
-            for (destination, waiting) in &index.waiting {
+            for (destination, waiting) in &index.aged {
                 let last_error = index
                     .batches
                     .values()
@@ -567,6 +604,11 @@ impl Outbound {
         let me = self.clone();
         let batch_id = batch.id.clone();
         let created_ms = batch.created_ms;
+        let oldest_received = members
+            .iter()
+            .map(|(e, _)| e.received_ms)
+            .min()
+            .unwrap_or(created_ms);
         let domain = domain.to_string();
         let joined = tokio::task::spawn_blocking(move || {
             let stages = &me.stages;
@@ -583,7 +625,13 @@ impl Outbound {
                 }
             };
             if let Some(bp) = &route.bp {
-                return send_bundles(stages, &route, bp, &batch_id, created_ms, body);
+                // A bundle lives no longer than its message may still wait.
+                let expires = oldest_received.saturating_add(route.max_age_cap.as_millis() as u64);
+                let lifetime = bp
+                    .lifetime
+                    .min(Duration::from_millis(expires.saturating_sub(created_ms)))
+                    .max(Duration::from_secs(1));
+                return send_bundles(stages, &route, bp, &batch_id, created_ms, lifetime, body);
             }
             let hops: Vec<String> = match &route.uri {
                 Some(uri) => vec![uri.clone()],
@@ -696,14 +744,16 @@ pub(crate) fn wit_variant(v: deepmail_bundle::ShaVariant) -> ShaVariant {
 }
 
 /// Fragments the encoded message to the route's MTU (each bundle signed
-/// with a BIB when the route has a key) and hands the bundles to the
-/// tcpcl-sender (blocking).
+/// with a BIB when the route has a key; its lifetime the route's, or what
+/// is left of the message's maximum age if that is less) and hands the
+/// bundles to the tcpcl-sender (blocking).
 fn send_bundles(
     stages: &GatewayStages,
     route: &crate::config::Route,
     bp: &crate::config::BpRoute,
     batch_id: &str,
     created_ms: u64,
+    lifetime: Duration,
     adu: Vec<u8>,
 ) -> Attempt {
     let Some(fragmenter) = &stages.fragmenter else {
@@ -720,7 +770,7 @@ fn send_bundles(
         report_to: "dtn:none".into(),
         creation_time: dtn_ms(created_ms),
         sequence_number: sequence_of(batch_id),
-        lifetime_ms: bp.lifetime.as_millis() as u64,
+        lifetime_ms: lifetime.as_millis() as u64,
         crc,
         block_crc: crc,
         must_not_fragment: false,

@@ -1238,3 +1238,182 @@ async fn a_contact_plan_holds_mail_until_the_window_opens() {
     earth.shutdown(Duration::from_secs(5)).await;
     moon.shutdown(Duration::from_secs(5)).await;
 }
+
+/// A Mars month in 15 seconds: Earth reaches the Moon gateway only through
+/// the link emulator, which plays the same contact plan as Earth's route
+/// (a window at 1-3 s, a blackout, a window at 9-15 s). Mail sent before
+/// the first window crosses in it; mail sent during the blackout waits
+/// (no attempt, no failure) and crosses in the second window; nothing
+/// expires, though the blackout is longer than the route's maximum age
+/// (3.6 s of planned up-time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_waits_out_a_blackout_and_nothing_expires() {
+    use deepmail_link::contact_plan::ContactPlan;
+    use deepmail_link::{DownMode, Link, LinkConfig, Schedule};
+
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let earth_mta = sink(&[]).await;
+    let moon_mta = sink(&[]).await;
+    let moon_port = free_port();
+    let plan = "a contact +1 +3 1 2 1000000\na contact +9 +15 1 2 1000000\n\
+                a contact +1 +3 2 1 1000000\na contact +9 +15 2 1 1000000\n";
+    let schedule = Schedule::from_plan(&ContactPlan::parse(plan, 0).unwrap(), 1, 2, DownMode::Hold);
+    let link = Link::start(LinkConfig {
+        schedule: Some(schedule),
+        ..LinkConfig::with_delay(Duration::from_millis(20)).tcp(
+            "127.0.0.1:0".parse().unwrap(),
+            format!("127.0.0.1:{moon_port}").parse().unwrap(),
+        )
+    })
+    .await
+    .unwrap();
+    let t0 = Instant::now();
+    let across = link.tcp_listen_addrs()[0].port();
+    let earth_text = earth_toml(across, earth_mta.addr, "").replace(
+        "ca = \"certs/ca.pem\"\n",
+        &format!("ca = \"certs/ca.pem\"\nmax-age-hours = 0.001\nplan-from-node = 1\ncontacts = \"\"\"\n{plan}\"\"\"\n"),
+    );
+    let earth = start(dir.path(), "earth", &earth_text).await;
+    let moon = start(
+        dir.path(),
+        "moon",
+        &moon_toml(moon_port, moon_mta.addr, earth.https_addr.unwrap().port()),
+    )
+    .await;
+    let send = |n: u32| {
+        let smtp = earth.smtp_addr.unwrap();
+        async move {
+            let content =
+                format!("Subject: {n}\r\nMessage-ID: <{n}@earth.example>\r\n\r\nhello {n}\r\n");
+            let d = relay(
+                smtp,
+                &RelayConfig::new("mta.earth.example"),
+                &envelope("ops@earth.example", &["ada@moon.example"]),
+                content.as_bytes(),
+            )
+            .await
+            .unwrap();
+            assert!(d.all_accepted(), "{d:?}");
+        }
+    };
+    let got = || moon_mta.sink.got.lock().unwrap().len();
+
+    send(1).await;
+    wait_for("the first message, in the first window", 10, || got() == 1).await;
+    let first = t0.elapsed();
+    assert!(
+        first >= Duration::from_secs(1) && first < Duration::from_secs(3),
+        "{first:?}"
+    );
+
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(t0.elapsed())).await;
+    send(2).await;
+    send(3).await;
+    tokio::time::sleep(Duration::from_secs(8).saturating_sub(t0.elapsed())).await;
+    assert_eq!(got(), 1, "nothing crosses in the blackout");
+    let failed = earth.metrics.batch_attempts_failed.load(Ordering::Relaxed);
+    assert_eq!(failed, 0, "no attempt while the link is known down");
+
+    wait_for("the blackout's mail, in the second window", 20, || {
+        got() == 3
+    })
+    .await;
+    let second = t0.elapsed();
+    assert!(second >= Duration::from_secs(9), "{second:?}");
+    assert_eq!(
+        earth.metrics.messages_returned.load(Ordering::Relaxed),
+        0,
+        "nothing expired"
+    );
+    assert!(
+        earth_mta.sink.got.lock().unwrap().is_empty(),
+        "no DSN came back"
+    );
+    earth.shutdown(Duration::from_secs(5)).await;
+    moon.shutdown(Duration::from_secs(5)).await;
+    link.stop();
+}
+
+/// What leaves first on a scarce link: higher MT-PRIORITY (RFC 6710),
+/// then small before large, and one batch in four for the oldest message
+/// so a large one is not starved. Six messages wait for a window; one
+/// batch of one message at a time crosses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priority_then_size_then_the_oldest_every_fourth_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let earth_mta = sink(&[]).await;
+    let moon_mta = sink(&[]).await;
+    let moon_port = free_port();
+    let text = earth_toml(moon_port, earth_mta.addr, "")
+        .replace(
+            "retry-max-secs = 1\n",
+            "retry-max-secs = 1\nbatch-max-messages = 1\nconcurrency = 1\n",
+        )
+        .replace(
+            "ca = \"certs/ca.pem\"\n",
+            "ca = \"certs/ca.pem\"\ncontacts = \"a contact +3 +600 1 2 100000000\"\n",
+        );
+    let earth = start(dir.path(), "earth", &text).await;
+    let moon = start(
+        dir.path(),
+        "moon",
+        &moon_toml(moon_port, moon_mta.addr, earth.https_addr.unwrap().port()),
+    )
+    .await;
+    let big = format!("{}\r\n", "x".repeat(76)).repeat(1400);
+    for (name, priority, body) in [
+        ("big-old", None, big.as_str()),
+        ("small-a", None, "a"),
+        ("small-b", None, "b"),
+        ("urgent", Some("5"), "u"),
+        ("low", Some("-3"), "l"),
+        ("small-c", None, "c"),
+    ] {
+        let mut env = envelope("ops@earth.example", &["ada@moon.example"]);
+        if let Some(p) = priority {
+            env.mail_params.push(Param::new("MT-PRIORITY", Some(p)));
+        }
+        let content = format!("Subject: {name}\r\n\r\n{body}\r\n");
+        let d = relay(
+            earth.smtp_addr.unwrap(),
+            &RelayConfig::new("mta.earth.example"),
+            &env,
+            content.as_bytes(),
+        )
+        .await
+        .unwrap();
+        assert!(d.all_accepted(), "{d:?}");
+        // Distinct arrival times.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_for("all six on the Moon", 30, || {
+        moon_mta.sink.got.lock().unwrap().len() == 6
+    })
+    .await;
+    let order: Vec<String> = moon_mta
+        .sink
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, c)| deepmail_gateway::queue::header_value(c, "subject").unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        ["urgent", "small-a", "small-b", "big-old", "small-c", "low"]
+    );
+    // The priority crossed the link with the message.
+    let urgent = moon_mta.sink.got.lock().unwrap()[0].0.clone();
+    assert!(
+        urgent
+            .mail_params
+            .iter()
+            .any(|p| p.keyword == "MT-PRIORITY" && p.value.as_deref() == Some("5")),
+        "{:?}",
+        urgent.mail_params
+    );
+    earth.shutdown(Duration::from_secs(5)).await;
+    moon.shutdown(Duration::from_secs(5)).await;
+}

@@ -298,6 +298,8 @@ pub struct Extensions {
     pub enhanced_status_codes: bool,
     /// `SIZE` (RFC 1870): `Some(0)` when offered without a fixed limit.
     pub size: Option<u64>,
+    /// `MT-PRIORITY` (RFC 6710).
+    pub mt_priority: bool,
 }
 
 impl Extensions {
@@ -317,6 +319,7 @@ impl Extensions {
                 "DSN" => ext.dsn = true,
                 "STARTTLS" => ext.starttls = true,
                 "ENHANCEDSTATUSCODES" => ext.enhanced_status_codes = true,
+                "MT-PRIORITY" => ext.mt_priority = true,
                 "SIZE" => {
                     ext.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0));
                 }
@@ -1326,6 +1329,15 @@ fn plan_transaction(
             if clean_value(envid, false) && envid.len() <= 100 {
                 mail.push_str(&format!(" ENVID={envid}"));
             }
+        }
+    }
+    // RFC 6710 §4.1: passed on only to a server that offers it.
+    if ext.mt_priority {
+        if let Some(p) = param(&envelope.mail_params, "MT-PRIORITY")
+            .and_then(|p| p.value.as_deref())
+            .and_then(crate::server::parse_mt_priority)
+        {
+            mail.push_str(&format!(" MT-PRIORITY={p}"));
         }
     }
     mail.push_str("\r\n");

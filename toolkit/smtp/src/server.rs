@@ -495,6 +495,8 @@ impl ServerSession {
             format!("SIZE {}", self.config.max_message_bytes),
             "ENHANCEDSTATUSCODES".into(),
             "DSN".into(),
+            // RFC 6710; no policy name: the default, MIXER.
+            "MT-PRIORITY".into(),
         ];
         if self.config.starttls_available && !self.tls {
             lines.push("STARTTLS".into());
@@ -612,11 +614,16 @@ impl ServerSession {
                         return Err(bad_param("ENVID", "xtext of at most 100 characters"));
                     }
                 }
+                "MT-PRIORITY" => {
+                    if value.and_then(parse_mt_priority).is_none() {
+                        return Err(bad_param("MT-PRIORITY", "a priority from -9 to 9"));
+                    }
+                }
                 _ => {
                     return Err(unknown_param(
                         "MAIL",
                         &p.keyword,
-                        "SIZE BODY SMTPUTF8 RET ENVID",
+                        "SIZE BODY SMTPUTF8 RET ENVID MT-PRIORITY",
                     ))
                 }
             }
@@ -971,6 +978,16 @@ fn check_rcpt_params(params: &[Param]) -> Result<(), Reply> {
         }
     }
     Ok(())
+}
+
+/// An `MT-PRIORITY` value (RFC 6710 §3: `["-" / "+"] DIGIT`), -9 to 9.
+pub fn parse_mt_priority(value: &str) -> Option<i8> {
+    let (sign, digit) = match value.as_bytes() {
+        [b'-', d] => (-1, *d),
+        [b'+', d] | [d] => (1, *d),
+        _ => return None,
+    };
+    digit.is_ascii_digit().then(|| sign * (digit - b'0') as i8)
 }
 
 /// RFC 3461 §4: xtext = *( xchar / "+" 2HEXCHAR ), xchar = %d33-42 / %d44-60
@@ -1355,7 +1372,7 @@ mod tests {
             reply_of(&events[0]).to_wire(),
             b"250-mx.moon.example greets earth.example\r\n250-PIPELINING\r\n250-8BITMIME\r\n\
               250-SMTPUTF8\r\n250-SIZE 1000\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n\
-              250 STARTTLS\r\n"
+              250-MT-PRIORITY\r\n250 STARTTLS\r\n"
         );
         let mut plain = ServerSession::new(&SessionConfig {
             starttls_available: false,
@@ -1422,6 +1439,17 @@ mod tests {
     }
 
     #[test]
+    fn mt_priority_values() {
+        assert_eq!(parse_mt_priority("9"), Some(9));
+        assert_eq!(parse_mt_priority("+4"), Some(4));
+        assert_eq!(parse_mt_priority("-9"), Some(-9));
+        assert_eq!(parse_mt_priority("0"), Some(0));
+        for bad in ["", "10", "-", "+-1", "a", "--1", "١"] {
+            assert_eq!(parse_mt_priority(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn mail_parameters() {
         let cases: &[(&str, &str)] = &[
             ("MAIL FROM:<a@b.example> FOO=1", "555 5.5.4"),
@@ -1439,6 +1467,9 @@ mod tests {
             ("MAIL FROM:<a@b.example> RET=ALL", "501 5.5.4"),
             ("MAIL FROM:<a@b.example> ENVID=a+zz", "501 5.5.4"),
             ("MAIL FROM:<a@b.example> SIZE=1 SIZE=2", "501 5.5.4"),
+            ("MAIL FROM:<a@b.example> MT-PRIORITY=10", "501 5.5.4"),
+            ("MAIL FROM:<a@b.example> MT-PRIORITY=+", "501 5.5.4"),
+            ("MAIL FROM:<a@b.example> MT-PRIORITY", "501 5.5.4"),
             ("MAIL FROM:<a@b.example> =x", "501 5.5.4"),
             ("MAIL FROM:<a@b.example>SIZE=1", "501 5.5.4"),
             ("MAIL FROM:a@b.example", "501 5.5.4"),
@@ -1457,7 +1488,7 @@ mod tests {
         }
         let mut s = ready();
         s.feed(
-            b"MAIL FROM:<a@b.example> body=7bit SIZE=1000 SMTPUTF8 RET=HDRS ENVID=QQ+2B314159\r\n",
+            b"MAIL FROM:<a@b.example> body=7bit SIZE=1000 SMTPUTF8 RET=HDRS ENVID=QQ+2B314159 MT-PRIORITY=-3\r\n",
         );
         let events = drain(&mut s);
         assert_eq!(
@@ -1470,6 +1501,7 @@ mod tests {
                     Param::new("SMTPUTF8", None),
                     Param::new("RET", Some("HDRS")),
                     Param::new("ENVID", Some("QQ+2B314159")),
+                    Param::new("MT-PRIORITY", Some("-3")),
                 ],
             }
         );

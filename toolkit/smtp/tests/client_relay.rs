@@ -606,6 +606,35 @@ async fn esmtp_parameters_follow_the_offer() {
     server.await.unwrap();
 }
 
+/// RFC 6710: MT-PRIORITY goes to a server that offers it (normalised),
+/// never to one that does not (the test above).
+#[tokio::test]
+async fn mt_priority_follows_the_offer() {
+    let ehlo = "250-mx.moon.example\r\n250 MT-PRIORITY\r\n";
+    let mut script = hello(ehlo);
+    script.extend([
+        expect("MAIL FROM:<ann@earth.example> MT-PRIORITY=4"),
+        send("250 ok\r\n"),
+        expect("RCPT TO:<bob@moon.example>"),
+        send("250 ok\r\n"),
+        expect("DATA"),
+        send("354 go\r\n"),
+        Step::Data,
+        send("250 ok\r\n"),
+    ]);
+    let (addr, server) = fake_server(script).await;
+    let mut client = SmtpClient::connect(addr, &config()).await.unwrap();
+    assert!(client.extensions().mt_priority);
+    let mut env = envelope("ann@earth.example", &["bob@moon.example"]);
+    env.mail_params.push(Param::new("MT-PRIORITY", Some("+4")));
+    let d = client
+        .send(&env, b"Subject: x\r\n\r\nhi\r\n")
+        .await
+        .unwrap();
+    assert!(d.all_accepted());
+    server.await.unwrap();
+}
+
 #[tokio::test]
 async fn smtputf8_and_size_refused_locally() {
     let ehlo = "250-mx.moon.example\r\n250-8BITMIME\r\n250 SIZE 10\r\n";

@@ -21,6 +21,56 @@ pub struct Indexed {
     pub bytes: u64,
     /// The batch it is in, if any.
     pub batch: Option<String>,
+    /// Its `MT-PRIORITY` (RFC 6710), -9 to 9; 0 when not given.
+    pub priority: i8,
+}
+
+impl Indexed {
+    /// Where it stands in its destination's line.
+    pub fn place(&self, id: &str) -> Place {
+        Place {
+            rank: -self.priority,
+            class: size_class(self.bytes),
+            received_ms: self.received_ms,
+            id: id.to_string(),
+        }
+    }
+}
+
+/// A waiting message's place in line: higher `MT-PRIORITY` first, then
+/// smaller before larger (by size class), then older first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Place {
+    /// Minus the priority.
+    pub rank: i8,
+    /// [`size_class`] of its size.
+    pub class: u8,
+    /// When it was accepted, Unix ms.
+    pub received_ms: u64,
+    /// Its queue id.
+    pub id: String,
+}
+
+/// Sizes that go ahead of each other: up to 64 KiB (0), 1 MiB (1),
+/// 16 MiB (2), larger (3). Within a class, age decides.
+pub fn size_class(bytes: u64) -> u8 {
+    match bytes {
+        0..=65_536 => 0,
+        65_537..=1_048_576 => 1,
+        1_048_577..=16_777_216 => 2,
+        _ => 3,
+    }
+}
+
+/// The `MT-PRIORITY` of a spooled envelope, 0 when absent or invalid.
+fn priority_of(e: &QueueEntry) -> i8 {
+    e.envelope
+        .mail_parameters
+        .iter()
+        .find(|p| p.keyword.eq_ignore_ascii_case("MT-PRIORITY"))
+        .and_then(|p| p.value.as_deref())
+        .and_then(deepmail_smtp::server::parse_mt_priority)
+        .unwrap_or(0)
 }
 
 /// The index proper.
@@ -28,8 +78,12 @@ pub struct Indexed {
 pub(crate) struct Index {
     /// Every message by id.
     pub(crate) entries: HashMap<String, Indexed>,
-    /// Messages in no batch, per destination, by (received_ms, id).
-    pub(crate) waiting: BTreeMap<Destination, BTreeSet<(u64, String)>>,
+    /// Messages in no batch, per destination, in the order they should
+    /// leave.
+    pub(crate) waiting: BTreeMap<Destination, BTreeSet<Place>>,
+    /// The same messages, per destination, oldest first (expiry, and the
+    /// slot that keeps large or low-priority mail from starving).
+    pub(crate) aged: BTreeMap<Destination, BTreeSet<(u64, String)>>,
     /// Every batch by id (members that are no longer queued left out).
     pub(crate) batches: HashMap<String, Batch>,
     /// (next_attempt_ms, batch id) of every batch.
@@ -58,19 +112,26 @@ impl Index {
         if self.entries.contains_key(&e.id) {
             return;
         }
-        self.entries.insert(
-            e.id.clone(),
-            Indexed {
-                destination: e.destination.clone(),
-                received_ms: e.received_ms,
-                bytes: e.bytes,
-                batch: None,
-            },
-        );
+        let indexed = Indexed {
+            destination: e.destination.clone(),
+            received_ms: e.received_ms,
+            bytes: e.bytes,
+            batch: None,
+            priority: priority_of(e),
+        };
+        self.wait(&e.id, &indexed);
+        self.entries.insert(e.id.clone(), indexed);
+    }
+
+    fn wait(&mut self, id: &str, e: &Indexed) {
         self.waiting
             .entry(e.destination.clone())
             .or_default()
-            .insert((e.received_ms, e.id.clone()));
+            .insert(e.place(id));
+        self.aged
+            .entry(e.destination.clone())
+            .or_default()
+            .insert((e.received_ms, id.to_string()));
     }
 
     pub(crate) fn remove_entry(&mut self, id: &str) {
@@ -83,15 +144,21 @@ impl Index {
                     batch.members.retain(|m| m != id);
                 }
             }
-            None => self.unwait(&e.destination, e.received_ms, id),
+            None => self.unwait(id, &e),
         }
     }
 
-    fn unwait(&mut self, destination: &Destination, received_ms: u64, id: &str) {
-        if let Some(set) = self.waiting.get_mut(destination) {
-            set.remove(&(received_ms, id.to_string()));
+    fn unwait(&mut self, id: &str, e: &Indexed) {
+        if let Some(set) = self.waiting.get_mut(&e.destination) {
+            set.remove(&e.place(id));
             if set.is_empty() {
-                self.waiting.remove(destination);
+                self.waiting.remove(&e.destination);
+            }
+        }
+        if let Some(set) = self.aged.get_mut(&e.destination) {
+            set.remove(&(e.received_ms, id.to_string()));
+            if set.is_empty() {
+                self.aged.remove(&e.destination);
             }
         }
     }
@@ -107,12 +174,11 @@ impl Index {
             let Some(e) = self.entries.get_mut(m) else {
                 continue;
             };
-            if e.batch.is_none() {
-                let (destination, received) = (e.destination.clone(), e.received_ms);
-                e.batch = Some(batch.id.clone());
-                self.unwait(&destination, received, m);
-            } else {
-                e.batch = Some(batch.id.clone());
+            let was_waiting = e.batch.is_none();
+            e.batch = Some(batch.id.clone());
+            if was_waiting {
+                let e = e.clone();
+                self.unwait(m, &e);
             }
         }
         if batch.last_error.is_some() && batch.attempts > 0 {
@@ -138,11 +204,8 @@ impl Index {
             if let Some(e) = self.entries.get_mut(m) {
                 if e.batch.as_deref() == Some(id) {
                     e.batch = None;
-                    let (destination, received) = (e.destination.clone(), e.received_ms);
-                    self.waiting
-                        .entry(destination)
-                        .or_default()
-                        .insert((received, m.clone()));
+                    let e = e.clone();
+                    self.wait(m, &e);
                 }
             }
         }
@@ -178,8 +241,8 @@ mod tests {
         let mut batches: Vec<_> = i.batches.values().collect();
         batches.sort_by(|a, b| a.id.cmp(&b.id));
         format!(
-            "{entries:?}\n{:?}\n{batches:?}\n{:?}",
-            i.waiting, i.schedule
+            "{entries:?}\n{:?}\n{batches:?}\n{:?}\n{:?}",
+            i.waiting, i.schedule, i.aged
         )
     }
 
@@ -220,8 +283,7 @@ mod tests {
                     let waiting = index.as_ref().unwrap().waiting.clone();
                     drop(index);
                     if let Some((d, set)) = waiting.into_iter().next() {
-                        let members: Vec<String> =
-                            set.into_iter().take(3).map(|(_, id)| id).collect();
+                        let members: Vec<String> = set.into_iter().take(3).map(|p| p.id).collect();
                         batches.push(q.new_batch(d, members).unwrap());
                     }
                 }
