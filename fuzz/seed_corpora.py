@@ -8,7 +8,8 @@ seed: Batch SMTP batches for the decoders, bundles for the parser and the
 reassembler (one length-prefixed sequence per reassembly case), DNS
 responses for the answer parser. The protocol sessions and the
 Authentication-Results parser get a few hand-written seeds; the gateway
-configuration loader gets the documented example configurations. Deterministic.
+configuration loader gets the documented example configurations, the contact
+plan parser an ION file and the plans of its tests. Deterministic.
 """
 
 import base64
@@ -94,6 +95,15 @@ def main():
     with open(os.path.join(ROOT, "toolkit", "gateway-config", "src", "tests.rs")) as f:
         for chunk in f.read().split('r#"')[1:]:
             write("gateway_config", chunk.split('"#')[0].encode("utf-8"))
+    # Contact plans: an ION start-up file and the plans in the crate's tests.
+    write("contact_plan",
+          b"1 1 ''\ns\n@ 2026/12/07-00:00:00\na contact +0 +28800 1 2 250000\n"
+          b"a contact +44400 +73200 1 2 250000 0.9\na range +0 +2592000 1 2 750\nm horizon +0\n")
+    with open(os.path.join(ROOT, "toolkit", "contact-plan", "src", "tests.rs")) as f:
+        for chunk in f.read().split('("')[1:]:
+            text = chunk.split('"')[0]
+            if "contact" in text or "range" in text:
+                write("contact_plan", text.encode("utf-8").decode("unicode_escape").encode("utf-8"))
     write("auth_results",
           b"mx.earth.example; spf=pass smtp.mailfrom=a@earth.example; "
           b"dkim=fail (bad sig) header.d=earth.example; dmarc=fail (p=reject) header.from=earth.example")

@@ -94,6 +94,7 @@ pub(crate) struct RelayFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct DeliveryFile {
+    pub(crate) delay_warning_hours: Option<f64>,
     pub(crate) retry_initial_secs: Option<f64>,
     pub(crate) retry_max_secs: Option<f64>,
     pub(crate) max_age_hours: Option<f64>,

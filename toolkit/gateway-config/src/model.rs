@@ -87,6 +87,9 @@ pub struct DeliveryConfig {
     pub timeout: Duration,
     /// Batches in flight at once.
     pub concurrency: usize,
+    /// After this long still queued, the sender gets one `Action: delayed`
+    /// DSN (RFC 3464) saying when the next window opens; `None`: never.
+    pub delay_warning: Option<Duration>,
 }
 
 impl Default for DeliveryConfig {
@@ -99,6 +102,7 @@ impl Default for DeliveryConfig {
             batch_max_bytes: 32 << 20,
             timeout: Duration::from_secs(120),
             concurrency: 4,
+            delay_warning: Some(Duration::from_secs(24 * 3600)),
         }
     }
 }

@@ -277,6 +277,15 @@ pub(crate) fn delivery(d: &DeliveryFile) -> Result<DeliveryConfig, ConfigError> 
         batch_max_bytes: mib("delivery.batch-max-mib", d.batch_max_mib, 32)?,
         timeout: Duration::from_secs(d.timeout_secs.unwrap_or(120).max(1)),
         concurrency: d.concurrency.unwrap_or(defaults.concurrency).clamp(1, 64),
+        delay_warning: match d.delay_warning_hours {
+            Some(0.0) => None,
+            Some(h) => Some(secs(
+                "delivery.delay-warning-hours",
+                Some(h * 3600.0),
+                Duration::ZERO,
+            )?),
+            None => defaults.delay_warning,
+        },
     };
     if delivery.retry_max < delivery.retry_initial {
         return Err(bad(

@@ -33,6 +33,13 @@ fn earth_config_loads_with_defaults() {
     assert!(domain_listed(&smtp.relay_domains, "base.mars.example"));
     assert!(!domain_listed(&smtp.relay_domains, "evil.example"));
     assert_eq!(c.delivery.batch_max_messages, 50);
+    assert_eq!(
+        c.delivery.delay_warning,
+        Some(Duration::from_secs(24 * 3600))
+    );
+    let off = load(&format!("{EARTH}\n[delivery]\ndelay-warning-hours = 0\n")).unwrap();
+    assert_eq!(off.delivery.delay_warning, None);
+    assert!(load(&format!("{EARTH}\n[delivery]\ndelay-warning-hours = -1\n")).is_err());
 }
 
 #[test]

@@ -250,6 +250,7 @@ impl Outbound {
         }
         let now = now_ms();
         self.expire_waiting(now);
+        self.warn_delayed(now);
         let in_flight = self
             .in_flight
             .lock()
@@ -409,6 +410,82 @@ impl Outbound {
             Duration::from_millis(next.saturating_sub(now)).min(Duration::from_secs(1))
         };
         Ok((due, wait))
+    }
+
+    /// Senders of messages queued longer than `[delivery]
+    /// delay-warning-hours` get one `Action: delayed` DSN each (as MTAs'
+    /// delay warnings), saying when the next window opens when the route
+    /// has a plan: at most 64 per call, oldest first. `NOTIFY=` is
+    /// honoured (RFC 3461: `DELAY`, or no `NOTIFY` at all).
+    fn warn_delayed(&self, now: u64) {
+        let Some(after) = self.config.delivery.delay_warning else {
+            return;
+        };
+        let cutoff = now.saturating_sub(after.as_millis() as u64);
+        let due: Vec<String> = {
+            let guard = self.queue.index();
+            let Some(index) = guard.as_ref() else {
+                return;
+            };
+            index
+                .unwarned
+                .iter()
+                .take_while(|(received, _)| *received <= cutoff)
+                .take(64)
+                .map(|(_, id)| id.clone())
+                .collect()
+        };
+        for id in due {
+            let (entry, content) = match (self.queue.entry(&id), self.queue.content(&id)) {
+                (Ok(e), Ok(c)) => (e, c),
+                _ => {
+                    self.queue.remove_from_index(&id);
+                    continue;
+                }
+            };
+            // Only to a sender there is a way back to (a warning is never
+            // a dead letter).
+            let reachable = crate::returns::domain_of(&entry.envelope.reverse_path)
+                .and_then(|d| self.returns.destination_for(&d))
+                .is_some();
+            if reachable {
+                let why = match self.link_state(&entry.destination, now) {
+                    LinkState::Closed(Some(opens)) => format!(
+                        "the link to {} is down until {} (contact plan)",
+                        entry.destination,
+                        crate::spool::rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(opens))
+                    ),
+                    LinkState::Closed(None) => format!(
+                        "the contact plan has no further window to {}",
+                        entry.destination
+                    ),
+                    _ => format!("{} has not taken it yet", entry.destination),
+                };
+                let failures: Vec<(String, Failure)> = entry
+                    .envelope
+                    .forward_paths
+                    .iter()
+                    .map(|f| (f.mailbox.clone(), Failure::delayed(&why)))
+                    .collect();
+                match self
+                    .returns
+                    .return_to_sender(&entry.envelope, &content, &failures, &id)
+                {
+                    Err(e) => {
+                        tracing::error!(stage = "dsn", msg = %id, error = %e, "cannot queue the delay warning; trying again later");
+                        continue;
+                    }
+                    Ok(true) => {
+                        Metrics::inc(&self.metrics.delay_warnings);
+                        tracing::info!(stage = "dsn", msg = %id, to = %entry.destination, reason = %why, "delay warning");
+                    }
+                    Ok(false) => {}
+                }
+            }
+            if let Err(e) = self.queue.mark_warned(&id) {
+                tracing::error!(stage = "queue", msg = %id, error = %e, "cannot record the delay warning");
+            }
+        }
     }
 
     /// Messages still waiting (in no batch, their destination held back by
@@ -573,7 +650,7 @@ impl Outbound {
             .returns
             .return_to_sender(&e.envelope, content, &failures, reference)
         {
-            Ok(()) => {
+            Ok(_) => {
                 Metrics::inc(&self.metrics.messages_returned);
                 let _ = self.queue.remove(&e.id);
                 true

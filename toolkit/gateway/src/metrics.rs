@@ -48,6 +48,7 @@ counters! {
     messages_sent: "messages in batches the next hop accepted",
     messages_returned: "messages returned to their sender (permanent failure or expiry)",
     dsns_generated: "delivery status notifications generated",
+    delay_warnings: "delay warnings (Action: delayed DSNs) sent, one per message at most",
     batches_received: "Batch SMTP objects received and spooled (HTTPS / HTTP/3)",
     messages_received: "messages in the batches received and spooled",
     relay_messages_delivered: "received messages the local MTA accepted for at least one recipient",

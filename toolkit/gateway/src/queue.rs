@@ -227,6 +227,22 @@ impl Queue {
         fs::metadata(&self.marker).and_then(|m| m.modified()).ok()
     }
 
+    /// Records durably that message `id`'s sender had its delay warning
+    /// (a file beside it), so it is sent once, across restarts too.
+    pub fn mark_warned(&self, id: &str) -> Result<(), SpoolError> {
+        valid_id(id)?;
+        let dir = self.message_dir(id);
+        write_synced(&dir.join(WARNED), b"")?;
+        sync_dir(&dir)?;
+        if let Some(index) = self.index().as_mut() {
+            if let Some(e) = index.entries.get(id) {
+                let key = (e.received_ms, id.to_string());
+                index.unwarned.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
     /// Drops `id` from the owner's index (its files are gone or unreadable).
     pub fn remove_from_index(&self, id: &str) {
         if let Some(index) = self.index().as_mut() {
@@ -271,7 +287,7 @@ impl Queue {
         let mut quarantined = Vec::new();
         for dir in self.message_dirs()? {
             match read_json::<QueueEntry>(&dir.join("entry.json")) {
-                Ok(e) => index.add_entry(&e),
+                Ok(e) => index.add_entry_warned(&e, dir.join(WARNED).exists()),
                 Err(SpoolError::Damaged { path, detail }) => {
                     let reason = format!("{} is damaged: {detail}", path.display());
                     quarantined.push(self.quarantine("queue", &dir, &reason)?);
@@ -602,12 +618,18 @@ impl Queue {
                 .or_default()
                 .push(e.clone());
         }
+        let warned = entries
+            .keys()
+            .filter(|id| self.message_dir(id).join(WARNED).exists())
+            .cloned()
+            .collect();
         Ok(Snapshot {
             entries,
             batches,
             unbatched,
             damaged,
             quarantined,
+            warned,
         })
     }
 }
@@ -627,7 +649,12 @@ pub struct Snapshot {
     /// Damaged records this snapshot moved into `quarantine/` (the gateway
     /// only): each is reported once, here.
     pub quarantined: Vec<Quarantined>,
+    /// Messages whose senders had their delay warning.
+    pub warned: HashSet<String>,
 }
+
+/// Beside `entry.json`: the sender had its delay warning.
+const WARNED: &str = "delay-warned";
 
 /// Shard directories under `queue/`.
 const SHARDS: u32 = 256;

@@ -60,6 +60,20 @@ impl Failure {
         }
     }
 
+    /// Still queued after the delay-warning time (`Action: delayed`,
+    /// RFC 3464); `why` says what it waits for.
+    pub fn delayed(why: &str) -> Failure {
+        Failure {
+            action: Action::Delayed,
+            status: "4.4.7".into(),
+            diagnostic: Some(format!(
+                "X-deepmail; not yet delivered, still trying: {why}"
+            )),
+            remote_mta: None,
+            reason: format!("not yet delivered; it stays queued and will be sent: {why}"),
+        }
+    }
+
     /// The far MTA refused the recipient with `reply`.
     pub fn smtp(reply: &deepmail_smtp::Reply, mta: &str) -> Failure {
         let status = reply.enhanced.clone().unwrap_or_else(|| {
@@ -184,14 +198,16 @@ impl Returns {
     /// `envelope` and `content` to its reverse path; `context` (a batch or
     /// queue id) goes into the logs. Keeps the message as a dead letter
     /// when it cannot be returned. `Ok` means the DSN (or the dead letter)
-    /// is durably stored, so the caller may drop the message.
+    /// is durably stored, so the caller may drop the message; its value
+    /// says whether a DSN was queued (not when every recipient's `NOTIFY`
+    /// declined it, nor for a dead letter).
     pub fn return_to_sender(
         &self,
         envelope: &SpooledEnvelope,
         content: &[u8],
         failures: &[(String, Failure)],
         context: &str,
-    ) -> Result<(), SpoolError> {
+    ) -> Result<bool, SpoolError> {
         let smtp = smtp_envelope(envelope);
         if envelope.reverse_path.is_empty() {
             let reasons: Vec<String> = failures
@@ -208,7 +224,7 @@ impl Returns {
                 context,
             );
             Metrics::inc(&self.metrics.dead_letters);
-            return Ok(());
+            return Ok(false);
         }
         let now = SystemTime::now();
         let mut recipients = Vec::new();
@@ -242,7 +258,7 @@ impl Returns {
             });
         }
         if recipients.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let sender = envelope.reverse_path.clone();
         let Some(destination) = domain_of(&sender).and_then(|d| self.destination_for(&d)) else {
@@ -253,7 +269,7 @@ impl Returns {
                 context,
             );
             Metrics::inc(&self.metrics.dead_letters);
-            return Ok(());
+            return Ok(false);
         };
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let message_id = format!(
@@ -306,7 +322,7 @@ impl Returns {
         Metrics::inc(&self.metrics.queue_enqueued);
         tracing::info!(stage = "dsn", context, msg = %entry.id, to = %sender, via = %destination, message_id = %message_id, "DSN queued");
         self.wake.notify_one();
-        Ok(())
+        Ok(true)
     }
 
     /// Keeps a message that cannot be delivered or returned in

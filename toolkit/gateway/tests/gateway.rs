@@ -1417,3 +1417,71 @@ async fn priority_then_size_then_the_oldest_every_fourth_batch() {
     earth.shutdown(Duration::from_secs(5)).await;
     moon.shutdown(Duration::from_secs(5)).await;
 }
+
+/// A message still queued after `delay-warning-hours` gets its sender one
+/// `Action: delayed` DSN saying when the next window opens, and stays
+/// queued; a recipient with `NOTIFY=FAILURE` gets none (RFC 3461).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delay_warning_once_with_the_next_window() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let earth_mta = sink(&[]).await;
+    let moon_port = free_port();
+    let text = earth_toml(moon_port, earth_mta.addr, "delay-warning-hours = 0.0003\n").replace(
+        "ca = \"certs/ca.pem\"\n",
+        "ca = \"certs/ca.pem\"\ncontacts = \"a contact +3600 +7200 1 2 100000\"\n",
+    );
+    let earth = start(dir.path(), "earth", &text).await;
+    let mut quiet = envelope("ops@earth.example", &["bob@moon.example"]);
+    quiet.recipients[0]
+        .params
+        .push(Param::new("NOTIFY", Some("FAILURE")));
+    for env in [envelope("ops@earth.example", &["ada@moon.example"]), quiet] {
+        let d = relay(
+            earth.smtp_addr.unwrap(),
+            &RelayConfig::new("mta.earth.example"),
+            &env,
+            MESSAGE,
+        )
+        .await
+        .unwrap();
+        assert!(d.all_accepted(), "{d:?}");
+    }
+    wait_for("the delay warning", 20, || {
+        !earth_mta.sink.got.lock().unwrap().is_empty()
+    })
+    .await;
+    // Once, and only for ada.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = earth_mta.sink.got.lock().unwrap().clone();
+    assert_eq!(
+        got.len(),
+        1,
+        "one warning: {:?}",
+        got.iter()
+            .map(|(e, c)| (e.clone(), String::from_utf8_lossy(c).into_owned()))
+            .collect::<Vec<_>>()
+    );
+    let (env, dsn) = &got[0];
+    assert_eq!(env.reverse_path, "");
+    assert_eq!(env.recipients[0].mailbox, "ops@earth.example");
+    let parsed = deepmail_smtp::dsn::parse_dsn(dsn).unwrap();
+    assert_eq!(parsed.recipients.len(), 1);
+    assert!(parsed.recipients[0]
+        .final_recipient
+        .ends_with("ada@moon.example"));
+    assert_eq!(
+        parsed.recipients[0].action,
+        deepmail_smtp::dsn::Action::Delayed
+    );
+    assert_eq!(parsed.recipients[0].status, "4.4.7");
+    let text = String::from_utf8_lossy(dsn);
+    assert!(text.contains("is down until"), "{text}");
+    assert_eq!(earth.metrics.delay_warnings.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        queued(&dir.path().join("earth-spool")),
+        2,
+        "both still queued"
+    );
+    earth.shutdown(Duration::from_secs(5)).await;
+}

@@ -88,6 +88,9 @@ pub(crate) struct Index {
     pub(crate) batches: HashMap<String, Batch>,
     /// (next_attempt_ms, batch id) of every batch.
     pub(crate) schedule: BTreeSet<(u64, String)>,
+    /// (received_ms, id) of every message whose sender has not had a
+    /// delay warning yet.
+    pub(crate) unwarned: BTreeSet<(u64, String)>,
     /// Until when new batches to a destination wait, after a temporary
     /// failure (the route is down; the failed batch retries on its own).
     pub(crate) held_until: HashMap<Destination, u64>,
@@ -100,7 +103,7 @@ impl Index {
     pub(crate) fn from_snapshot(snapshot: &super::Snapshot) -> Index {
         let mut index = Index::default();
         for e in snapshot.entries.values() {
-            index.add_entry(e);
+            index.add_entry_warned(e, snapshot.warned.contains(&e.id));
         }
         for b in &snapshot.batches {
             index.put_batch(b.clone());
@@ -109,8 +112,16 @@ impl Index {
     }
 
     pub(crate) fn add_entry(&mut self, e: &QueueEntry) {
+        self.add_entry_warned(e, false);
+    }
+
+    /// Adds `e`; `warned`: its sender already had a delay warning.
+    pub(crate) fn add_entry_warned(&mut self, e: &QueueEntry, warned: bool) {
         if self.entries.contains_key(&e.id) {
             return;
+        }
+        if !warned {
+            self.unwarned.insert((e.received_ms, e.id.clone()));
         }
         let indexed = Indexed {
             destination: e.destination.clone(),
@@ -138,6 +149,7 @@ impl Index {
         let Some(e) = self.entries.remove(id) else {
             return;
         };
+        self.unwarned.remove(&(e.received_ms, id.to_string()));
         match &e.batch {
             Some(b) => {
                 if let Some(batch) = self.batches.get_mut(b) {
@@ -241,8 +253,8 @@ mod tests {
         let mut batches: Vec<_> = i.batches.values().collect();
         batches.sort_by(|a, b| a.id.cmp(&b.id));
         format!(
-            "{entries:?}\n{:?}\n{batches:?}\n{:?}\n{:?}",
-            i.waiting, i.schedule, i.aged
+            "{entries:?}\n{:?}\n{batches:?}\n{:?}\n{:?}\n{:?}",
+            i.waiting, i.schedule, i.aged, i.unwarned
         )
     }
 
