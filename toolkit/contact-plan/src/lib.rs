@@ -386,10 +386,13 @@ impl Link {
             .sum()
     }
 
-    /// The instant at which the link will have been up for `up_ms` since
-    /// `a` (when mail received at `a` has aged `up_ms` of link time), if
-    /// the plan gets there.
+    /// The earliest instant at which the link will have been up for
+    /// `up_ms` since `a` (when mail received at `a` has aged `up_ms` of
+    /// link time), if the plan gets there; `a` itself for 0.
     pub fn after_up(&self, a: u64, up_ms: u64) -> Option<u64> {
+        if up_ms == 0 {
+            return Some(a);
+        }
         let mut left = up_ms;
         let first = self.windows.partition_point(|w| w.end_ms <= a);
         for w in &self.windows[first..] {

@@ -63,6 +63,10 @@ fn link_answers_up_next_and_up_time() {
     assert_eq!(link.after_up(150, 50), Some(200));
     assert_eq!(link.after_up(0, 201), None);
     assert_eq!(w(100, 200).bytes_left(150), 50);
+    // Found by the contact_plan fuzz target: no up-time yet is reached at
+    // once, not at the next window's opening.
+    assert_eq!(link.after_up(250, 0), Some(250));
+    assert_eq!(link.after_up(0, 0), Some(0));
 }
 
 #[test]
@@ -141,6 +145,8 @@ proptest! {
         prop_assert_eq!(link.at(t), linear);
         if let Some(end) = link.after_up(a, up) {
             prop_assert_eq!(link.up_ms(a, end), up);
+            // The earliest such instant.
+            prop_assert!(end == a || link.up_ms(a, end - 1) < up);
         } else {
             prop_assert!(link.up_ms(a, u64::MAX / 2) < up);
         }
