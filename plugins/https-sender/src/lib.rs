@@ -84,16 +84,29 @@ fn target(uri: &str) -> Result<Target<'_>, StageError> {
 struct Settings {
     bearer: Option<String>,
     timeout_ns: u64,
+    /// `gzip` when the host compressed the body.
+    content_encoding: Option<String>,
 }
 
 fn settings(config: &[(String, String)]) -> Result<Settings, StageError> {
     let mut s = Settings {
         bearer: None,
         timeout_ns: 60_000_000_000,
+        content_encoding: None,
     };
     for (key, value) in config {
         match key.as_str() {
             "bearer-token" => s.bearer = Some(value.clone()),
+            // The host compressed the body; say so (RFC 9110 §8.4).
+            "content-encoding" => {
+                if value != "gzip" {
+                    return Err(error(
+                        "invalid-config",
+                        format!("content-encoding `{value}`: only gzip"),
+                    ));
+                }
+                s.content_encoding = Some(value.clone());
+            }
             "timeout-ms" => {
                 let ms: u64 = value.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
                     error(
@@ -168,6 +181,9 @@ impl exports::deepmail::stages::sender::Guest for Plugin {
                     .to_vec(),
             ),
         ];
+        if let Some(encoding) = &settings.content_encoding {
+            headers.push(("content-encoding".into(), encoding.clone().into_bytes()));
+        }
         if let Some(token) = &settings.bearer {
             headers.push((
                 "authorization".into(),

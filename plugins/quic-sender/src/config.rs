@@ -61,6 +61,8 @@ pub struct Settings {
     pub client_identity: Option<ClientIdentity>,
     /// `Authorization: Bearer` token (`bearer-token`).
     pub bearer_token: Option<String>,
+    /// `gzip` when the host compressed the body (`Content-Encoding`).
+    pub content_encoding: Option<String>,
     /// Deadline for the whole delivery (`timeout-ms`, default 20 000: under
     /// the host's per-call limit, which must be raised for deep-space links).
     pub timeout: Duration,
@@ -204,6 +206,7 @@ impl Settings {
             ca_pem: String::new(),
             client_identity: None,
             bearer_token: None,
+            content_encoding: None,
             timeout,
             handshake_timeout: timeout,
             idle_timeout: timeout,
@@ -244,6 +247,14 @@ impl Settings {
                     check_header_value("bearer-token", value)?;
                     bearer_token = Some(value.trim().to_string());
                 }
+                "content-encoding" => {
+                    if value != "gzip" {
+                        return Err(ConfigError(format!(
+                            "content-encoding `{value}`: only gzip"
+                        )));
+                    }
+                    s.content_encoding = Some(value.clone());
+                }
                 "timeout-ms" => timeout = millis(key, value)?,
                 "handshake-timeout-ms" => handshake_timeout = Some(millis(key, value)?),
                 "idle-timeout-ms" => idle_timeout = Some(millis(key, value)?),
@@ -256,7 +267,7 @@ impl Settings {
                 other => {
                     return Err(ConfigError(format!(
                         "quic-sender has no setting `{other}` (it reads connect-to, server-name, \
-                         ca-pem, client-cert-pem, client-key-pem, bearer-token, timeout-ms, handshake-timeout-ms, idle-timeout-ms, \
+                         ca-pem, client-cert-pem, client-key-pem, bearer-token, content-encoding, timeout-ms, handshake-timeout-ms, idle-timeout-ms, \
                          initial-rtt-ms, stream-window, connection-window, initial-window, \
                          keep-alive-ms, zero-rtt)"
                     )))

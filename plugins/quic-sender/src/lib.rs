@@ -174,6 +174,9 @@ pub fn deliver(
     if let Some(a) = authorization.as_deref() {
         fields.push(("authorization", a));
     }
+    if let Some(e) = settings.content_encoding.as_deref() {
+        fields.push(("content-encoding", e));
+    }
 
     let exchange = match Exchange::start(
         Instant::now(),

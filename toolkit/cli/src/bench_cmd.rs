@@ -38,6 +38,9 @@ enum BenchWhat {
     /// CPU per message with 0 to 200,000 messages queued behind a route
     /// that is down.
     Queue(crate::bench_queue::QueueBenchArgs),
+    /// Bytes on the link per message byte with `compress = "gzip"`, on
+    /// CPython's email test messages, attachments and generated mail.
+    Compress(crate::bench_compress::CompressBenchArgs),
 }
 
 #[derive(Args)]
@@ -65,6 +68,7 @@ pub(crate) fn run(stages: &Stages, args: BenchArgs) -> anyhow::Result<ExitCode> 
         BenchWhat::Fragment(a) => crate::bench_fragment::run(stages, a),
         BenchWhat::Link(a) => crate::bench_link::run(stages, a),
         BenchWhat::Queue(a) => crate::bench_queue::run(stages, a),
+        BenchWhat::Compress(a) => crate::bench_compress::run(stages, a),
     }
 }
 

@@ -3,6 +3,7 @@
 //! STAGE=SOURCE` swaps one for your own `.wasm` on any command.
 
 mod bench_cmd;
+mod bench_compress;
 mod bench_fragment;
 mod bench_link;
 mod bench_queue;
@@ -112,7 +113,7 @@ enum Command {
     Receive(receive_cmd::ReceiveArgs),
     /// Generate a test CA, server and client certificates (rcgen).
     Certs(certs_cmd::CertsArgs),
-    /// Measure: `bench gateway` (messages/s, memory), `bench fragment` (fragmenters), `bench link` (latency per transport), `bench queue` (cost of a long queue).
+    /// Measure: `bench gateway` (messages/s, memory), `bench fragment` (fragmenters), `bench link` (latency per transport), `bench queue` (cost of a long queue), `bench compress` (link bytes per message byte).
     Bench(bench_cmd::BenchArgs),
     /// Earth -> Moon through two gateways on this machine, with a delayed link: prints a timeline.
     Demo(demo::DemoArgs),

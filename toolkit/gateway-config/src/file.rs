@@ -45,6 +45,7 @@ pub(crate) struct BpFile {
     pub(crate) max_pending_per_peer_mib: Option<u64>,
     #[serde(default)]
     pub(crate) require_bib: bool,
+    pub(crate) accept_compressed: Option<bool>,
     #[serde(default)]
     pub(crate) bib_keys: BTreeMap<String, PathBuf>,
 }
@@ -133,6 +134,7 @@ pub(crate) struct RouteFile {
     pub(crate) plan_to_node: Option<u64>,
     pub(crate) max_age_hours: Option<f64>,
     pub(crate) max_age_cap_days: Option<f64>,
+    pub(crate) compress: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -198,6 +198,9 @@ pub struct BpConfig {
     pub require_bib: bool,
     /// Keys of the security sources whose BIBs are checked, by source EID.
     pub bib_keys: Vec<(String, SecretKey)>,
+    /// Take gzip-compressed bundle payloads (recognised by their magic
+    /// number; decompressed within `max_adu_bytes` and 100:1).
+    pub accept_compressed: bool,
 }
 
 /// How mail for one domain leaves.
@@ -229,6 +232,9 @@ pub struct Route {
     pub max_age: Duration,
     /// Absolute age limit, whatever the plan (with a plan only).
     pub max_age_cap: Duration,
+    /// gzip what crosses the link (HTTP: `Content-Encoding: gzip`; BP: the
+    /// bundle payload).
+    pub compress: bool,
 }
 
 /// A route's contact plan.

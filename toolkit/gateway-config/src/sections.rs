@@ -405,7 +405,13 @@ pub(crate) fn route(
             "only with a contact plan (without one, max-age-hours is the absolute limit)",
         ));
     }
+    let compress = match r.compress.as_deref() {
+        None | Some("none") => false,
+        Some("gzip") => true,
+        Some(other) => return Err(bad(&key("compress"), format!("`{other}`: gzip or none"))),
+    };
     Ok(Route {
+        compress,
         plan,
         max_age,
         max_age_cap,
@@ -614,6 +620,7 @@ pub(crate) fn bp(
         )?,
         require_bib: b.require_bib,
         bib_keys,
+        accept_compressed: b.accept_compressed.unwrap_or(true),
     })
 }
 

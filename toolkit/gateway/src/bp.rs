@@ -350,16 +350,35 @@ impl BpInbound {
                 return Err(RefuseReason::NotAcceptable);
             }
         };
-        let messages = match self.codec.decode(
-            &adu.adu,
-            DecodeOptions {
-                mode: DecodeMode::Strict,
-            },
-        ) {
+        // A gzip payload (magic 1f 8b; Batch SMTP starts with an ASCII
+        // command): decompressed within the ADU limit and 100:1.
+        let plain = if crate::compress::is_gzip(&adu.adu) {
+            if self.config.accept_compressed {
+                crate::compress::gunzip(&adu.adu, self.config.max_adu_bytes)
+                    .map(std::borrow::Cow::Owned)
+                    .map_err(|e| e.to_string())
+            } else {
+                Err("a gzip-compressed payload, and [bp] accept-compressed = false".to_string())
+            }
+        } else {
+            Ok(std::borrow::Cow::Borrowed(&adu.adu[..]))
+        };
+        let decoded = plain.and_then(|plain| {
+            self.codec
+                .decode(
+                    &plain,
+                    DecodeOptions {
+                        mode: DecodeMode::Strict,
+                    },
+                )
+                .map(|m| (m, plain.into_owned()))
+                .map_err(|e| e.to_string())
+        });
+        let (messages, plain) = match decoded {
             Ok(m) => m,
             Err(e) => {
                 // The sender was told "accepted" for earlier fragments: keep it.
-                tracing::error!(stage = "bp", batch = %batch, error = %e, "ADU is not Batch SMTP; kept in dead-letter/");
+                tracing::error!(stage = "bp", batch = %batch, error = %e, "ADU is not Batch SMTP (or not a payload taken here); kept in dead-letter/, nothing spooled");
                 let dead = self.spool.root().join("dead-letter").join(&batch);
                 let _ = fs::create_dir_all(&dead)
                     .and_then(|()| crate::spool::overwrite_synced(&dead.join("adu.bin"), &adu.adu))
@@ -375,7 +394,7 @@ impl BpInbound {
                 return Ok(());
             }
         };
-        let digest = ring::digest::digest(&ring::digest::SHA256, &adu.adu);
+        let digest = ring::digest::digest(&ring::digest::SHA256, &plain);
         let meta = BatchMeta {
             batch_id: batch.clone(),
             received_at: spool::rfc3339(SystemTime::now()),
@@ -388,7 +407,7 @@ impl BpInbound {
         };
         let outcome = self.spool.store(&NewBatch {
             meta,
-            raw: &adu.adu,
+            raw: &plain,
             messages: &messages,
         });
         match outcome {

@@ -701,6 +701,13 @@ impl Outbound {
                     return Attempt::Permanent(format!("the codec cannot encode the batch: {e}"))
                 }
             };
+            // The far side recognises gzip by its magic number (bundles) or
+            // by Content-Encoding (HTTP, set by the sender from its settings).
+            let body = if route.compress {
+                crate::compress::gzip(&body)
+            } else {
+                body
+            };
             if let Some(bp) = &route.bp {
                 // A bundle lives no longer than its message may still wait.
                 let expires = oldest_received.saturating_add(route.max_age_cap.as_millis() as u64);

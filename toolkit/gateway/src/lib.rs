@@ -28,6 +28,7 @@
 pub mod bp;
 pub use deepmail_gateway_config as config;
 pub mod client;
+pub mod compress;
 pub mod deliver;
 pub mod gateway;
 pub mod ingress;

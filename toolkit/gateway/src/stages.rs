@@ -237,6 +237,9 @@ impl GatewayStages {
         if let Some(token) = &route.token {
             settings.push(("bearer-token".into(), token.clone()));
         }
+        if route.compress {
+            settings.push(("content-encoding".into(), "gzip".into()));
+        }
         let (cert, key_pem) = route.client_identity.clone().unwrap_or_default();
         match route.transport {
             RouteTransport::Https => {

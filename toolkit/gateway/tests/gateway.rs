@@ -964,6 +964,7 @@ async fn one_peer_address_cannot_fill_the_reassembly_store() {
         max_pending_per_peer_bytes: 512 << 10,
         require_bib: false,
         bib_keys: vec![],
+        accept_compressed: true,
     };
     let h = host();
     let codec = deepmail_host::Codec::load(
@@ -1484,4 +1485,177 @@ async fn a_delay_warning_once_with_the_next_window() {
         "both still queued"
     );
     earth.shutdown(Duration::from_secs(5)).await;
+}
+
+/// `compress = "gzip"` on a bp route and on an HTTPS route: the far
+/// gateway recognises the gzip payload (by its magic number; by
+/// `Content-Encoding`), relays the message byte for byte, and the link
+/// carried a fraction of its size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_routes_carry_less_and_deliver_intact() {
+    let text: Vec<u8> = {
+        let mut t = b"From: ops@earth.example\r\nSubject: report\r\n\r\n".to_vec();
+        for i in 0..4000 {
+            t.extend_from_slice(
+                format!("line {i}: all systems nominal, battery at 97 %\r\n").as_bytes(),
+            );
+        }
+        t
+    };
+    let wire_bytes = |spool: &Path| -> u64 {
+        let relayed = spool.join("relayed");
+        let dir = std::fs::read_dir(&relayed)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+        meta["bytes"].as_u64().unwrap()
+    };
+
+    // Bundle Protocol.
+    let dir = tempfile::tempdir().unwrap();
+    let earth_mta = sink(&[]).await;
+    let moon_mta = sink(&[]).await;
+    let moon = start(
+        dir.path(),
+        "moon",
+        &bp_moon_toml("127.0.0.1:0", moon_mta.addr),
+    )
+    .await;
+    let earth_text = bp_earth_toml(moon.tcpcl_addr.unwrap(), earth_mta.addr, "ipn:2.25")
+        .replace("mtu = 65536\n", "mtu = 65536\ncompress = \"gzip\"\n");
+    let earth = start(dir.path(), "earth", &earth_text).await;
+    let d = relay(
+        earth.smtp_addr.unwrap(),
+        &RelayConfig::new("mta"),
+        &envelope("ops@earth.example", &["ada@moon.example"]),
+        &text,
+    )
+    .await
+    .unwrap();
+    assert!(d.all_accepted(), "{d:?}");
+    wait_for("the message on the Moon (bp)", 30, || {
+        !moon_mta.sink.got.lock().unwrap().is_empty()
+    })
+    .await;
+    assert!(moon_mta.sink.got.lock().unwrap()[0].1.ends_with(&text));
+    wait_for("relayed/ (bp)", 30, || {
+        std::fs::read_dir(dir.path().join("moon-spool/relayed")).map_or(0, |d| d.count()) == 1
+    })
+    .await;
+    let bp_wire = wire_bytes(&dir.path().join("moon-spool"));
+    assert!(
+        bp_wire * 5 < text.len() as u64,
+        "{bp_wire} bytes for {}",
+        text.len()
+    );
+    earth.shutdown(Duration::from_secs(5)).await;
+    moon.shutdown(Duration::from_secs(5)).await;
+
+    // HTTPS.
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let moon_port = free_port();
+    let earth_text = earth_toml(moon_port, earth_mta.addr, "").replace(
+        "ca = \"certs/ca.pem\"\n",
+        "ca = \"certs/ca.pem\"\ncompress = \"gzip\"\n",
+    );
+    let earth = start(dir.path(), "earth", &earth_text).await;
+    let moon_mta = sink(&[]).await;
+    let moon = start(
+        dir.path(),
+        "moon",
+        &moon_toml(moon_port, moon_mta.addr, earth.https_addr.unwrap().port()),
+    )
+    .await;
+    let d = relay(
+        earth.smtp_addr.unwrap(),
+        &RelayConfig::new("mta"),
+        &envelope("ops@earth.example", &["ada@moon.example"]),
+        &text,
+    )
+    .await
+    .unwrap();
+    assert!(d.all_accepted(), "{d:?}");
+    wait_for("the message on the Moon (https)", 30, || {
+        !moon_mta.sink.got.lock().unwrap().is_empty()
+    })
+    .await;
+    assert!(moon_mta.sink.got.lock().unwrap()[0].1.ends_with(&text));
+    wait_for("relayed/ (https)", 30, || {
+        std::fs::read_dir(dir.path().join("moon-spool/relayed")).map_or(0, |d| d.count()) == 1
+    })
+    .await;
+    let https_wire = wire_bytes(&dir.path().join("moon-spool"));
+    assert!(
+        https_wire * 5 < text.len() as u64,
+        "{https_wire} bytes for {}",
+        text.len()
+    );
+    earth.shutdown(Duration::from_secs(5)).await;
+    moon.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A gzip bomb in a bundle payload (64 MiB of one byte in 64 KiB) is not
+/// expanded: it goes to dead-letter/ with the reason, nothing is spooled
+/// or relayed; a gateway with `accept-compressed = false` refuses even a
+/// good compressed payload the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compressed_bomb_in_a_bundle_is_refused_and_nothing_spooled() {
+    for accept in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let moon_mta = sink(&[]).await;
+        let tcpcl_port = free_port();
+        let moon_toml = bp_moon_toml(&format!("127.0.0.1:{tcpcl_port}"), moon_mta.addr).replacen(
+            "[bp]\n",
+            &format!("[bp]\naccept-compressed = {accept}\n"),
+            1,
+        );
+        let moon = start(dir.path(), "moon", &moon_toml).await;
+        let addr: SocketAddr = format!("127.0.0.1:{tcpcl_port}").parse().unwrap();
+        let payload = if accept {
+            let mut bomb =
+                b"MAIL FROM:<ops@earth.example>\r\nRCPT TO:<ada@moon.example>\r\nDATA\r\n".to_vec();
+            bomb.resize(64 << 20, b'x');
+            deepmail_gateway::compress::gzip(&bomb)
+        } else {
+            deepmail_gateway::compress::gzip(
+                b"MAIL FROM:<ops@earth.example>\r\nRCPT TO:<ada@moon.example>\r\nDATA\r\nhi\r\n.\r\n",
+            )
+        };
+        let bundles =
+            deepmail_bundle::fragment_adu(&payload, &bundle_spec("ipn:1.0", 7), 60_200).unwrap();
+        let outcome = send_bundles(&tcpcl_sender(addr), addr, bundles).await;
+        assert!(
+            matches!(outcome, deepmail_host::types::Outcome::Delivered(_)),
+            "{outcome:?}"
+        );
+        let dead = dir.path().join("moon-spool/dead-letter");
+        wait_for("the payload in dead-letter/", 10, || {
+            std::fs::read_dir(&dead).map_or(0, |d| d.count()) == 1
+        })
+        .await;
+        let entry = std::fs::read_dir(&dead)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let reason = std::fs::read_to_string(entry.join("reason.txt")).unwrap();
+        let expected = if accept {
+            "expands past"
+        } else {
+            "accept-compressed = false"
+        };
+        assert!(reason.contains(expected), "{reason}");
+        assert!(
+            std::fs::read_dir(dir.path().join("moon-spool/incoming")).map_or(0, |d| d.count()) == 0,
+            "nothing spooled"
+        );
+        assert!(moon_mta.sink.got.lock().unwrap().is_empty());
+        moon.shutdown(Duration::from_secs(5)).await;
+    }
 }

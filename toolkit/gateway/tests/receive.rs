@@ -736,3 +736,66 @@ async fn one_peer_cannot_hold_more_than_its_requests() {
     assert_eq!(status, StatusCode::OK, "{json}");
     server.stop().await;
 }
+
+/// `Content-Encoding: gzip` bodies are decompressed (bounded) and spooled
+/// as the Batch SMTP they carry; a bomb is 413 and an unknown encoding 415,
+/// with nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_bodies_are_taken_and_bombs_refused() {
+    use deepmail_gateway::compress::gzip;
+    let server = Server::start(Options {
+        max_body: Some(1 << 20),
+        ..Options::default()
+    })
+    .await;
+    for version in [HttpVersion::Http1, HttpVersion::Http2, HttpVersion::Http3] {
+        let mut conn = server.connect(version).await;
+        // A bomb: 64 MiB of one line in a 64 KiB body.
+        let mut bomb =
+            b"MAIL FROM:<a@earth.example>\r\nRCPT TO:<b@moon.example>\r\nDATA\r\n".to_vec();
+        bomb.resize(64 << 20, b'x');
+        let mut request = batch(&server, &gzip(&bomb), None, None);
+        request
+            .headers_mut()
+            .insert(http::header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        let (status, json) = post(&mut conn, request).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{version:?}: {json}");
+        assert_eq!(json["code"], "decompressed-too-large");
+        // An encoding not taken here.
+        let mut request = batch(&server, BATCH, None, None);
+        request
+            .headers_mut()
+            .insert(http::header::CONTENT_ENCODING, "br".parse().unwrap());
+        let (status, json) = post(&mut conn, request).await;
+        assert_eq!(
+            status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{version:?}: {json}"
+        );
+        assert_eq!(json["code"], "unsupported-content-encoding");
+        // Not gzip at all, though it says so.
+        let mut request = batch(&server, BATCH, None, None);
+        request
+            .headers_mut()
+            .insert(http::header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        let (status, json) = post(&mut conn, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{version:?}: {json}");
+        assert_eq!(json["code"], "bad-content-encoding");
+        conn.close().await;
+    }
+    assert!(server.spool.list().unwrap().is_empty(), "nothing stored");
+    // The real thing: spooled as the Batch SMTP it carries.
+    let mut conn = server.connect(HttpVersion::Http2).await;
+    let key = sha256_hex(BATCH);
+    let mut request = batch(&server, &gzip(BATCH), Some(&key), None);
+    request
+        .headers_mut()
+        .insert(http::header::CONTENT_ENCODING, "gzip".parse().unwrap());
+    let (status, json) = post(&mut conn, request).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let listed = server.spool.list().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].raw().unwrap(), BATCH);
+    assert_eq!(listed[0].meta.messages, 2);
+    server.stop().await;
+}

@@ -556,6 +556,25 @@ async fn handle_inner<B: BodySource>(
         ));
     }
 
+    // RFC 9110 §8.4: gzip, or none.
+    let gzipped = match head
+        .headers
+        .get(http::header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("" | "identity") => false,
+        Some("gzip" | "x-gzip") => true,
+        Some(other) => {
+            return Err(Refusal::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-content-encoding",
+                format!("Content-Encoding `{other}` is not taken here; send gzip or none"),
+            )
+            .header(http::header::ACCEPT_ENCODING, "gzip"))
+        }
+    };
+
     let key = match head.headers.get("idempotency-key") {
         None => None,
         Some(v) => {
@@ -635,7 +654,28 @@ async fn handle_inner<B: BodySource>(
             ));
         }
     }
-    let raw = buf.freeze();
+    let raw = if gzipped {
+        // Bounded: a decompression bomb is refused before it costs memory.
+        let compressed = buf.freeze();
+        tokio::task::spawn_blocking(move || crate::compress::gunzip(&compressed, max))
+            .await
+            .map_err(|e| internal("decompression task failed", e))?
+            .map_err(|e| match e {
+                crate::compress::DecompressError::TooLarge { .. } => Refusal::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "decompressed-too-large",
+                    e.to_string(),
+                ),
+                crate::compress::DecompressError::Invalid(_) => Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad-content-encoding",
+                    e.to_string(),
+                ),
+            })?
+            .into()
+    } else {
+        buf.freeze()
+    };
 
     // Hash and decode off the async threads: both are CPU-bound.
     let codec = shared.codec.clone();
