@@ -391,6 +391,19 @@ mod tests {
         assert!(e.0.contains("CR"), "{e}");
         let e = Settings::from_config("https://gw/x", &kv(&[("colour", "red")])).unwrap_err();
         assert!(e.0.contains("colour"), "{e}");
+        let base = [("connect-to", "[::1]:443"), ("ca-pem", "PEM")];
+        let s = Settings::from_config(
+            "https://gw/x",
+            &kv(&[base[0], base[1], ("content-encoding", "gzip")]),
+        )
+        .unwrap();
+        assert_eq!(s.content_encoding.as_deref(), Some("gzip"));
+        let e = Settings::from_config(
+            "https://gw/x",
+            &kv(&[base[0], base[1], ("content-encoding", "br")]),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("only gzip"), "{e}");
     }
 
     #[test]
