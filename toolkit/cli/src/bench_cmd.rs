@@ -72,6 +72,53 @@ pub(crate) fn run(stages: &Stages, args: BenchArgs) -> anyhow::Result<ExitCode> 
     }
 }
 
+/// Sends `messages` messages of `size_kib` KiB to `crew<N>@<domain>` over
+/// `connections` SMTP sessions at once (each reused for its share), and
+/// fails on the first refusal: the load of `bench gateway` and `bench queue`.
+pub(crate) async fn smtp_load(
+    smtp: std::net::SocketAddr,
+    messages: usize,
+    connections: usize,
+    size_kib: usize,
+    domain: &str,
+) -> anyhow::Result<()> {
+    let body_line = "The quick brown fox jumps over the lazy dog, in deep space. 0123456789\r\n";
+    let body: String = body_line.repeat((size_kib * 1024).div_ceil(body_line.len()).max(1));
+    let mut senders = tokio::task::JoinSet::new();
+    for c in 0..connections {
+        let share: Vec<usize> = (0..messages).filter(|i| i % connections == c).collect();
+        let body = body.clone();
+        let domain = domain.to_string();
+        senders.spawn(async move {
+            let config = RelayConfig::new("mta.earth.example");
+            let mut client = SmtpClient::connect(smtp, &config).await?;
+            for i in share {
+                let envelope = Envelope {
+                    reverse_path: "ops@earth.example".into(),
+                    mail_params: vec![],
+                    recipients: vec![Recipient {
+                        mailbox: format!("crew{}@{domain}", i % 7),
+                        params: vec![],
+                    }],
+                };
+                let content = format!(
+                    "Message-ID: <bench-{i}@earth.example>\r\nSubject: bench {i}\r\n\r\n{body}"
+                );
+                let d = client.send(&envelope, content.as_bytes()).await?;
+                if !d.all_accepted() {
+                    bail!("message {i} refused: {:?}", d.data_reply);
+                }
+            }
+            let _ = client.quit().await;
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(r) = senders.join_next().await {
+        r??;
+    }
+    Ok(())
+}
+
 /// Peak resident memory of this process (VmHWM), KiB.
 fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -120,36 +167,8 @@ fn gateway(stages: &Stages, args: GatewayBenchArgs) -> anyhow::Result<ExitCode> 
         )
         .await?;
         let earth_smtp = earth.smtp_addr.context("no Earth SMTP address")?;
-        let body_line = "The quick brown fox jumps over the lazy dog, on the Moon. 0123456789\r\n";
-        let body: String = body_line.repeat((args.size_kib * 1024).div_ceil(body_line.len()).max(1));
-
         let started = Instant::now();
-        let mut senders = tokio::task::JoinSet::new();
-        for c in 0..args.connections {
-            let share: Vec<usize> = (0..args.messages).filter(|i| i % args.connections == c).collect();
-            let body = body.clone();
-            senders.spawn(async move {
-                let config = RelayConfig::new("mta.earth.example");
-                let mut client = SmtpClient::connect(earth_smtp, &config).await?;
-                for i in share {
-                    let envelope = Envelope {
-                        reverse_path: "ops@earth.example".into(),
-                        mail_params: vec![],
-                        recipients: vec![Recipient { mailbox: format!("crew{}@moon.example", i % 7), params: vec![] }],
-                    };
-                    let content = format!("Message-ID: <bench-{i}@earth.example>\r\nSubject: bench {i}\r\n\r\n{body}");
-                    let d = client.send(&envelope, content.as_bytes()).await?;
-                    if !d.all_accepted() {
-                        anyhow::bail!("message {i} refused: {:?}", d.data_reply);
-                    }
-                }
-                let _ = client.quit().await;
-                Ok::<_, anyhow::Error>(())
-            });
-        }
-        while let Some(r) = senders.join_next().await {
-            r??;
-        }
+        smtp_load(earth_smtp, args.messages, args.connections, args.size_kib, "moon.example").await?;
         let accepted = started.elapsed();
         let n = args.messages as u64;
         let deadline = Instant::now() + Duration::from_secs(300);

@@ -14,8 +14,6 @@ use clap::Args;
 use deepmail_gateway::queue::{now_ms, Destination, QueueEntry};
 use deepmail_gateway::spool::{SpooledEnvelope, SpooledRecipient};
 use deepmail_gateway::RunningGateway;
-use deepmail_smtp::client::{RelayConfig, SmtpClient};
-use deepmail_smtp::{Envelope, Recipient};
 use serde_json::json;
 
 use crate::demo::write_config;
@@ -151,35 +149,19 @@ pub(crate) fn run(stages: &Stages, args: QueueBenchArgs) -> anyhow::Result<ExitC
             let cpu0 = cpu_time().context("no /proc/self/stat")?;
             let t = Instant::now();
             tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
-            let idle = (cpu_time().unwrap_or(cpu0) - cpu0).as_secs_f64() / t.elapsed().as_secs_f64();
+            let idle =
+                (cpu_time().unwrap_or(cpu0) - cpu0).as_secs_f64() / t.elapsed().as_secs_f64();
 
             let cpu0 = cpu_time().unwrap_or_default();
             let t = Instant::now();
-            let mut senders = tokio::task::JoinSet::new();
-            for c in 0..args.connections {
-                let share: Vec<usize> = (0..args.messages).filter(|i| i % args.connections == c).collect();
-                let body = body.clone();
-                senders.spawn(async move {
-                    let mut client = SmtpClient::connect(smtp, &RelayConfig::new("mta.earth.example")).await?;
-                    for i in share {
-                        let envelope = Envelope {
-                            reverse_path: "ops@earth.example".into(),
-                            mail_params: vec![],
-                            recipients: vec![Recipient { mailbox: format!("crew{}@moon.example", i % 7), params: vec![] }],
-                        };
-                        let content = format!("Message-ID: <bench-{i}@earth.example>\r\nSubject: bench {i}\r\n\r\n{body}");
-                        let d = client.send(&envelope, content.as_bytes()).await?;
-                        if !d.all_accepted() {
-                            bail!("message {i} refused: {:?}", d.data_reply);
-                        }
-                    }
-                    let _ = client.quit().await;
-                    Ok::<_, anyhow::Error>(())
-                });
-            }
-            while let Some(r) = senders.join_next().await {
-                r??;
-            }
+            crate::bench_cmd::smtp_load(
+                smtp,
+                args.messages,
+                args.connections,
+                args.size_kib,
+                "moon.example",
+            )
+            .await?;
             let accept = t.elapsed();
             let cpu = cpu_time().unwrap_or(cpu0) - cpu0;
             let rss_kib = status_kib("VmRSS:").unwrap_or(0);

@@ -6,7 +6,8 @@
 //! ```text
 //! SPOOL/
 //!   queue/<shard>/<msg_id>/  one message for one destination (appears atomically);
-//!                            <shard> is one of 256 (`00`..`ff`, a hash of the id)
+//!                            <shard> is one of 256 (`00`..`ff`, a hash of the id),
+//!                            made when first needed
 //!     message.eml            RFC 5322 content, byte for byte
 //!     entry.json             envelope, destination, received_at, size, sha256, origin
 //!   batches/<batch_id>.json  a batch: its members, attempts, next attempt, last error
@@ -184,12 +185,6 @@ impl Queue {
                 }
             }
         }
-        for shard in 0..SHARDS {
-            let dir = queue.join(format!("{shard:02x}"));
-            if !dir.is_dir() {
-                fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-            }
-        }
         if owner {
             migrate_flat(&queue)?;
         }
@@ -339,6 +334,20 @@ impl Queue {
             return Err(e);
         }
         let shard = self.queue.join(shard_of(&id));
+        // Shards are made as they are first needed (a new shard is
+        // durable before anything is renamed into it).
+        match fs::create_dir(&shard) {
+            Ok(()) => sync_dir(&self.queue)?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                let _ = fs::remove_dir_all(&work);
+                return Err(SpoolError::Io {
+                    op: "create",
+                    path: shard,
+                    error: e,
+                });
+            }
+        }
         let target = shard.join(&id);
         fs::rename(&work, &target).map_err(io_err("rename", &target))?;
         sync_dir(&shard)?;
@@ -690,6 +699,9 @@ fn migrate_flat(queue: &Path) -> Result<(), SpoolError> {
             continue;
         }
         let shard = queue.join(shard_of(&id));
+        if !shard.is_dir() {
+            fs::create_dir(&shard).map_err(io_err("create", &shard))?;
+        }
         let target = shard.join(&id);
         fs::rename(&dir, &target).map_err(io_err("rename", &target))?;
         sync_dir(&shard)?;

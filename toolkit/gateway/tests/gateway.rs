@@ -1487,6 +1487,45 @@ async fn a_delay_warning_once_with_the_next_window() {
     earth.shutdown(Duration::from_secs(5)).await;
 }
 
+/// Relays `text` into `earth`, waits until the Moon's MTA has it intact and
+/// its batch is in `moon_spool/relayed/`, and returns the bytes the batch
+/// took on the link (its `meta.json`).
+async fn relay_and_measure(
+    earth: &RunningGateway,
+    moon_mta: &SinkServer,
+    moon_spool: &Path,
+    text: &[u8],
+) -> u64 {
+    let d = relay(
+        earth.smtp_addr.unwrap(),
+        &RelayConfig::new("mta"),
+        &envelope("ops@earth.example", &["ada@moon.example"]),
+        text,
+    )
+    .await
+    .unwrap();
+    assert!(d.all_accepted(), "{d:?}");
+    wait_for("the message on the Moon", 30, || {
+        !moon_mta.sink.got.lock().unwrap().is_empty()
+    })
+    .await;
+    assert!(moon_mta.sink.got.lock().unwrap()[0].1.ends_with(text));
+    let relayed = moon_spool.join("relayed");
+    wait_for("the batch in relayed/", 30, || {
+        std::fs::read_dir(&relayed).map_or(0, |d| d.count()) == 1
+    })
+    .await;
+    let dir = std::fs::read_dir(&relayed)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+    meta["bytes"].as_u64().unwrap()
+}
+
 /// `compress = "gzip"` on a bp route and on an HTTPS route: the far
 /// gateway recognises the gzip payload (by its magic number; by
 /// `Content-Encoding`), relays the message byte for byte, and the link
@@ -1502,19 +1541,6 @@ async fn compressed_routes_carry_less_and_deliver_intact() {
         }
         t
     };
-    let wire_bytes = |spool: &Path| -> u64 {
-        let relayed = spool.join("relayed");
-        let dir = std::fs::read_dir(&relayed)
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
-        let meta: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
-        meta["bytes"].as_u64().unwrap()
-    };
-
     // Bundle Protocol.
     let dir = tempfile::tempdir().unwrap();
     let earth_mta = sink(&[]).await;
@@ -1528,25 +1554,7 @@ async fn compressed_routes_carry_less_and_deliver_intact() {
     let earth_text = bp_earth_toml(moon.tcpcl_addr.unwrap(), earth_mta.addr, "ipn:2.25")
         .replace("mtu = 65536\n", "mtu = 65536\ncompress = \"gzip\"\n");
     let earth = start(dir.path(), "earth", &earth_text).await;
-    let d = relay(
-        earth.smtp_addr.unwrap(),
-        &RelayConfig::new("mta"),
-        &envelope("ops@earth.example", &["ada@moon.example"]),
-        &text,
-    )
-    .await
-    .unwrap();
-    assert!(d.all_accepted(), "{d:?}");
-    wait_for("the message on the Moon (bp)", 30, || {
-        !moon_mta.sink.got.lock().unwrap().is_empty()
-    })
-    .await;
-    assert!(moon_mta.sink.got.lock().unwrap()[0].1.ends_with(&text));
-    wait_for("relayed/ (bp)", 30, || {
-        std::fs::read_dir(dir.path().join("moon-spool/relayed")).map_or(0, |d| d.count()) == 1
-    })
-    .await;
-    let bp_wire = wire_bytes(&dir.path().join("moon-spool"));
+    let bp_wire = relay_and_measure(&earth, &moon_mta, &dir.path().join("moon-spool"), &text).await;
     assert!(
         bp_wire * 5 < text.len() as u64,
         "{bp_wire} bytes for {}",
@@ -1571,25 +1579,8 @@ async fn compressed_routes_carry_less_and_deliver_intact() {
         &moon_toml(moon_port, moon_mta.addr, earth.https_addr.unwrap().port()),
     )
     .await;
-    let d = relay(
-        earth.smtp_addr.unwrap(),
-        &RelayConfig::new("mta"),
-        &envelope("ops@earth.example", &["ada@moon.example"]),
-        &text,
-    )
-    .await
-    .unwrap();
-    assert!(d.all_accepted(), "{d:?}");
-    wait_for("the message on the Moon (https)", 30, || {
-        !moon_mta.sink.got.lock().unwrap().is_empty()
-    })
-    .await;
-    assert!(moon_mta.sink.got.lock().unwrap()[0].1.ends_with(&text));
-    wait_for("relayed/ (https)", 30, || {
-        std::fs::read_dir(dir.path().join("moon-spool/relayed")).map_or(0, |d| d.count()) == 1
-    })
-    .await;
-    let https_wire = wire_bytes(&dir.path().join("moon-spool"));
+    let https_wire =
+        relay_and_measure(&earth, &moon_mta, &dir.path().join("moon-spool"), &text).await;
     assert!(
         https_wire * 5 < text.len() as u64,
         "{https_wire} bytes for {}",
