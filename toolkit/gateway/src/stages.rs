@@ -120,14 +120,26 @@ impl GatewayStages {
             None
         };
         let sender_https = source(config, Stage::Sender)?;
+        let sender_h3 = PluginSource::Builtin("quic-sender".into());
+        let sender_bp = PluginSource::Builtin("tcpcl-sender".into());
+        // Compile the senders the routes use now, not on the first message.
+        for (transport, source) in [
+            (RouteTransport::Https, &sender_https),
+            (RouteTransport::H3, &sender_h3),
+            (RouteTransport::Bp, &sender_bp),
+        ] {
+            if config.routes.iter().any(|r| r.transport == transport) {
+                host.prepare(source)?;
+            }
+        }
         Ok(GatewayStages {
             host,
             codec,
             resolver,
             fragmenter,
             sender_https,
-            sender_h3: PluginSource::Builtin("quic-sender".into()),
-            sender_bp: PluginSource::Builtin("tcpcl-sender".into()),
+            sender_h3,
+            sender_bp,
             node_id: config
                 .bp
                 .as_ref()

@@ -110,6 +110,36 @@ impl Host {
         &self.inner.config
     }
 
+    /// Compiles `source` now (through the disk cache), so that loading it
+    /// later, with whatever network grant, only instantiates it: a gateway
+    /// prepares its senders at start, and its first message does not wait
+    /// for a compiler.
+    pub fn prepare(&self, source: &PluginSource) -> Result<(), LoadError> {
+        self.compiled_component(source).map(|_| ())
+    }
+
+    fn compiled_component(&self, source: &PluginSource) -> Result<(Component, usize), LoadError> {
+        let cached = self
+            .inner
+            .compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(source)
+            .cloned();
+        if let Some(c) = cached {
+            return Ok(c);
+        }
+        let bytes = source.bytes()?;
+        let component = self.compile(source, &bytes)?;
+        let entry = (component, bytes.len());
+        self.inner
+            .compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(source.clone(), entry.clone());
+        Ok(entry)
+    }
+
     /// Loads (once) the plugin `source` as the `stage` stage, with the
     /// network access in `network` (none when `None`).
     pub(crate) fn load(
@@ -128,27 +158,7 @@ impl Host {
         {
             return Ok(p.clone());
         }
-        let cached = self
-            .inner
-            .compiled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(source)
-            .cloned();
-        let (component, size) = match cached {
-            Some(c) => c,
-            None => {
-                let bytes = source.bytes()?;
-                let component = self.compile(source, &bytes)?;
-                let entry = (component, bytes.len());
-                self.inner
-                    .compiled
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(source.clone(), entry.clone());
-                entry
-            }
-        };
+        let (component, size) = self.compiled_component(source)?;
         let plugin = Arc::new(LoadedPlugin::new(
             self,
             source.clone(),
