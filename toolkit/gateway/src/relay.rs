@@ -37,6 +37,9 @@ pub struct RelayResult {
     pub deferred: Vec<String>,
     /// One line for the logs.
     pub summary: String,
+    /// Whether the MTA offered DSN (RFC 3461): then it reports success
+    /// itself, and `NOTIFY` was passed on to it.
+    pub mta_offers_dsn: bool,
 }
 
 /// The session with the MTA could not be used at all.
@@ -46,6 +49,40 @@ pub struct RelayFailure {
     pub transient: bool,
     /// What happened.
     pub message: String,
+}
+
+/// The `relayed` reports owed for `result`'s accepted recipients that asked
+/// for `NOTIFY=SUCCESS`, when the MTA does not offer DSN (when it does, it
+/// was told and reports itself). `return_to_sender` then applies `NOTIFY`.
+pub fn success_reports(
+    envelope: &SpooledEnvelope,
+    result: &RelayResult,
+    mta: &str,
+) -> Vec<(String, Failure)> {
+    if result.mta_offers_dsn {
+        return Vec::new();
+    }
+    result
+        .accepted
+        .iter()
+        .filter(|r| {
+            envelope
+                .forward_paths
+                .iter()
+                .find(|f| &f.mailbox == *r)
+                .and_then(|f| {
+                    f.parameters
+                        .iter()
+                        .find(|p| p.keyword.eq_ignore_ascii_case("NOTIFY"))
+                })
+                .and_then(|p| p.value.as_deref())
+                .is_some_and(|v| {
+                    v.split(',')
+                        .any(|k| k.trim().eq_ignore_ascii_case("SUCCESS"))
+                })
+        })
+        .map(|r| (r.clone(), Failure::relayed(mta)))
+        .collect()
 }
 
 /// Hands one message to the local MTA with its envelope.
@@ -62,13 +99,21 @@ pub async fn relay_message(
         ..client::RelayConfig::new(relay.helo.clone())
     };
     let smtp = smtp_envelope(envelope);
-    let delivery = client::relay(relay.smtp, &config, &smtp, content)
+    let failure = |e: client::RelayError| RelayFailure {
+        transient: e.is_transient(),
+        message: format!("relay to {}: {e}", relay.smtp),
+    };
+    let mut session = client::SmtpClient::connect(relay.smtp, &config)
         .await
-        .map_err(|e| RelayFailure {
-            transient: e.is_transient(),
-            message: format!("relay to {}: {e}", relay.smtp),
-        })?;
-    let mut result = RelayResult::default();
+        .map_err(failure)?;
+    let mta_offers_dsn = session.extensions().dsn;
+    let delivery = session.send(&smtp, content).await;
+    let _ = session.quit().await;
+    let delivery = delivery.map_err(failure)?;
+    let mut result = RelayResult {
+        mta_offers_dsn,
+        ..RelayResult::default()
+    };
     for r in delivery.recipients {
         if r.accepted {
             result.accepted.push(r.recipient.mailbox);
@@ -336,6 +381,15 @@ impl Inbound {
                     .return_to_sender(&envelope, &content, &failures, id)
                     .map_err(|e| format!("cannot queue the DSN: {e}"))?;
             }
+            // NOTIFY=SUCCESS (RFC 3461 §5.2.2): an MTA that offers DSN got
+            // the NOTIFY and reports delivery itself; to one that does not,
+            // this gateway reports "relayed".
+            let relayed = success_reports(&envelope, &result, &self.relay.smtp.to_string());
+            if !relayed.is_empty() {
+                self.returns
+                    .return_to_sender(&envelope, &content, &relayed, id)
+                    .map_err(|e| format!("cannot queue the DSN: {e}"))?;
+            }
             progress.settled.extend(result.accepted);
             progress
                 .settled
@@ -364,4 +418,53 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::{SpooledParam, SpooledRecipient};
+
+    /// RFC 3461: a relayed report for NOTIFY=SUCCESS recipients only, and
+    /// only when the MTA does not offer DSN (when it does it was told).
+    #[test]
+    fn success_is_reported_as_relayed_only_past_a_non_dsn_mta() {
+        let rcpt = |m: &str, notify: Option<&str>| SpooledRecipient {
+            mailbox: m.into(),
+            parameters: notify
+                .map(|n| {
+                    vec![SpooledParam {
+                        keyword: "NOTIFY".into(),
+                        value: Some(n.into()),
+                    }]
+                })
+                .unwrap_or_default(),
+        };
+        let envelope = SpooledEnvelope {
+            reverse_path: "ops@earth.example".into(),
+            mail_parameters: vec![],
+            forward_paths: vec![
+                rcpt("a@moon.example", Some("SUCCESS,FAILURE")),
+                rcpt("b@moon.example", Some("FAILURE")),
+                rcpt("c@moon.example", None),
+                rcpt("d@moon.example", Some("success")),
+            ],
+        };
+        let mut result = RelayResult {
+            accepted: vec![
+                "a@moon.example".into(),
+                "b@moon.example".into(),
+                "c@moon.example".into(),
+            ],
+            refused: vec![("d@moon.example".into(), Reply::new(550, None, "no"))],
+            ..RelayResult::default()
+        };
+        let reports = success_reports(&envelope, &result, "127.0.0.1:25");
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].0, "a@moon.example");
+        assert_eq!(reports[0].1.action, deepmail_smtp::dsn::Action::Relayed);
+        assert_eq!(reports[0].1.status, "2.0.0");
+        result.mta_offers_dsn = true;
+        assert!(success_reports(&envelope, &result, "127.0.0.1:25").is_empty());
+    }
 }

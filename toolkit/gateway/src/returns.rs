@@ -20,10 +20,11 @@ use crate::metrics::Metrics;
 use crate::queue::{Destination, Queue};
 use crate::spool::{SpoolError, SpooledEnvelope, SpooledRecipient};
 
-/// Why a recipient failed.
+/// What a DSN says of one recipient: why it failed, is delayed, or was
+/// relayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// `failed` or `delayed`.
+    /// `failed`, `delayed` or `relayed`.
     pub action: Action,
     /// RFC 3463 status, e.g. `5.1.1`.
     pub status: String,
@@ -71,6 +72,20 @@ impl Failure {
             )),
             remote_mta: None,
             reason: format!("not yet delivered; it stays queued and will be sent: {why}"),
+        }
+    }
+
+    /// Handed to an MTA that does not offer DSN (`Action: relayed`, RFC
+    /// 3464 §2.3.3): no further report will come.
+    pub fn relayed(mta: &str) -> Failure {
+        Failure {
+            action: Action::Relayed,
+            status: "2.0.0".into(),
+            diagnostic: None,
+            remote_mta: Some(mta.to_string()),
+            reason: format!(
+                "relayed to {mta}, which does not offer delivery status notifications; no further report will come"
+            ),
         }
     }
 
