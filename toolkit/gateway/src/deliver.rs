@@ -343,10 +343,11 @@ impl Outbound {
                         .map(|p| &p.id)
                         .filter(|id| Some(*id) != oldest),
                 );
-                let (max_messages, mut max_bytes) = self.batch_limits(destination);
-                // In a window, one batch per pass: the room left shrinks
-                // with every batch sent.
-                let mut one_batch = false;
+                let (max_messages, max_bytes) = self.batch_limits(destination);
+                // In a window: what can still leave and arrive before it
+                // closes, less what is already on its way; batches fill it
+                // (the link kept full), the rest waits for the next window.
+                let mut room: Option<u64> = None;
                 match self.link_state(destination, now) {
                     LinkState::Always => {}
                     LinkState::Closed(opens) => {
@@ -354,17 +355,24 @@ impl Outbound {
                         continue;
                     }
                     LinkState::Open(w) => {
-                        // No more than can leave (and arrive) before it closes.
-                        max_bytes = max_bytes.min(window_room(&w, now));
-                        one_batch = true;
+                        let sending: u64 = index
+                            .batches
+                            .values()
+                            .filter(|b| &b.destination == destination && in_flight.contains(&b.id))
+                            .flat_map(|b| b.members.iter())
+                            .filter_map(|m| index.entries.get(m))
+                            .map(|e| e.bytes)
+                            .sum();
+                        let left = window_room(&w, now).saturating_sub(sending);
                         let first = oldest
                             .or_else(|| waiting.first().map(|p| &p.id))
                             .and_then(|id| index.entries.get(id))
                             .map_or(0, |e| e.bytes);
-                        if first > max_bytes {
+                        if first > left {
                             next = next.min(w.end_ms);
                             continue;
                         }
+                        room = Some(left);
                     }
                 }
                 let formed_now = to_form.len();
@@ -372,20 +380,26 @@ impl Outbound {
                 let mut bytes = 0u64;
                 for id in line.by_ref() {
                     let size = index.entries.get(id).map_or(0, |e| e.bytes);
+                    if room.is_some_and(|r| size > r) {
+                        break;
+                    }
                     if !members.is_empty()
                         && (members.len() >= max_messages || bytes + size > max_bytes)
                     {
                         to_form.push((destination.clone(), std::mem::take(&mut members)));
                         bytes = 0;
                         free -= 1;
-                        if free == 0 || one_batch {
+                        if free == 0 {
                             break;
                         }
                     }
                     bytes += size;
                     members.push(id.clone());
+                    if let Some(r) = room.as_mut() {
+                        *r -= size;
+                    }
                 }
-                if !members.is_empty() && free > 0 && !(one_batch && to_form.len() > formed_now) {
+                if !members.is_empty() && free > 0 {
                     to_form.push((destination.clone(), members));
                     free -= 1;
                 }

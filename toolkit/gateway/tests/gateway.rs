@@ -1650,3 +1650,68 @@ async fn a_compressed_bomb_in_a_bundle_is_refused_and_nothing_spooled() {
         moon.shutdown(Duration::from_secs(5)).await;
     }
 }
+
+/// When a window opens with mail queued, the gateway fills the link: as
+/// many batches as `concurrency` allows leave at once (8 one-message
+/// batches over a link of 300 ms each way, 4 at a time: two rounds of
+/// about 3 OWLT each), not one batch per pass of the runner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_window_is_filled_not_trickled() {
+    use deepmail_link::{Link, LinkConfig};
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let earth_mta = sink(&[]).await;
+    let moon_mta = sink(&[]).await;
+    let moon_port = free_port();
+    let link = Link::start(LinkConfig::with_delay(Duration::from_millis(300)).tcp(
+        "127.0.0.1:0".parse().unwrap(),
+        format!("127.0.0.1:{moon_port}").parse().unwrap(),
+    ))
+    .await
+    .unwrap();
+    let across = link.tcp_listen_addrs()[0].port();
+    let text = earth_toml(across, earth_mta.addr, "")
+        .replace(
+            "retry-max-secs = 1\n",
+            "retry-max-secs = 1\nbatch-max-messages = 1\nconcurrency = 4\n",
+        )
+        .replace(
+            "ca = \"certs/ca.pem\"\n",
+            "ca = \"certs/ca.pem\"\ncontacts = \"a contact +3 +600 1 2 100000000\"\n",
+        );
+    let loaded = Instant::now();
+    let earth = start(dir.path(), "earth", &text).await;
+    let moon = start(
+        dir.path(),
+        "moon",
+        &moon_toml(moon_port, moon_mta.addr, earth.https_addr.unwrap().port()),
+    )
+    .await;
+    for n in 0..8 {
+        let d = relay(
+            earth.smtp_addr.unwrap(),
+            &RelayConfig::new("mta.earth.example"),
+            &envelope("ops@earth.example", &["ada@moon.example"]),
+            format!("Subject: {n}\r\n\r\nhello\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        assert!(d.all_accepted(), "{d:?}");
+    }
+    assert!(
+        loaded.elapsed() < Duration::from_secs(3),
+        "queued before the window"
+    );
+    wait_for("all 8 on the Moon", 30, || {
+        moon_mta.sink.got.lock().unwrap().len() == 8
+    })
+    .await;
+    let after_open = loaded.elapsed().saturating_sub(Duration::from_secs(3));
+    assert!(
+        after_open < Duration::from_millis(4500),
+        "8 batches took {after_open:?} after the window opened"
+    );
+    earth.shutdown(Duration::from_secs(5)).await;
+    moon.shutdown(Duration::from_secs(5)).await;
+    link.stop();
+}
