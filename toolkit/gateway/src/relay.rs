@@ -62,24 +62,20 @@ pub fn success_reports(
     if result.mta_offers_dsn {
         return Vec::new();
     }
+    // The same NOTIFY rule (RFC 3461 §4.1) every DSN here follows.
+    let smtp = smtp_envelope(envelope);
     result
         .accepted
         .iter()
         .filter(|r| {
-            envelope
-                .forward_paths
-                .iter()
-                .find(|f| &f.mailbox == *r)
-                .and_then(|f| {
-                    f.parameters
-                        .iter()
-                        .find(|p| p.keyword.eq_ignore_ascii_case("NOTIFY"))
-                })
-                .and_then(|p| p.value.as_deref())
-                .is_some_and(|v| {
-                    v.split(',')
-                        .any(|k| k.trim().eq_ignore_ascii_case("SUCCESS"))
-                })
+            smtp.recipients.iter().any(|f| {
+                &f.mailbox == *r
+                    && deepmail_smtp::dsn::should_send_dsn(
+                        &smtp,
+                        f,
+                        deepmail_smtp::dsn::Action::Relayed,
+                    )
+            })
         })
         .map(|r| (r.clone(), Failure::relayed(mta)))
         .collect()
