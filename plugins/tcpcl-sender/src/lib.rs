@@ -76,6 +76,15 @@ pub enum Outcome {
     PermanentFailure(String),
 }
 
+/// An outcome and which bundles the far side acknowledged (the WIT
+/// `sender-progress.report`): 0-based positions in the delivery, ascending.
+/// After a cut the host sends only the others again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub outcome: Outcome,
+    pub acknowledged: Vec<u32>,
+}
+
 /// A stage error (the WIT `stage-error`, without offset).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
@@ -200,6 +209,17 @@ fn acked(fates: &[Fate]) -> usize {
     fates.iter().filter(|f| **f == Fate::Acked).count()
 }
 
+/// Positions of the bundles the far side took: acknowledged, or refused as
+/// already `Completed` (it has them).
+fn taken(fates: &[Fate]) -> Vec<u32> {
+    fates
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| matches!(f, Fate::Acked | Fate::Refused(RefuseReason::Completed)))
+        .map(|(i, _)| i as u32)
+        .collect()
+}
+
 /// One line per bundle that was not acknowledged, for the outcome text.
 fn fates_text(fates: &[Fate]) -> String {
     let acked = acked(fates);
@@ -264,6 +284,8 @@ impl Open {
 /// How one attempt on one session went.
 struct Attempt {
     outcome: Outcome,
+    /// Positions of the bundles the far side took.
+    acknowledged: Vec<u32>,
     /// The session, when it may take the next delivery.
     open: Option<Open>,
     /// Nothing was acknowledged and the session failed under us: a new
@@ -296,7 +318,7 @@ impl Client {
         next_hop: &str,
         bundles: Vec<Vec<u8>>,
         config: &[(String, String)],
-    ) -> Result<Outcome, Error> {
+    ) -> Result<Report, Error> {
         let settings =
             Settings::from_config(next_hop, config).map_err(|e| error("invalid-config", e.0))?;
         if bundles.is_empty() {
@@ -325,7 +347,10 @@ impl Client {
             let attempt = attempt(&settings, open, bundles.clone(), start, deadline);
             if !attempt.retry_fresh || Instant::now() >= deadline {
                 self.open = attempt.open;
-                return Ok(attempt.outcome);
+                return Ok(Report {
+                    outcome: attempt.outcome,
+                    acknowledged: attempt.acknowledged,
+                });
             }
             if let Some(stale) = attempt.open {
                 stale.close(SessTermReason::Unknown);
@@ -342,10 +367,13 @@ impl Client {
                 return Err(error("network-denied", message));
             }
             Err(ConnectError::Failed(e)) => {
-                return Ok(Outcome::TemporaryFailure(format!(
-                    "cannot connect to TCPCL peer {} ({}): {e}",
-                    settings.authority, settings.connect_to
-                )))
+                return Ok(Report {
+                    outcome: Outcome::TemporaryFailure(format!(
+                        "cannot connect to TCPCL peer {} ({}): {e}",
+                        settings.authority, settings.connect_to
+                    )),
+                    acknowledged: Vec::new(),
+                })
             }
         };
         let session = ActiveSession::new(settings.session_config(), Instant::now())
@@ -360,7 +388,10 @@ impl Client {
         };
         let attempt = attempt(&settings, open, bundles, start, deadline);
         self.open = attempt.open;
-        Ok(attempt.outcome)
+        Ok(Report {
+            outcome: attempt.outcome,
+            acknowledged: attempt.acknowledged,
+        })
     }
 
     /// Services the kept session between deliveries (reads what the peer
@@ -459,6 +490,7 @@ fn attempt(
                 }
                 _ => Outcome::TemporaryFailure(text),
             },
+            acknowledged: taken(&delivery.fates),
             open: None,
             retry_fresh: false,
         };
@@ -487,6 +519,7 @@ fn attempt(
         };
         return Attempt {
             outcome,
+            acknowledged: taken(&delivery.fates),
             open: keep(open, &delivery),
             retry_fresh: retry_fresh && !delivered,
         };
@@ -506,6 +539,7 @@ fn attempt(
     );
     open.conn.close();
     Attempt {
+        acknowledged: taken(&delivery.fates),
         outcome: if permanent {
             Outcome::PermanentFailure(text)
         } else {
@@ -523,7 +557,7 @@ pub fn deliver(
     next_hop: &str,
     bundles: Vec<Vec<u8>>,
     config: &[(String, String)],
-) -> Result<Outcome, Error> {
+) -> Result<Report, Error> {
     let mut client = Client::new();
     let outcome = client.deliver(next_hop, bundles, config);
     client.maintain(true);
@@ -534,7 +568,7 @@ pub fn deliver(
 mod component {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "session-sender-plugin",
+        world: "bundle-sender-plugin",
     });
 
     use std::sync::Mutex;
@@ -542,6 +576,7 @@ mod component {
     use deepmail::stages::types::StageError;
     use exports::deepmail::stages::plugin_info::Info;
     use exports::deepmail::stages::sender::{Delivery, Outcome, Payload};
+    use exports::deepmail::stages::sender_progress::Report;
 
     /// This instance's client: the session it keeps between deliveries.
     static CLIENT: Mutex<super::Client> = Mutex::new(super::Client::new());
@@ -571,6 +606,13 @@ mod component {
 
     impl exports::deepmail::stages::sender::Guest for Plugin {
         fn send(delivery: Delivery) -> Result<Outcome, StageError> {
+            <Plugin as exports::deepmail::stages::sender_progress::Guest>::send_tracked(delivery)
+                .map(|r| r.outcome)
+        }
+    }
+
+    impl exports::deepmail::stages::sender_progress::Guest for Plugin {
+        fn send_tracked(delivery: Delivery) -> Result<Report, StageError> {
             let bundles = match delivery.payload {
                 Payload::Bundles(bundles) => bundles,
                 Payload::Bsmtp(_) => {
@@ -585,9 +627,14 @@ mod component {
                 }
             };
             match client().deliver(&delivery.next_hop, bundles, &delivery.config) {
-                Ok(super::Outcome::Delivered(m)) => Ok(Outcome::Delivered(m)),
-                Ok(super::Outcome::TemporaryFailure(m)) => Ok(Outcome::TemporaryFailure(m)),
-                Ok(super::Outcome::PermanentFailure(m)) => Ok(Outcome::PermanentFailure(m)),
+                Ok(r) => Ok(Report {
+                    outcome: match r.outcome {
+                        super::Outcome::Delivered(m) => Outcome::Delivered(m),
+                        super::Outcome::TemporaryFailure(m) => Outcome::TemporaryFailure(m),
+                        super::Outcome::PermanentFailure(m) => Outcome::PermanentFailure(m),
+                    },
+                    acknowledged: r.acknowledged,
+                }),
                 Err(e) => Err(StageError {
                     code: e.code.into(),
                     message: e.message,

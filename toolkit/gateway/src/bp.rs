@@ -222,6 +222,9 @@ impl BpInbound {
         peer: &str,
         from: Option<std::net::IpAddr>,
     ) -> Result<(), RefuseReason> {
+        if from.is_some() {
+            Metrics::inc(&self.metrics.bundles_received);
+        }
         let repaired;
         let (bytes, info) = match self.fragmenter.inspect(bytes) {
             Ok(info) => (bytes, info),

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{GatewayConfig, RelayConfig};
 use crate::metrics::Metrics;
-use crate::queue::{now_ms, Batch, Destination, Queue, QueueEntry};
+use crate::queue::{now_ms, Batch, BundleProgress, Destination, Index, Queue, QueueEntry};
 use crate::returns::{Failure, Returns};
 use crate::spool::SpooledEnvelope;
 use crate::stages::GatewayStages;
@@ -48,6 +48,14 @@ enum Attempt {
     Temporary(String),
     /// Return to sender.
     Permanent(String),
+    /// Part of a BP batch crossed: the far side acknowledged `progress`;
+    /// the rest goes later. `window_full`: stopped because the window has
+    /// no room for more (not a failure); otherwise the session failed.
+    Unfinished {
+        why: String,
+        progress: BundleProgress,
+        window_full: bool,
+    },
 }
 
 /// Whether a message received at `received_ms` for `destination` is
@@ -94,9 +102,23 @@ fn window_room(w: &deepmail_contact_plan::Window, now: u64) -> u64 {
     w.bytes_left(now.saturating_add(w.owlt_ms))
 }
 
-/// Whether `bytes` sent from `now` arrive before `w` closes.
-fn fits(w: &deepmail_contact_plan::Window, now: u64, bytes: u64) -> bool {
-    bytes <= window_room(w, now)
+/// Bytes on their way to `destination` now: the batches in flight, less
+/// what of them crossed before.
+fn sending(index: &Index, in_flight: &HashSet<String>, destination: &Destination) -> u64 {
+    in_flight
+        .iter()
+        .filter_map(|id| index.batches.get(id))
+        .filter(|b| &b.destination == destination)
+        .map(|b| match &b.sent {
+            Some(p) => p.bytes.saturating_sub(p.acknowledged_bytes),
+            None => b
+                .members
+                .iter()
+                .filter_map(|m| index.entries.get(m))
+                .map(|e| e.bytes)
+                .sum(),
+        })
+        .sum()
 }
 
 /// The delay before attempt `attempts + 1`: `initial * 2^(attempts-1)`,
@@ -238,6 +260,18 @@ impl Outbound {
         too_old(&self.config, destination, received_ms, now)
     }
 
+    /// The MTU of `destination`'s route when it carries bundles: its
+    /// messages can cross a window's end as fragments.
+    fn bp_mtu(&self, destination: &Destination) -> Option<u64> {
+        let Destination::Remote(d) = destination else {
+            return None;
+        };
+        self.config
+            .route_for(d)
+            .and_then(|r| r.bp.as_ref())
+            .map(|bp| bp.mtu)
+    }
+
     /// Returns the due batches not already in flight (as many as there are
     /// free delivery slots), forming new batches from waiting messages for
     /// destinations that are not held back by a temporary failure, plus
@@ -264,7 +298,7 @@ impl Outbound {
         let mut due = Vec::new();
         let mut empty = Vec::new();
         let mut next = u64::MAX;
-        let mut to_form: Vec<(Destination, Vec<String>)> = Vec::new();
+        let mut to_form: Vec<(Destination, Vec<String>, Option<u64>)> = Vec::new();
         {
             let guard = self.queue.index();
             let Some(index) = guard.as_ref() else {
@@ -288,12 +322,18 @@ impl Outbound {
                 if free == 0 {
                     break;
                 }
-                let bytes: u64 = b
-                    .members
-                    .iter()
-                    .filter_map(|m| index.entries.get(m))
-                    .map(|e| e.bytes)
-                    .sum();
+                // What is still to cross: the bundles not yet acknowledged
+                // when part of it did.
+                let bytes: u64 = match &b.sent {
+                    Some(p) => p.bytes.saturating_sub(p.acknowledged_bytes),
+                    None => b
+                        .members
+                        .iter()
+                        .filter_map(|m| index.entries.get(m))
+                        .map(|e| e.bytes)
+                        .sum(),
+                };
+                let mut budget = None;
                 match self.link_state(&b.destination, now) {
                     LinkState::Always => {}
                     LinkState::Closed(opens) => {
@@ -301,14 +341,25 @@ impl Outbound {
                         next = next.min(opens.unwrap_or(u64::MAX));
                         continue;
                     }
-                    LinkState::Open(w) if fits(&w, now, bytes) => {}
                     LinkState::Open(w) => {
-                        // Cannot finish before the window closes: the next one.
-                        next = next.min(w.end_ms);
-                        continue;
+                        let left = window_room(&w, now).saturating_sub(sending(
+                            &index,
+                            &in_flight,
+                            &b.destination,
+                        ));
+                        let partial = self.bp_mtu(&b.destination).is_some_and(|m| left >= m);
+                        if bytes > left && !partial {
+                            // Cannot finish before the window closes, and
+                            // not as fragments: the next window.
+                            next = next.min(w.end_ms);
+                            continue;
+                        }
+                        budget = Some(left);
                     }
                 }
-                due.push(b.clone());
+                let mut b = b.clone();
+                b.budget = budget;
+                due.push(b);
                 free -= 1;
             }
             for (destination, waiting) in &index.waiting {
@@ -344,6 +395,10 @@ impl Outbound {
                         .filter(|id| Some(*id) != oldest),
                 );
                 let (max_messages, max_bytes) = self.batch_limits(destination);
+                // On a BP route a message larger than what is left of the
+                // window starts as the fragments that fit (at least one of
+                // the route's MTU); the rest cross in the next window.
+                let mtu = self.bp_mtu(destination);
                 // In a window: what can still leave and arrive before it
                 // closes, less what is already on its way; batches fill it
                 // (the link kept full), the rest waits for the next window.
@@ -355,20 +410,16 @@ impl Outbound {
                         continue;
                     }
                     LinkState::Open(w) => {
-                        let sending: u64 = index
-                            .batches
-                            .values()
-                            .filter(|b| &b.destination == destination && in_flight.contains(&b.id))
-                            .flat_map(|b| b.members.iter())
-                            .filter_map(|m| index.entries.get(m))
-                            .map(|e| e.bytes)
-                            .sum();
-                        let left = window_room(&w, now).saturating_sub(sending);
+                        let left = window_room(&w, now).saturating_sub(sending(
+                            &index,
+                            &in_flight,
+                            destination,
+                        ));
                         let first = oldest
                             .or_else(|| waiting.first().map(|p| &p.id))
                             .and_then(|id| index.entries.get(id))
                             .map_or(0, |e| e.bytes);
-                        if first > left {
+                        if first > left && !mtu.is_some_and(|m| left >= m) {
                             next = next.min(w.end_ms);
                             continue;
                         }
@@ -378,29 +429,37 @@ impl Outbound {
                 let formed_now = to_form.len();
                 let mut members = Vec::new();
                 let mut bytes = 0u64;
+                // The room left when the batch being filled was begun.
+                let mut budget = room;
                 for id in line.by_ref() {
                     let size = index.entries.get(id).map_or(0, |e| e.bytes);
-                    if room.is_some_and(|r| size > r) {
+                    let starts_batch = members.is_empty()
+                        || members.len() >= max_messages
+                        || bytes + size > max_bytes;
+                    let cut = starts_batch
+                        && room.is_some_and(|r| size > r && mtu.is_some_and(|m| r >= m));
+                    if room.is_some_and(|r| size > r) && !cut {
                         break;
                     }
-                    if !members.is_empty()
-                        && (members.len() >= max_messages || bytes + size > max_bytes)
-                    {
-                        to_form.push((destination.clone(), std::mem::take(&mut members)));
+                    if !members.is_empty() && starts_batch {
+                        to_form.push((destination.clone(), std::mem::take(&mut members), budget));
                         bytes = 0;
                         free -= 1;
                         if free == 0 {
                             break;
                         }
                     }
+                    if members.is_empty() {
+                        budget = room;
+                    }
                     bytes += size;
                     members.push(id.clone());
                     if let Some(r) = room.as_mut() {
-                        *r -= size;
+                        *r = r.saturating_sub(size);
                     }
                 }
                 if !members.is_empty() && free > 0 {
-                    to_form.push((destination.clone(), members));
+                    to_form.push((destination.clone(), members, budget));
                     free -= 1;
                 }
                 let added = (to_form.len() - formed_now) as u64;
@@ -415,8 +474,10 @@ impl Outbound {
         for id in empty {
             self.queue.remove_batch(&id)?;
         }
-        for (destination, members) in to_form {
-            due.push(self.queue.new_batch(destination, members)?);
+        for (destination, members, budget) in to_form {
+            let mut batch = self.queue.new_batch(destination, members)?;
+            batch.budget = budget;
+            due.push(batch);
         }
         let wait = if next == u64::MAX {
             Duration::from_secs(1)
@@ -592,44 +653,74 @@ impl Outbound {
                 tracing::warn!(stage = "deliver", batch = %batch.id, to = %batch.destination, messages = ?ids, error = %why, "refused for good: returning to sender");
                 self.give_up(&batch, &members, Failure::permanent(&why));
             }
-            Attempt::Temporary(why) => {
-                Metrics::inc(&self.metrics.batch_attempts_failed);
-                let oldest = members
-                    .iter()
-                    .map(|(e, _)| e.received_ms)
-                    .min()
-                    .unwrap_or(0);
-                if self.too_old(&batch.destination, oldest, now_ms()) {
-                    tracing::warn!(stage = "deliver", batch = %batch.id, to = %batch.destination, attempts = batch.attempts, error = %why, "too old: returning to sender");
-                    self.give_up(&batch, &members, Failure::expired(&why));
-                    return;
-                }
-                let delay = backoff(
-                    self.config.delivery.retry_initial,
-                    self.config.delivery.retry_max,
-                    batch.attempts,
-                    random_u32(),
-                );
-                let now = now_ms();
-                batch.next_attempt_ms = now + delay.as_millis() as u64;
-                // With a plan, a retry that would fall after this window
-                // closes is made at the next window's opening instead.
-                if let Destination::Remote(d) = &batch.destination {
-                    if let Some(plan) = self.config.route_for(d).and_then(|r| r.plan.as_ref()) {
-                        let closes = plan.link.at(now).map_or(now, |w| w.end_ms);
-                        if batch.next_attempt_ms >= closes {
-                            if let Some(w) = plan.link.next(closes) {
-                                batch.next_attempt_ms = w.start_ms.max(now);
-                            }
-                        }
-                    }
-                }
-                batch.last_error = Some(why.clone());
-                tracing::warn!(stage = "deliver", batch = %batch.id, to = %batch.destination, attempts = batch.attempts, retry_in_ms = delay.as_millis() as u64, error = %why, "temporary failure");
+            Attempt::Unfinished {
+                why,
+                progress,
+                window_full: true,
+            } => {
+                // Not a failure: the window is full. What crossed stays
+                // crossed; the scheduler sends the rest when there is room.
+                batch.attempts -= 1;
+                tracing::info!(stage = "deliver", batch = %batch.id, to = %batch.destination, acknowledged = progress.acknowledged.len(), bundles = progress.bundles, said = %why, "part of the message crossed; the rest goes when the window has room");
+                Metrics::inc(&self.metrics.bp_batches_cut);
+                batch.sent = Some(progress);
+                batch.next_attempt_ms = now_ms();
                 if let Err(e) = self.queue.save_batch(&batch) {
-                    tracing::error!(stage = "queue", batch = %batch.id, error = %e, "cannot record the retry; it will be retried at once");
+                    tracing::error!(stage = "queue", batch = %batch.id, error = %e, "cannot record what crossed; it will be sent again");
                 }
             }
+            Attempt::Unfinished {
+                why,
+                progress,
+                window_full: false,
+            } => {
+                Metrics::inc(&self.metrics.bp_batches_cut);
+                batch.sent = Some(progress);
+                self.retry_later(batch, &members, why);
+            }
+            Attempt::Temporary(why) => self.retry_later(batch, &members, why),
+        }
+    }
+
+    /// After a temporary failure: returns the batch to its senders when
+    /// too old, else schedules its next attempt (backoff, or the next
+    /// window's opening when the retry would fall after this one closes).
+    fn retry_later(&self, mut batch: Batch, members: &[(QueueEntry, Vec<u8>)], why: String) {
+        Metrics::inc(&self.metrics.batch_attempts_failed);
+        let oldest = members
+            .iter()
+            .map(|(e, _)| e.received_ms)
+            .min()
+            .unwrap_or(0);
+        if self.too_old(&batch.destination, oldest, now_ms()) {
+            tracing::warn!(stage = "deliver", batch = %batch.id, to = %batch.destination, attempts = batch.attempts, error = %why, "too old: returning to sender");
+            self.give_up(&batch, members, Failure::expired(&why));
+            return;
+        }
+        let delay = backoff(
+            self.config.delivery.retry_initial,
+            self.config.delivery.retry_max,
+            batch.attempts,
+            random_u32(),
+        );
+        let now = now_ms();
+        batch.next_attempt_ms = now + delay.as_millis() as u64;
+        // With a plan, a retry that would fall after this window
+        // closes is made at the next window's opening instead.
+        if let Destination::Remote(d) = &batch.destination {
+            if let Some(plan) = self.config.route_for(d).and_then(|r| r.plan.as_ref()) {
+                let closes = plan.link.at(now).map_or(now, |w| w.end_ms);
+                if batch.next_attempt_ms >= closes {
+                    if let Some(w) = plan.link.next(closes) {
+                        batch.next_attempt_ms = w.start_ms.max(now);
+                    }
+                }
+            }
+        }
+        batch.last_error = Some(why.clone());
+        tracing::warn!(stage = "deliver", batch = %batch.id, to = %batch.destination, attempts = batch.attempts, retry_in_ms = delay.as_millis() as u64, error = %why, "temporary failure");
+        if let Err(e) = self.queue.save_batch(&batch) {
+            tracing::error!(stage = "queue", batch = %batch.id, error = %e, "cannot record the retry; it will be retried at once");
         }
     }
 
@@ -695,6 +786,8 @@ impl Outbound {
         let me = self.clone();
         let batch_id = batch.id.clone();
         let created_ms = batch.created_ms;
+        let sent = batch.sent.clone();
+        let budget = batch.budget;
         let oldest_received = members
             .iter()
             .map(|(e, _)| e.received_ms)
@@ -729,7 +822,20 @@ impl Outbound {
                     .lifetime
                     .min(Duration::from_millis(expires.saturating_sub(created_ms)))
                     .max(Duration::from_secs(1));
-                return send_bundles(stages, &route, bp, &batch_id, created_ms, lifetime, body);
+                return send_bundles(
+                    stages,
+                    &me.metrics,
+                    &route,
+                    bp,
+                    &BundleBatch {
+                        id: &batch_id,
+                        created_ms,
+                        lifetime,
+                        sent: sent.as_ref(),
+                        budget,
+                    },
+                    body,
+                );
             }
             let hops: Vec<String> = match &route.uri {
                 Some(uri) => vec![uri.clone()],
@@ -841,17 +947,34 @@ pub(crate) fn wit_variant(v: deepmail_bundle::ShaVariant) -> ShaVariant {
     }
 }
 
+/// What [`send_bundles`] needs of a batch.
+struct BundleBatch<'a> {
+    id: &'a str,
+    created_ms: u64,
+    /// The bundles' lifetime.
+    lifetime: Duration,
+    /// The bundles that crossed in earlier attempts.
+    sent: Option<&'a BundleProgress>,
+    /// Bytes of bundles that may leave now (what is left of the window).
+    budget: Option<u64>,
+}
+
 /// Fragments the encoded message to the route's MTU (each bundle signed
 /// with a BIB when the route has a key; its lifetime the route's, or what
 /// is left of the message's maximum age if that is less) and hands the
-/// bundles to the tcpcl-sender (blocking).
+/// bundles to the tcpcl-sender (blocking): those not acknowledged in an
+/// earlier attempt, as many as fit the window's `budget`.
+///
+/// The cut is deterministic: the same ADU and MTU give the same bundles
+/// with the same id (creation time and a sequence number from the batch id
+/// and the ADU's digest), so the far side reassembles fragments sent in
+/// different attempts, and a changed batch starts over under a new id.
 fn send_bundles(
     stages: &GatewayStages,
+    metrics: &Metrics,
     route: &crate::config::Route,
     bp: &crate::config::BpRoute,
-    batch_id: &str,
-    created_ms: u64,
-    lifetime: Duration,
+    batch: &BundleBatch<'_>,
     adu: Vec<u8>,
 ) -> Attempt {
     let Some(fragmenter) = &stages.fragmenter else {
@@ -862,13 +985,14 @@ fn send_bundles(
     } else {
         CrcType::Crc32c
     };
+    let adu_sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, &adu).as_ref());
     let spec = BundleSpec {
         source: stages.node_id().to_string(),
         destination: bp.destination.clone(),
         report_to: "dtn:none".into(),
-        creation_time: dtn_ms(created_ms),
-        sequence_number: sequence_of(batch_id),
-        lifetime_ms: lifetime.as_millis() as u64,
+        creation_time: dtn_ms(batch.created_ms),
+        sequence_number: sequence_of(&format!("{}/{adu_sha256}", batch.id)),
+        lifetime_ms: batch.lifetime.as_millis() as u64,
         crc,
         block_crc: crc,
         must_not_fragment: false,
@@ -892,22 +1016,113 @@ fn send_bundles(
             return Attempt::Permanent(format!("the fragmenter cannot build the bundles: {e}"))
         }
     };
-    let count = bundles.len();
+    let count = bundles.len() as u32;
+    let bytes: u64 = bundles.iter().map(|b| b.len() as u64).sum();
+    let mut progress = batch
+        .sent
+        .filter(|p| p.adu_sha256 == adu_sha256 && p.bundles == count && p.bytes == bytes)
+        .cloned()
+        .unwrap_or(BundleProgress {
+            adu_sha256,
+            bundles: count,
+            bytes,
+            acknowledged: Vec::new(),
+            acknowledged_bytes: 0,
+        });
+    // The bundles still to cross, in order, as many as the window takes.
+    let crossed: HashSet<u32> = progress.acknowledged.iter().copied().collect();
+    let mut chosen: Vec<u32> = Vec::new();
+    let mut payload: Vec<Vec<u8>> = Vec::new();
+    let mut used = 0u64;
+    let mut window_full = false;
+    for (i, bundle) in bundles.into_iter().enumerate() {
+        let i = i as u32;
+        if crossed.contains(&i) {
+            continue;
+        }
+        if batch.budget.is_some_and(|b| used + bundle.len() as u64 > b) {
+            window_full = true;
+            break;
+        }
+        used += bundle.len() as u64;
+        chosen.push(i);
+        payload.push(bundle);
+    }
+    if chosen.is_empty() {
+        return Attempt::Unfinished {
+            why: "no further bundle fits what is left of the window".into(),
+            progress,
+            window_full: true,
+        };
+    }
+    let sizes: Vec<u64> = payload.iter().map(|b| b.len() as u64).collect();
     let hop = format!("tcpcl://{}", bp.tcpcl);
     let sender = match stages.bp_sender(route) {
         Ok(s) => s,
         Err(e) => return Attempt::Temporary(e),
     };
-    match sender.send(&hop, batch_id, Payload::Bundles(bundles)) {
-        Ok(Outcome::Delivered(said)) => Attempt::Delivered(format!(
-            "{hop}: {count} bundle(s) to {}: {said}",
-            bp.destination
-        )),
-        Ok(Outcome::PermanentFailure(said)) => {
+    metrics
+        .bundles_sent
+        .fetch_add(chosen.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    metrics
+        .bundle_bytes_sent
+        .fetch_add(used, std::sync::atomic::Ordering::Relaxed);
+    let sent = chosen.len();
+    let (outcome, acknowledged) =
+        match sender.send_tracked(&hop, batch.id, Payload::Bundles(payload)) {
+            Ok(r) => r,
+            Err(e) => return Attempt::Temporary(format!("{hop}: {e}")),
+        };
+    // Which of the chosen bundles crossed: the plugin says, or (a sender
+    // without `sender-progress`) all of them when delivered, none if not.
+    let took: Vec<usize> = match (&outcome, acknowledged) {
+        (_, Some(positions)) => positions
+            .into_iter()
+            .map(|p| p as usize)
+            .filter(|p| *p < sent)
+            .collect(),
+        (Outcome::Delivered(_), None) => (0..sent).collect(),
+        (_, None) => Vec::new(),
+    };
+    metrics
+        .bundles_acknowledged
+        .fetch_add(took.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    for p in took {
+        progress.acknowledged.push(chosen[p]);
+        progress.acknowledged_bytes += sizes[p];
+    }
+    progress.acknowledged.sort_unstable();
+    progress.acknowledged.dedup();
+    let all = progress.acknowledged.len() as u32 == count;
+    match outcome {
+        Outcome::PermanentFailure(said) => {
             Attempt::Permanent(format!("{hop} refused the bundles: {said}"))
         }
-        Ok(Outcome::TemporaryFailure(said)) => Attempt::Temporary(format!("{hop}: {said}")),
-        Err(e) => Attempt::Temporary(format!("{hop}: {e}")),
+        _ if all => Attempt::Delivered(format!(
+            "{hop}: {count} bundle(s) to {}{}",
+            bp.destination,
+            if crossed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} of them in earlier attempts)", crossed.len())
+            }
+        )),
+        Outcome::Delivered(said) => Attempt::Unfinished {
+            why: format!(
+                "{} of {count} bundle(s) acknowledged, the rest when the window has room: {said}",
+                progress.acknowledged.len()
+            ),
+            progress,
+            window_full,
+        },
+        Outcome::TemporaryFailure(said) if progress.acknowledged.len() > crossed.len() => {
+            Attempt::Unfinished {
+                why: format!("{hop}: {said}"),
+                progress,
+                window_full: false,
+            }
+        }
+        Outcome::TemporaryFailure(said) => Attempt::Temporary(format!("{hop}: {said}")),
     }
 }
 

@@ -136,34 +136,51 @@ impl Acceptor {
         Some(refusal)
     }
 
-    /// `Some(refusal)` when a recipient's route has a contact plan and no
-    /// window still to come can carry a message this large (it would wait
-    /// for ever, then bounce): 552 now, with the largest that fits.
+    /// `Some(refusal)` when a recipient's route has a contact plan that
+    /// cannot carry a message this large (it would wait for ever, then
+    /// bounce): 552 now, with the largest that fits. On an HTTP route a
+    /// message must fit one window; on a BP route it crosses as fragments
+    /// over as many windows as it needs, up to the route's
+    /// `max-age-cap-days`.
     fn window_refusal(&self, envelope: &Envelope, content: &[u8]) -> Option<Reply> {
         let now = crate::queue::now_ms();
         for r in &envelope.recipients {
             let domain = domain_of(&r.mailbox).unwrap_or_default();
-            let Some(plan) = self.config.route_for(&domain).and_then(|r| r.plan.as_ref()) else {
+            let Some(route) = self.config.route_for(&domain) else {
                 continue;
             };
-            let largest = plan
-                .link
-                .read()
-                .windows()
-                .iter()
-                .filter(|w| w.end_ms > now)
-                .map(|w| w.bytes_left(now.max(w.start_ms).saturating_add(w.owlt_ms)))
-                .max()
-                .unwrap_or(0);
+            let Some(plan) = route.plan.as_ref() else {
+                continue;
+            };
+            let link = plan.link.read();
+            let room = link.windows().iter().filter(|w| w.end_ms > now).map(|w| {
+                (
+                    w,
+                    w.bytes_left(now.max(w.start_ms).saturating_add(w.owlt_ms)),
+                )
+            });
+            let (largest, text) = if route.bp.is_some() {
+                let until = now.saturating_add(route.max_age_cap.as_millis() as u64);
+                let total = room
+                    .filter(|(w, _)| w.start_ms < until)
+                    .map(|(_, b)| b)
+                    .fold(0u64, u64::saturating_add);
+                let text = format!(
+                    "{} bytes is more than the windows of the contact plan for {domain} carry within max-age-cap-days ({:.0} days): {total} bytes",
+                    content.len(),
+                    route.max_age_cap.as_secs_f64() / 86_400.0
+                );
+                (total, text)
+            } else {
+                let largest = room.map(|(_, b)| b).max().unwrap_or(0);
+                let text = format!(
+                    "no window of the contact plan for {domain} can carry {} bytes (the largest carries {largest})",
+                    content.len()
+                );
+                (largest, text)
+            };
             if content.len() as u64 > largest {
-                return Some(Reply::new(
-                    552,
-                    Some("5.3.4"),
-                    format!(
-                        "no window of the contact plan for {domain} can carry {} bytes (the largest carries {largest})",
-                        content.len()
-                    ),
-                ));
+                return Some(Reply::new(552, Some("5.3.4"), text));
             }
         }
         None

@@ -56,6 +56,11 @@ counters! {
     relay_attempts_failed: "relay attempts that failed temporarily (will retry)",
     dead_letters: "messages kept in dead-letter/ (no sender to return them to)",
     queue_quarantined: "damaged queue records (entry.json, batch records) moved into quarantine/",
+    bundles_sent: "bundles handed to the BP sender (a bundle sent again after a failure counts again)",
+    bundle_bytes_sent: "bytes of the bundles handed to the BP sender",
+    bundles_acknowledged: "bundles the far BP node acknowledged (TCPCL XFER_ACK)",
+    bp_batches_cut: "BP batches of which only part crossed (the window closed or the session broke); the rest goes later, acknowledged bundles never again",
+    bundles_received: "bundles that arrived over TCPCL (before any check)",
     bp_bib_refused: "bundles refused because their block integrity check failed (no BIB, unknown key, wrong HMAC)",
     ;
     sender_sessions_open: "connections sender plugins keep open between deliveries (TCPCL sessions)",

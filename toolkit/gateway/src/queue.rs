@@ -120,6 +120,31 @@ pub struct Batch {
     pub next_attempt_ms: u64,
     /// What went wrong last time.
     pub last_error: Option<String>,
+    /// On a BP route: which of the batch's bundles the far side already
+    /// acknowledged, so a later attempt sends only the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<BundleProgress>,
+    /// Bytes of bundles this attempt may send before the contact window
+    /// closes (set by the scheduler; not stored).
+    #[serde(skip)]
+    pub budget: Option<u64>,
+}
+
+/// The bundles of a batch's ADU that crossed. Valid only for the same ADU
+/// (its SHA-256) cut into the same bundles: otherwise the batch starts over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleProgress {
+    /// Lower-case hex SHA-256 of the ADU (the encoded, maybe compressed,
+    /// batch).
+    pub adu_sha256: String,
+    /// How many bundles the ADU was cut into.
+    pub bundles: u32,
+    /// Bytes of those bundles in all.
+    pub bytes: u64,
+    /// Positions (0-based, ascending) of the bundles acknowledged.
+    pub acknowledged: Vec<u32>,
+    /// Bytes of the acknowledged bundles.
+    pub acknowledged_bytes: u64,
 }
 
 /// The queue directories. Any number of handles may read; one gateway
@@ -454,6 +479,8 @@ impl Queue {
             attempts: 0,
             next_attempt_ms: now,
             last_error: None,
+            sent: None,
+            budget: None,
         };
         self.save_batch(&batch)?;
         Ok(batch)

@@ -1336,6 +1336,103 @@ async fn mail_waits_out_a_blackout_and_nothing_expires() {
     link.stop();
 }
 
+/// A message too large for what is left of a window crosses a BP route
+/// as fragments: those that fit leave in this window, the rest in the
+/// next ones, and no fragment the Moon acknowledged is ever sent again.
+/// Through the link emulator with the same plan (150 kB/s, 2 s windows):
+/// ~700 kB need three windows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bp_message_cut_by_a_window_end_is_completed_in_the_next_window() {
+    use deepmail_link::contact_plan::ContactPlan;
+    use deepmail_link::{DownMode, Link, LinkConfig, Schedule};
+
+    let dir = tempfile::tempdir().unwrap();
+    let earth_mta = sink(&[]).await;
+    let moon_mta = sink(&[]).await;
+    let moon = start(
+        dir.path(),
+        "moon",
+        &bp_moon_toml("127.0.0.1:0", moon_mta.addr),
+    )
+    .await;
+    let mut plan = String::new();
+    for start in [1, 5, 9, 13, 17] {
+        for (from, to) in [(1, 2), (2, 1)] {
+            plan.push_str(&format!(
+                "a contact +{start} +{} {from} {to} 150000\n",
+                start + 2
+            ));
+        }
+    }
+    let schedule =
+        Schedule::from_plan(&ContactPlan::parse(&plan, 0).unwrap(), 1, 2, DownMode::Hold);
+    let link = Link::start(LinkConfig {
+        schedule: Some(schedule),
+        ..LinkConfig::with_delay(Duration::from_millis(20))
+            .tcp("127.0.0.1:0".parse().unwrap(), moon.tcpcl_addr.unwrap())
+    })
+    .await
+    .unwrap();
+    let t0 = Instant::now();
+    let earth_text = bp_earth_toml(link.tcp_listen_addrs()[0], earth_mta.addr, "ipn:2.25").replace(
+        "mtu = 65536\n",
+        &format!("mtu = 65536\nplan-from-node = 1\ncontacts = \"\"\"\n{plan}\"\"\"\n"),
+    );
+    let earth = start(dir.path(), "earth", &earth_text).await;
+
+    let mut big = b"From: ops@earth.example\r\nSubject: survey\r\n\r\n".to_vec();
+    let mut state = 7u64;
+    while big.len() < 700_000 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        big.extend_from_slice(format!("{:016x}{:016x}\r\n", state, state >> 5).as_bytes());
+    }
+    let d = relay(
+        earth.smtp_addr.unwrap(),
+        &RelayConfig::new("mta"),
+        &envelope("ops@earth.example", &["ada@moon.example"]),
+        &big,
+    )
+    .await
+    .unwrap();
+    assert!(d.all_accepted(), "{d:?}");
+    wait_for("the message on the Moon", 40, || {
+        !moon_mta.sink.got.lock().unwrap().is_empty()
+    })
+    .await;
+    let arrived = t0.elapsed();
+    let (_, content) = moon_mta.sink.got.lock().unwrap()[0].clone();
+    assert!(content.ends_with(&big), "reassembled byte for byte");
+    assert!(
+        arrived >= Duration::from_secs(9),
+        "three windows were needed, it arrived after {arrived:?}"
+    );
+    let m =
+        |g: &RunningGateway,
+         c: fn(&deepmail_gateway::metrics::Metrics) -> &std::sync::atomic::AtomicU64| {
+            c(&g.metrics).load(Ordering::Relaxed)
+        };
+    // The Moon relays once the last fragment is in, before its XFER_ACK
+    // reaches Earth.
+    wait_for("the last acknowledgement on Earth", 10, || {
+        m(&earth, |m| &m.messages_sent) == 1
+    })
+    .await;
+    let cut = m(&earth, |m| &m.bp_batches_cut);
+    let sent = m(&earth, |m| &m.bundles_sent);
+    let acked = m(&earth, |m| &m.bundles_acknowledged);
+    let received = m(&moon, |m| &m.bundles_received);
+    assert!(cut >= 2, "cut at two window ends, was {cut}");
+    assert!(sent >= 11, "700 kB in 64 KiB fragments: {sent}");
+    assert_eq!(sent, acked, "every bundle sent was acknowledged");
+    assert_eq!(sent, received, "no bundle crossed twice");
+    assert_eq!(m(&earth, |m| &m.messages_returned), 0);
+    earth.shutdown(Duration::from_secs(5)).await;
+    moon.shutdown(Duration::from_secs(5)).await;
+    link.stop();
+}
+
 /// What leaves first on a scarce link: higher MT-PRIORITY (RFC 6710),
 /// then small before large, and one batch in four for the oldest message
 /// so a large one is not starved. Six messages wait for a window; one

@@ -86,8 +86,9 @@ impl Stage {
 /// Worlds that extend a stage's own with one more interface: a plugin that
 /// exports it is labelled with the wider world, and the host binds the
 /// extra interface when it is there.
-const EXTENDED_WORLDS: [(Stage, &str, &str); 3] = [
+const EXTENDED_WORLDS: [(Stage, &str, &str); 4] = [
     (Stage::Resolver, "dns-answer", "dns-resolver-plugin"),
+    (Stage::Sender, "sender-progress", "bundle-sender-plugin"),
     (Stage::Sender, "sender-sessions", "session-sender-plugin"),
     (Stage::Fragmenter, "bpsec", "bpsec-fragmenter-plugin"),
 ];

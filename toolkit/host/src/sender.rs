@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::bindings::deepmail::stages::types;
 use crate::bindings::exports::deepmail::stages::sender::{self, Delivery, Outcome, Payload};
+use crate::bindings::exports::deepmail::stages::sender_progress;
 use crate::bindings::exports::deepmail::stages::sender_sessions;
 use crate::engine::Host;
 use crate::error::{LoadError, StageError};
@@ -18,6 +19,9 @@ pub struct Sender {
     indices: Arc<sender::GuestIndices>,
     /// When the plugin exports `sender-sessions` (keeps connections open).
     sessions: Option<Arc<sender_sessions::GuestIndices>>,
+    /// When the plugin exports `sender-progress` (says which bundles the
+    /// far side acknowledged).
+    progress: Option<Arc<sender_progress::GuestIndices>>,
     config: Vec<(String, String)>,
 }
 
@@ -46,10 +50,20 @@ impl Sender {
                 detail: format!("{e:#}"),
             })?
             .map(Arc::new);
+        let progress = plugin
+            .exports_interface("sender-progress")
+            .then(|| sender_progress::GuestIndices::new(plugin.instance_pre()))
+            .transpose()
+            .map_err(|e| LoadError::Link {
+                plugin: plugin.label().to_string(),
+                detail: format!("{e:#}"),
+            })?
+            .map(Arc::new);
         Ok(Sender {
             plugin,
             indices: Arc::new(indices),
             sessions,
+            progress,
             config,
         })
     }
@@ -82,6 +96,12 @@ impl Sender {
         })
     }
 
+    /// Whether the plugin says which bundles the far side acknowledged (it
+    /// exports `sender-progress`); [`Sender::send_tracked`] then reports them.
+    pub fn tracks_progress(&self) -> bool {
+        self.progress.is_some()
+    }
+
     /// Delivers `payload` to `next_hop`, keyed by `idempotency_key` so the
     /// receiver can deduplicate retries.
     pub fn send(
@@ -90,22 +110,57 @@ impl Sender {
         idempotency_key: &str,
         payload: Payload,
     ) -> Result<Outcome, StageError> {
-        let delivery = Delivery {
-            next_hop: next_hop.to_string(),
-            idempotency_key: idempotency_key.to_string(),
-            payload,
-            config: self.config.clone(),
-        };
+        let delivery = self.delivery(next_hop, idempotency_key, payload);
         let result = self.plugin.call(|store, instance| {
             self.indices
                 .load(&mut *store, instance)?
                 .call_send(&mut *store, &delivery)
         })?;
-        result.map_err(|e: types::StageError| StageError {
+        result.map_err(|e| self.stage_error(e))
+    }
+
+    /// Like [`Sender::send`], and which of the bundles (0-based positions,
+    /// ascending) the far side acknowledged: `None` when the plugin does
+    /// not say (no `sender-progress`), so only `Delivered` tells.
+    pub fn send_tracked(
+        &self,
+        next_hop: &str,
+        idempotency_key: &str,
+        payload: Payload,
+    ) -> Result<(Outcome, Option<Vec<u32>>), StageError> {
+        let Some(progress) = &self.progress else {
+            return self
+                .send(next_hop, idempotency_key, payload)
+                .map(|o| (o, None));
+        };
+        let delivery = self.delivery(next_hop, idempotency_key, payload);
+        let result = self.plugin.call(|store, instance| {
+            progress
+                .load(&mut *store, instance)?
+                .call_send_tracked(&mut *store, &delivery)
+        })?;
+        let report = result.map_err(|e| self.stage_error(e))?;
+        let mut acknowledged = report.acknowledged;
+        acknowledged.sort_unstable();
+        acknowledged.dedup();
+        Ok((report.outcome, Some(acknowledged)))
+    }
+
+    fn delivery(&self, next_hop: &str, idempotency_key: &str, payload: Payload) -> Delivery {
+        Delivery {
+            next_hop: next_hop.to_string(),
+            idempotency_key: idempotency_key.to_string(),
+            payload,
+            config: self.config.clone(),
+        }
+    }
+
+    fn stage_error(&self, e: types::StageError) -> StageError {
+        StageError {
             code: e.code,
             message: e.message,
             offset: e.offset,
             plugin: self.plugin.label().to_string(),
-        })
+        }
     }
 }

@@ -79,6 +79,9 @@ fn sample_adu(len: usize) -> Vec<u8> {
 /// spools).
 struct MoonGateway {
     received: Mutex<Vec<(String, Vec<u8>)>>,
+    /// Takes this many bundles, then never answers again (a link that went
+    /// away under a delivery).
+    stall_after: Option<usize>,
 }
 
 impl BundleHandler for MoonGateway {
@@ -88,6 +91,12 @@ impl BundleHandler for MoonGateway {
         peer_node_id: &str,
         bytes: Vec<u8>,
     ) -> Result<(), RefuseReason> {
+        if self
+            .stall_after
+            .is_some_and(|n| self.received.lock().unwrap().len() >= n)
+        {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
         let info = inspect(&bytes).map_err(|_| RefuseReason::NotAcceptable)?;
         if !info.destination.to_string().starts_with("ipn:2.") {
             return Err(RefuseReason::NotAcceptable);
@@ -110,8 +119,13 @@ struct Server {
 
 impl Server {
     fn start(config: ServerConfig) -> Server {
+        Server::start_stalling(config, None)
+    }
+
+    fn start_stalling(config: ServerConfig, stall_after: Option<usize>) -> Server {
         let gateway = Arc::new(MoonGateway {
             received: Mutex::new(Vec::new()),
+            stall_after,
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -173,8 +187,9 @@ fn registered_as_an_optional_sender() {
     let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
     let s = sender(addr, config(addr, &[]));
     assert_eq!(s.info().name, "tcpcl-sender");
-    assert_eq!(s.info().world, "session-sender-plugin");
+    assert_eq!(s.info().world, "bundle-sender-plugin");
     assert!(s.keeps_sessions());
+    assert!(s.tracks_progress());
 }
 
 fn delivered(outcome: Outcome) -> String {
@@ -453,6 +468,44 @@ fn a_refused_bundle_is_a_permanent_failure() {
         "{msg}"
     );
     assert_eq!(server.received().len(), 1);
+}
+
+#[test]
+fn the_report_names_the_bundles_the_peer_took() {
+    let server = Server::start(moon());
+    let mut sent = bundles(&sample_adu(100), "ipn:2.25", 5_000);
+    sent.extend(bundles(&sample_adu(100), "ipn:3.25", 5_000));
+    sent.extend(bundles(&sample_adu(200), "ipn:2.25", 5_000));
+    let s = sender(server.addr, config(server.addr, &[]));
+    let (outcome, acknowledged) = s.send_tracked(HOP, "k", Payload::Bundles(sent)).unwrap();
+    assert!(
+        matches!(outcome, Outcome::PermanentFailure(_)),
+        "{outcome:?}"
+    );
+    assert_eq!(acknowledged, Some(vec![0, 2]));
+}
+
+/// The link goes away under a delivery (a window closed early): the peer
+/// took two of four fragments, then nothing more came back. The report
+/// says which two, so the host never sends them again.
+#[test]
+fn a_delivery_cut_short_reports_the_fragments_that_crossed() {
+    let server = Server::start_stalling(moon(), Some(2));
+    let sent = bundles(&sample_adu(16_000), "ipn:2.25", 5_000);
+    assert_eq!(sent.len(), 4);
+    let s = sender(
+        server.addr,
+        config(
+            server.addr,
+            &[("timeout-ms", "1500"), ("session-idle-secs", "0")],
+        ),
+    );
+    let (outcome, acknowledged) = s.send_tracked(HOP, "k", Payload::Bundles(sent)).unwrap();
+    let Outcome::TemporaryFailure(msg) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(msg.contains("2 of 4 bundle(s) acknowledged"), "{msg}");
+    assert_eq!(acknowledged, Some(vec![0, 1]));
 }
 
 #[test]
