@@ -41,6 +41,11 @@ enum BenchWhat {
     /// Bytes on the link per message byte with `compress = "gzip"`, on
     /// CPython's email test messages, attachments and generated mail.
     Compress(crate::bench_compress::CompressBenchArgs),
+    /// The Mars-month benchmark: two gateways across the link emulator
+    /// playing a contact plan (windows a sol, light time, a conjunction
+    /// blackout), mail arriving all the time; with the plan and without
+    /// (baseline), time and volume scaled (table, JSON, SVG).
+    Contact(crate::bench_contact::ContactBenchArgs),
 }
 
 #[derive(Args)]
@@ -69,6 +74,7 @@ pub(crate) fn run(stages: &Stages, args: BenchArgs) -> anyhow::Result<ExitCode> 
         BenchWhat::Link(a) => crate::bench_link::run(stages, a),
         BenchWhat::Queue(a) => crate::bench_queue::run(stages, a),
         BenchWhat::Compress(a) => crate::bench_compress::run(stages, a),
+        BenchWhat::Contact(a) => crate::bench_contact::run(stages, a),
     }
 }
 
@@ -119,13 +125,26 @@ pub(crate) async fn smtp_load(
     Ok(())
 }
 
-/// Peak resident memory of this process (VmHWM), KiB.
-fn peak_rss_kib() -> Option<u64> {
+/// A `/proc/self/status` field in KiB, e.g. `VmHWM:` (peak resident
+/// memory) or `VmRSS:`.
+pub(crate) fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Peak resident memory of this process (VmHWM), KiB.
+fn peak_rss_kib() -> Option<u64> {
+    status_kib("VmHWM:")
+}
+
+/// Now, Unix milliseconds.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn gateway(stages: &Stages, args: GatewayBenchArgs) -> anyhow::Result<ExitCode> {

@@ -53,14 +53,6 @@ fn cpu_time() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-fn status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 /// Writes `n` queued messages for `mars.example` straight into `spool`
 /// (the layout `Queue::enqueue` writes, without its fsyncs: this is setup,
 /// not what is measured).
@@ -164,7 +156,7 @@ pub(crate) fn run(stages: &Stages, args: QueueBenchArgs) -> anyhow::Result<ExitC
             .await?;
             let accept = t.elapsed();
             let cpu = cpu_time().unwrap_or(cpu0) - cpu0;
-            let rss_kib = status_kib("VmRSS:").unwrap_or(0);
+            let rss_kib = crate::bench_cmd::status_kib("VmRSS:").unwrap_or(0);
             gateway.shutdown(Duration::from_secs(5)).await;
             Ok::<_, anyhow::Error>(Row {
                 queued,
@@ -215,7 +207,7 @@ pub(crate) fn run(stages: &Stages, args: QueueBenchArgs) -> anyhow::Result<ExitC
             "{}",
             serde_json::to_string_pretty(&json!({
                 "messages": args.messages, "connections": args.connections, "size_kib": args.size_kib,
-                "idle_secs": args.idle_secs, "runs": out, "peak_rss_kib": status_kib("VmHWM:"),
+                "idle_secs": args.idle_secs, "runs": out, "peak_rss_kib": crate::bench_cmd::status_kib("VmHWM:"),
             }))?
         );
     } else {
@@ -239,7 +231,7 @@ pub(crate) fn run(stages: &Stages, args: QueueBenchArgs) -> anyhow::Result<ExitC
                 r.rss_kib as f64 / 1024.0
             );
         }
-        if let Some(kib) = status_kib("VmHWM:") {
+        if let Some(kib) = crate::bench_cmd::status_kib("VmHWM:") {
             println!(
                 "  peak memory of this process over all runs: {:.1} MiB",
                 kib as f64 / 1024.0

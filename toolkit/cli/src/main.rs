@@ -4,6 +4,7 @@
 
 mod bench_cmd;
 mod bench_compress;
+mod bench_contact;
 mod bench_fragment;
 mod bench_link;
 mod bench_queue;
@@ -113,7 +114,7 @@ enum Command {
     Receive(receive_cmd::ReceiveArgs),
     /// Generate a test CA, server and client certificates (rcgen).
     Certs(certs_cmd::CertsArgs),
-    /// Measure: `bench gateway` (messages/s, memory), `bench fragment` (fragmenters), `bench link` (latency per transport), `bench queue` (cost of a long queue), `bench compress` (link bytes per message byte).
+    /// Measure: `bench gateway` (messages/s, memory), `bench fragment` (fragmenters), `bench link` (latency per transport), `bench queue` (cost of a long queue), `bench compress` (link bytes per message byte), `bench contact` (the Mars month: contact windows and a conjunction, with and without a plan).
     Bench(bench_cmd::BenchArgs),
     /// Earth -> Moon through two gateways on this machine, with a delayed link: prints a timeline.
     Demo(demo::DemoArgs),

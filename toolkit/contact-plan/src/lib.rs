@@ -122,6 +122,30 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Unix ms as ION's absolute time, `YYYY/MM/DD-HH:MM:SS` (UTC; the
+/// milliseconds dropped): what an `@` line or a contact's times take.
+pub fn format_time(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let of_day = secs % 86_400;
+    // Howard Hinnant's `civil_from_days`.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}/{month:02}/{day:02}-{:02}:{:02}:{:02}",
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60
+    )
+}
+
 fn err(line: usize, message: impl Into<String>) -> PlanError {
     PlanError {
         line,
@@ -238,15 +262,30 @@ impl ContactPlan {
                         ));
                     }
                     let (start_ms, end_ms) = span(n, rest[0], rest[1], reference)?;
-                    let owlt = number(n, "one-way light time (s)", rest[4])?;
+                    // Whole seconds in ION; a fraction is taken too (a
+                    // time-scaled plan, as `deepmail bench contact` writes).
+                    let owlt: f64 = rest[4]
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| s.is_finite() && *s >= 0.0 && !rest[4].starts_with('+'))
+                        .ok_or_else(|| {
+                            err(
+                                n,
+                                format!(
+                                    "one-way light time (s) `{}` is not a number of seconds",
+                                    rest[4]
+                                ),
+                            )
+                        })?;
+                    if owlt >= 1e11 {
+                        return Err(err(n, "one-way light time too large"));
+                    }
                     plan.ranges.push(Range {
                         start_ms,
                         end_ms,
                         from: number(n, "node", rest[2])?,
                         to: number(n, "node", rest[3])?,
-                        owlt_ms: owlt
-                            .checked_mul(1000)
-                            .ok_or_else(|| err(n, "one-way light time too large"))?,
+                        owlt_ms: (owlt * 1000.0).round() as u64,
                     });
                 }
                 [cmd, ..] if OTHER_IONADMIN.contains(cmd) => {}

@@ -70,6 +70,14 @@ fn link_answers_up_next_and_up_time() {
 }
 
 #[test]
+fn a_fractional_light_time_is_taken() {
+    let plan =
+        ContactPlan::parse("a range +0 +10 1 2 0.052\na range +0 +10 2 1 750\n", EPOCH).unwrap();
+    assert_eq!(plan.owlt_ms(1, 2, EPOCH + 1), Some(52));
+    assert_eq!(plan.owlt_ms(2, 1, EPOCH + 1), Some(750_000));
+}
+
+#[test]
 fn errors_name_the_line_and_what_was_wrong() {
     let cases = [
         ("a contact +0 +10 1 2\n", 1, "a contact FROM-TIME"),
@@ -82,6 +90,12 @@ fn errors_name_the_line_and_what_was_wrong() {
         ),
         ("a contact +0 +10 1 2 9 1.5\n", 1, "confidence"),
         ("a range +0 +10 1 2 -3\n", 1, "one-way light time"),
+        ("a range +0 +10 1 2 inf\n", 1, "one-way light time"),
+        (
+            "a range +0 +10 1 2 1e12\n",
+            1,
+            "one-way light time too large",
+        ),
         (
             "a contcat +0 +10 1 2 9\n",
             1,
@@ -159,6 +173,13 @@ proptest! {
     }
 
     /// A plan written out and read back is the same plan.
+    #[test]
+    fn absolute_times_format_and_read_back(secs in 0u64..253_402_300_799) {
+        let text = format_time(secs * 1000 + 999);
+        let plan = ContactPlan::parse(&format!("@ {text}\na contact +0 +1 1 2 9\n"), 0).unwrap();
+        prop_assert_eq!(plan.contacts[0].start_ms, secs * 1000, "{}", text);
+    }
+
     #[test]
     fn written_plans_read_back(entries in proptest::collection::vec((0u64..100_000, 1u64..10_000, 0u64..5, 0u64..5, 0u64..1_000_000), 0..30)) {
         let mut text = String::new();

@@ -48,12 +48,13 @@ enum Attempt {
     Temporary(String),
     /// Return to sender.
     Permanent(String),
-    /// Part of a BP batch crossed: the far side acknowledged `progress`;
-    /// the rest goes later. `window_full`: stopped because the window has
-    /// no room for more (not a failure); otherwise the session failed.
+    /// Part of a BP batch crossed: the far side acknowledged the bundles
+    /// in `progress` (per ADU); the rest goes later. `window_full`:
+    /// stopped because the window has no room for more (not a failure);
+    /// otherwise the session failed.
     Unfinished {
         why: String,
-        progress: BundleProgress,
+        progress: Vec<BundleProgress>,
         window_full: bool,
     },
 }
@@ -109,16 +110,21 @@ fn sending(index: &Index, in_flight: &HashSet<String>, destination: &Destination
         .iter()
         .filter_map(|id| index.batches.get(id))
         .filter(|b| &b.destination == destination)
-        .map(|b| match &b.sent {
-            Some(p) => p.bytes.saturating_sub(p.acknowledged_bytes),
-            None => b
-                .members
-                .iter()
-                .filter_map(|m| index.entries.get(m))
-                .map(|e| e.bytes)
-                .sum(),
-        })
+        .map(|b| remaining(index, b))
         .sum()
+}
+
+/// Bytes of `b` still to cross: its messages, less the bundles of them
+/// the far side already acknowledged.
+fn remaining(index: &Index, b: &Batch) -> u64 {
+    let members: u64 = b
+        .members
+        .iter()
+        .filter_map(|m| index.entries.get(m))
+        .map(|e| e.bytes)
+        .sum();
+    let crossed: u64 = b.sent.iter().map(|p| p.acknowledged_bytes).sum();
+    members.saturating_sub(crossed)
 }
 
 /// The delay before attempt `attempts + 1`: `initial * 2^(attempts-1)`,
@@ -232,11 +238,9 @@ impl Outbound {
         let limits = &self.config.delivery;
         match destination {
             Destination::Local => (1, u64::MAX),
-            // The Bundle Protocol carries one message per ADU
-            // (draft-blanchet-dtn-email-over-bp).
-            Destination::Remote(d) if self.config.route_for(d).is_some_and(|r| r.bp.is_some()) => {
-                (1, u64::MAX)
-            }
+            // On a BP route each message is its own ADU
+            // (draft-blanchet-dtn-email-over-bp); a batch is the messages
+            // whose bundles go out together in one delivery, pipelined.
             Destination::Remote(_) => (limits.batch_max_messages, limits.batch_max_bytes),
         }
     }
@@ -324,15 +328,7 @@ impl Outbound {
                 }
                 // What is still to cross: the bundles not yet acknowledged
                 // when part of it did.
-                let bytes: u64 = match &b.sent {
-                    Some(p) => p.bytes.saturating_sub(p.acknowledged_bytes),
-                    None => b
-                        .members
-                        .iter()
-                        .filter_map(|m| index.entries.get(m))
-                        .map(|e| e.bytes)
-                        .sum(),
-                };
+                let bytes = remaining(index, b);
                 let mut budget = None;
                 match self.link_state(&b.destination, now) {
                     LinkState::Always => {}
@@ -343,7 +339,7 @@ impl Outbound {
                     }
                     LinkState::Open(w) => {
                         let left = window_room(&w, now).saturating_sub(sending(
-                            &index,
+                            index,
                             &in_flight,
                             &b.destination,
                         ));
@@ -411,7 +407,7 @@ impl Outbound {
                     }
                     LinkState::Open(w) => {
                         let left = window_room(&w, now).saturating_sub(sending(
-                            &index,
+                            index,
                             &in_flight,
                             destination,
                         ));
@@ -419,7 +415,7 @@ impl Outbound {
                             .or_else(|| waiting.first().map(|p| &p.id))
                             .and_then(|id| index.entries.get(id))
                             .map_or(0, |e| e.bytes);
-                        if first > left && !mtu.is_some_and(|m| left >= m) {
+                        if first > left && mtu.is_none_or(|m| left < m) {
                             next = next.min(w.end_ms);
                             continue;
                         }
@@ -433,15 +429,15 @@ impl Outbound {
                 let mut budget = room;
                 for id in line.by_ref() {
                     let size = index.entries.get(id).map_or(0, |e| e.bytes);
-                    let starts_batch = members.is_empty()
-                        || members.len() >= max_messages
-                        || bytes + size > max_bytes;
-                    let cut = starts_batch
-                        && room.is_some_and(|r| size > r && mtu.is_some_and(|m| r >= m));
-                    if room.is_some_and(|r| size > r) && !cut {
+                    // On a BP route the last message may be cut by the
+                    // window's end (its first fragments leave now).
+                    let fits = room.is_none_or(|r| size <= r || mtu.is_some_and(|m| r >= m));
+                    if !fits {
                         break;
                     }
-                    if !members.is_empty() && starts_batch {
+                    if !members.is_empty()
+                        && (members.len() >= max_messages || bytes + size > max_bytes)
+                    {
                         to_form.push((destination.clone(), std::mem::take(&mut members), budget));
                         bytes = 0;
                         free -= 1;
@@ -469,6 +465,31 @@ impl Outbound {
                     .unwrap_or_else(|e| e.into_inner())
                     .entry(destination.clone())
                     .or_insert(0) += added;
+            }
+        }
+        {
+            // The gauges: what is queued, and what of it is not on its way.
+            let guard = self.queue.index();
+            if let Some(index) = guard.as_ref() {
+                let going: u64 = in_flight
+                    .iter()
+                    .chain(due.iter().map(|b| &b.id))
+                    .filter_map(|id| index.batches.get(id))
+                    .map(|b| remaining(index, b))
+                    .sum::<u64>()
+                    + to_form
+                        .iter()
+                        .flat_map(|(_, members, _)| members)
+                        .filter_map(|m| index.entries.get(m))
+                        .map(|e| e.bytes)
+                        .sum::<u64>();
+                use std::sync::atomic::Ordering::Relaxed;
+                self.metrics
+                    .queue_messages
+                    .store(index.entries.len() as u64, Relaxed);
+                self.metrics
+                    .queue_bytes_waiting
+                    .store(index.bytes.saturating_sub(going), Relaxed);
             }
         }
         for id in empty {
@@ -623,7 +644,29 @@ impl Outbound {
         }
         let started = std::time::Instant::now();
         let outcome = match &batch.destination {
-            Destination::Remote(domain) => self.send_remote(&batch, domain, &members).await,
+            Destination::Remote(domain) => {
+                let (done, outcome) = self.send_remote(&batch, domain, &members).await;
+                if !done.is_empty() && !matches!(outcome, Attempt::Delivered(_)) {
+                    // On a BP route: these messages crossed whole; the
+                    // batch goes on with the others.
+                    let done: HashSet<usize> = done.into_iter().collect();
+                    let mut i = 0;
+                    members.retain(|(e, _)| {
+                        let crossed = done.contains(&i);
+                        i += 1;
+                        if crossed {
+                            Metrics::inc(&self.metrics.messages_sent);
+                            tracing::debug!(stage = "deliver", batch = %batch.id, msg = %e.id, message_id = %e.message_id, "message delivered (the rest of its batch not yet)");
+                            if let Err(err) = self.queue.remove(&e.id) {
+                                tracing::error!(stage = "queue", msg = %e.id, error = %err, "delivered but cannot remove from the queue");
+                            }
+                        }
+                        !crossed
+                    });
+                    batch.members = members.iter().map(|(e, _)| e.id.clone()).collect();
+                }
+                outcome
+            }
             Destination::Local => match &self.config.relay {
                 Some(relay) => self.send_local(relay, &members).await,
                 None => {
@@ -661,9 +704,9 @@ impl Outbound {
                 // Not a failure: the window is full. What crossed stays
                 // crossed; the scheduler sends the rest when there is room.
                 batch.attempts -= 1;
-                tracing::info!(stage = "deliver", batch = %batch.id, to = %batch.destination, acknowledged = progress.acknowledged.len(), bundles = progress.bundles, said = %why, "part of the message crossed; the rest goes when the window has room");
+                tracing::info!(stage = "deliver", batch = %batch.id, to = %batch.destination, messages_left = members.len(), said = %why, "part of the batch crossed; the rest goes when the window has room");
                 Metrics::inc(&self.metrics.bp_batches_cut);
-                batch.sent = Some(progress);
+                batch.sent = progress;
                 batch.next_attempt_ms = now_ms();
                 if let Err(e) = self.queue.save_batch(&batch) {
                     tracing::error!(stage = "queue", batch = %batch.id, error = %e, "cannot record what crossed; it will be sent again");
@@ -675,7 +718,7 @@ impl Outbound {
                 window_full: false,
             } => {
                 Metrics::inc(&self.metrics.bp_batches_cut);
-                batch.sent = Some(progress);
+                batch.sent = progress;
                 self.retry_later(batch, &members, why);
             }
             Attempt::Temporary(why) => self.retry_later(batch, &members, why),
@@ -772,12 +815,15 @@ impl Outbound {
         batch: &Batch,
         domain: &str,
         members: &[(QueueEntry, Vec<u8>)],
-    ) -> Attempt {
+    ) -> (Vec<usize>, Attempt) {
         let Some(route) = self.config.route_for(domain).cloned() else {
-            return Attempt::Permanent(format!(
-                "no route for {domain} in {}",
-                self.config.source.display()
-            ));
+            return (
+                Vec::new(),
+                Attempt::Permanent(format!(
+                    "no route for {domain} in {}",
+                    self.config.source.display()
+                )),
+            );
         };
         let messages: Vec<Message> = members
             .iter()
@@ -788,40 +834,39 @@ impl Outbound {
         let created_ms = batch.created_ms;
         let sent = batch.sent.clone();
         let budget = batch.budget;
-        let oldest_received = members
-            .iter()
-            .map(|(e, _)| e.received_ms)
-            .min()
-            .unwrap_or(created_ms);
+        let received: Vec<u64> = members.iter().map(|(e, _)| e.received_ms).collect();
         let domain = domain.to_string();
         let joined = tokio::task::spawn_blocking(move || {
             let stages = &me.stages;
-            let body = match stages.codec.encode(
-                &messages,
-                &EncodeOptions {
-                    greeting: Greeting::None,
-                    quit: false,
-                },
-            ) {
-                Ok(b) => b,
-                Err(e) => {
-                    return Attempt::Permanent(format!("the codec cannot encode the batch: {e}"))
-                }
-            };
-            // The far side recognises gzip by its magic number (bundles) or
-            // by Content-Encoding (HTTP, set by the sender from its settings).
-            let body = if route.compress {
-                crate::compress::gzip(&body)
-            } else {
-                body
+            let options = EncodeOptions {
+                greeting: Greeting::None,
+                quit: false,
             };
             if let Some(bp) = &route.bp {
-                // A bundle lives no longer than its message may still wait.
-                let expires = oldest_received.saturating_add(route.max_age_cap.as_millis() as u64);
-                let lifetime = bp
-                    .lifetime
-                    .min(Duration::from_millis(expires.saturating_sub(created_ms)))
-                    .max(Duration::from_secs(1));
+                // One ADU per message (draft-blanchet-dtn-email-over-bp),
+                // each bundle living no longer than its message may still
+                // wait; the far side recognises gzip by its magic number.
+                let mut adus = Vec::with_capacity(messages.len());
+                for (m, received) in messages.iter().zip(&received) {
+                    let body = match stages.codec.encode(std::slice::from_ref(m), &options) {
+                        Ok(b) if route.compress => crate::compress::gzip(&b),
+                        Ok(b) => b,
+                        Err(e) => {
+                            return (
+                                Vec::new(),
+                                Attempt::Permanent(format!(
+                                    "the codec cannot encode the batch: {e}"
+                                )),
+                            )
+                        }
+                    };
+                    let expires = received.saturating_add(route.max_age_cap.as_millis() as u64);
+                    let lifetime = bp
+                        .lifetime
+                        .min(Duration::from_millis(expires.saturating_sub(created_ms)))
+                        .max(Duration::from_secs(1));
+                    adus.push((body, lifetime));
+                }
                 return send_bundles(
                     stages,
                     &me.metrics,
@@ -830,60 +875,92 @@ impl Outbound {
                     &BundleBatch {
                         id: &batch_id,
                         created_ms,
-                        lifetime,
-                        sent: sent.as_ref(),
+                        sent: &sent,
                         budget,
                     },
-                    body,
+                    adus,
                 );
             }
-            let hops: Vec<String> = match &route.uri {
-                Some(uri) => vec![uri.clone()],
-                None => {
-                    let Some(resolver) = &stages.resolver else {
-                        return Attempt::Temporary("no resolver loaded".into());
-                    };
-                    let schemes = if route.allow_plain_http {
-                        vec!["https".to_string(), "http".to_string()]
-                    } else {
-                        vec!["https".to_string()]
-                    };
-                    match resolver.resolve(&domain, &schemes, u64::from(random_u32())) {
-                        Ok(r) if r.hops.is_empty() => {
-                            return Attempt::Temporary(format!("no next hop found for {domain}"))
-                        }
-                        Ok(r) => r.hops.into_iter().map(|h| h.uri).collect(),
-                        Err(e) if e.code == "no-such-domain" || e.code == "no-records" => {
-                            return Attempt::Permanent(format!("no gateway for {domain}: {e}"))
-                        }
-                        Err(e) => return Attempt::Temporary(format!("resolving {domain}: {e}")),
-                    }
-                }
-            };
-            let mut last = String::new();
-            for hop in &hops {
-                let sender = match stages.sender(&route, hop) {
-                    Ok(s) => s,
+            let attempt = || {
+                let body = match stages.codec.encode(
+                    &messages,
+                    &EncodeOptions {
+                        greeting: Greeting::None,
+                        quit: false,
+                    },
+                ) {
+                    Ok(b) => b,
                     Err(e) => {
-                        last = e;
-                        continue;
+                        return Attempt::Permanent(format!(
+                            "the codec cannot encode the batch: {e}"
+                        ))
                     }
                 };
-                match sender.send(hop, &batch_id, Payload::Bsmtp(body.clone())) {
-                    Ok(Outcome::Delivered(said)) => {
-                        return Attempt::Delivered(format!("{hop}: {said}"))
+                // The far side recognises gzip by its magic number (bundles) or
+                // by Content-Encoding (HTTP, set by the sender from its settings).
+                let body = if route.compress {
+                    crate::compress::gzip(&body)
+                } else {
+                    body
+                };
+                let hops: Vec<String> = match &route.uri {
+                    Some(uri) => vec![uri.clone()],
+                    None => {
+                        let Some(resolver) = &stages.resolver else {
+                            return Attempt::Temporary("no resolver loaded".into());
+                        };
+                        let schemes = if route.allow_plain_http {
+                            vec!["https".to_string(), "http".to_string()]
+                        } else {
+                            vec!["https".to_string()]
+                        };
+                        match resolver.resolve(&domain, &schemes, u64::from(random_u32())) {
+                            Ok(r) if r.hops.is_empty() => {
+                                return Attempt::Temporary(format!(
+                                    "no next hop found for {domain}"
+                                ))
+                            }
+                            Ok(r) => r.hops.into_iter().map(|h| h.uri).collect(),
+                            Err(e) if e.code == "no-such-domain" || e.code == "no-records" => {
+                                return Attempt::Permanent(format!("no gateway for {domain}: {e}"))
+                            }
+                            Err(e) => {
+                                return Attempt::Temporary(format!("resolving {domain}: {e}"))
+                            }
+                        }
                     }
-                    Ok(Outcome::PermanentFailure(said)) => {
-                        return Attempt::Permanent(format!("{hop} refused the batch: {said}"))
+                };
+                let mut last = String::new();
+                for hop in &hops {
+                    let sender = match stages.sender(&route, hop) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            last = e;
+                            continue;
+                        }
+                    };
+                    match sender.send(hop, &batch_id, Payload::Bsmtp(body.clone())) {
+                        Ok(Outcome::Delivered(said)) => {
+                            return Attempt::Delivered(format!("{hop}: {said}"))
+                        }
+                        Ok(Outcome::PermanentFailure(said)) => {
+                            return Attempt::Permanent(format!("{hop} refused the batch: {said}"))
+                        }
+                        Ok(Outcome::TemporaryFailure(said)) => last = format!("{hop}: {said}"),
+                        Err(e) => last = format!("{hop}: {e}"),
                     }
-                    Ok(Outcome::TemporaryFailure(said)) => last = format!("{hop}: {said}"),
-                    Err(e) => last = format!("{hop}: {e}"),
                 }
-            }
-            Attempt::Temporary(last)
+                Attempt::Temporary(last)
+            };
+            (Vec::new(), attempt())
         })
         .await;
-        joined.unwrap_or_else(|e| Attempt::Temporary(format!("delivery task failed: {e}")))
+        joined.unwrap_or_else(|e| {
+            (
+                Vec::new(),
+                Attempt::Temporary(format!("delivery task failed: {e}")),
+            )
+        })
     }
 
     async fn send_local(&self, relay: &RelayConfig, members: &[(QueueEntry, Vec<u8>)]) -> Attempt {
@@ -951,127 +1028,151 @@ pub(crate) fn wit_variant(v: deepmail_bundle::ShaVariant) -> ShaVariant {
 struct BundleBatch<'a> {
     id: &'a str,
     created_ms: u64,
-    /// The bundles' lifetime.
-    lifetime: Duration,
-    /// The bundles that crossed in earlier attempts.
-    sent: Option<&'a BundleProgress>,
+    /// The bundles that crossed in earlier attempts, per ADU.
+    sent: &'a [BundleProgress],
     /// Bytes of bundles that may leave now (what is left of the window).
     budget: Option<u64>,
 }
 
-/// Fragments the encoded message to the route's MTU (each bundle signed
+/// Fragments each message's ADU to the route's MTU (each bundle signed
 /// with a BIB when the route has a key; its lifetime the route's, or what
 /// is left of the message's maximum age if that is less) and hands the
-/// bundles to the tcpcl-sender (blocking): those not acknowledged in an
-/// earlier attempt, as many as fit the window's `budget`.
+/// bundles of all of them to the tcpcl-sender in one delivery (blocking,
+/// pipelined): those not acknowledged in an earlier attempt, as many as
+/// fit the window's `budget`. Returns the positions of the messages whose
+/// every bundle is now acknowledged, and the outcome for the others.
 ///
 /// The cut is deterministic: the same ADU and MTU give the same bundles
-/// with the same id (creation time and a sequence number from the batch id
-/// and the ADU's digest), so the far side reassembles fragments sent in
-/// different attempts, and a changed batch starts over under a new id.
+/// with the same id (the batch's creation time and a sequence number from
+/// the batch id and the ADU's digest), so the far side reassembles
+/// fragments sent in different attempts, and a changed ADU starts over
+/// under a new id.
 fn send_bundles(
     stages: &GatewayStages,
     metrics: &Metrics,
     route: &crate::config::Route,
     bp: &crate::config::BpRoute,
     batch: &BundleBatch<'_>,
-    adu: Vec<u8>,
-) -> Attempt {
+    adus: Vec<(Vec<u8>, Duration)>,
+) -> (Vec<usize>, Attempt) {
+    use std::sync::atomic::Ordering::Relaxed;
     let Some(fragmenter) = &stages.fragmenter else {
-        return Attempt::Permanent("no fragmenter loaded ([bp] missing)".into());
+        return (
+            Vec::new(),
+            Attempt::Permanent("no fragmenter loaded ([bp] missing)".into()),
+        );
     };
     let crc = if bp.crc == "crc16" {
         CrcType::Crc16
     } else {
         CrcType::Crc32c
     };
-    let adu_sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, &adu).as_ref());
-    let spec = BundleSpec {
-        source: stages.node_id().to_string(),
-        destination: bp.destination.clone(),
-        report_to: "dtn:none".into(),
-        creation_time: dtn_ms(batch.created_ms),
-        sequence_number: sequence_of(&format!("{}/{adu_sha256}", batch.id)),
-        lifetime_ms: batch.lifetime.as_millis() as u64,
-        crc,
-        block_crc: crc,
-        must_not_fragment: false,
-    };
-    let built = match &bp.bib {
-        None => fragmenter.fragment_adu(&adu, &spec, bp.mtu),
-        Some(bib) => fragmenter.fragment_adu_signed(
-            &adu,
-            &spec,
-            bp.mtu,
-            &BibKey {
-                source: stages.node_id().to_string(),
-                key: bib.key.0.clone(),
-            },
-            wit_variant(bib.variant),
-        ),
-    };
-    let bundles = match built {
-        Ok(b) => b,
-        Err(e) => {
-            return Attempt::Permanent(format!("the fragmenter cannot build the bundles: {e}"))
-        }
-    };
-    let count = bundles.len() as u32;
-    let bytes: u64 = bundles.iter().map(|b| b.len() as u64).sum();
-    let mut progress = batch
-        .sent
-        .filter(|p| p.adu_sha256 == adu_sha256 && p.bundles == count && p.bytes == bytes)
-        .cloned()
-        .unwrap_or(BundleProgress {
-            adu_sha256,
-            bundles: count,
-            bytes,
-            acknowledged: Vec::new(),
-            acknowledged_bytes: 0,
-        });
-    // The bundles still to cross, in order, as many as the window takes.
-    let crossed: HashSet<u32> = progress.acknowledged.iter().copied().collect();
-    let mut chosen: Vec<u32> = Vec::new();
+    // Each ADU's bundles and what of them crossed before.
+    let mut all: Vec<(Vec<Vec<u8>>, BundleProgress)> = Vec::with_capacity(adus.len());
+    for (adu, lifetime) in adus {
+        let adu_sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, &adu).as_ref());
+        let spec = BundleSpec {
+            source: stages.node_id().to_string(),
+            destination: bp.destination.clone(),
+            report_to: "dtn:none".into(),
+            creation_time: dtn_ms(batch.created_ms),
+            sequence_number: sequence_of(&format!("{}/{adu_sha256}", batch.id)),
+            lifetime_ms: lifetime.as_millis() as u64,
+            crc,
+            block_crc: crc,
+            must_not_fragment: false,
+        };
+        let built = match &bp.bib {
+            None => fragmenter.fragment_adu(&adu, &spec, bp.mtu),
+            Some(bib) => fragmenter.fragment_adu_signed(
+                &adu,
+                &spec,
+                bp.mtu,
+                &BibKey {
+                    source: stages.node_id().to_string(),
+                    key: bib.key.0.clone(),
+                },
+                wit_variant(bib.variant),
+            ),
+        };
+        let bundles = match built {
+            Ok(b) => b,
+            Err(e) => {
+                return (
+                    Vec::new(),
+                    Attempt::Permanent(format!("the fragmenter cannot build the bundles: {e}")),
+                )
+            }
+        };
+        let count = bundles.len() as u32;
+        let bytes: u64 = bundles.iter().map(|b| b.len() as u64).sum();
+        let progress = batch
+            .sent
+            .iter()
+            .find(|p| p.adu_sha256 == adu_sha256 && p.bundles == count && p.bytes == bytes)
+            .cloned()
+            .unwrap_or(BundleProgress {
+                adu_sha256,
+                bundles: count,
+                bytes,
+                acknowledged: Vec::new(),
+                acknowledged_bytes: 0,
+            });
+        all.push((bundles, progress));
+    }
+    let total: usize = all.iter().map(|(b, _)| b.len()).sum();
+    let crossed_before: usize = all.iter().map(|(_, p)| p.acknowledged.len()).sum();
+    // The bundles still to cross, in order, as many as the window takes:
+    // (ADU, bundle) of each.
+    let mut chosen: Vec<(usize, u32)> = Vec::new();
     let mut payload: Vec<Vec<u8>> = Vec::new();
     let mut used = 0u64;
     let mut window_full = false;
-    for (i, bundle) in bundles.into_iter().enumerate() {
-        let i = i as u32;
-        if crossed.contains(&i) {
-            continue;
+    'adus: for (a, (bundles, progress)) in all.iter_mut().enumerate() {
+        let crossed: HashSet<u32> = progress.acknowledged.iter().copied().collect();
+        for (i, bundle) in std::mem::take(bundles).into_iter().enumerate() {
+            let i = i as u32;
+            if crossed.contains(&i) {
+                continue;
+            }
+            if batch.budget.is_some_and(|b| used + bundle.len() as u64 > b) {
+                window_full = true;
+                break 'adus;
+            }
+            used += bundle.len() as u64;
+            chosen.push((a, i));
+            payload.push(bundle);
         }
-        if batch.budget.is_some_and(|b| used + bundle.len() as u64 > b) {
-            window_full = true;
-            break;
-        }
-        used += bundle.len() as u64;
-        chosen.push(i);
-        payload.push(bundle);
     }
+    let progress_of = |all: Vec<(Vec<Vec<u8>>, BundleProgress)>| -> Vec<BundleProgress> {
+        all.into_iter()
+            .map(|(_, p)| p)
+            .filter(|p| !p.acknowledged.is_empty())
+            .collect()
+    };
     if chosen.is_empty() {
-        return Attempt::Unfinished {
-            why: "no further bundle fits what is left of the window".into(),
-            progress,
-            window_full: true,
-        };
+        return (
+            Vec::new(),
+            Attempt::Unfinished {
+                why: "no further bundle fits what is left of the window".into(),
+                progress: progress_of(all),
+                window_full: true,
+            },
+        );
     }
     let sizes: Vec<u64> = payload.iter().map(|b| b.len() as u64).collect();
     let hop = format!("tcpcl://{}", bp.tcpcl);
     let sender = match stages.bp_sender(route) {
         Ok(s) => s,
-        Err(e) => return Attempt::Temporary(e),
+        Err(e) => return (Vec::new(), Attempt::Temporary(e)),
     };
-    metrics
-        .bundles_sent
-        .fetch_add(chosen.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    metrics
-        .bundle_bytes_sent
-        .fetch_add(used, std::sync::atomic::Ordering::Relaxed);
+    metrics.bundles_sent.fetch_add(chosen.len() as u64, Relaxed);
+    metrics.bundle_bytes_sent.fetch_add(used, Relaxed);
     let sent = chosen.len();
     let (outcome, acknowledged) =
         match sender.send_tracked(&hop, batch.id, Payload::Bundles(payload)) {
             Ok(r) => r,
-            Err(e) => return Attempt::Temporary(format!("{hop}: {e}")),
+            Err(e) => return (Vec::new(), Attempt::Temporary(format!("{hop}: {e}"))),
         };
     // Which of the chosen bundles crossed: the plugin says, or (a sender
     // without `sender-progress`) all of them when delivered, none if not.
@@ -1086,44 +1187,51 @@ fn send_bundles(
     };
     metrics
         .bundles_acknowledged
-        .fetch_add(took.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    for p in took {
-        progress.acknowledged.push(chosen[p]);
-        progress.acknowledged_bytes += sizes[p];
+        .fetch_add(took.len() as u64, Relaxed);
+    for p in &took {
+        let (a, i) = chosen[*p];
+        let progress = &mut all[a].1;
+        progress.acknowledged.push(i);
+        progress.acknowledged_bytes += sizes[*p];
     }
-    progress.acknowledged.sort_unstable();
-    progress.acknowledged.dedup();
-    let all = progress.acknowledged.len() as u32 == count;
-    match outcome {
-        Outcome::PermanentFailure(said) => {
+    let mut done = Vec::new();
+    for (a, (_, p)) in all.iter_mut().enumerate() {
+        p.acknowledged.sort_unstable();
+        p.acknowledged.dedup();
+        if p.acknowledged.len() as u32 == p.bundles {
+            done.push(a);
+        }
+    }
+    let messages = all.len();
+    let crossed_now: usize = all.iter().map(|(_, p)| p.acknowledged.len()).sum();
+    let attempt = match outcome {
+        Outcome::PermanentFailure(said) if done.len() < messages => {
             Attempt::Permanent(format!("{hop} refused the bundles: {said}"))
         }
-        _ if all => Attempt::Delivered(format!(
-            "{hop}: {count} bundle(s) to {}{}",
+        _ if done.len() == messages => Attempt::Delivered(format!(
+            "{hop}: {total} bundle(s) of {messages} message(s) to {}{}",
             bp.destination,
-            if crossed.is_empty() {
+            if crossed_before == 0 {
                 String::new()
             } else {
-                format!(" ({} of them in earlier attempts)", crossed.len())
+                format!(" ({crossed_before} of them in earlier attempts)")
             }
         )),
-        Outcome::Delivered(said) => Attempt::Unfinished {
+        Outcome::Delivered(said) | Outcome::PermanentFailure(said) => Attempt::Unfinished {
             why: format!(
-                "{} of {count} bundle(s) acknowledged, the rest when the window has room: {said}",
-                progress.acknowledged.len()
+                "{crossed_now} of {total} bundle(s) acknowledged, the rest when the window has room: {said}"
             ),
-            progress,
+            progress: progress_of(all),
             window_full,
         },
-        Outcome::TemporaryFailure(said) if progress.acknowledged.len() > crossed.len() => {
-            Attempt::Unfinished {
-                why: format!("{hop}: {said}"),
-                progress,
-                window_full: false,
-            }
-        }
+        Outcome::TemporaryFailure(said) if crossed_now > crossed_before => Attempt::Unfinished {
+            why: format!("{hop}: {said}"),
+            progress: progress_of(all),
+            window_full: false,
+        },
         Outcome::TemporaryFailure(said) => Attempt::Temporary(format!("{hop}: {said}")),
-    }
+    };
+    (done, attempt)
 }
 
 #[cfg(test)]

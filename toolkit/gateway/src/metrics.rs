@@ -64,6 +64,8 @@ counters! {
     bp_bib_refused: "bundles refused because their block integrity check failed (no BIB, unknown key, wrong HMAC)",
     ;
     sender_sessions_open: "connections sender plugins keep open between deliveries (TCPCL sessions)",
+    queue_messages: "messages in the outbound queue",
+    queue_bytes_waiting: "bytes of queued messages not on their way now (waiting for a window, a retry or a delivery slot)",
 }
 
 impl Metrics {

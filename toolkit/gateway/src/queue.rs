@@ -120,18 +120,20 @@ pub struct Batch {
     pub next_attempt_ms: u64,
     /// What went wrong last time.
     pub last_error: Option<String>,
-    /// On a BP route: which of the batch's bundles the far side already
-    /// acknowledged, so a later attempt sends only the rest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sent: Option<BundleProgress>,
+    /// On a BP route: which bundles of the batch's ADUs (one per message)
+    /// the far side already acknowledged, so a later attempt sends only
+    /// the rest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sent: Vec<BundleProgress>,
     /// Bytes of bundles this attempt may send before the contact window
     /// closes (set by the scheduler; not stored).
     #[serde(skip)]
     pub budget: Option<u64>,
 }
 
-/// The bundles of a batch's ADU that crossed. Valid only for the same ADU
-/// (its SHA-256) cut into the same bundles: otherwise the batch starts over.
+/// The bundles of one ADU (a message) that crossed. Valid only for the
+/// same ADU (its SHA-256) cut into the same bundles: otherwise it starts
+/// over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleProgress {
     /// Lower-case hex SHA-256 of the ADU (the encoded, maybe compressed,
@@ -479,7 +481,7 @@ impl Queue {
             attempts: 0,
             next_attempt_ms: now,
             last_error: None,
-            sent: None,
+            sent: Vec::new(),
             budget: None,
         };
         self.save_batch(&batch)?;

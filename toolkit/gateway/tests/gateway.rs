@@ -1397,12 +1397,36 @@ async fn a_bp_message_cut_by_a_window_end_is_completed_in_the_next_window() {
     .await
     .unwrap();
     assert!(d.all_accepted(), "{d:?}");
-    wait_for("the message on the Moon", 40, || {
+    // A small message queued behind it goes in the same delivery (each
+    // message its own ADU) and is through in the first window.
+    let d = relay(
+        earth.smtp_addr.unwrap(),
+        &RelayConfig::new("mta"),
+        &envelope("ops@earth.example", &["ada@moon.example"]),
+        b"Subject: small\r\n\r\nhello\r\n",
+    )
+    .await
+    .unwrap();
+    assert!(d.all_accepted(), "{d:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "both queued before the first window"
+    );
+    wait_for("the small message on the Moon", 10, || {
         !moon_mta.sink.got.lock().unwrap().is_empty()
     })
     .await;
+    let small = t0.elapsed();
+    assert!(
+        small < Duration::from_secs(4),
+        "in the first window: {small:?}"
+    );
+    wait_for("the large message on the Moon", 40, || {
+        moon_mta.sink.got.lock().unwrap().len() == 2
+    })
+    .await;
     let arrived = t0.elapsed();
-    let (_, content) = moon_mta.sink.got.lock().unwrap()[0].clone();
+    let (_, content) = moon_mta.sink.got.lock().unwrap()[1].clone();
     assert!(content.ends_with(&big), "reassembled byte for byte");
     assert!(
         arrived >= Duration::from_secs(9),
@@ -1416,7 +1440,7 @@ async fn a_bp_message_cut_by_a_window_end_is_completed_in_the_next_window() {
     // The Moon relays once the last fragment is in, before its XFER_ACK
     // reaches Earth.
     wait_for("the last acknowledgement on Earth", 10, || {
-        m(&earth, |m| &m.messages_sent) == 1
+        m(&earth, |m| &m.messages_sent) == 2
     })
     .await;
     let cut = m(&earth, |m| &m.bp_batches_cut);
@@ -1424,7 +1448,10 @@ async fn a_bp_message_cut_by_a_window_end_is_completed_in_the_next_window() {
     let acked = m(&earth, |m| &m.bundles_acknowledged);
     let received = m(&moon, |m| &m.bundles_received);
     assert!(cut >= 2, "cut at two window ends, was {cut}");
-    assert!(sent >= 11, "700 kB in 64 KiB fragments: {sent}");
+    assert!(
+        sent >= 12,
+        "700 kB in 64 KiB fragments, and the small one: {sent}"
+    );
     assert_eq!(sent, acked, "every bundle sent was acknowledged");
     assert_eq!(sent, received, "no bundle crossed twice");
     assert_eq!(m(&earth, |m| &m.messages_returned), 0);

@@ -94,6 +94,8 @@ pub(crate) struct Index {
     /// Until when new batches to a destination wait, after a temporary
     /// failure (the route is down; the failed batch retries on its own).
     pub(crate) held_until: HashMap<Destination, u64>,
+    /// Bytes of every message in `entries`.
+    pub(crate) bytes: u64,
 }
 
 impl Index {
@@ -131,6 +133,7 @@ impl Index {
             priority: priority_of(e),
         };
         self.wait(&e.id, &indexed);
+        self.bytes += e.bytes;
         self.entries.insert(e.id.clone(), indexed);
     }
 
@@ -149,6 +152,7 @@ impl Index {
         let Some(e) = self.entries.remove(id) else {
             return;
         };
+        self.bytes = self.bytes.saturating_sub(e.bytes);
         self.unwarned.remove(&(e.received_ms, id.to_string()));
         match &e.batch {
             Some(b) => {
