@@ -602,8 +602,13 @@ impl<H: Handler> Connection<'_, H> {
                 "a command"
             };
             let started = Instant::now();
+            // Once the server came under pressure during this wait, the
+            // wait stays short: as silent connections are closed the
+            // pressure eases, and the rest of them must not get the full
+            // timeout back.
+            let mut stressed = false;
             let read = loop {
-                let stressed = self.pressure.as_ref().is_some_and(|p| *p.borrow());
+                stressed |= self.pressure.as_ref().is_some_and(|p| *p.borrow());
                 let wait = if receiving_data {
                     self.config.data_timeout
                 } else if stressed {
@@ -616,7 +621,7 @@ impl<H: Handler> Connection<'_, H> {
                 tokio::select! {
                     read = timeout_at(started + wait, stream.read(&mut buf)) => break Some(read),
                     () = phase_changed(&mut self.shutdown) => break None,
-                    // Pressure came or went: wait again with the new limit,
+                    // Pressure came (or went): wait again with the limit,
                     // counted from the same start.
                     () = pressure_changed(&mut self.pressure) => continue,
                 }

@@ -517,6 +517,39 @@ async fn silent_connections_under_pressure_are_closed_quickly() {
     assert_eq!(stats.timeouts, 4);
 }
 
+/// A silent connection that saw the server under pressure keeps the short
+/// wait when the pressure eases: otherwise, as silent connections are
+/// closed, the rest of them get the full timeout back.
+#[tokio::test]
+async fn a_wait_that_saw_pressure_stays_short_when_it_eases() {
+    let server = Server::start(ServerConfig {
+        max_connections: 4,
+        command_timeout: Duration::from_secs(60),
+        stress_command_timeout: Duration::from_millis(1500),
+        ..config()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut silent = vec![connect(server.addr).await, connect(server.addr).await];
+    // A third connection puts the server under pressure (three quarters
+    // of four), then leaves: the pressure is gone again.
+    let mut passing = connect(server.addr).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(passing.command("QUIT").await.get(..3), Some("221"));
+    for client in &mut silent {
+        let reply = client.short_reply().await;
+        assert!(reply.starts_with("421 4.4.2"), "{reply}");
+        client.expect_eof().await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "closed after {:?}, not the 60 s command timeout",
+        started.elapsed()
+    );
+    let stats = server.stop().await;
+    assert_eq!(stats.timeouts, 2);
+}
+
 #[tokio::test]
 async fn too_many_errors_close_the_connection() {
     let server = Server::start(ServerConfig {
