@@ -556,7 +556,7 @@ fn earth_toml(
         ));
     }
     format!(
-        "name = \"gw.earth.example\"\nspool = \"earth\"\n[smtp]\nlisten = \"127.0.0.1:0\"\nrelay-domains = [\"mars.example\"]\n[relay]\nsmtp = \"{earth_mta}\"\ndomains = [\"earth.example\"]\n[bp]\nnode-id = \"ipn:1.0\"\n[delivery]\nretry-initial-secs = {}\nretry-max-secs = {}\ntimeout-secs = 10\ndelay-warning-hours = {}\n{route}",
+        "name = \"gw.earth.example\"\nspool = \"earth\"\n[smtp]\nlisten = \"127.0.0.1:0\"\nrelay-domains = [\"mars.example\"]\n[relay]\nsmtp = \"{earth_mta}\"\ndomains = [\"earth.example\"]\n[bp]\nnode-id = \"ipn:1.0\"\n[delivery]\nretry-initial-secs = {}\nretry-max-secs = {}\ntimeout-secs = 10\ndelay-warning-hours = {}\nbatch-max-mib = 1\n{route}",
         (60.0 / s.scale).max(0.01),
         3600.0 / s.scale,
         hours(24.0)

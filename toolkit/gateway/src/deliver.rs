@@ -34,6 +34,10 @@ pub struct Outbound {
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
     in_flight: Mutex<HashSet<String>>,
+    /// Per destination with a contact plan: until when (Unix ms) the link
+    /// is busy with the bytes already handed to it, at the window's rate.
+    /// What can still leave in a window counts from then.
+    link_busy: Mutex<HashMap<Destination, u64>>,
     /// Batches formed per destination (every fourth starts with the
     /// oldest message).
     formed: Mutex<HashMap<Destination, u64>>,
@@ -101,17 +105,6 @@ enum LinkState {
 /// last byte takes one light time to arrive).
 fn window_room(w: &deepmail_contact_plan::Window, now: u64) -> u64 {
     w.bytes_left(now.saturating_add(w.owlt_ms))
-}
-
-/// Bytes on their way to `destination` now: the batches in flight, less
-/// what of them crossed before.
-fn sending(index: &Index, in_flight: &HashSet<String>, destination: &Destination) -> u64 {
-    in_flight
-        .iter()
-        .filter_map(|id| index.batches.get(id))
-        .filter(|b| &b.destination == destination)
-        .map(|b| remaining(index, b))
-        .sum()
 }
 
 /// Bytes of `b` still to cross: its messages, less the bundles of them
@@ -184,6 +177,7 @@ impl Outbound {
             metrics,
             wake,
             in_flight: Mutex::new(HashSet::new()),
+            link_busy: Mutex::new(HashMap::new()),
             formed: Mutex::new(HashMap::new()),
         }
     }
@@ -264,6 +258,29 @@ impl Outbound {
         too_old(&self.config, destination, received_ms, now)
     }
 
+    /// From when the link to `destination` is free: now, or later while it
+    /// still carries what was handed to it.
+    fn busy_from(&self, destination: &Destination, now: u64) -> u64 {
+        self.link_busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(destination)
+            .map_or(now, |b| (*b).max(now))
+    }
+
+    /// Records that `bytes` were handed to the link to `destination` at
+    /// `from`: it is busy for as long as `rate` (bytes/s) takes.
+    fn keep_busy(&self, destination: &Destination, from: u64, bytes: u64, rate: u64) {
+        if rate == 0 {
+            return;
+        }
+        let until = from.saturating_add(bytes.saturating_mul(1000) / rate);
+        self.link_busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(destination.clone(), until);
+    }
+
     /// The MTU of `destination`'s route when it carries bundles: its
     /// messages can cross a window's end as fragments.
     fn bp_mtu(&self, destination: &Destination) -> Option<u64> {
@@ -338,11 +355,8 @@ impl Outbound {
                         continue;
                     }
                     LinkState::Open(w) => {
-                        let left = window_room(&w, now).saturating_sub(sending(
-                            index,
-                            &in_flight,
-                            &b.destination,
-                        ));
+                        let from = self.busy_from(&b.destination, now);
+                        let left = window_room(&w, from);
                         let partial = self.bp_mtu(&b.destination).is_some_and(|m| left >= m);
                         if bytes > left && !partial {
                             // Cannot finish before the window closes, and
@@ -351,6 +365,7 @@ impl Outbound {
                             continue;
                         }
                         budget = Some(left);
+                        self.keep_busy(&b.destination, from, bytes.min(left), w.rate);
                     }
                 }
                 let mut b = b.clone();
@@ -399,6 +414,7 @@ impl Outbound {
                 // closes, less what is already on its way; batches fill it
                 // (the link kept full), the rest waits for the next window.
                 let mut room: Option<u64> = None;
+                let mut opened = None;
                 match self.link_state(destination, now) {
                     LinkState::Always => {}
                     LinkState::Closed(opens) => {
@@ -406,11 +422,9 @@ impl Outbound {
                         continue;
                     }
                     LinkState::Open(w) => {
-                        let left = window_room(&w, now).saturating_sub(sending(
-                            index,
-                            &in_flight,
-                            destination,
-                        ));
+                        let from = self.busy_from(destination, now);
+                        let left = window_room(&w, from);
+                        opened = Some((from, w.rate));
                         let first = oldest
                             .or_else(|| waiting.first().map(|p| &p.id))
                             .and_then(|id| index.entries.get(id))
@@ -427,6 +441,7 @@ impl Outbound {
                 let mut bytes = 0u64;
                 // The room left when the batch being filled was begun.
                 let mut budget = room;
+                let start_room = room;
                 for id in line.by_ref() {
                     let size = index.entries.get(id).map_or(0, |e| e.bytes);
                     // On a BP route the last message may be cut by the
@@ -457,6 +472,10 @@ impl Outbound {
                 if !members.is_empty() && free > 0 {
                     to_form.push((destination.clone(), members, budget));
                     free -= 1;
+                }
+                // The link is busy with what was just planned for it.
+                if let (Some((from, rate)), Some(start)) = (opened, start_room) {
+                    self.keep_busy(destination, from, start - room.unwrap_or(0), rate);
                 }
                 let added = (to_form.len() - formed_now) as u64;
                 *self
@@ -846,8 +865,14 @@ impl Outbound {
                 // One ADU per message (draft-blanchet-dtn-email-over-bp),
                 // each bundle living no longer than its message may still
                 // wait; the far side recognises gzip by its magic number.
+                // Only as many as the window takes now (each ADU less what
+                // of it crossed before): the rest stay in the batch.
                 let mut adus = Vec::with_capacity(messages.len());
+                let mut planned = 0u64;
                 for (m, received) in messages.iter().zip(&received) {
+                    if budget.is_some_and(|b| planned > b) {
+                        break;
+                    }
                     let body = match stages.codec.encode(std::slice::from_ref(m), &options) {
                         Ok(b) if route.compress => crate::compress::gzip(&b),
                         Ok(b) => b,
@@ -865,6 +890,12 @@ impl Outbound {
                         .lifetime
                         .min(Duration::from_millis(expires.saturating_sub(created_ms)))
                         .max(Duration::from_secs(1));
+                    let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, &body));
+                    let crossed = sent
+                        .iter()
+                        .find(|p| p.adu_sha256 == digest)
+                        .map_or(0, |p| p.acknowledged_bytes);
+                    planned += (body.len() as u64).saturating_sub(crossed);
                     adus.push((body, lifetime));
                 }
                 return send_bundles(
@@ -877,6 +908,7 @@ impl Outbound {
                         created_ms,
                         sent: &sent,
                         budget,
+                        members: messages.len(),
                     },
                     adus,
                 );
@@ -1032,6 +1064,8 @@ struct BundleBatch<'a> {
     sent: &'a [BundleProgress],
     /// Bytes of bundles that may leave now (what is left of the window).
     budget: Option<u64>,
+    /// Messages in the batch: the ADUs given may be the first of them only.
+    members: usize,
 }
 
 /// Fragments each message's ADU to the route's MTU (each bundle signed
@@ -1144,6 +1178,10 @@ fn send_bundles(
             payload.push(bundle);
         }
     }
+    // Messages left unencoded because the window had no room for them.
+    if all.len() < batch.members {
+        window_full = true;
+    }
     let progress_of = |all: Vec<(Vec<Vec<u8>>, BundleProgress)>| -> Vec<BundleProgress> {
         all.into_iter()
             .map(|(_, p)| p)
@@ -1202,7 +1240,7 @@ fn send_bundles(
             done.push(a);
         }
     }
-    let messages = all.len();
+    let messages = batch.members;
     let crossed_now: usize = all.iter().map(|(_, p)| p.acknowledged.len()).sum();
     let attempt = match outcome {
         Outcome::PermanentFailure(said) if done.len() < messages => {
