@@ -110,34 +110,12 @@ pub struct Link {
     windows: Vec<Window>,
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Unix ms as ION's absolute time, `YYYY/MM/DD-HH:MM:SS` (UTC; the
 /// milliseconds dropped): what an `@` line or a contact's times take.
 pub fn format_time(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;
-    let days = (secs / 86_400) as i64;
     let of_day = secs % 86_400;
-    // Howard Hinnant's `civil_from_days`.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil::from_days((secs / 86_400) as i64);
     format!(
         "{year:04}/{month:02}/{day:02}-{:02}:{:02}:{:02}",
         of_day / 3600,
@@ -172,7 +150,7 @@ fn absolute(text: &str) -> Option<u64> {
     if y < 1970 || mo == 0 || da == 0 {
         return None;
     }
-    let days = days_from_civil(i64::from(y), mo, da);
+    let days = civil::to_days(i64::from(y), mo, da);
     let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(s);
     u64::try_from(secs).ok()?.checked_mul(1000)
 }
@@ -448,3 +426,5 @@ impl Link {
 
 #[cfg(test)]
 mod tests;
+
+pub mod civil;
