@@ -606,7 +606,7 @@ fn submit(stages: &Stages, args: SubmitArgs) -> anyhow::Result<ExitCode> {
             }
         }
         if let (Some(returns), false) = (&returns, c.refused.is_empty()) {
-            let envelope = deepmail_gateway::returns::spooled_envelope(&c.envelope);
+            let envelope = deepmail_gateway::spool::SpooledEnvelope::from(&c.envelope);
             let failures: Vec<_> = c
                 .refused
                 .iter()

@@ -199,8 +199,12 @@ pub(crate) fn run(stages: &Stages, args: SendArgs) -> anyhow::Result<ExitCode> {
                 let mut quic = config.clone();
                 quic.push(("connect-to".into(), addr.to_string()));
                 let roots = if roots_pem.is_empty() {
-                    std::fs::read("/etc/ssl/certs/ca-certificates.crt")
-                        .context("--h3 needs trust roots: give --ca PEM (no system roots found)")?
+                    deepmail_host::system_roots_pem().with_context(|| {
+                        format!(
+                            "--h3 needs trust roots: give --ca PEM (none in {})",
+                            deepmail_host::SYSTEM_ROOTS
+                        )
+                    })?
                 } else {
                     roots_pem.clone()
                 };

@@ -41,7 +41,7 @@ mod sections;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use crate::env::{Disk, Environment, MAX_FILE_BYTES};
 pub use crate::model::*;
@@ -51,14 +51,64 @@ use crate::sections::Ctx;
 /// config names none.
 pub const DEFAULT_PATH: &str = "/inboundmail";
 
-/// A configuration that failed to load; the message names the file and the
-/// key (and, for syntax errors, the line).
+/// A configuration that failed to load. Its message names the file and
+/// the key (and, for syntax errors, the line); callers can match on what
+/// kind of problem it is.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The configuration file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not UTF-8.
+    #[error("{}: not UTF-8 text ({source})", path.display())]
+    NotUtf8 {
+        /// The configuration file.
+        path: PathBuf,
+        /// Where the bytes stopped being UTF-8.
+        source: std::string::FromUtf8Error,
+    },
+    /// The file is larger than any gateway configuration.
+    #[error("{}: {size} bytes; a gateway configuration is at most {max}", path.display())]
+    TooLarge {
+        /// The configuration file.
+        path: PathBuf,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: u64,
+    },
+    /// Not TOML, or not the shape of a gateway configuration (the detail
+    /// names the line and the key).
+    #[error("{}: {detail}", path.display())]
+    Syntax {
+        /// The configuration file.
+        path: PathBuf,
+        /// The TOML parser's explanation.
+        detail: String,
+    },
+    /// A key's value is not acceptable.
+    #[error("{}key `{key}`: {detail}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
+    Key {
+        /// The configuration file, once known.
+        path: Option<PathBuf>,
+        /// The key, e.g. `route[0].uri`.
+        key: String,
+        /// What is wrong with its value.
+        detail: String,
+    },
+}
 
 pub(crate) fn bad(key: &str, detail: impl std::fmt::Display) -> ConfigError {
-    ConfigError(format!("key `{key}`: {detail}"))
+    ConfigError::Key {
+        path: None,
+        key: key.to_string(),
+        detail: detail.to_string(),
+    }
 }
 
 /// The largest configuration file read (a gateway's is a few KiB).
@@ -68,11 +118,14 @@ impl GatewayConfig {
     /// Reads and validates `path`. Relative paths inside are relative to
     /// the file's directory.
     pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
-        let bytes = Disk
-            .read(path)
-            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-        let text = String::from_utf8(bytes)
-            .map_err(|e| ConfigError(format!("{}: not UTF-8 text ({e})", path.display())))?;
+        let bytes = Disk.read(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|source| ConfigError::NotUtf8 {
+            path: path.to_path_buf(),
+            source,
+        })?;
         GatewayConfig::from_toml(&text, path)
     }
 
@@ -90,20 +143,32 @@ impl GatewayConfig {
         env: &dyn Environment,
     ) -> Result<GatewayConfig, ConfigError> {
         if text.len() as u64 > MAX_CONFIG_BYTES {
-            return Err(ConfigError(format!(
-                "{}: {} bytes; a gateway configuration is at most {MAX_CONFIG_BYTES}",
-                path.display(),
-                text.len()
-            )));
+            return Err(ConfigError::TooLarge {
+                path: path.to_path_buf(),
+                size: text.len(),
+                max: MAX_CONFIG_BYTES,
+            });
         }
-        let file: file::File = toml::from_str(text)
-            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.to_string().trim())))?;
+        let file: file::File = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            detail: e.to_string().trim().to_string(),
+        })?;
         let cx = Ctx {
             base: path.parent().unwrap_or(Path::new(".")),
             env,
         };
-        GatewayConfig::validate(&cx, &file, path)
-            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+        GatewayConfig::validate(&cx, &file, path).map_err(|e| match e {
+            ConfigError::Key {
+                path: None,
+                key,
+                detail,
+            } => ConfigError::Key {
+                path: Some(path.to_path_buf()),
+                key,
+                detail,
+            },
+            other => other,
+        })
     }
 
     fn validate(cx: &Ctx, file: &file::File, path: &Path) -> Result<GatewayConfig, ConfigError> {

@@ -402,3 +402,31 @@ fn contact_plans_load_and_reload_into_every_clone() {
         );
     }
 }
+
+/// Callers can tell what kind of problem a configuration has, and the
+/// message still names the file and the key.
+#[test]
+fn errors_are_typed_and_name_file_and_key() {
+    let bad_name = EARTH.replace("name = \"gw.earth.example\"", "name = \" \"");
+    match load(&bad_name) {
+        Err(e @ ConfigError::Key { .. }) => {
+            let ConfigError::Key { path, key, .. } = &e else {
+                unreachable!()
+            };
+            assert_eq!(key, "name");
+            assert_eq!(path.as_deref(), Some(Path::new("/etc/deepmail/earth.toml")));
+            assert_eq!(
+                e.to_string(),
+                "/etc/deepmail/earth.toml: key `name`: must not be empty"
+            );
+        }
+        other => panic!("expected a key error: {other:?}"),
+    }
+    assert!(matches!(load("name = "), Err(ConfigError::Syntax { .. })));
+    assert!(matches!(
+        GatewayConfig::load(Path::new("/nonexistent/earth.toml")),
+        Err(ConfigError::Read { .. })
+    ));
+    let huge = "#".repeat(2 << 20);
+    assert!(matches!(load(&huge), Err(ConfigError::TooLarge { .. })));
+}

@@ -25,13 +25,35 @@ use crate::stages::GatewayStages;
 use crate::tls::{load_certs, load_private_key};
 use crate::{Receiver, ReceiverConfig, Spool};
 
-/// Why a gateway could not start.
+/// Why a gateway could not start; callers can match on the kind.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartError(pub String);
+pub enum StartError {
+    /// Another gateway holds the spool's lock.
+    #[error("spool {} is in use by another gateway (pid {pid}); one gateway per spool", spool.display())]
+    SpoolInUse {
+        /// The spool directory.
+        spool: std::path::PathBuf,
+        /// What the lock file says (the holder's pid).
+        pid: String,
+    },
+    /// `[bp] listen` is set but no fragmenter plugin is loaded.
+    #[error("[bp] listen needs the fragmenter plugin")]
+    NoFragmenter,
+    /// A step of start-up failed: what it was, and why.
+    #[error("{what}: {detail}")]
+    Step {
+        /// What the gateway was doing, e.g. `cannot bind 127.0.0.1:25`.
+        what: String,
+        /// The reason.
+        detail: String,
+    },
+}
 
 fn fail(what: &str, e: impl std::fmt::Display) -> StartError {
-    StartError(format!("{what}: {e}"))
+    StartError::Step {
+        what: what.to_string(),
+        detail: e.to_string(),
+    }
 }
 
 /// The TLS material of the gateway's listeners, loaded and checked.
@@ -152,11 +174,10 @@ fn lock_spool(config: &GatewayConfig) -> Result<File, StartError> {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            return Err(StartError(format!(
-                "spool {} is in use by another gateway (pid {}); one gateway per spool",
-                config.spool.display(),
-                holder.trim()
-            )));
+            return Err(StartError::SpoolInUse {
+                spool: config.spool.clone(),
+                pid: holder.trim().to_string(),
+            });
         }
         Err(std::fs::TryLockError::Error(e)) => {
             return Err(fail(&format!("cannot lock {}", path.display()), e))
@@ -335,10 +356,7 @@ impl RunningGateway {
         // The Bundle Protocol node: TCPCLv4 in, reassembly, spool.
         let mut tcpcl_addr = None;
         if let (Some(bp), Some(listen)) = (&config.bp, config.bp.as_ref().and_then(|b| b.listen)) {
-            let fragmenter = stages
-                .fragmenter
-                .clone()
-                .ok_or_else(|| StartError("[bp] listen needs the fragmenter plugin".into()))?;
+            let fragmenter = stages.fragmenter.clone().ok_or(StartError::NoFragmenter)?;
             let inbound = {
                 let (bp, spool, codec, metrics, wake) = (
                     bp.clone(),

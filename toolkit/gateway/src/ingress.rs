@@ -192,7 +192,7 @@ impl Acceptor {
     fn codec_refusal(&self, envelope: &Envelope, content: &[u8]) -> Option<Reply> {
         let codec = self.codec.as_ref()?;
         let message = Message {
-            envelope: crate::policy::host_envelope(envelope),
+            envelope: crate::envelope::host_envelope(envelope),
             content: content.to_vec(),
         };
         let options = EncodeOptions {

@@ -30,6 +30,7 @@ pub use deepmail_gateway_config as config;
 pub mod client;
 pub mod compress;
 pub mod deliver;
+mod envelope;
 pub mod gateway;
 pub mod ingress;
 pub mod metrics;

@@ -5,7 +5,7 @@
 //! plugin that fails (trap, timeout, bad answer) defers with 451: broken
 //! policy never lets mail through, and never bounces it for good.
 
-use deepmail_host::types::{Envelope as HostEnvelope, ForwardPath, SmtpParam};
+use deepmail_host::types::ForwardPath;
 use deepmail_host::{Host, LoadError, PluginSource, Policy, Stage, Verdict};
 use deepmail_smtp::{Envelope, Reply};
 
@@ -30,31 +30,6 @@ pub enum PolicyLoadError {
 /// A loaded policy plugin with the gateway's settings.
 pub struct GatewayPolicy {
     policy: Policy,
-}
-
-fn params(p: &[deepmail_smtp::Param]) -> Vec<SmtpParam> {
-    p.iter()
-        .map(|p| SmtpParam {
-            keyword: p.keyword.clone(),
-            value: p.value.clone(),
-        })
-        .collect()
-}
-
-/// The host's envelope from the SMTP one.
-pub fn host_envelope(e: &Envelope) -> HostEnvelope {
-    HostEnvelope {
-        reverse_path: e.reverse_path.clone(),
-        mail_parameters: params(&e.mail_params),
-        forward_paths: e
-            .recipients
-            .iter()
-            .map(|r| ForwardPath {
-                mailbox: r.mailbox.clone(),
-                parameters: params(&r.params),
-            })
-            .collect(),
-    }
 }
 
 impl GatewayPolicy {
@@ -128,7 +103,8 @@ impl GatewayPolicy {
         mail_params: &[deepmail_smtp::Param],
     ) -> Option<Reply> {
         self.reply(
-            self.policy.check_sender(reverse_path, &params(mail_params)),
+            self.policy
+                .check_sender(reverse_path, &crate::envelope::host_params(mail_params)),
             "sender",
         )
     }
@@ -148,7 +124,8 @@ impl GatewayPolicy {
     /// At the end of DATA.
     pub fn check_message(&self, envelope: &Envelope, content: &[u8]) -> Option<Reply> {
         self.reply(
-            self.policy.check_message(&host_envelope(envelope), content),
+            self.policy
+                .check_message(&crate::envelope::host_envelope(envelope), content),
             "message",
         )
     }

@@ -23,7 +23,7 @@ use crate::config::{domain_listed, GatewayConfig, RelayConfig};
 use crate::deliver::backoff;
 use crate::metrics::Metrics;
 use crate::queue::now_ms;
-use crate::returns::{smtp_envelope, Failure, Returns};
+use crate::returns::{Failure, Returns};
 use crate::spool::{Spool, SpooledBatch, SpooledEnvelope};
 
 /// What the local MTA said about one message.
@@ -63,7 +63,7 @@ pub fn success_reports(
         return Vec::new();
     }
     // The same NOTIFY rule (RFC 3461 §4.1) every DSN here follows.
-    let smtp = smtp_envelope(envelope);
+    let smtp = deepmail_smtp::Envelope::from(envelope);
     result
         .accepted
         .iter()
@@ -94,7 +94,7 @@ pub async fn relay_message(
         tls: TlsMode::Never,
         ..client::RelayConfig::new(relay.helo.clone())
     };
-    let smtp = smtp_envelope(envelope);
+    let smtp = deepmail_smtp::Envelope::from(envelope);
     let failure = |e: client::RelayError| RelayFailure {
         transient: e.is_transient(),
         message: format!("relay to {}: {e}", relay.smtp),

@@ -126,50 +126,6 @@ pub fn domain_of(mailbox: &str) -> Option<String> {
         .filter(|d| !d.is_empty())
 }
 
-/// A spooled envelope from the shared type.
-pub fn spooled_envelope(e: &deepmail_smtp::Envelope) -> SpooledEnvelope {
-    let params = |p: &[deepmail_smtp::Param]| {
-        p.iter()
-            .map(|p| crate::spool::SpooledParam {
-                keyword: p.keyword.clone(),
-                value: p.value.clone(),
-            })
-            .collect()
-    };
-    SpooledEnvelope {
-        reverse_path: e.reverse_path.clone(),
-        mail_parameters: params(&e.mail_params),
-        forward_paths: e
-            .recipients
-            .iter()
-            .map(|r| SpooledRecipient {
-                mailbox: r.mailbox.clone(),
-                parameters: params(&r.params),
-            })
-            .collect(),
-    }
-}
-
-/// The shared envelope type from a spooled one.
-pub fn smtp_envelope(e: &SpooledEnvelope) -> deepmail_smtp::Envelope {
-    let param = |p: &crate::spool::SpooledParam| deepmail_smtp::Param {
-        keyword: p.keyword.clone(),
-        value: p.value.clone(),
-    };
-    deepmail_smtp::Envelope {
-        reverse_path: e.reverse_path.clone(),
-        mail_params: e.mail_parameters.iter().map(param).collect(),
-        recipients: e
-            .forward_paths
-            .iter()
-            .map(|f| deepmail_smtp::Recipient {
-                mailbox: f.mailbox.clone(),
-                params: f.parameters.iter().map(param).collect(),
-            })
-            .collect(),
-    }
-}
-
 impl Returns {
     /// DSNs go into `queue`; dead letters into `SPOOL/dead-letter/`.
     pub fn new(
@@ -223,7 +179,7 @@ impl Returns {
         failures: &[(String, Failure)],
         context: &str,
     ) -> Result<bool, SpoolError> {
-        let smtp = smtp_envelope(envelope);
+        let smtp = deepmail_smtp::Envelope::from(envelope);
         if envelope.reverse_path.is_empty() {
             let reasons: Vec<String> = failures
                 .iter()

@@ -277,10 +277,11 @@ impl GatewayStages {
                     .ok_or_else(|| format!("{authority} has no address"))?;
                 settings.push(("connect-to".into(), addr.to_string()));
                 let roots = if route.ca_pem.is_empty() {
-                    std::fs::read("/etc/ssl/certs/ca-certificates.crt").map_err(|e| {
+                    deepmail_host::system_roots_pem().map_err(|e| {
                         format!(
-                            "h3 route {} needs `ca` (no system roots: {e})",
-                            route.domain
+                            "h3 route {} needs `ca` (no system roots in {}: {e})",
+                            route.domain,
+                            deepmail_host::SYSTEM_ROOTS
                         )
                     })?
                 } else {

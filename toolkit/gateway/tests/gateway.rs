@@ -1839,3 +1839,81 @@ async fn an_open_window_is_filled_not_trickled() {
     moon.shutdown(Duration::from_secs(5)).await;
     link.stop();
 }
+
+/// The HTTPS route keeps its connection: three batches to the Moon cross
+/// one TCP connection (counted by the link emulator in between), so after
+/// the first only the request crosses the link, not a TLS handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_batches_reuse_one_connection() {
+    use deepmail_link::{Link, LinkConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let earth_mta = sink(&[]).await;
+    let moon_mta = sink(&[]).await;
+    let moon_port = free_port();
+    let moon = start(dir.path(), "moon", &moon_toml(moon_port, moon_mta.addr, 9)).await;
+    let link = Link::start(
+        LinkConfig::with_delay(Duration::from_millis(30))
+            .tcp("127.0.0.1:0".parse().unwrap(), moon.https_addr.unwrap()),
+    )
+    .await
+    .unwrap();
+    let via = link.tcp_listen_addrs()[0];
+    let earth = start(
+        dir.path(),
+        "earth",
+        &earth_toml(via.port(), earth_mta.addr, ""),
+    )
+    .await;
+    for n in 1..=3usize {
+        let d = relay(
+            earth.smtp_addr.unwrap(),
+            &RelayConfig::new("mta.earth.example"),
+            &envelope("ops@earth.example", &["ada@moon.example"]),
+            MESSAGE,
+        )
+        .await
+        .unwrap();
+        assert!(d.all_accepted(), "{d:?}");
+        wait_for("the Moon MTA to get the message", 30, || {
+            moon_mta.sink.got.lock().unwrap().len() >= n
+        })
+        .await;
+    }
+    wait_for("Earth to record the three answers", 30, || {
+        earth.metrics.batches_sent.load(Ordering::Relaxed) >= 3
+    })
+    .await;
+    let stats = link.counters();
+    let relay_stats = stats.relay(via).expect("the TCP relay");
+    assert_eq!(
+        relay_stats.connections, 1,
+        "three batches over one kept connection: {relay_stats:?}"
+    );
+}
+
+/// One gateway per spool: a second on the same spool is refused with a
+/// typed error naming the spool and the holder's pid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gateway_on_the_same_spool_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let earth_mta = sink(&[]).await;
+    let text = earth_toml(9, earth_mta.addr, "");
+    let first = start(dir.path(), "earth", &text).await;
+    let config = GatewayConfig::load(&dir.path().join("earth.toml")).unwrap();
+    match RunningGateway::start(config, host()).await {
+        Err(e @ deepmail_gateway::StartError::SpoolInUse { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("earth-spool"), "{text}");
+            assert!(
+                text.contains(&format!("pid {}", std::process::id())),
+                "{text}"
+            );
+        }
+        Err(other) => panic!("expected SpoolInUse: {other}"),
+        Ok(_) => panic!("two gateways on one spool"),
+    }
+    first.shutdown(Duration::from_secs(5)).await;
+}

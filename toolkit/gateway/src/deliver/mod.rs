@@ -12,18 +12,25 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deepmail_host::types::{
-    BibKey, BundleSpec, CrcType, EncodeOptions, Envelope, ForwardPath, Greeting, Message, Outcome,
-    Payload, ShaVariant, SmtpParam,
+    BibKey, BundleSpec, CrcType, EncodeOptions, Greeting, Message, Outcome, Payload, ShaVariant,
 };
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use crate::config::{GatewayConfig, RelayConfig};
 use crate::metrics::Metrics;
-use crate::queue::{now_ms, Batch, BundleProgress, Destination, Index, Queue, QueueEntry};
+use crate::queue::{now_ms, Batch, BundleProgress, Destination, Queue, QueueEntry};
 use crate::returns::{Failure, Returns};
 use crate::spool::SpooledEnvelope;
 use crate::stages::GatewayStages;
+
+mod bundles;
+mod window;
+
+pub use bundles::dtn_ms;
+use bundles::{send_bundles, BundleBatch};
+pub(crate) use window::too_old;
+use window::{fill_window, remaining, window_room, Fill, LinkState};
 
 /// The outbound side of a gateway.
 pub struct Outbound {
@@ -38,6 +45,10 @@ pub struct Outbound {
     /// is busy with the bytes already handed to it, at the window's rate.
     /// What can still leave in a window counts from then.
     link_busy: Mutex<HashMap<Destination, u64>>,
+    /// Per destination: bytes on the link per message byte, learnt from
+    /// what was encoded (Batch SMTP framing, gzip); what fits a window is
+    /// judged in link bytes.
+    link_ratio: Mutex<HashMap<Destination, f64>>,
     /// Batches formed per destination (every fourth starts with the
     /// oldest message).
     formed: Mutex<HashMap<Destination, u64>>,
@@ -63,63 +74,6 @@ enum Attempt {
     },
 }
 
-/// Whether a message received at `received_ms` for `destination` is
-/// too old at `now`: with a contact plan, by the time the link was
-/// planned up (a conjunction does not age mail) or the absolute cap;
-/// without, by calendar time.
-pub(crate) fn too_old(
-    config: &GatewayConfig,
-    destination: &Destination,
-    received_ms: u64,
-    now: u64,
-) -> bool {
-    let age = now.saturating_sub(received_ms);
-    let route = match destination {
-        Destination::Remote(d) => config.route_for(d),
-        Destination::Local => None,
-    };
-    match route {
-        None => age >= config.delivery.max_age.as_millis() as u64,
-        Some(r) => match &r.plan {
-            None => age >= r.max_age.as_millis() as u64,
-            Some(plan) => {
-                age >= r.max_age_cap.as_millis() as u64
-                    || plan.link.up_ms(received_ms, now) >= r.max_age.as_millis() as u64
-            }
-        },
-    }
-}
-
-/// What a contact plan says about a route now.
-#[derive(Debug, Clone, Copy)]
-enum LinkState {
-    /// No plan: always worth trying.
-    Always,
-    /// In a window.
-    Open(deepmail_contact_plan::Window),
-    /// Between windows; the next opens then (none: the plan has ended).
-    Closed(Option<u64>),
-}
-
-/// Bytes that can leave from `now` and still arrive before `w` closes (the
-/// last byte takes one light time to arrive).
-fn window_room(w: &deepmail_contact_plan::Window, now: u64) -> u64 {
-    w.bytes_left(now.saturating_add(w.owlt_ms))
-}
-
-/// Bytes of `b` still to cross: its messages, less the bundles of them
-/// the far side already acknowledged.
-fn remaining(index: &Index, b: &Batch) -> u64 {
-    let members: u64 = b
-        .members
-        .iter()
-        .filter_map(|m| index.entries.get(m))
-        .map(|e| e.bytes)
-        .sum();
-    let crossed: u64 = b.sent.iter().map(|p| p.acknowledged_bytes).sum();
-    members.saturating_sub(crossed)
-}
-
 /// The delay before attempt `attempts + 1`: `initial * 2^(attempts-1)`,
 /// capped, then ±20 % jitter from `random` (0..=u32::MAX).
 pub fn backoff(initial: Duration, max: Duration, attempts: u32, random: u32) -> Duration {
@@ -138,23 +92,8 @@ fn random_u32() -> u32 {
 
 /// The host's message type from a spooled envelope and content.
 pub fn to_message(envelope: &SpooledEnvelope, content: Vec<u8>) -> Message {
-    let param = |p: &crate::spool::SpooledParam| SmtpParam {
-        keyword: p.keyword.clone(),
-        value: p.value.clone(),
-    };
     Message {
-        envelope: Envelope {
-            reverse_path: envelope.reverse_path.clone(),
-            mail_parameters: envelope.mail_parameters.iter().map(param).collect(),
-            forward_paths: envelope
-                .forward_paths
-                .iter()
-                .map(|f| ForwardPath {
-                    mailbox: f.mailbox.clone(),
-                    parameters: f.parameters.iter().map(param).collect(),
-                })
-                .collect(),
-        },
+        envelope: envelope.into(),
         content,
     }
 }
@@ -178,6 +117,7 @@ impl Outbound {
             wake,
             in_flight: Mutex::new(HashSet::new()),
             link_busy: Mutex::new(HashMap::new()),
+            link_ratio: Mutex::new(HashMap::new()),
             formed: Mutex::new(HashMap::new()),
         }
     }
@@ -256,6 +196,28 @@ impl Outbound {
 
     fn too_old(&self, destination: &Destination, received_ms: u64, now: u64) -> bool {
         too_old(&self.config, destination, received_ms, now)
+    }
+
+    /// Link bytes per message byte to `destination` (1 until learnt).
+    fn ratio(&self, destination: &Destination) -> f64 {
+        self.link_ratio
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(destination)
+            .copied()
+            .unwrap_or(1.0)
+    }
+
+    /// Learns from `link` bytes encoded for `message` bytes (a moving
+    /// average, so a run of photos or of text moves it smoothly).
+    fn learn_ratio(&self, destination: &Destination, link: u64, message: u64) {
+        if message == 0 {
+            return;
+        }
+        let sample = (link as f64 / message as f64).clamp(0.01, 4.0);
+        let mut ratios = self.link_ratio.lock().unwrap_or_else(|e| e.into_inner());
+        let r = ratios.entry(destination.clone()).or_insert(sample);
+        *r = 0.7 * *r + 0.3 * sample;
     }
 
     /// From when the link to `destination` is free: now, or later while it
@@ -345,7 +307,7 @@ impl Outbound {
                 }
                 // What is still to cross: the bundles not yet acknowledged
                 // when part of it did.
-                let bytes = remaining(index, b);
+                let bytes = remaining(index, b, self.ratio(&b.destination));
                 let mut budget = None;
                 match self.link_state(&b.destination, now) {
                     LinkState::Always => {}
@@ -399,7 +361,7 @@ impl Outbound {
                     .copied()
                     .unwrap_or(0);
                 let oldest = oldest.filter(|_| formed_before % 4 == 3);
-                let mut line = oldest.into_iter().chain(
+                let line = oldest.into_iter().chain(
                     waiting
                         .iter()
                         .map(|p| &p.id)
@@ -410,6 +372,7 @@ impl Outbound {
                 // window starts as the fragments that fit (at least one of
                 // the route's MTU); the rest cross in the next window.
                 let mtu = self.bp_mtu(destination);
+                let ratio = self.ratio(destination);
                 // In a window: what can still leave and arrive before it
                 // closes, less what is already on its way; batches fill it
                 // (the link kept full), the rest waits for the next window.
@@ -428,7 +391,7 @@ impl Outbound {
                         let first = oldest
                             .or_else(|| waiting.first().map(|p| &p.id))
                             .and_then(|id| index.entries.get(id))
-                            .map_or(0, |e| e.bytes);
+                            .map_or(0, |e| (e.bytes as f64 * ratio) as u64);
                         if first > left && mtu.is_none_or(|m| left < m) {
                             next = next.min(w.end_ms);
                             continue;
@@ -437,42 +400,25 @@ impl Outbound {
                     }
                 }
                 let formed_now = to_form.len();
-                let mut members = Vec::new();
-                let mut bytes = 0u64;
-                // The room left when the batch being filled was begun.
-                let mut budget = room;
                 let start_room = room;
-                for id in line.by_ref() {
-                    let size = index.entries.get(id).map_or(0, |e| e.bytes);
-                    // On a BP route the last message may be cut by the
-                    // window's end (its first fragments leave now).
-                    let fits = room.is_none_or(|r| size <= r || mtu.is_some_and(|m| r >= m));
-                    if !fits {
-                        break;
-                    }
-                    if !members.is_empty()
-                        && (members.len() >= max_messages || bytes + size > max_bytes)
-                    {
-                        to_form.push((destination.clone(), std::mem::take(&mut members), budget));
-                        bytes = 0;
-                        free -= 1;
-                        if free == 0 {
-                            break;
-                        }
-                    }
-                    if members.is_empty() {
-                        budget = room;
-                    }
-                    bytes += size;
-                    members.push(id.clone());
-                    if let Some(r) = room.as_mut() {
-                        *r = r.saturating_sub(size);
-                    }
-                }
-                if !members.is_empty() && free > 0 {
-                    to_form.push((destination.clone(), members, budget));
-                    free -= 1;
-                }
+                let line = line.map(|id| (id, index.entries.get(id).map_or(0, |e| e.bytes)));
+                let (batches, left) = fill_window(
+                    line,
+                    Fill {
+                        room,
+                        ratio,
+                        mtu,
+                        max_messages,
+                        max_bytes,
+                    },
+                    &mut free,
+                );
+                room = left;
+                to_form.extend(
+                    batches
+                        .into_iter()
+                        .map(|(members, budget)| (destination.clone(), members, budget)),
+                );
                 // The link is busy with what was just planned for it.
                 if let (Some((from, rate)), Some(start)) = (opened, start_room) {
                     self.keep_busy(destination, from, start - room.unwrap_or(0), rate);
@@ -494,7 +440,7 @@ impl Outbound {
                     .iter()
                     .chain(due.iter().map(|b| &b.id))
                     .filter_map(|id| index.batches.get(id))
-                    .map(|b| remaining(index, b))
+                    .map(|b| remaining(index, b, 1.0))
                     .sum::<u64>()
                     + to_form
                         .iter()
@@ -854,6 +800,7 @@ impl Outbound {
         let sent = batch.sent.clone();
         let budget = batch.budget;
         let received: Vec<u64> = members.iter().map(|(e, _)| e.received_ms).collect();
+        let destination = batch.destination.clone();
         let domain = domain.to_string();
         let joined = tokio::task::spawn_blocking(move || {
             let stages = &me.stages;
@@ -869,6 +816,7 @@ impl Outbound {
                 // of it crossed before): the rest stay in the batch.
                 let mut adus = Vec::with_capacity(messages.len());
                 let mut planned = 0u64;
+                let (mut link_bytes, mut message_bytes) = (0u64, 0u64);
                 for (m, received) in messages.iter().zip(&received) {
                     if budget.is_some_and(|b| planned > b) {
                         break;
@@ -896,8 +844,11 @@ impl Outbound {
                         .find(|p| p.adu_sha256 == digest)
                         .map_or(0, |p| p.acknowledged_bytes);
                     planned += (body.len() as u64).saturating_sub(crossed);
+                    link_bytes += body.len() as u64;
+                    message_bytes += m.content.len() as u64;
                     adus.push((body, lifetime));
                 }
+                me.learn_ratio(&destination, link_bytes, message_bytes);
                 return send_bundles(
                     stages,
                     &me.metrics,
@@ -935,6 +886,11 @@ impl Outbound {
                 } else {
                     body
                 };
+                me.learn_ratio(
+                    &destination,
+                    body.len() as u64,
+                    messages.iter().map(|m| m.content.len() as u64).sum(),
+                );
                 let hops: Vec<String> = match &route.uri {
                     Some(uri) => vec![uri.clone()],
                     None => {
@@ -1032,248 +988,9 @@ impl Outbound {
     }
 }
 
-/// DTN time (RFC 9171 §4.2.6): milliseconds since 2000-01-01T00:00:00Z.
-pub fn dtn_ms(unix_ms: u64) -> u64 {
-    unix_ms.saturating_sub(946_684_800_000)
-}
-
-/// A bundle sequence number derived from the batch id: with the batch's
-/// creation time it makes the bundle id the same on every retry, so the
-/// far side stores the message once.
-fn sequence_of(batch_id: &str) -> u64 {
-    let digest = ring::digest::digest(&ring::digest::SHA256, batch_id.as_bytes());
-    let mut n = [0u8; 4];
-    n.copy_from_slice(&digest.as_ref()[..4]);
-    u64::from(u32::from_be_bytes(n))
-}
-
-/// The WIT twin of a configured SHA-2 variant.
-pub(crate) fn wit_variant(v: deepmail_bundle::ShaVariant) -> ShaVariant {
-    match v {
-        deepmail_bundle::ShaVariant::HmacSha256 => ShaVariant::HmacSha256,
-        deepmail_bundle::ShaVariant::HmacSha384 => ShaVariant::HmacSha384,
-        deepmail_bundle::ShaVariant::HmacSha512 => ShaVariant::HmacSha512,
-    }
-}
-
-/// What [`send_bundles`] needs of a batch.
-struct BundleBatch<'a> {
-    id: &'a str,
-    created_ms: u64,
-    /// The bundles that crossed in earlier attempts, per ADU.
-    sent: &'a [BundleProgress],
-    /// Bytes of bundles that may leave now (what is left of the window).
-    budget: Option<u64>,
-    /// Messages in the batch: the ADUs given may be the first of them only.
-    members: usize,
-}
-
-/// Fragments each message's ADU to the route's MTU (each bundle signed
-/// with a BIB when the route has a key; its lifetime the route's, or what
-/// is left of the message's maximum age if that is less) and hands the
-/// bundles of all of them to the tcpcl-sender in one delivery (blocking,
-/// pipelined): those not acknowledged in an earlier attempt, as many as
-/// fit the window's `budget`. Returns the positions of the messages whose
-/// every bundle is now acknowledged, and the outcome for the others.
-///
-/// The cut is deterministic: the same ADU and MTU give the same bundles
-/// with the same id (the batch's creation time and a sequence number from
-/// the batch id and the ADU's digest), so the far side reassembles
-/// fragments sent in different attempts, and a changed ADU starts over
-/// under a new id.
-fn send_bundles(
-    stages: &GatewayStages,
-    metrics: &Metrics,
-    route: &crate::config::Route,
-    bp: &crate::config::BpRoute,
-    batch: &BundleBatch<'_>,
-    adus: Vec<(Vec<u8>, Duration)>,
-) -> (Vec<usize>, Attempt) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let Some(fragmenter) = &stages.fragmenter else {
-        return (
-            Vec::new(),
-            Attempt::Permanent("no fragmenter loaded ([bp] missing)".into()),
-        );
-    };
-    let crc = if bp.crc == "crc16" {
-        CrcType::Crc16
-    } else {
-        CrcType::Crc32c
-    };
-    // Each ADU's bundles and what of them crossed before.
-    let mut all: Vec<(Vec<Vec<u8>>, BundleProgress)> = Vec::with_capacity(adus.len());
-    for (adu, lifetime) in adus {
-        let adu_sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, &adu).as_ref());
-        let spec = BundleSpec {
-            source: stages.node_id().to_string(),
-            destination: bp.destination.clone(),
-            report_to: "dtn:none".into(),
-            creation_time: dtn_ms(batch.created_ms),
-            sequence_number: sequence_of(&format!("{}/{adu_sha256}", batch.id)),
-            lifetime_ms: lifetime.as_millis() as u64,
-            crc,
-            block_crc: crc,
-            must_not_fragment: false,
-        };
-        let built = match &bp.bib {
-            None => fragmenter.fragment_adu(&adu, &spec, bp.mtu),
-            Some(bib) => fragmenter.fragment_adu_signed(
-                &adu,
-                &spec,
-                bp.mtu,
-                &BibKey {
-                    source: stages.node_id().to_string(),
-                    key: bib.key.0.clone(),
-                },
-                wit_variant(bib.variant),
-            ),
-        };
-        let bundles = match built {
-            Ok(b) => b,
-            Err(e) => {
-                return (
-                    Vec::new(),
-                    Attempt::Permanent(format!("the fragmenter cannot build the bundles: {e}")),
-                )
-            }
-        };
-        let count = bundles.len() as u32;
-        let bytes: u64 = bundles.iter().map(|b| b.len() as u64).sum();
-        let progress = batch
-            .sent
-            .iter()
-            .find(|p| p.adu_sha256 == adu_sha256 && p.bundles == count && p.bytes == bytes)
-            .cloned()
-            .unwrap_or(BundleProgress {
-                adu_sha256,
-                bundles: count,
-                bytes,
-                acknowledged: Vec::new(),
-                acknowledged_bytes: 0,
-            });
-        all.push((bundles, progress));
-    }
-    let total: usize = all.iter().map(|(b, _)| b.len()).sum();
-    let crossed_before: usize = all.iter().map(|(_, p)| p.acknowledged.len()).sum();
-    // The bundles still to cross, in order, as many as the window takes:
-    // (ADU, bundle) of each.
-    let mut chosen: Vec<(usize, u32)> = Vec::new();
-    let mut payload: Vec<Vec<u8>> = Vec::new();
-    let mut used = 0u64;
-    let mut window_full = false;
-    'adus: for (a, (bundles, progress)) in all.iter_mut().enumerate() {
-        let crossed: HashSet<u32> = progress.acknowledged.iter().copied().collect();
-        for (i, bundle) in std::mem::take(bundles).into_iter().enumerate() {
-            let i = i as u32;
-            if crossed.contains(&i) {
-                continue;
-            }
-            if batch.budget.is_some_and(|b| used + bundle.len() as u64 > b) {
-                window_full = true;
-                break 'adus;
-            }
-            used += bundle.len() as u64;
-            chosen.push((a, i));
-            payload.push(bundle);
-        }
-    }
-    // Messages left unencoded because the window had no room for them.
-    if all.len() < batch.members {
-        window_full = true;
-    }
-    let progress_of = |all: Vec<(Vec<Vec<u8>>, BundleProgress)>| -> Vec<BundleProgress> {
-        all.into_iter()
-            .map(|(_, p)| p)
-            .filter(|p| !p.acknowledged.is_empty())
-            .collect()
-    };
-    if chosen.is_empty() {
-        return (
-            Vec::new(),
-            Attempt::Unfinished {
-                why: "no further bundle fits what is left of the window".into(),
-                progress: progress_of(all),
-                window_full: true,
-            },
-        );
-    }
-    let sizes: Vec<u64> = payload.iter().map(|b| b.len() as u64).collect();
-    let hop = format!("tcpcl://{}", bp.tcpcl);
-    let sender = match stages.bp_sender(route) {
-        Ok(s) => s,
-        Err(e) => return (Vec::new(), Attempt::Temporary(e)),
-    };
-    metrics.bundles_sent.fetch_add(chosen.len() as u64, Relaxed);
-    metrics.bundle_bytes_sent.fetch_add(used, Relaxed);
-    let sent = chosen.len();
-    let (outcome, acknowledged) =
-        match sender.send_tracked(&hop, batch.id, Payload::Bundles(payload)) {
-            Ok(r) => r,
-            Err(e) => return (Vec::new(), Attempt::Temporary(format!("{hop}: {e}"))),
-        };
-    // Which of the chosen bundles crossed: the plugin says, or (a sender
-    // without `sender-progress`) all of them when delivered, none if not.
-    let took: Vec<usize> = match (&outcome, acknowledged) {
-        (_, Some(positions)) => positions
-            .into_iter()
-            .map(|p| p as usize)
-            .filter(|p| *p < sent)
-            .collect(),
-        (Outcome::Delivered(_), None) => (0..sent).collect(),
-        (_, None) => Vec::new(),
-    };
-    metrics
-        .bundles_acknowledged
-        .fetch_add(took.len() as u64, Relaxed);
-    for p in &took {
-        let (a, i) = chosen[*p];
-        let progress = &mut all[a].1;
-        progress.acknowledged.push(i);
-        progress.acknowledged_bytes += sizes[*p];
-    }
-    let mut done = Vec::new();
-    for (a, (_, p)) in all.iter_mut().enumerate() {
-        p.acknowledged.sort_unstable();
-        p.acknowledged.dedup();
-        if p.acknowledged.len() as u32 == p.bundles {
-            done.push(a);
-        }
-    }
-    let messages = batch.members;
-    let crossed_now: usize = all.iter().map(|(_, p)| p.acknowledged.len()).sum();
-    let attempt = match outcome {
-        Outcome::PermanentFailure(said) if done.len() < messages => {
-            Attempt::Permanent(format!("{hop} refused the bundles: {said}"))
-        }
-        _ if done.len() == messages => Attempt::Delivered(format!(
-            "{hop}: {total} bundle(s) of {messages} message(s) to {}{}",
-            bp.destination,
-            if crossed_before == 0 {
-                String::new()
-            } else {
-                format!(" ({crossed_before} of them in earlier attempts)")
-            }
-        )),
-        Outcome::Delivered(said) | Outcome::PermanentFailure(said) => Attempt::Unfinished {
-            why: format!(
-                "{crossed_now} of {total} bundle(s) acknowledged, the rest when the window has room: {said}"
-            ),
-            progress: progress_of(all),
-            window_full,
-        },
-        Outcome::TemporaryFailure(said) if crossed_now > crossed_before => Attempt::Unfinished {
-            why: format!("{hop}: {said}"),
-            progress: progress_of(all),
-            window_full: false,
-        },
-        Outcome::TemporaryFailure(said) => Attempt::Temporary(format!("{hop}: {said}")),
-    };
-    (done, attempt)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::bundles::sequence_of;
     use super::*;
 
     #[test]
@@ -1323,6 +1040,91 @@ mod tests {
         ));
         assert!(!too_old(&plain, &mars, t0, t0 + hour));
         assert!(too_old(&plain, &mars, t0, t0 + 2 * hour));
+    }
+
+    /// A window is filled in link bytes: with gzip making a message byte
+    /// 0.5 link bytes, a window with room for 1,000 link bytes takes
+    /// 2,000 bytes of mail (counted in message bytes it took 1,000, and
+    /// the window went half empty).
+    #[test]
+    fn a_window_is_filled_in_link_bytes() {
+        let ids: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+        let line = || ids.iter().map(|id| (id, 200u64));
+        let fill = Fill {
+            room: Some(1_000),
+            ratio: 0.5,
+            mtu: None,
+            max_messages: 100,
+            max_bytes: 1 << 20,
+        };
+        let mut free = 4;
+        let (batches, left) = fill_window(line(), fill, &mut free);
+        assert_eq!(batches.len(), 1);
+        assert_eq!(
+            batches[0].0.len(),
+            10,
+            "2,000 message bytes in 1,000 link bytes"
+        );
+        assert_eq!(
+            batches[0].1,
+            Some(1_000),
+            "the budget is the room at the start"
+        );
+        assert_eq!(left, Some(0));
+        assert_eq!(free, 3);
+        // Uncompressed, half of it.
+        let mut free = 4;
+        let (batches, left) = fill_window(line(), Fill { ratio: 1.0, ..fill }, &mut free);
+        assert_eq!(batches[0].0.len(), 5);
+        assert_eq!(left, Some(0));
+        // Batch limits split it; each batch's budget is the room it began with.
+        let mut free = 4;
+        let (batches, _) = fill_window(
+            line(),
+            Fill {
+                max_messages: 4,
+                ..fill
+            },
+            &mut free,
+        );
+        let shape: Vec<(usize, Option<u64>)> = batches.iter().map(|(m, b)| (m.len(), *b)).collect();
+        assert_eq!(shape, [(4, Some(1_000)), (4, Some(600)), (2, Some(200))]);
+        assert_eq!(free, 1);
+        // No more batches than free slots.
+        let mut free = 2;
+        let (batches, _) = fill_window(
+            line(),
+            Fill {
+                max_messages: 4,
+                ..fill
+            },
+            &mut free,
+        );
+        assert_eq!(batches.len(), 2);
+        assert_eq!(free, 0);
+        // On a BP route the last message may be cut: one that does not
+        // fit whole still starts while an MTU's worth is left.
+        let big = [("a".to_string(), 3_000u64)];
+        let mut free = 1;
+        let (batches, _) = fill_window(
+            big.iter().map(|(id, n)| (id, *n)),
+            Fill {
+                mtu: Some(500),
+                ..fill
+            },
+            &mut free,
+        );
+        assert_eq!(batches.len(), 1);
+        let mut free = 1;
+        let (batches, _) = fill_window(big.iter().map(|(id, n)| (id, *n)), fill, &mut free);
+        assert!(
+            batches.is_empty(),
+            "an HTTP route waits for a window it fits"
+        );
+        // Without a plan, only the batch limits count.
+        let mut free = 1;
+        let (batches, left) = fill_window(line(), Fill { room: None, ..fill }, &mut free);
+        assert_eq!((batches[0].0.len(), left), (10, None));
     }
 
     #[test]
