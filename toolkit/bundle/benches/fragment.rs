@@ -2,16 +2,21 @@
 //! of the same payload as the baseline.
 //!
 //! Run: `cargo bench -p deepmail-bundle --bench fragment` (about 2 minutes).
+//! It ends with the goals as ratios measured in the same run
+//! (`cargo bench -p deepmail-bundle --bench fragment -- 16MiB` for just
+//! those): fragmenting against bp7's whole-bundle encode, reassembly
+//! against a memcpy of the same bytes.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use bp7::flags::BlockControlFlags;
-use bp7::{canonical, crc, dtntime::CreationTimestamp, eid::EndpointID, primary};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use deepmail_bundle::{
     build, fragment_adu, BundleSpec, CrcType, Eid, Reassembler, ReassemblyLimits,
 };
+
+#[path = "support/goals.rs"]
+mod goals;
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -101,28 +106,54 @@ fn bench_whole_bundle(c: &mut Criterion) {
             &data,
             |b, data| b.iter(|| build(black_box(data), &spec()).unwrap()),
         );
-        let p = primary::PrimaryBlockBuilder::default()
-            .destination(EndpointID::with_ipn(2, 25).unwrap())
-            .source(EndpointID::with_ipn(1, 0).unwrap())
-            .report_to(EndpointID::none())
-            .creation_timestamp(CreationTimestamp::with_time_and_seq(815_000_000_000, 0))
-            .lifetime(Duration::from_millis(86_400_000))
-            .build()
-            .unwrap();
-        let mut bundle = bp7::bundle::BundleBuilder::default()
-            .primary(p)
-            .canonicals(vec![canonical::new_payload_block(
-                BlockControlFlags::empty(),
-                data.clone(),
-            )])
-            .build()
-            .unwrap();
-        bundle.set_crc(crc::CRC_32);
+        let mut bundle = goals::bp7_bundle(data.clone(), 815_000_000_000, 0);
         g.bench_function(BenchmarkId::new("bp7 to_cbor", label(a)), |b| {
             b.iter(|| black_box(&mut bundle).to_cbor())
         });
     }
     g.finish();
+}
+
+/// The limits: a memcpy of the ADU into a buffer allocated once, and the
+/// CRC-32C of it.
+fn bench_limits(c: &mut Criterion) {
+    let mut g = c.benchmark_group("limit");
+    for a in ADUS {
+        let data = adu(a);
+        let mut out = vec![0u8; a];
+        g.throughput(Throughput::Bytes(a as u64));
+        g.bench_function(BenchmarkId::new("memcpy", label(a)), |b| {
+            b.iter(|| out.copy_from_slice(black_box(&data)))
+        });
+        g.bench_function(BenchmarkId::new("crc32c", label(a)), |b| {
+            b.iter(|| deepmail_bundle::crc32c(black_box(&data)))
+        });
+    }
+    g.finish();
+}
+
+/// The goals of the fast path, as ratios of this run's medians.
+fn summary() {
+    goals::report(
+        &format!(
+            "fast-path goals (CRC-32C: {})",
+            deepmail_bundle::crc32c_implementation()
+        ),
+        &[
+            goals::Goal {
+                what: "fragment_adu 16 MiB at a 64 KiB MTU, CRC-32C, vs bp7 whole-bundle to_cbor",
+                anchor: "encode_whole_bundle/bp7 to_cbor/16MiB",
+                ours: "fragment_adu/mtu 64KiB/16MiB",
+                goal: 3.0,
+            },
+            goals::Goal {
+                what: "reassembly of 16 MiB from 64 KiB fragments vs memcpy of 16 MiB",
+                anchor: "limit/memcpy/16MiB",
+                ours: "reassemble/mtu 64KiB/16MiB",
+                goal: 0.5,
+            },
+        ],
+    );
 }
 
 fn config() -> Criterion {
@@ -132,5 +163,10 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_millis(1500))
 }
 
-criterion_group! { name = benches; config = config(); targets = bench_fragment, bench_reassemble, bench_whole_bundle }
-criterion_main!(benches);
+criterion_group! { name = benches; config = config(); targets = bench_limits, bench_fragment, bench_reassemble, bench_whole_bundle }
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    summary();
+}

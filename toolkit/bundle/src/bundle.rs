@@ -152,6 +152,18 @@ pub struct Bundle<'a> {
     pub(crate) primary_range: Range<usize>,
     /// Every canonical block, payload included, in order.
     pub(crate) block_refs: Vec<BlockRef>,
+    /// The payload block's CRC-32C, when its check was deferred.
+    pub(crate) payload_check: Option<PayloadCrc>,
+}
+
+/// A payload block's CRC-32C left to be checked: the block, its payload
+/// and its CRC value (offsets into the bundle).
+#[derive(Clone, Debug)]
+pub(crate) struct PayloadCrc {
+    pub block: Range<usize>,
+    /// The payload bytes inside the block.
+    pub data: Range<usize>,
+    pub value: Range<usize>,
 }
 
 impl<'a> Bundle<'a> {
@@ -195,6 +207,49 @@ impl<'a> Bundle<'a> {
     /// The bundle age block's value in milliseconds, if there is one (§4.4.2).
     pub fn bundle_age(&self) -> Option<u64> {
         self.bundle_age
+    }
+
+    /// Appends the payload to `out`, checking the payload block's CRC as it
+    /// copies when the parse deferred it. On a mismatch `out` is left as it
+    /// was and the error is the one [`Bundle::parse`] gives.
+    pub(crate) fn copy_payload_checked(&self, out: &mut Vec<u8>) -> Result<()> {
+        let Some(check) = &self.payload_check else {
+            out.extend_from_slice(self.payload);
+            return Ok(());
+        };
+        let bytes = self.bytes;
+        let data = &check.data;
+        let before = out.len();
+        let crc = crate::crc32c::update(!0, &bytes[check.block.start..data.start]);
+        let crc = crate::crc32c::extend_update(crc, out, self.payload);
+        let crc = crate::crc32c::update(crc, &bytes[data.end..check.value.start]);
+        let crc = crate::crc32c::update(crc, &[0u8; 4][..check.value.len()]);
+        let computed = !crate::crc32c::update(crc, &bytes[check.value.end..check.block.end]);
+        if checksum::read_value(&bytes[check.value.clone()]) == computed {
+            return Ok(());
+        }
+        out.truncate(before);
+        self.check_deferred_payload_crc()
+    }
+
+    /// Checks a deferred payload CRC without copying.
+    pub(crate) fn check_deferred_payload_crc(&self) -> Result<()> {
+        match &self.payload_check {
+            None => Ok(()),
+            Some(check) => verify_crc(
+                self.bytes,
+                CrcType::Crc32c,
+                check.block.clone(),
+                check.value.clone(),
+                &format!(
+                    "block {} (type {PAYLOAD_BLOCK})",
+                    self.block_refs
+                        .iter()
+                        .find(|b| b.block_type == PAYLOAD_BLOCK)
+                        .map_or(1, |b| b.number)
+                ),
+            ),
+        }
     }
 }
 
@@ -419,9 +474,14 @@ struct Canonical {
     info: BlockInfo,
     range: Range<usize>,
     data: Range<usize>,
+    /// Where its CRC value is, when its check was deferred.
+    deferred: Option<Range<usize>>,
 }
 
-fn parse_canonical(bytes: &[u8], r: &mut Reader<'_>) -> Result<Canonical> {
+/// Parses one canonical block. With `defer_payload` a payload block's
+/// CRC-32C is not checked here: the caller checks it as it copies the
+/// payload (see [`Bundle::copy_payload_checked`]).
+fn parse_canonical(bytes: &[u8], r: &mut Reader<'_>, defer_payload: bool) -> Result<Canonical> {
     const W: &str = "canonical block";
     let start = r.pos();
     let mut items = r.array(W)?;
@@ -462,13 +522,17 @@ fn parse_canonical(bytes: &[u8], r: &mut Reader<'_>) -> Result<Canonical> {
     }
     items.end(r, W)?;
     let range = start..r.pos();
-    verify_crc(
-        bytes,
-        crc,
-        range.clone(),
-        crc_value,
-        &format!("block {block_number} (type {block_type})"),
-    )?;
+    let deferred = (defer_payload && block_type == PAYLOAD_BLOCK && crc == CrcType::Crc32c)
+        .then(|| crc_value.clone());
+    if deferred.is_none() {
+        verify_crc(
+            bytes,
+            crc,
+            range.clone(),
+            crc_value,
+            &format!("block {block_number} (type {block_type})"),
+        )?;
+    }
     Ok(Canonical {
         info: BlockInfo {
             block_type,
@@ -479,6 +543,7 @@ fn parse_canonical(bytes: &[u8], r: &mut Reader<'_>) -> Result<Canonical> {
         },
         range,
         data: data_at..data_at + data.len(),
+        deferred,
     })
 }
 
@@ -574,6 +639,26 @@ pub fn parse_allowing_missing_primary_crc(
 }
 
 fn parse_with<'a>(bytes: &'a [u8], options: &ParseOptions) -> Result<Bundle<'a>> {
+    parse_inner(bytes, options, false)
+}
+
+/// Parses as [`parse`] does but leaves a CRC-32C payload block's check to
+/// the caller ([`Bundle::copy_payload_checked`]), who checks it while
+/// copying the payload: one pass over the bytes instead of two. A bundle
+/// that fails any other check is reported exactly as [`parse`] reports it.
+pub(crate) fn parse_deferring_payload_crc(bytes: &[u8]) -> Result<Bundle<'_>> {
+    match parse_inner(bytes, &ParseOptions::default(), true) {
+        Ok(b) => Ok(b),
+        // The error parse gives (a bad payload CRC may come first).
+        Err(_) => parse(bytes),
+    }
+}
+
+fn parse_inner<'a>(
+    bytes: &'a [u8],
+    options: &ParseOptions,
+    defer_payload: bool,
+) -> Result<Bundle<'a>> {
     let Some(&first) = bytes.first() else {
         return Err(BundleError::at(ErrorKind::Truncated, 0, "input is empty"));
     };
@@ -618,6 +703,7 @@ fn parse_with<'a>(bytes: &'a [u8], options: &ParseOptions) -> Result<Bundle<'a>>
     let mut bundle_age = None;
     let mut bib_protects_primary = false;
     let mut payload: Option<(Range<usize>, u64, CrcType)> = None;
+    let mut payload_check = None;
     loop {
         let at = r.pos();
         match r.peek() {
@@ -641,7 +727,7 @@ fn parse_with<'a>(bytes: &'a [u8], options: &ParseOptions) -> Result<Bundle<'a>>
                 "a block follows the payload block",
             ));
         }
-        let block = parse_canonical(bytes, &mut r)?;
+        let block = parse_canonical(bytes, &mut r, defer_payload)?;
         let b = &block.info;
         let n = b.block_number;
         if n == 0 {
@@ -745,6 +831,11 @@ fn parse_with<'a>(bytes: &'a [u8], options: &ParseOptions) -> Result<Bundle<'a>>
         });
         if b.block_type == PAYLOAD_BLOCK {
             payload = Some((block.data.clone(), b.flags, b.crc));
+            payload_check = block.deferred.clone().map(|value| PayloadCrc {
+                block: block.range.clone(),
+                data: block.data.clone(),
+                value,
+            });
         } else {
             extensions.push(RawBlock {
                 range: block.range.clone(),
@@ -822,6 +913,7 @@ fn parse_with<'a>(bytes: &'a [u8], options: &ParseOptions) -> Result<Bundle<'a>>
         bundle_age,
         primary_range,
         block_refs,
+        payload_check,
     })
 }
 

@@ -1,16 +1,15 @@
 //! Block CRCs (RFC 9171 §4.2.1, §4.2.2): CRC-16 X.25 and CRC-32C, computed
 //! over a block's whole encoding with the CRC value bytes set to zero (the
 //! byte-string head before them stays as it is, RFC 9171 erratum 8043).
+//! CRC-32C runs in hardware where the CPU has it (`crate::crc32c`).
 
 use core::ops::Range;
-use crc::{Crc, Table, CRC_16_IBM_SDLC, CRC_32_ISCSI};
+use crc::{Crc, Table, CRC_16_IBM_SDLC};
 
 use crate::cbor::{put_head, MAJOR_BYTES};
 
 /// CRC-16 X.25 (poly 0x1021 reflected, init and xorout 0xffff), slice-by-16.
 const X25: Crc<u16, Table<16>> = Crc::<u16, Table<16>>::new(&CRC_16_IBM_SDLC);
-/// CRC-32C (Castagnoli), slice-by-16.
-const CASTAGNOLI: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
 
 /// CRC type of a block (RFC 9171 §4.2.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -85,11 +84,9 @@ pub(crate) fn compute(kind: CrcType, block: &[u8], value: Range<usize>) -> u32 {
             u32::from(d.finalize())
         }
         CrcType::Crc32c => {
-            let mut d = CASTAGNOLI.digest();
-            d.update(&block[..value.start]);
-            d.update(zeros);
-            d.update(&block[value.end..]);
-            d.finalize()
+            let crc = crate::crc32c::update(!0, &block[..value.start]);
+            let crc = crate::crc32c::update(crc, zeros);
+            !crate::crc32c::update(crc, &block[value.end..])
         }
     }
 }
@@ -127,6 +124,25 @@ pub(crate) fn seal(out: &mut Vec<u8>, start: usize, kind: CrcType) {
     out[at..at + n].copy_from_slice(&bytes[..len]);
 }
 
+/// Appends `data` to the block being written into `out` from `start`,
+/// then finishes it as [`seal`] does. With CRC-32C the checksum is taken
+/// as the data is copied (one pass over it), not over the block after.
+pub(crate) fn extend_and_seal(out: &mut Vec<u8>, start: usize, data: &[u8], kind: CrcType) {
+    if kind != CrcType::Crc32c {
+        out.extend_from_slice(data);
+        seal(out, start, kind);
+        return;
+    }
+    let crc = crate::crc32c::update(!0, &out[start..]);
+    let crc = crate::crc32c::extend_update(crc, out, data);
+    let field = out.len();
+    put_head(out, MAJOR_BYTES, 4);
+    out.extend_from_slice(&[0u8; 4]);
+    let crc = !crate::crc32c::update(crc, &out[field..]);
+    let at = out.len() - 4;
+    out[at..].copy_from_slice(&crc.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +158,22 @@ mod tests {
     #[test]
     fn crc32c_of_32_zero_bytes_matches_rfc_7143_appendix_a4() {
         assert_eq!(compute(CrcType::Crc32c, &[0u8; 32], 0..0), 0x8a91_36aa);
+    }
+
+    /// Sealing while copying gives the bytes sealing after copying gives.
+    #[test]
+    fn extend_and_seal_is_seal() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 253) as u8).collect();
+        for kind in [CrcType::None, CrcType::Crc16, CrcType::Crc32c] {
+            for len in [0, 1, 7, 8, 9, 4095, 16 * 1024 + 3, data.len()] {
+                let mut a = b"xx\x86\x01\x01\x00\x02\x5a".to_vec();
+                let mut b = a.clone();
+                a.extend_from_slice(&data[..len]);
+                seal(&mut a, 2, kind);
+                extend_and_seal(&mut b, 2, &data[..len], kind);
+                assert_eq!(a, b, "{kind:?}, {len} bytes");
+            }
+        }
     }
 
     #[test]

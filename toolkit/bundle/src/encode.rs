@@ -17,7 +17,7 @@ use crate::bundle::{
 use crate::cbor::{
     head_len, put_head, put_uint, BREAK, INDEFINITE_ARRAY, MAJOR_ARRAY, MAJOR_BYTES,
 };
-use crate::checksum::{seal, CrcType};
+use crate::checksum::{extend_and_seal, seal, CrcType};
 use crate::eid::Eid;
 use crate::error::{BundleError, ErrorKind, Result};
 
@@ -216,8 +216,7 @@ impl<'a> Template<'a> {
         put_uint(out, self.payload_flags);
         put_uint(out, self.payload_crc.code());
         put_head(out, MAJOR_BYTES, data.len() as u64);
-        out.extend_from_slice(data);
-        seal(out, start, self.payload_crc);
+        extend_and_seal(out, start, data, self.payload_crc);
     }
 
     fn extensions(&self, all: bool) -> impl Iterator<Item = &[u8]> + '_ {

@@ -29,12 +29,15 @@
 //! [RFC 9173]: https://www.rfc-editor.org/rfc/rfc9173
 
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+// One `unsafe` in the crate: the call into the SSE4.2 CRC-32C, made only
+// after run-time detection (`crc32c.rs`).
+#![deny(unsafe_code)]
 
 mod bpsec;
 mod bundle;
 mod cbor;
 mod checksum;
+mod crc32c;
 mod eid;
 mod encode;
 mod error;
@@ -55,6 +58,9 @@ pub use crate::bundle::{
     FLAGS_STATUS_REPORTS, FLAG_ADMIN_RECORD, FLAG_IS_FRAGMENT, FLAG_MUST_NOT_FRAGMENT,
 };
 pub use crate::checksum::CrcType;
+pub use crate::crc32c::{
+    crc32c, implementation as crc32c_implementation, provide_crc32c, update as crc32c_update,
+};
 pub use crate::eid::Eid;
 pub use crate::encode::{build, fragment, fragment_adu, BundleSpec};
 pub use crate::error::{BundleError, ErrorKind};

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::bundle::{parse, BundleId};
+use crate::bundle::{parse_deferring_payload_crc, Bundle, BundleId};
 use crate::eid::Eid;
 use crate::error::{BundleError, ErrorKind, Result};
 
@@ -73,6 +73,11 @@ struct Pending {
     /// Bytes covered by `chunks`.
     held: u64,
     fragments: u32,
+    /// The chunk whose capacity was reserved up to the ADU's end when the
+    /// ADU was first seen (fragments in order fill it without a copy), and
+    /// how much of that capacity is still empty.
+    reserved_at: Option<u64>,
+    reserved: u64,
 }
 
 impl Pending {
@@ -115,7 +120,38 @@ impl Pending {
         Ok(gaps)
     }
 
-    fn assemble(self) -> Vec<u8> {
+    /// Whether `len` bytes at `offset` continue a chunk held and overlap
+    /// nothing held.
+    fn extends(&self, offset: u64, len: u64) -> bool {
+        let follows = self
+            .chunks
+            .range(..offset)
+            .next_back()
+            .is_some_and(|(&start, chunk)| {
+                Some(start) == self.reserved_at && start + chunk.len() as u64 == offset
+            });
+        let clear = self
+            .chunks
+            .range(offset..)
+            .next()
+            .is_none_or(|(&start, _)| start >= offset.saturating_add(len));
+        follows && clear
+    }
+
+    /// Counts `n` bytes copied into the reserved chunk; returns how much of
+    /// the reservation they used.
+    fn fill(&mut self, n: u64) -> u64 {
+        let filled = n.min(self.reserved);
+        self.reserved -= filled;
+        filled
+    }
+
+    fn assemble(mut self) -> Vec<u8> {
+        if self.chunks.len() == 1 {
+            if let Some((_, adu)) = self.chunks.pop_first() {
+                return adu;
+            }
+        }
         let mut adu = Vec::with_capacity(self.total as usize);
         for chunk in self.chunks.into_values() {
             adu.extend_from_slice(&chunk);
@@ -133,6 +169,9 @@ pub struct Reassembler {
     limits: ReassemblyLimits,
     pending: BTreeMap<BundleId, Pending>,
     bytes: u64,
+    /// Capacity reserved for fragments still to come (within
+    /// `max_pending_bytes` together with `bytes`).
+    reserved: u64,
     /// Fragmented ADUs already delivered, with the deadline of their
     /// lifetime: a late duplicate fragment of one is absorbed instead of
     /// opening a new incomplete ADU that could only waste memory (or, if
@@ -147,6 +186,7 @@ impl Reassembler {
             limits,
             pending: BTreeMap::new(),
             bytes: 0,
+            reserved: 0,
             delivered: BTreeMap::new(),
         }
     }
@@ -173,16 +213,32 @@ impl Reassembler {
         bundle: &[u8],
         now: u64,
     ) -> core::result::Result<Option<DeliveredAdu>, BundleError> {
-        let parsed = parse(bundle)?;
+        // The payload's CRC-32C is checked as it is copied when the
+        // fragment extends what is held (the common, in-order case): one
+        // pass over its bytes. Every other bundle is checked first, so
+        // errors come as `parse` gives them.
+        let parsed = parse_deferring_payload_crc(bundle)?;
         let info = parsed.info();
         let deadline = deadline(
             info.creation_time,
             info.lifetime_ms,
             parsed.bundle_age(),
             now,
-        )?;
+        );
         let payload = parsed.payload();
         let id = parsed.id();
+        let appends = match (&deadline, info.fragment_offset, info.total_adu_length) {
+            (Ok(_), Some(offset), Some(total)) if !self.delivered.contains_key(&id) => self
+                .pending
+                .get(&id)
+                .is_some_and(|p| p.total == total && p.extends(offset, payload.len() as u64)),
+            _ => false,
+        };
+        if appends {
+            return self.append(&parsed, deadline?);
+        }
+        parsed.check_deferred_payload_crc()?;
+        let deadline = deadline?;
         let (offset, total) = match (info.fragment_offset, info.total_adu_length) {
             (Some(offset), Some(total)) => (offset, total),
             _ => {
@@ -222,9 +278,22 @@ impl Reassembler {
                 ));
             }
             self.check_pending_bytes(len)?;
+            // Room up to the ADU's end, so fragments that follow in order
+            // are copied once, if that fits the pending budget with
+            // everything held and reserved (memory stays bounded by it).
+            let want = total - offset;
+            let reserve = self
+                .bytes
+                .saturating_add(self.reserved)
+                .saturating_add(want)
+                <= self.limits.max_pending_bytes;
+            let mut first = Vec::with_capacity(if reserve { want } else { len } as usize);
+            first.extend_from_slice(payload);
+            let reserved = if reserve { want - len } else { 0 };
             let mut chunks = BTreeMap::new();
-            chunks.insert(offset, payload.to_vec());
+            chunks.insert(offset, first);
             self.bytes += len;
+            self.reserved += reserved;
             self.pending.insert(
                 id,
                 Pending {
@@ -234,6 +303,8 @@ impl Reassembler {
                     chunks,
                     held: len,
                     fragments: 1,
+                    reserved_at: reserve.then_some(offset),
+                    reserved,
                 },
             );
             return Ok(None);
@@ -259,8 +330,20 @@ impl Reassembler {
             return Ok(None);
         };
         for &(a, b) in &gaps {
-            let chunk = payload[(a - offset) as usize..(b - offset) as usize].to_vec();
-            entry.chunks.insert(a, chunk);
+            let piece = &payload[(a - offset) as usize..(b - offset) as usize];
+            // Fragments in order (the common case) extend the chunk they
+            // follow, so the ADU is copied once and handed over as it is.
+            match entry.chunks.range_mut(..a).next_back() {
+                Some((&start, chunk))
+                    if Some(start) == entry.reserved_at && start + chunk.len() as u64 == a =>
+                {
+                    chunk.extend_from_slice(piece);
+                    self.reserved -= entry.fill(piece.len() as u64);
+                }
+                _ => {
+                    entry.chunks.insert(a, piece.to_vec());
+                }
+            }
         }
         entry.held += new;
         entry.deadline = entry.deadline.min(deadline);
@@ -271,17 +354,60 @@ impl Reassembler {
         if !completes {
             return Ok(None);
         }
-        let Some(done) = self.pending.remove(&id) else {
-            return Ok(None);
-        };
+        Ok(self.deliver(id))
+    }
+
+    /// Removes the complete ADU `id` from what is held and hands it over.
+    fn deliver(&mut self, id: BundleId) -> Option<DeliveredAdu> {
+        let done = self.pending.remove(&id)?;
         self.bytes -= done.held;
+        self.reserved -= done.reserved;
         self.remember_delivered(id.clone(), done.deadline);
-        Ok(Some(DeliveredAdu {
+        Some(DeliveredAdu {
             id,
             destination: done.destination.clone(),
             fragments: done.fragments,
             adu: done.assemble(),
-        }))
+        })
+    }
+
+    /// Takes a fragment that continues a chunk of a pending ADU
+    /// ([`Pending::extends`]): copies it onto the chunk, checking its
+    /// payload CRC as it goes, and delivers the ADU if it is complete. On
+    /// any error the reassembler is left as it was.
+    fn append(&mut self, parsed: &Bundle<'_>, deadline: u64) -> Result<Option<DeliveredAdu>> {
+        let info = parsed.info();
+        let id = parsed.id();
+        let (Some(offset), Some(total)) = (info.fragment_offset, info.total_adu_length) else {
+            return Ok(None);
+        };
+        let len = parsed.payload().len() as u64;
+        let limit = match self.pending.get(&id) {
+            Some(p) if p.held + len == total => Ok(()),
+            Some(_) => self.check_pending_bytes(len),
+            None => return Ok(None),
+        };
+        let Some(entry) = self.pending.get_mut(&id) else {
+            return Ok(None);
+        };
+        let Some((_, chunk)) = entry.chunks.range_mut(..offset).next_back() else {
+            return Ok(None);
+        };
+        let before = chunk.len();
+        parsed.copy_payload_checked(chunk)?;
+        if let Err(e) = limit {
+            chunk.truncate(before);
+            return Err(e);
+        }
+        self.reserved -= entry.fill(len);
+        entry.held += len;
+        entry.deadline = entry.deadline.min(deadline);
+        entry.fragments = entry.fragments.saturating_add(1);
+        self.bytes += len;
+        if entry.held < total {
+            return Ok(None);
+        }
+        Ok(self.deliver(id))
     }
 
     /// Drops every incomplete ADU whose lifetime ended before `now` and
@@ -296,6 +422,7 @@ impl Reassembler {
         for id in &gone {
             if let Some(p) = self.pending.remove(id) {
                 self.bytes -= p.held;
+                self.reserved -= p.reserved;
             }
         }
         self.delivered.retain(|_, deadline| *deadline >= now);
@@ -531,6 +658,107 @@ mod tests {
         f[n - 6] ^= 1;
         assert_eq!(r.push(&f, NOW).unwrap_err().kind, ErrorKind::CrcMismatch);
         assert_eq!(r.pending(), PendingStats::default());
+    }
+
+    /// Fragments in order are copied onto what is held with their
+    /// payload CRC checked as they are copied: a damaged one is refused
+    /// with the parser's error and leaves nothing behind, the good one
+    /// after it completes the ADU byte for byte.
+    #[test]
+    fn a_damaged_fragment_in_order_is_refused_and_leaves_nothing() {
+        let adu: Vec<u8> = (0..40_000u32).map(|i| (i * 13 % 251) as u8).collect();
+        let frags = fragment_adu(&adu, &spec(), 4_096).unwrap();
+        assert!(frags.len() > 5);
+        let mut r = Reassembler::new(ReassemblyLimits::default());
+        for f in &frags[..3] {
+            assert!(r.push(f, NOW).unwrap().is_none());
+        }
+        let before = snapshot(&r);
+        let held = r.pending();
+        // A flipped payload byte, then a flipped CRC byte.
+        for at in [frags[3].len() / 2, frags[3].len() - 2] {
+            let mut bad = frags[3].clone();
+            bad[at] ^= 0x20;
+            let e = r.push(&bad, NOW).unwrap_err();
+            let want = crate::bundle::parse(&bad).map(|_| ()).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::CrcMismatch);
+            assert_eq!(
+                (e.kind, e.offset, e.to_string()),
+                (want.kind, want.offset, want.to_string())
+            );
+            assert_eq!(r.pending(), held);
+            assert_eq!(snapshot(&r), before, "nothing held changed");
+        }
+        let mut out = None;
+        for f in &frags[3..] {
+            out = r.push(f, NOW).unwrap();
+        }
+        let done = out.expect("the ADU is complete");
+        assert_eq!(done.adu, adu);
+        assert_eq!(done.fragments, frags.len() as u32);
+        assert_eq!(r.pending(), PendingStats::default());
+        assert_eq!(r.reserved, 0);
+    }
+
+    /// A damaged fragment that would also go over the pending budget is
+    /// reported as damaged, as the parser sees it first; a good one is
+    /// refused for the budget and leaves nothing behind.
+    #[test]
+    fn an_in_order_fragment_over_the_budget_is_refused_after_its_crc() {
+        let adu = vec![7u8; 10_000];
+        let frags = fragment_adu(&adu, &spec(), 2_000).unwrap();
+        let limits = ReassemblyLimits {
+            max_pending_bytes: 4_000,
+            ..ReassemblyLimits::default()
+        };
+        let mut r = Reassembler::new(limits);
+        assert!(r.push(&frags[0], NOW).unwrap().is_none());
+        assert!(r.push(&frags[1], NOW).unwrap().is_none());
+        let held = r.pending();
+        let mut bad = frags[2].clone();
+        let at = bad.len() / 2;
+        bad[at] ^= 1;
+        assert_eq!(r.push(&bad, NOW).unwrap_err().kind, ErrorKind::CrcMismatch);
+        assert_eq!(
+            r.push(&frags[2], NOW).unwrap_err().kind,
+            ErrorKind::LimitExceeded
+        );
+        assert_eq!(r.pending(), held);
+    }
+
+    /// Room reserved for fragments still to come counts against the
+    /// pending budget with what is held: an ADU that would not fit is
+    /// held as it comes, without a reservation.
+    #[test]
+    fn reservations_stay_within_the_pending_budget() {
+        let limits = ReassemblyLimits {
+            max_pending_bytes: 1_000,
+            ..ReassemblyLimits::default()
+        };
+        let mut r = Reassembler::new(limits);
+        assert!(r.push(&frag(0, 800, &[1; 100]), NOW).unwrap().is_none());
+        assert_eq!(r.reserved, 700);
+        // Another ADU: a different creation time.
+        let mut p = P {
+            flags: FLAG_IS_FRAGMENT,
+            frag: Some((0, 800)),
+            time: 815_000_000_001,
+            lifetime: 1_000,
+            ..P::default()
+        };
+        let other = bundle(&p, &[B::payload(&[2; 100])]);
+        assert!(r.push(&other, NOW).unwrap().is_none());
+        assert_eq!(r.reserved, 700, "the second ADU is not reserved for");
+        assert!(r.reserved + r.pending().bytes <= 1_000);
+        // Filling the first gives its room back.
+        assert!(r.push(&frag(100, 800, &[1; 700]), NOW).unwrap().is_some());
+        assert_eq!(r.reserved, 0);
+        p.frag = Some((100, 800));
+        assert!(r
+            .push(&bundle(&p, &[B::payload(&[2; 700])]), NOW)
+            .unwrap()
+            .is_some());
+        assert_eq!((r.reserved, r.pending()), (0, PendingStats::default()));
     }
 
     #[test]
