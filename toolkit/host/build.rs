@@ -15,6 +15,10 @@ use std::process::Command;
 const TARGET: &str = "wasm32-wasip2";
 const PROFILE: &str = "wasm-plugin";
 
+/// Plugins built only with the `test-plugins` feature (the host's and the
+/// CLI's tests turn it on): they never ship in a release binary.
+const TEST_ONLY: &[&str] = &["misbehaving"];
+
 /// (crate directory under plugins/, package name, env var suffix)
 const PLUGINS: &[(&str, &str, &str)] = &[
     ("bsmtp-codec", "deepmail-plugin-bsmtp-codec", "BSMTP_CODEC"),
@@ -62,28 +66,19 @@ fn main() {
         .expect("toolkit/host sits two levels below the workspace root")
         .to_path_buf();
 
-    for dir in [
-        "plugins",
-        "wit",
-        "toolkit/bsmtp/src",
-        "toolkit/bundle/src",
-        "toolkit/uri-rr/src",
-        "toolkit/tcpcl/src",
-        "toolkit/rustcrypto/src",
-    ] {
-        println!("cargo:rerun-if-changed={}", root.join(dir).display());
-    }
-    for file in [
-        "Cargo.toml",
-        "Cargo.lock",
-        "toolkit/bsmtp/Cargo.toml",
-        "toolkit/bundle/Cargo.toml",
-        "toolkit/tcpcl/Cargo.toml",
-        "toolkit/rustcrypto/Cargo.toml",
-    ] {
-        println!("cargo:rerun-if-changed={}", root.join(file).display());
+    // What the plugins are built from: their own crates, the WIT, the
+    // lock file; the library sources they use are read from the wasm
+    // build's dep-info below (as wasmtime's artifacts/build.rs does), so
+    // no list here goes stale when a plugin starts using another crate.
+    for path in ["plugins", "wit", "Cargo.toml", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     println!("cargo:rerun-if-env-changed=DEEPMAIL_PLUGIN_TARGET_DIR");
+    let test_plugins = env::var_os("CARGO_FEATURE_TEST_PLUGINS").is_some();
+    let plugins: Vec<_> = PLUGINS
+        .iter()
+        .filter(|(dir, _, _)| test_plugins || !TEST_ONLY.contains(dir))
+        .collect();
 
     ensure_wasm_target();
 
@@ -105,7 +100,7 @@ fn main() {
         .arg(PROFILE)
         .arg("--target-dir")
         .arg(&target_dir);
-    for (_, package, _) in PLUGINS {
+    for (_, package, _) in &plugins {
         cmd.arg("-p").arg(package);
     }
     // The outer build's settings are for the host, not for wasm.
@@ -136,7 +131,7 @@ fn main() {
     }
 
     let out_dir = target_dir.join(TARGET).join(PROFILE);
-    for (dir, package, var) in PLUGINS {
+    for (dir, package, var) in plugins {
         let file = out_dir.join(format!("{}.wasm", package.replace('-', "_")));
         if !file.is_file() {
             panic!(
@@ -145,6 +140,38 @@ fn main() {
             );
         }
         println!("cargo:rustc-env=DEEPMAIL_PLUGIN_{var}={}", file.display());
+        rerun_if_sources_change(&root, &file.with_extension("d"));
+    }
+}
+
+/// Emits `rerun-if-changed` for every workspace source file the wasm build
+/// of a plugin read (its dep-info file `dep_info`), and each of their
+/// crates' `Cargo.toml`.
+fn rerun_if_sources_change(root: &Path, dep_info: &Path) {
+    let Ok(text) = std::fs::read_to_string(dep_info) else {
+        return;
+    };
+    let Some((_, deps)) = text.split_once(": ") else {
+        return;
+    };
+    // Paths are separated by spaces; a space inside one is escaped.
+    let deps = deps.lines().next().unwrap_or("").replace("\\ ", "\0");
+    for dep in deps.split(' ').filter(|d| !d.is_empty()) {
+        let path = PathBuf::from(dep.replace('\0', " "));
+        if !path.starts_with(root) || path.starts_with(root.join("target")) {
+            continue;
+        }
+        println!("cargo:rerun-if-changed={}", path.display());
+        // The crate's manifest: features and dependencies matter too.
+        if let Some(manifest) = path
+            .ancestors()
+            .skip(1)
+            .take_while(|a| a.starts_with(root) && *a != root)
+            .map(|a| a.join("Cargo.toml"))
+            .find(|m| m.is_file())
+        {
+            println!("cargo:rerun-if-changed={}", manifest.display());
+        }
     }
 }
 

@@ -5,12 +5,15 @@
 
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use deepmail_host::types::{
     BundleSpec, CrcType, DecodeMode, DecodeOptions, EncodeOptions, Envelope, ForwardPath, Greeting,
     Message, ReassemblyLimits,
 };
 use deepmail_host::{Codec, Fragmenter, Host, HostConfig, PluginSource};
+
+#[path = "../../bundle/benches/support/goals.rs"]
+mod goals;
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -163,7 +166,12 @@ fn fragmenter(c: &mut Criterion) {
         max_pending_bytes: 128 << 20,
         max_pending_bundles: 8,
     };
-    for (adu_size, mtu) in [(64 * KIB, KIB), (MIB, 64 * KIB), (16 * MIB, MIB)] {
+    for (adu_size, mtu) in [
+        (64 * KIB, KIB),
+        (MIB, 64 * KIB),
+        (16 * MIB, 64 * KIB),
+        (16 * MIB, MIB),
+    ] {
         let adu = body(adu_size);
         let label = format!("{}KiB@{}KiB", adu_size / KIB, mtu / KIB);
         g.throughput(Throughput::Bytes(adu_size as u64));
@@ -210,5 +218,56 @@ fn fragmenter(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, codec, fragmenter);
-criterion_main!(benches);
+/// The anchors: bp7's whole-bundle encode of 16 MiB (what the plugin
+/// fragmenter is measured against) and a memcpy of a 1 MiB batch (what
+/// decoding is).
+fn anchors(c: &mut Criterion) {
+    let mut g = c.benchmark_group("anchor");
+    g.warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(10);
+    let mut bundle = goals::bp7_bundle(body(16 * MIB), 800_000_000_000, 1);
+    g.throughput(Throughput::Bytes(16 * MIB as u64));
+    g.bench_function(BenchmarkId::new("bp7 to_cbor", "16384KiB"), |b| {
+        b.iter(|| std::hint::black_box(&mut bundle).to_cbor())
+    });
+    let batch = body(MIB);
+    let mut out = vec![0u8; batch.len()];
+    g.throughput(Throughput::Bytes(MIB as u64));
+    g.bench_function(BenchmarkId::new("memcpy", "1024KiB"), |b| {
+        b.iter(|| out.copy_from_slice(std::hint::black_box(&batch)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, codec, fragmenter, anchors);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    goals::report(
+        "fast-path goals through the plugins",
+        &[
+            goals::Goal {
+                what:
+                    "plugin fragment-adu 16 MiB at a 64 KiB MTU vs bp7 native whole-bundle to_cbor",
+                anchor: "anchor/bp7 to_cbor/16384KiB",
+                ours: "fragmenter/fragment_plugin/16384KiB@64KiB",
+                goal: 1.0,
+            },
+            goals::Goal {
+                what: "native BSMTP decode of a 1 MiB batch vs memcpy of 1 MiB",
+                anchor: "anchor/memcpy/1024KiB",
+                ours: "codec/decode_native/1024KiB",
+                goal: 0.5,
+            },
+            goals::Goal {
+                what:
+                    "plugin BSMTP decode of a 1 MiB batch vs memcpy of 1 MiB (the figure; no goal)",
+                anchor: "anchor/memcpy/1024KiB",
+                ours: "codec/decode_plugin/1024KiB",
+                goal: 0.0,
+            },
+        ],
+    );
+}

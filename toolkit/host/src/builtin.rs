@@ -18,8 +18,9 @@ pub struct Builtin {
     pub wasm: &'static [u8],
 }
 
-/// Every embedded plugin. `misbehaving` exists for the host's own tests
-/// (it traps, loops or balloons on request) and is never a default.
+/// Every embedded plugin. `misbehaving` exists for the tests (it traps,
+/// loops or balloons on request), is never a default, and is embedded only
+/// with the `test-plugins` feature.
 pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "bsmtp-codec",
@@ -77,6 +78,9 @@ pub const BUILTINS: &[Builtin] = &[
         test_only: false,
         wasm: include_bytes!(env!("DEEPMAIL_PLUGIN_BASIC_POLICY")),
     },
+    // Only in builds with the `test-plugins` feature (the tests'), never in
+    // a release binary.
+    #[cfg(feature = "test-plugins")]
     Builtin {
         name: "misbehaving",
         stage: Stage::Codec,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
-use crate::error::LoadError;
+use crate::error::{HostError, LoadError};
 use crate::plugin::{LoadedPlugin, NetworkGrant, PluginSource, Stage, StoreState};
 
 /// Epoch tick; call deadlines are rounded up to whole ticks.
@@ -75,18 +75,20 @@ pub(crate) struct HostInner {
 
 impl Host {
     /// Creates the engine, the WASI-linked linker and the epoch ticker.
-    pub fn new(config: HostConfig) -> anyhow::Result<Host> {
+    pub fn new(config: HostConfig) -> Result<Host, HostError> {
         let mut wasm = Config::new();
         wasm.wasm_component_model(true);
         wasm.epoch_interruption(true);
-        let engine = Engine::new(&wasm)
-            .map_err(|e| anyhow::anyhow!("cannot create the wasmtime engine: {e:#}"))?;
+        let engine =
+            Engine::new(&wasm).map_err(|e| HostError::new("create the wasmtime engine", e))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| anyhow::anyhow!("cannot link WASI into the host: {e:#}"))?;
+            .map_err(|e| HostError::new("link WASI into the host", e))?;
         // Every plugin may import wasi:http; only a granted one gets an answer.
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
-            .map_err(|e| anyhow::anyhow!("cannot link wasi:http into the host: {e:#}"))?;
+            .map_err(|e| HostError::new("link wasi:http into the host", e))?;
+        link_host_checksum(&mut linker)
+            .map_err(|e| HostError::new("link host-checksum into the host", e))?;
         start_epoch_ticker(&engine);
         let ticks = config
             .call_timeout
@@ -234,6 +236,24 @@ fn start_epoch_ticker(engine: &Engine) {
                 None => break,
             }
         });
+}
+
+/// `deepmail:stages/host-checksum`: CRC-32C over a list the plugin passes,
+/// read in place in its memory (no copy), in hardware where the CPU has it.
+/// Plugins that do not import it are unaffected.
+fn link_host_checksum(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+    use wasmtime::component::WasmList;
+    let mut checksum = linker.instance("deepmail:stages/host-checksum@0.1.0")?;
+    checksum.func_wrap(
+        "crc32c",
+        |store: wasmtime::StoreContextMut<'_, StoreState>, (state, data): (u32, WasmList<u8>)| {
+            Ok((deepmail_bundle::crc32c_update(
+                state,
+                data.as_le_slice(&store),
+            ),))
+        },
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

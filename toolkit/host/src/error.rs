@@ -1,5 +1,6 @@
 //! Errors: [`StageError`] for a call that failed (the plugin said no, or
-//! misbehaved), [`LoadError`] for a plugin that could not be loaded at all.
+//! misbehaved), [`LoadError`] for a plugin that could not be loaded at all,
+//! [`HostError`] for a host that could not start.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -97,4 +98,23 @@ pub enum LoadError {
         /// wasmtime's explanation.
         detail: String,
     },
+}
+
+/// The host could not start: what it was doing and wasmtime's reason.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {what}: {detail}")]
+pub struct HostError {
+    /// What failed, e.g. `create the wasmtime engine`.
+    pub what: &'static str,
+    /// wasmtime's explanation, with its causes.
+    pub detail: String,
+}
+
+impl HostError {
+    pub(crate) fn new(what: &'static str, e: impl fmt::Display) -> HostError {
+        HostError {
+            what,
+            detail: format!("{e:#}"),
+        }
+    }
 }

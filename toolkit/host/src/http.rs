@@ -7,24 +7,41 @@
 //! * HTTPS trusting only the configured roots (a test CA works), with an
 //!   optional client certificate (mutual TLS);
 //! * HTTP/2 when the server offers it in ALPN, else HTTP/1.1;
-//! * connect and response timeouts.
+//! * connect and response timeouts;
+//! * connections kept between requests (hyper-util's pooled client, one
+//!   pool per loaded plugin): after the first delivery to a next hop, the
+//!   next request leaves at once on the open HTTP/2 connection (or
+//!   HTTP/1.1 keep-alive) instead of costing a TCP and a TLS handshake,
+//!   which at Moon or Mars distance is two round trips. A request that
+//!   finds its kept connection closed is sent again on a new one (the
+//!   client retries requests that never left).
 //!
 //! A plugin without a grant gets `HttpRequestDenied` for every request.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::uri::Scheme;
 use http_body_util::BodyExt;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
-use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// Where Debian and friends keep the system's trust roots.
-const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// Where Debian and friends keep the system's trust roots: the one place
+/// deepmail names it (the HTTPS grant, the QUIC sender's roots).
+pub const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The system's trust roots as PEM ([`SYSTEM_ROOTS`]).
+pub fn system_roots_pem() -> std::io::Result<Vec<u8>> {
+    std::fs::read(SYSTEM_ROOTS)
+}
 
 /// What a sender plugin may do over HTTP.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -45,17 +62,17 @@ pub struct HttpGrant {
     pub response_timeout_ms: u64,
 }
 
-/// A grant with its TLS configuration built once.
+/// A grant with its TLS configuration and connection pool built once.
 pub(crate) struct HttpPolicy {
     grant: HttpGrant,
-    tls: Arc<rustls::ClientConfig>,
+    client: Client<GrantConnector, WasiBody>,
 }
 
 impl HttpPolicy {
     /// Validates the grant's PEM material and builds the TLS client config.
     pub(crate) fn new(grant: HttpGrant) -> Result<HttpPolicy, String> {
         let roots_pem = if grant.roots_pem.is_empty() {
-            std::fs::read(SYSTEM_ROOTS)
+            system_roots_pem()
                 .map_err(|e| format!("no trust roots given and {SYSTEM_ROOTS}: {e}"))?
         } else {
             grant.roots_pem.clone()
@@ -88,158 +105,130 @@ impl HttpPolicy {
                 .map_err(|e| format!("client certificate: {e}"))?
         };
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(HttpPolicy {
-            grant,
+        let connector = GrantConnector {
             tls: Arc::new(tls),
-        })
+            connect_timeout: ms(grant.connect_timeout_ms, 10_000),
+        };
+        // A kept connection is checked with HTTP/2 PINGs no more often
+        // than the answer to a request may take (the grant's response
+        // timeout, sized by the caller for the link's round trip), and
+        // closed after a long idle time.
+        let answer = ms(grant.response_timeout_ms, 60_000);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(answer.saturating_mul(4).max(Duration::from_secs(600)))
+            .http2_keep_alive_interval(answer.max(Duration::from_secs(30)))
+            .http2_keep_alive_timeout(answer.max(Duration::from_secs(20)))
+            .http2_keep_alive_while_idle(true)
+            .build(connector);
+        Ok(HttpPolicy { grant, client })
     }
 }
 
-/// The store's `wasi:http` hooks: every request goes through the policy.
-pub(crate) struct HttpHooks {
-    pub(crate) policy: Option<Arc<HttpPolicy>>,
+/// Opens connections for the pool: TCP, then TLS with the grant's roots
+/// and client certificate, offering HTTP/2 and HTTP/1.1 by ALPN.
+#[derive(Clone)]
+struct GrantConnector {
+    tls: Arc<rustls::ClientConfig>,
+    connect_timeout: Duration,
 }
 
-type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
-
-/// Spawns hyper's HTTP/2 background tasks on the runtime wasmtime-wasi runs.
-#[derive(Clone, Copy)]
-struct TokioExec;
-
-impl<F> hyper::rt::Executor<F> for TokioExec
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    fn execute(&self, fut: F) {
-        tokio::spawn(fut);
-    }
+/// A pooled connection: plain TCP (tests on loopback) or TLS.
+enum Conn {
+    Plain(TokioIo<TcpStream>),
+    Tls(Box<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>>),
 }
 
-/// Runs a hyper connection in a task of its own: it must make progress
-/// (send the request body, read the response) while the caller waits for
-/// the response head. The returned future reports how the connection ended.
-fn drive<C>(conn: C) -> IoFuture
-where
-    C: Future<Output = Result<(), hyper::Error>> + Send + 'static,
-{
-    let task = tokio::spawn(conn);
-    Box::new(async move {
-        match task.await {
-            Ok(result) => result.map_err(HttpError::from),
-            Err(e) => Err(HttpError::InternalError(Some(format!(
-                "HTTP connection task: {e}"
-            )))),
-        }
-    })
-}
-
-fn ms(value: u64, default: u64) -> Duration {
-    Duration::from_millis(if value == 0 { default } else { value })
-}
-
-async fn send(
-    policy: Arc<HttpPolicy>,
-    mut request: http::Request<WasiBody>,
-    options: Option<RequestOptions>,
-) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
-    let grant = &policy.grant;
-    let uri = request.uri().clone();
-    let tls = match uri.scheme() {
-        Some(s) if *s == Scheme::HTTPS => true,
-        Some(s) if *s == Scheme::HTTP && grant.allow_plain_http => false,
-        _ => return Err(HttpError::HttpRequestDenied),
-    };
-    let authority = uri.authority().ok_or(HttpError::HttpRequestUriInvalid)?;
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase();
-    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let target = format!("{host}:{port}");
-    let bracketed = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        target.clone()
-    };
-    if !grant
-        .authorities
-        .iter()
-        .any(|a| a.eq_ignore_ascii_case(&target) || a.eq_ignore_ascii_case(&bracketed))
-    {
-        return Err(HttpError::HttpRequestDenied);
-    }
-    let connect_timeout = options
-        .and_then(|o| o.connect_timeout)
-        .unwrap_or(ms(grant.connect_timeout_ms, 10_000));
-    let response_timeout = options
-        .and_then(|o| o.first_byte_timeout)
-        .unwrap_or(ms(grant.response_timeout_ms, 60_000));
-
-    let tcp = tokio::time::timeout(connect_timeout, TcpStream::connect(&bracketed))
-        .await
-        .map_err(|_| HttpError::ConnectionTimeout)?
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => HttpError::ConnectionRefused,
-            _ => HttpError::Connect(e),
-        })?;
-    let _ = tcp.set_nodelay(true);
-    // HTTP/2 carries the target as :scheme, :authority and :path, so it
-    // takes the absolute form; HTTP/1.1 puts the origin form on the request
-    // line (the Host header keeps the authority).
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let invalid = |_: http::Error| HttpError::HttpRequestUriInvalid;
-    let origin_form = http::Uri::builder()
-        .path_and_query(path)
-        .build()
-        .map_err(invalid)?;
-    let absolute_form = http::Uri::builder()
-        .scheme("https")
-        .authority(authority.as_str())
-        .path_and_query(path)
-        .build()
-        .map_err(invalid)?;
-
-    macro_rules! exchange {
-        ($io:expr, $h2:expr) => {{
-            if $h2 {
-                let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExec)
-                    .handshake(TokioIo::new($io))
-                    .await
-                    .map_err(HttpError::from)?;
-                let io = drive(conn);
-                *request.uri_mut() = absolute_form;
-                let response = tokio::time::timeout(response_timeout, sender.send_request(request))
-                    .await
-                    .map_err(|_| HttpError::HttpResponseTimeout)?
-                    .map_err(HttpError::from)?;
-                (response, io)
-            } else {
-                let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
-                    .handshake(TokioIo::new($io))
-                    .await
-                    .map_err(HttpError::from)?;
-                let io = drive(conn);
-                *request.uri_mut() = origin_form;
-                let response = tokio::time::timeout(response_timeout, sender.send_request(request))
-                    .await
-                    .map_err(|_| HttpError::HttpResponseTimeout)?
-                    .map_err(HttpError::from)?;
-                (response, io)
+impl Connection for Conn {
+    fn connected(&self) -> Connected {
+        match self {
+            Conn::Plain(_) => Connected::new(),
+            Conn::Tls(s) if s.inner().get_ref().1.alpn_protocol() == Some(b"h2") => {
+                Connected::new().negotiated_h2()
             }
-        }};
+            Conn::Tls(_) => Connected::new(),
+        }
+    }
+}
+
+impl hyper::rt::Read for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl hyper::rt::Write for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
     }
 
-    let (response, io) = if tls {
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+impl tower_service::Service<http::Uri> for GrantConnector {
+    type Response = Conn;
+    type Error = HttpError;
+    type Future = Pin<Box<dyn Future<Output = Result<Conn, HttpError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), HttpError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let me = self.clone();
+        Box::pin(async move { me.connect(uri).await })
+    }
+}
+
+impl GrantConnector {
+    async fn connect(self, uri: http::Uri) -> Result<Conn, HttpError> {
+        let tls = uri.scheme() == Some(&Scheme::HTTPS);
+        let target = Target::of(&uri, tls)?;
+        let host = target.host;
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&target.address))
+            .await
+            .map_err(|_| HttpError::ConnectionTimeout)?
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => HttpError::ConnectionRefused,
+                _ => HttpError::Connect(e),
+            })?;
+        let _ = tcp.set_nodelay(true);
+        if !tls {
+            return Ok(Conn::Plain(TokioIo::new(tcp)));
+        }
         let name = match host.parse::<std::net::IpAddr>() {
             Ok(ip) => ServerName::from(ip),
-            Err(_) => {
-                ServerName::try_from(host.clone()).map_err(|_| HttpError::HttpRequestUriInvalid)?
-            }
+            Err(_) => ServerName::try_from(host).map_err(|_| HttpError::HttpRequestUriInvalid)?,
         };
-        let connector = tokio_rustls::TlsConnector::from(policy.tls.clone());
-        let stream = tokio::time::timeout(connect_timeout, connector.connect(name, tcp))
+        let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
+        let stream = tokio::time::timeout(self.connect_timeout, connector.connect(name, tcp))
             .await
             .map_err(|_| HttpError::ConnectionTimeout)?
             .map_err(|e| {
@@ -259,11 +248,106 @@ async fn send(
                     HttpError::Tls(e)
                 }
             })?;
-        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        exchange!(stream, h2)
-    } else {
-        exchange!(tcp, false)
+        Ok(Conn::Tls(Box::new(TokioIo::new(stream))))
+    }
+}
+
+/// Where a request goes: the host (lower case, IPv6 without brackets),
+/// the port (the scheme's default if none) and `host:port` to connect to
+/// (IPv6 bracketed).
+struct Target {
+    host: String,
+    port: u16,
+    address: String,
+}
+
+impl Target {
+    fn of(uri: &http::Uri, tls: bool) -> Result<Target, HttpError> {
+        let authority = uri.authority().ok_or(HttpError::HttpRequestUriInvalid)?;
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let address = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Ok(Target {
+            host,
+            port,
+            address,
+        })
+    }
+}
+
+/// The `wasi:http` error behind a pooled client's error: the connector's
+/// own (refused, timeout, certificate) or hyper's.
+fn client_error(e: hyper_util::client::legacy::Error) -> HttpError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+    while let Some(err) = source {
+        if let Some(own) = err.downcast_ref::<HttpError>() {
+            return match own {
+                HttpError::ConnectionRefused => HttpError::ConnectionRefused,
+                HttpError::ConnectionTimeout => HttpError::ConnectionTimeout,
+                HttpError::TlsCertificateError => HttpError::TlsCertificateError,
+                HttpError::HttpRequestUriInvalid => HttpError::HttpRequestUriInvalid,
+                other => HttpError::InternalError(Some(other.to_string())),
+            };
+        }
+        source = err.source();
+    }
+    if e.is_connect() {
+        return HttpError::ConnectionTerminated;
+    }
+    HttpError::InternalError(Some(format!("HTTP: {e}")))
+}
+
+/// The store's `wasi:http` hooks: every request goes through the policy.
+pub(crate) struct HttpHooks {
+    pub(crate) policy: Option<Arc<HttpPolicy>>,
+}
+
+type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+
+fn ms(value: u64, default: u64) -> Duration {
+    Duration::from_millis(if value == 0 { default } else { value })
+}
+
+async fn send(
+    policy: Arc<HttpPolicy>,
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
+    let grant = &policy.grant;
+    let uri = request.uri().clone();
+    let tls = match uri.scheme() {
+        Some(s) if *s == Scheme::HTTPS => true,
+        Some(s) if *s == Scheme::HTTP && grant.allow_plain_http => false,
+        _ => return Err(HttpError::HttpRequestDenied),
     };
+    let target = Target::of(&uri, tls)?;
+    let plain = format!("{}:{}", target.host, target.port);
+    if !grant
+        .authorities
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(&plain) || a.eq_ignore_ascii_case(&target.address))
+    {
+        return Err(HttpError::HttpRequestDenied);
+    }
+    // The pool's connector uses the grant's connect timeout; a plugin may
+    // ask for a shorter wait for the answer.
+    let response_timeout = options
+        .and_then(|o| o.first_byte_timeout)
+        .unwrap_or(ms(grant.response_timeout_ms, 60_000));
+    let response = tokio::time::timeout(response_timeout, policy.client.request(request))
+        .await
+        .map_err(|_| HttpError::HttpResponseTimeout)?
+        .map_err(client_error)?;
+    // The pool drives the connection in its own task.
+    let io: IoFuture = Box::new(async { Ok(()) });
     Ok((
         response.map(|body| body.map_err(HttpError::from).boxed_unsync()),
         io,

@@ -135,6 +135,73 @@ fn default_fragmenter_fragments_and_reassembles_out_of_order() {
     assert_eq!(session.pending().unwrap().bundles, 0);
 }
 
+/// The bundled fragmenter computes CRC-32C through the host's optional
+/// `host-checksum` import (in hardware here); plugins that do not import it
+/// load as before. Its bundles are byte for byte the native library's, and
+/// a damaged one is still refused.
+#[test]
+fn the_fragmenter_takes_crc32c_from_the_host_and_matches_native() {
+    let mut config = wasmtime::Config::new();
+    config.wasm_component_model(true);
+    let engine = wasmtime::Engine::new(&config).unwrap();
+    let imports = |name: &str| -> Vec<String> {
+        let wasm = deepmail_host::builtin::find(name).unwrap().wasm;
+        let component = wasmtime::component::Component::new(&engine, wasm).unwrap();
+        let ty = component.component_type();
+        ty.imports(&engine).map(|(n, _)| n.to_string()).collect()
+    };
+    let checksum = "deepmail:stages/host-checksum@0.1.0";
+    assert!(imports("bp7-fragmenter").iter().any(|n| n == checksum));
+    assert!(!imports("bsmtp-codec").iter().any(|n| n == checksum));
+
+    let host = host(Duration::from_secs(30), 256 << 20);
+    Codec::load(&host, &builtin("bsmtp-codec")).expect("a plugin without the import loads");
+    let f = Fragmenter::load(&host, &builtin("bp7-fragmenter")).unwrap();
+    let adu: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 253) as u8).collect();
+    let spec = BundleSpec {
+        block_crc: CrcType::Crc32c,
+        ..spec()
+    };
+    let bundles = f.fragment_adu(&adu, &spec, 65_536).unwrap();
+    let native = deepmail_bundle::fragment_adu(
+        &adu,
+        &deepmail_bundle::BundleSpec {
+            source: "ipn:1.0".parse().unwrap(),
+            destination: "ipn:2.25".parse().unwrap(),
+            report_to: deepmail_bundle::Eid::Null,
+            creation_time: spec.creation_time,
+            sequence_number: spec.sequence_number,
+            lifetime_ms: spec.lifetime_ms,
+            crc: deepmail_bundle::CrcType::Crc32c,
+            block_crc: deepmail_bundle::CrcType::Crc32c,
+            must_not_fragment: false,
+        },
+        65_536,
+    )
+    .unwrap();
+    assert_eq!(bundles, native);
+    let limits = ReassemblyLimits {
+        max_adu_bytes: 1 << 20,
+        max_pending_bytes: 1 << 20,
+        max_pending_bundles: 4,
+    };
+    let mut session = f.reassembler(limits).unwrap();
+    assert!(session
+        .push(&bundles[0], 800_000_001_000)
+        .unwrap()
+        .is_none());
+    let mut bad = bundles[1].clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 1;
+    let e = session.push(&bad, 800_000_001_000).unwrap_err();
+    assert_eq!(e.code, "crc-mismatch", "{e}");
+    let mut done = None;
+    for b in &bundles[1..] {
+        done = session.push(b, 800_000_001_000).unwrap();
+    }
+    assert_eq!(done.expect("complete").adu, adu);
+}
+
 #[test]
 fn reassembler_rejects_bad_fragment_and_keeps_going() {
     let host = host(Duration::from_secs(30), 256 << 20);
