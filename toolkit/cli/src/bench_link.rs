@@ -62,6 +62,9 @@ struct Row {
     message: usize,
     /// Emulated time; `None`: the route failed (the note says why).
     elapsed: Option<Duration>,
+    /// When the sender knew the outcome (SMTP: DATA's 250; gateways: the
+    /// Earth gateway recorded the 2xx or the XFER_ACKs), emulated time.
+    answer: Option<Duration>,
     note: String,
 }
 
@@ -172,8 +175,18 @@ async fn measure(
         config.connect_timeout /= scale;
         config.command_timeout /= scale;
         config.data_timeout /= scale;
-        let relayed =
-            deepmail_smtp::client::relay(l_smtp, &config, &envelope(), &message("smtp", n)).await;
+        // As `relay` does, but timing DATA's 250 (the QUIT after it is
+        // not part of the answer).
+        let mut answer = None;
+        let relayed = match deepmail_smtp::client::SmtpClient::connect(l_smtp, &config).await {
+            Ok(mut client) => {
+                let sent = client.send(&envelope(), &message("smtp", n)).await;
+                answer = Some(t0.elapsed());
+                let _ = client.quit().await;
+                sent
+            }
+            Err(e) => Err(e),
+        };
         let d = match relayed {
             Ok(d) => d,
             Err(e) => {
@@ -181,6 +194,7 @@ async fn measure(
                     route: "SMTP across the link",
                     message: n,
                     elapsed: None,
+                    answer: None,
                     note: match e {
                         deepmail_smtp::client::RelayError::Timeout { stage, after } => format!(
                             "fails: no reply during {stage} within {} (RFC 5321's timeout; a round trip takes {})",
@@ -207,6 +221,7 @@ async fn measure(
             route: "SMTP across the link",
             message: n,
             elapsed: Some(at - t0),
+            answer,
             note: "greeting, EHLO, MAIL+RCPT+DATA (pipelined), content".into(),
         });
     }
@@ -217,7 +232,7 @@ async fn measure(
             "HTTPS (TCP + TLS 1.3)",
             "https",
             format!("uri = \"https://localhost:{}/inboundmail\"\nca = \"certs/ca.pem\"\n", l_https.port()),
-            "TLS handshake (1 RTT), then the request; a new connection per batch",
+            "TLS handshake (1 RTT), then the request",
         ),
         (
             "HTTP/3 (QUIC)",
@@ -267,25 +282,33 @@ async fn measure(
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
+            let elapsed = t0.elapsed();
+            // The sender knows when the Earth gateway records the answer.
+            let back = Instant::now() + Duration::from_secs(60) + owlt * 20;
+            let mut answer = None;
+            loop {
+                if earth.metrics.batches_sent.load(Ordering::Relaxed) >= n as u64 {
+                    answer = Some(t0.elapsed());
+                    break;
+                }
+                if Instant::now() > back {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
             rows.push(Row {
                 route: label,
                 message: n,
-                elapsed: Some(t0.elapsed()),
+                elapsed: Some(elapsed),
+                answer,
                 note: match (name, n) {
+                    ("https", 2..) => "the HTTP/2 connection kept open: the request at once",
                     ("h3", 2..) => "resumed session: the request in the first flight (0-RTT)",
                     ("bp", 2..) => "the TCPCL session kept open: the bundle's segments at once",
                     _ => note,
                 }
                 .into(),
             });
-            // Let the 2xx come back before the next message.
-            let sent = earth.metrics.batches_sent.load(Ordering::Relaxed);
-            let back = Instant::now() + Duration::from_secs(60) + owlt * 20;
-            while earth.metrics.batches_sent.load(Ordering::Relaxed) < sent.max(n as u64)
-                && Instant::now() < back
-            {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
         }
         earth.shutdown(Duration::from_secs(5)).await;
     }
@@ -316,7 +339,7 @@ fn report(args: &LinkBenchArgs, rows: &[Row]) -> anyhow::Result<()> {
         "owlt_ms": args.owlt_ms,
         "scale": args.scale,
         "emulated_owlt_ms": owlt,
-        "measure": "from accepted on Earth (SMTP baseline: session start; gateways: the Earth gateway's 250) to spooled on the Moon",
+        "measure": "from accepted on Earth (SMTP baseline: session start; gateways: the Earth gateway's 250) to spooled on the Moon; answer: to the sender knowing the outcome (SMTP: DATA's 250; gateways: the Earth gateway recorded the 2xx or XFER_ACKs)",
         "rows": rows.iter().map(|r| json!({
             "route": r.route,
             "message": r.message,
@@ -324,6 +347,8 @@ fn report(args: &LinkBenchArgs, rows: &[Row]) -> anyhow::Result<()> {
             "owlt": ms(r.elapsed).map(|m| m / owlt),
             "real_ms": ms(r.elapsed).map(|m| m * scale),
             "failed": r.elapsed.is_none(),
+            "answer_ms": ms(r.answer),
+            "answer_owlt": ms(r.answer).map(|m| m / owlt),
             "note": r.note,
         })).collect::<Vec<_>>(),
     });
@@ -336,22 +361,23 @@ fn report(args: &LinkBenchArgs, rows: &[Row]) -> anyhow::Result<()> {
     if args.json.as_deref() != Some("-") {
         if args.scale == 1 {
             println!(
-                "one-way light time {} ms; time from accepted on Earth to spooled on the far side",
+                "one-way light time {} ms; time from accepted on Earth to spooled on the far side; knows: when the sender knows the outcome, in OWLT",
                 args.owlt_ms
             );
         } else {
             println!(
-                "one-way light time {} emulated {}x faster ({owlt:.0} ms, timers scaled alike); time from accepted on Earth to spooled on the far side, at the real distance",
+                "one-way light time {} emulated {}x faster ({owlt:.0} ms, timers scaled alike); time from accepted on Earth to spooled on the far side, at the real distance; knows: when the sender knows the outcome, in OWLT",
                 human(Duration::from_millis(args.owlt_ms)),
                 args.scale
             );
         }
         println!(
-            "  {:<24} {:>3} {:>10} {:>7}  what crosses the link",
+            "  {:<24} {:>3} {:>10} {:>7} {:>7}  what crosses the link",
             "route",
             "msg",
             if args.scale == 1 { "ms" } else { "real" },
-            "x OWLT"
+            "x OWLT",
+            "knows"
         );
         for r in rows {
             let (time, multiple) = match r.elapsed {
@@ -365,9 +391,13 @@ fn report(args: &LinkBenchArgs, rows: &[Row]) -> anyhow::Result<()> {
                 ),
                 None => ("-".into(), "-".into()),
             };
+            let knows = r.answer.map_or_else(
+                || "-".to_string(),
+                |d| format!("{:.2}", d.as_secs_f64() * 1000.0 / owlt),
+            );
             println!(
-                "  {:<24} {:>3} {:>10} {:>7}  {}",
-                r.route, r.message, time, multiple, r.note
+                "  {:<24} {:>3} {:>10} {:>7} {:>7}  {}",
+                r.route, r.message, time, multiple, knows, r.note
             );
         }
     }

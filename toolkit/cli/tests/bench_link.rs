@@ -1,8 +1,9 @@
 //! `deepmail bench link` on a short emulated link: every route crosses, and
 //! the order the protocols dictate holds (SMTP's round trips cost more
 //! than a gateway's handshake; nothing beats the one-way limit; a second
-//! HTTP/3 message resumes with 0-RTT and a second BP message goes on the
-//! TCPCL session kept open, each taking about one OWLT).
+//! HTTP/3 message resumes with 0-RTT, a second HTTPS message and a second
+//! BP message go on the connection or TCPCL session kept open, each taking
+//! about one OWLT; the sender knows each outcome one OWLT after that).
 
 mod common;
 
@@ -85,6 +86,21 @@ fn latency_table_has_every_route_in_protocol_order() {
         (1.0..2.0).contains(&second("BP")),
         "the second BP message should take one OWLT (session kept open): {doc}"
     );
+    // The second HTTPS batch goes on the HTTP/2 connection kept open.
+    assert!(
+        (1.0..2.0).contains(&second("HTTPS")),
+        "the second HTTPS message should take one OWLT (connection kept): {doc}"
+    );
+    // The sender knows the outcome one OWLT after the far side has it
+    // (the answer's way back), never before.
+    for r in doc["rows"].as_array().unwrap() {
+        let (there, knows) = (r["owlt"].as_f64().unwrap(), r["answer_owlt"].as_f64());
+        let knows = knows.unwrap_or_else(|| panic!("no answer time: {r}"));
+        assert!(
+            knows >= there + 0.9 && knows < there + 2.0,
+            "the answer comes back one OWLT later: {r}"
+        );
+    }
 }
 
 #[test]
