@@ -59,27 +59,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// Parses the trust roots from PEM text.
 pub fn roots_from_pem(pem: &str) -> Result<RootCertStore, ConfigError> {
-    let mut roots = RootCertStore::empty();
-    for (n, cert) in CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate() {
-        let cert = cert.map_err(|e| {
-            ConfigError(format!(
-                "ca-pem: certificate {} is not valid PEM: {e}",
-                n + 1
-            ))
-        })?;
-        roots.add(cert).map_err(|e| {
-            ConfigError(format!(
-                "ca-pem: certificate {} cannot be a trust root: {e}",
-                n + 1
-            ))
-        })?;
-    }
-    if roots.is_empty() {
-        return Err(ConfigError(
-            "ca-pem holds no `-----BEGIN CERTIFICATE-----` block".into(),
-        ));
-    }
-    Ok(roots)
+    deepmail_rustcrypto::roots_from_pem("ca-pem", pem).map_err(ConfigError)
 }
 
 /// Parses the client certificate chain and its private key from PEM text.

@@ -40,6 +40,26 @@ pub struct Settings {
     /// How long a session is kept open after a delivery for the next one
     /// (`session-idle-secs`, default 300; 0: one session per delivery).
     pub session_idle: Duration,
+    /// TLS (RFC 9174 §4.4): `tls` = `off` (default), `offer` or `require`.
+    pub tls: TlsMode,
+    /// PEM text of the trust roots the peer's certificate must chain to
+    /// (`ca-pem`; needed unless `tls` is `off`).
+    pub ca_pem: String,
+    /// The name the peer's certificate must carry (`tls-name`; default the
+    /// next hop's host): a DNS name or an IP address (§4.4.3 DNS-ID or
+    /// IPADDR-ID).
+    pub tls_name: String,
+}
+
+/// Whether a session uses TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// No CAN_TLS: plain TCP whatever the peer offers.
+    Off,
+    /// CAN_TLS: TLS when the peer offers it too, plain TCP otherwise.
+    Offer,
+    /// CAN_TLS, and a peer that does not offer TLS is refused.
+    Require,
 }
 
 impl Settings {
@@ -55,6 +75,8 @@ impl Settings {
         // The outcome is known once every transfer is settled: do not wait
         // long for the peer's SESS_TERM reply.
         c.close_timeout = self.timeout.min(Duration::from_secs(2));
+        c.offer_tls = self.tls != TlsMode::Off;
+        c.require_tls = self.tls == TlsMode::Require;
         c
     }
 
@@ -70,6 +92,9 @@ impl Settings {
         let mut keepalive_secs = 30u16;
         let mut segment_mru = 64 * 1024u64;
         let mut session_idle = Duration::from_secs(300);
+        let mut tls = TlsMode::Off;
+        let mut ca_pem = String::new();
+        let mut tls_name = None;
         for (key, value) in config {
             let value = value.trim();
             match key.as_str() {
@@ -123,10 +148,34 @@ impl Settings {
                         ))
                     })?
                 }
+                "tls" => {
+                    tls = match value {
+                        "off" => TlsMode::Off,
+                        "offer" => TlsMode::Offer,
+                        "require" => TlsMode::Require,
+                        _ => {
+                            return Err(ConfigError(format!(
+                                "tls `{value}` is not off, offer or require"
+                            )))
+                        }
+                    }
+                }
+                // Several entries add up (several roots).
+                "ca-pem" => ca_pem.push_str(value),
+                "tls-name" => {
+                    if value.is_empty() || value.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                        return Err(ConfigError(format!(
+                            "tls-name `{}` is not a DNS name or IP address",
+                            value.escape_debug()
+                        )));
+                    }
+                    tls_name = Some(value.to_string());
+                }
                 other => {
                     return Err(ConfigError(format!(
                         "tcpcl-sender has no setting `{other}` (it reads connect-to, node-id, \
-                         timeout-ms, keepalive-secs, segment-mru, session-idle-secs)"
+                         timeout-ms, keepalive-secs, segment-mru, session-idle-secs, tls, \
+                         ca-pem, tls-name)"
                     )))
                 }
             }
@@ -144,6 +193,14 @@ impl Settings {
                     .into(),
             )
         })?;
+        if tls != TlsMode::Off && ca_pem.trim().is_empty() {
+            return Err(ConfigError(
+                "tls = offer/require needs `ca-pem`: the PEM text of the CA certificate(s) \
+                 that sign the peer's TLS certificate"
+                    .into(),
+            ));
+        }
+        let tls_name = tls_name.unwrap_or_else(|| host_of(&authority).to_string());
         Ok(Settings {
             authority,
             connect_to,
@@ -152,8 +209,20 @@ impl Settings {
             keepalive_secs,
             segment_mru,
             session_idle,
+            tls,
+            ca_pem,
+            tls_name,
         })
     }
+}
+
+/// The host of a `host:port` authority (an IPv6 address without its
+/// brackets).
+fn host_of(authority: &str) -> &str {
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split_once(']').map_or(v6, |(h, _)| h);
+    }
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
 }
 
 /// The `host:port` of a `tcpcl://host[:port][/]` next hop (port 4556 when
@@ -258,6 +327,38 @@ mod tests {
         assert_eq!(s.session_config().close_timeout, Duration::from_millis(500));
         assert_eq!((s.keepalive_secs, s.segment_mru), (0, 1000));
         assert_eq!(s.session_idle, Duration::ZERO);
+    }
+
+    #[test]
+    fn tls_settings() {
+        let base = [
+            ("connect-to", "127.0.0.1:4556"),
+            ("node-id", "ipn:1.0"),
+        ];
+        let s = Settings::from_config("tcpcl://[::1]:4556", &kv(&base)).unwrap();
+        assert_eq!(s.tls, TlsMode::Off);
+        assert!(!s.session_config().offer_tls);
+        let mut pairs = base.to_vec();
+        pairs.extend([("tls", "require"), ("ca-pem", "PEM")]);
+        let s = Settings::from_config("tcpcl://moon-gw.example:4556", &kv(&pairs)).unwrap();
+        assert_eq!(s.tls, TlsMode::Require);
+        assert_eq!(s.tls_name, "moon-gw.example");
+        let c = s.session_config();
+        assert!(c.offer_tls && c.require_tls);
+        let s = Settings::from_config("tcpcl://[::1]:4556", &kv(&pairs)).unwrap();
+        assert_eq!(s.tls_name, "::1");
+        pairs.push(("tls-name", "gw.example"));
+        let s = Settings::from_config("tcpcl://[::1]:4556", &kv(&pairs)).unwrap();
+        assert_eq!(s.tls_name, "gw.example");
+
+        let mut no_ca = base.to_vec();
+        no_ca.push(("tls", "offer"));
+        let e = Settings::from_config("tcpcl://a:1", &kv(&no_ca)).unwrap_err();
+        assert!(e.0.contains("needs `ca-pem`"), "{e}");
+        let mut bad = base.to_vec();
+        bad.push(("tls", "yes"));
+        let e = Settings::from_config("tcpcl://a:1", &kv(&bad)).unwrap_err();
+        assert!(e.0.contains("off, offer or require"), "{e}");
     }
 
     #[test]

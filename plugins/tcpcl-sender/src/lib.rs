@@ -57,6 +57,7 @@
 
 pub mod config;
 pub mod tcp;
+pub mod tls;
 
 use std::time::Instant;
 
@@ -81,7 +82,9 @@ pub enum Outcome {
 /// After a cut the host sends only the others again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
+    /// How the delivery went.
     pub outcome: Outcome,
+    /// Positions of the bundles the far side acknowledged.
     pub acknowledged: Vec<u32>,
 }
 
@@ -179,7 +182,7 @@ impl Driver for Delivery {
                 }
             }
             Event::SessionTerminated(t) => self.termination = Some(t),
-            Event::BundleReceived { .. } | Event::MessageRejected(_) => {}
+            Event::BundleReceived { .. } | Event::MessageRejected(_) | Event::StartTls => {}
         }
         if self.done_at.is_none() && self.settled() {
             self.done_at = Some(now);
@@ -254,6 +257,9 @@ impl Open {
             && a.node_id == b.node_id
             && a.keepalive_secs == b.keepalive_secs
             && a.segment_mru == b.segment_mru
+            && a.tls == b.tls
+            && a.ca_pem == b.ca_pem
+            && a.tls_name == b.tls_name
     }
 
     fn idle_too_long(&self, now: Instant) -> bool {
@@ -330,6 +336,7 @@ impl Client {
                 format!("bundle {} of {} is empty", i + 1, bundles.len()),
             ));
         }
+        let tls = tls::client(&settings).map_err(|e| error("invalid-config", e.0))?;
         let start = Instant::now();
         let deadline = start + settings.timeout;
         let kept = match self.open.take() {
@@ -380,7 +387,7 @@ impl Client {
             .map_err(|e| error("invalid-config", e.to_string()))?;
         let open = Open {
             settings: settings.clone(),
-            conn: Conn::new(stream),
+            conn: Conn::new(stream, tls),
             session,
             peer_node_id: String::new(),
             idle_since: start,
@@ -503,7 +510,8 @@ fn attempt(
         let took = delivery.done_at.unwrap_or_else(Instant::now) - start;
         let outcome = if delivered {
             Outcome::Delivered(format!(
-                "{count} bundle(s), {total_bytes} bytes, acknowledged by {peer} at {where_} over TCPCLv4 on {on} in {} ms",
+                "{count} bundle(s), {total_bytes} bytes, acknowledged by {peer} at {where_} over TCPCLv4{} on {on} in {} ms",
+                if open.conn.is_tls() { " with TLS" } else { "" },
                 took.as_millis()
             ))
         } else {

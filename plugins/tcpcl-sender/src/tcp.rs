@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use deepmail_tcpcl::{ActiveSession, Event};
 
+use crate::tls::TlsClient;
+
 /// Output held back from the socket before the session is asked for more.
 const MAX_PENDING_OUTPUT: usize = 256 * 1024;
 
@@ -106,6 +108,12 @@ pub enum RunEnd {
     Io(String),
 }
 
+/// Whether the session has just asked for TLS (its next event is
+/// [`Event::StartTls`]): input after the contact header is TLS's.
+fn session_wants_tls(session: &ActiveSession) -> bool {
+    session.awaiting_tls()
+}
+
 /// Ends the session after a socket error, letting the driver see its
 /// last events.
 fn fail(session: &mut ActiveSession, driver: &mut impl Driver, detail: String) -> RunEnd {
@@ -123,15 +131,23 @@ fn fail(session: &mut ActiveSession, driver: &mut impl Driver, detail: String) -
 pub struct Conn {
     stream: TcpStream,
     nonblocking: bool,
+    /// The session's output not yet written (or, with TLS, not yet given
+    /// to rustls).
     out: Vec<u8>,
     out_pos: usize,
     eof: bool,
     buf: Vec<u8>,
+    /// How to start TLS when the session asks ([`Event::StartTls`]).
+    tls_client: Option<TlsClient>,
+    /// The TLS connection once started: the session's bytes are its
+    /// plaintext.
+    tls: Option<Box<rustls::ClientConnection>>,
 }
 
 impl Conn {
-    /// Wraps a connected stream (non-blocking where the platform allows).
-    pub fn new(stream: TcpStream) -> Conn {
+    /// Wraps a connected stream (non-blocking where the platform allows);
+    /// `tls` is how to run TLS if the session negotiates it.
+    pub fn new(stream: TcpStream, tls: Option<TlsClient>) -> Conn {
         let _ = stream.set_nodelay(true);
         let nonblocking = stream.set_nonblocking(true).is_ok();
         Conn {
@@ -141,6 +157,8 @@ impl Conn {
             out_pos: 0,
             eof: false,
             buf: vec![0u8; 64 * 1024],
+            tls_client: tls,
+            tls: None,
         }
     }
 
@@ -149,19 +167,174 @@ impl Conn {
         self.eof
     }
 
+    /// Whether the session runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     fn flushed(&self) -> bool {
-        self.out_pos == self.out.len()
+        self.out_pos == self.out.len() && !self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     /// Closes the connection at once (after a best-effort write of what
-    /// is pending).
+    /// is pending, and TLS's close_notify).
     pub fn close(mut self) {
-        if !self.flushed() && !self.eof {
+        if !self.eof {
             let _ = self.stream.set_nonblocking(false);
-            let _ = self.stream.write_all(&self.out[self.out_pos..]);
+            if let Some(tls) = self.tls.as_mut() {
+                let _ = tls.writer().write_all(&self.out[self.out_pos..]);
+                tls.send_close_notify();
+                while tls.wants_write() {
+                    if tls.write_tls(&mut self.stream).is_err() {
+                        break;
+                    }
+                }
+            } else if !self.flushed() {
+                let _ = self.stream.write_all(&self.out[self.out_pos..]);
+            }
         }
         let _ = self.stream.flush();
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Starts TLS as [`Event::StartTls`] asks: what is pending goes out in
+    /// the clear first (our contact header), then the handshake begins;
+    /// SESS_INIT is queued at once and rustls holds it until the
+    /// handshake is done.
+    fn start_tls(&mut self, session: &mut ActiveSession) {
+        let Some(client) = self.tls_client.clone() else {
+            session.tls_failed("the peer and this side negotiated TLS but no TLS client is configured".into());
+            return;
+        };
+        if !self.flushed() {
+            let _ = self.stream.set_nonblocking(false);
+            let written = self.stream.write_all(&self.out[self.out_pos..]);
+            self.nonblocking = self.stream.set_nonblocking(true).is_ok();
+            if let Err(e) = written {
+                session.tls_failed(format!("writing the contact header failed: {e}"));
+                return;
+            }
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        match rustls::ClientConnection::new(client.config, client.name) {
+            Ok(tls) => {
+                self.tls = Some(Box::new(tls));
+                session.tls_established();
+            }
+            Err(e) => session.tls_failed(format!("cannot start TLS: {e}")),
+        }
+    }
+
+    /// Writes what is pending: in the clear, or through TLS.
+    fn write_pending(&mut self) -> std::io::Result<()> {
+        let Some(tls) = self.tls.as_mut() else {
+            let n = if self.nonblocking {
+                self.stream.write(&self.out[self.out_pos..])?
+            } else {
+                self.stream.write_all(&self.out[self.out_pos..])?;
+                self.out.len() - self.out_pos
+            };
+            self.out_pos += n;
+            return Ok(());
+        };
+        // rustls takes plaintext up to its buffer limit.
+        while self.out_pos < self.out.len() {
+            let n = tls.writer().write(&self.out[self.out_pos..])?;
+            if n == 0 {
+                break;
+            }
+            self.out_pos += n;
+        }
+        while tls.wants_write() {
+            match tls.write_tls(&mut self.stream) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what arrived into the session (through TLS when started).
+    /// `Err`: the connection failed, with the words to say so.
+    fn read_into(&mut self, session: &mut ActiveSession) -> Result<(), String> {
+        loop {
+            let Some(tls) = self.tls.as_mut() else {
+                match self.stream.read(&mut self.buf) {
+                    Ok(0) => {
+                        self.eof = true;
+                        session.handle_eof(Instant::now());
+                        return Ok(());
+                    }
+                    Ok(n) => {
+                        session.handle_input(Instant::now(), &self.buf[..n]);
+                        // The peer's contact header may have asked for TLS:
+                        // what follows is not the session's.
+                        if !self.nonblocking || session_wants_tls(session) {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    Err(e)
+                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) =>
+                    {
+                        return Ok(())
+                    }
+                    Err(e) => {
+                        self.eof = true;
+                        return Err(format!("reading from the TCP connection failed: {e}"));
+                    }
+                }
+            };
+            let n = match tls.read_tls(&mut self.stream) {
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+                    return Ok(())
+                }
+                Err(e) => {
+                    self.eof = true;
+                    return Err(format!("reading from the TCP connection failed: {e}"));
+                }
+            };
+            if let Err(e) = tls.process_new_packets() {
+                // Send the alert, then give up.
+                let _ = tls.write_tls(&mut self.stream);
+                self.eof = true;
+                let detail = if session.peer().is_none() {
+                    format!("TLS handshake with the peer failed: {e}")
+                } else {
+                    format!("TLS failed: {e}")
+                };
+                session.tls_failed(detail.clone());
+                return Err(detail);
+            }
+            loop {
+                match tls.reader().read(&mut self.buf) {
+                    Ok(0) => {
+                        // close_notify.
+                        self.eof = true;
+                        session.handle_eof(Instant::now());
+                        return Ok(());
+                    }
+                    Ok(m) => session.handle_input(Instant::now(), &self.buf[..m]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        self.eof = true;
+                        session.handle_eof(Instant::now());
+                        return Err(format!("the TLS stream ended uncleanly: {e}"));
+                    }
+                }
+            }
+            if n == 0 {
+                self.eof = true;
+                session.handle_eof(Instant::now());
+                return Ok(());
+            }
+            if !self.nonblocking {
+                return Ok(());
+            }
+        }
     }
 
     /// Runs `session` until it closes, the driver is [`Driver::done`], or
@@ -185,9 +358,13 @@ impl Conn {
             // are through), one round trip earlier than waiting for
             // another read.
             while let Some(event) = session.poll_event() {
+                if event == Event::StartTls {
+                    self.start_tls(session);
+                    continue;
+                }
                 driver.on_event(session, event, now);
             }
-            if self.flushed() {
+            if self.out_pos == self.out.len() {
                 self.out.clear();
                 self.out_pos = 0;
             }
@@ -226,18 +403,8 @@ impl Conn {
                 Err(e) => return RunEnd::Io(format!("poll on the TCP socket failed: {e}")),
             };
             if ready.write && pending {
-                let result = if self.nonblocking {
-                    self.stream.write(&self.out[self.out_pos..])
-                } else {
-                    self.stream
-                        .write_all(&self.out[self.out_pos..])
-                        .map(|()| self.out.len() - self.out_pos)
-                };
-                match result {
-                    Ok(n) => self.out_pos += n,
-                    Err(e)
-                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
-                    Err(e) => {
+                if let Err(e) = self.write_pending() {
+                    if !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) {
                         // Before the peer's contact header, a write that
                         // fails as "not connected" or "refused" is the
                         // connect itself failing (a non-blocking connect
@@ -258,36 +425,8 @@ impl Conn {
                 }
             }
             if ready.read && !self.eof {
-                loop {
-                    match self.stream.read(&mut self.buf) {
-                        Ok(0) => {
-                            self.eof = true;
-                            session.handle_eof(Instant::now());
-                            break;
-                        }
-                        Ok(n) => {
-                            session.handle_input(Instant::now(), &self.buf[..n]);
-                            if !self.nonblocking {
-                                break;
-                            }
-                        }
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                ErrorKind::WouldBlock | ErrorKind::Interrupted
-                            ) =>
-                        {
-                            break
-                        }
-                        Err(e) => {
-                            self.eof = true;
-                            return fail(
-                                session,
-                                driver,
-                                format!("reading from the TCP connection failed: {e}"),
-                            );
-                        }
-                    }
+                if let Err(detail) = self.read_into(session) {
+                    return fail(session, driver, detail);
                 }
             }
             let now = Instant::now();

@@ -602,3 +602,158 @@ fn bsmtp_payloads_and_bad_settings_are_stage_errors() {
     assert_eq!(e.code, "invalid-config", "{e:?}");
     assert!(e.message.contains("node-id"), "{e:?}");
 }
+
+
+/// A test PKI: a CA, and a server certificate it signs for `names`.
+struct Pki {
+    ca_pem: String,
+    server: tokio_rustls::TlsAcceptor,
+}
+
+fn pki(names: &[&str]) -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, &ca_key);
+    let key = KeyPair::generate().unwrap();
+    let params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    Pki {
+        ca_pem: ca.pem(),
+        server: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+    }
+}
+
+fn tls_moon(pki: &Pki, require: bool) -> ServerConfig {
+    let mut c = moon();
+    c.session.offer_tls = true;
+    c.session.require_tls = require;
+    c.tls = Some(pki.server.clone());
+    c
+}
+
+fn failure(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::TemporaryFailure(m) => m,
+        other => panic!("not a temporary failure: {other:?}"),
+    }
+}
+
+#[test]
+fn tls_sessions_deliver_inside_tls_and_stay_open() {
+    // RFC 9174 §4.4: both sides offer TLS, the plugin is the TLS client
+    // and checks the certificate against ca-pem and the next hop's name.
+    let pki = pki(&["gw.moon.example"]);
+    let server = Server::start(tls_moon(&pki, true));
+    let s = sender(
+        server.addr,
+        config(server.addr, &[("tls", "require"), ("ca-pem", &pki.ca_pem)]),
+    );
+    let adu = sample_adu(40_000);
+    let first = deliver_adu(&s, "k1", &adu);
+    assert!(
+        first.contains("with TLS on a new session"),
+        "{first}"
+    );
+    let second = deliver_adu(&s, "k2", b"two");
+    assert!(second.contains("with TLS on the session kept open"), "{second}");
+    let n = bundles(&adu, "ipn:2.25", 5_000).len();
+    let got = server.received();
+    assert_eq!(got.len(), n + 1);
+    let mut r = Reassembler::new(ReassemblyLimits::default());
+    let mut whole = None;
+    for (_, b) in &got[..n] {
+        whole = r.push(b, 815_000_000_001).unwrap().or(whole);
+    }
+    assert_eq!(whole.expect("one whole ADU").adu, adu, "byte for byte");
+    assert_eq!(s.maintain(true), 0);
+    let stats = server.stop();
+    assert_eq!((stats.sessions, stats.bundles_accepted), (1, n as u64 + 1));
+}
+
+#[test]
+fn a_certificate_the_sender_cannot_trust_fails_before_any_bundle() {
+    let pki_moon = pki(&["gw.moon.example"]);
+    let other = pki(&["gw.moon.example"]);
+    let server = Server::start(tls_moon(&pki_moon, true));
+    // Signed by another CA.
+    let s = sender(
+        server.addr,
+        config(server.addr, &[("tls", "offer"), ("ca-pem", &other.ca_pem)]),
+    );
+    let why = failure(
+        s.send(HOP, "k", Payload::Bundles(bundles(b"x", "ipn:2.25", 5_000)))
+            .unwrap(),
+    );
+    assert!(why.contains("TLS handshake with the peer failed"), "{why}");
+    // (The other CA has the same empty name, so rustls finds it and the
+    // signature does not verify: BadSignature rather than UnknownIssuer.)
+    assert!(why.contains("invalid peer certificate"), "{why}");
+    // The right CA, the wrong name.
+    let s = sender(
+        server.addr,
+        config(
+            server.addr,
+            &[
+                ("tls", "offer"),
+                ("ca-pem", &pki_moon.ca_pem),
+                ("tls-name", "gw.mars.example"),
+            ],
+        ),
+    );
+    let why = failure(
+        s.send(HOP, "k", Payload::Bundles(bundles(b"x", "ipn:2.25", 5_000)))
+            .unwrap(),
+    );
+    assert!(why.contains("not valid for name"), "{why}");
+    assert!(server.received().is_empty());
+}
+
+#[test]
+fn require_tls_refuses_a_peer_that_does_not_offer_it_and_the_other_way_round() {
+    let pki = pki(&["gw.moon.example"]);
+    // The sender requires TLS; the Moon speaks plain TCPCL.
+    let plain = Server::start(moon());
+    let s = sender(
+        plain.addr,
+        config(plain.addr, &[("tls", "require"), ("ca-pem", &pki.ca_pem)]),
+    );
+    let why = failure(
+        s.send(HOP, "k", Payload::Bundles(bundles(b"x", "ipn:2.25", 5_000)))
+            .unwrap(),
+    );
+    assert!(why.contains("TLS is required here and the peer did not offer it"), "{why}");
+    assert!(plain.received().is_empty());
+    // With `offer`, the same plain peer gets the bundle without TLS.
+    let s = sender(
+        plain.addr,
+        config(plain.addr, &[("tls", "offer"), ("ca-pem", &pki.ca_pem)]),
+    );
+    let said = deliver_adu(&s, "k2", b"plain");
+    assert!(!said.contains("TLS"), "{said}");
+    assert_eq!(plain.received().len(), 1);
+
+    // The Moon requires TLS; the sender does not offer it.
+    let strict = Server::start(tls_moon(&pki, true));
+    let s = sender(strict.addr, config(strict.addr, &[]));
+    let why = failure(
+        s.send(HOP, "k", Payload::Bundles(bundles(b"x", "ipn:2.25", 5_000)))
+            .unwrap(),
+    );
+    assert!(why.contains("contact failure") || why.contains("ContactFailure") || why.contains("Contact"), "{why}");
+    assert!(strict.received().is_empty());
+}

@@ -71,6 +71,30 @@ impl SecureRandom for OsRandom {
     }
 }
 
+/// Trust roots from PEM text (`setting` names where it came from, for
+/// the error): every `-----BEGIN CERTIFICATE-----` block, at least one.
+pub fn roots_from_pem(setting: &str, pem: &str) -> Result<rustls::RootCertStore, String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for (n, cert) in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate()
+    {
+        let cert =
+            cert.map_err(|e| format!("{setting}: certificate {} is not valid PEM: {e}", n + 1))?;
+        roots.add(cert).map_err(|e| {
+            format!(
+                "{setting}: certificate {} cannot be a trust root: {e}",
+                n + 1
+            )
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "{setting} holds no `-----BEGIN CERTIFICATE-----` block"
+        ));
+    }
+    Ok(roots)
+}
+
 /// Random bytes from the operating system, for callers that need a key
 /// (QUIC's stateless-reset key, for one).
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], GetRandomFailed> {

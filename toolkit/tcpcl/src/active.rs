@@ -100,6 +100,25 @@ impl ActiveSession {
         self.core.is_closed()
     }
 
+    /// The TLS handshake that [`Event::StartTls`](crate::Event::StartTls)
+    /// asked for is done: from now on the output and the input are the
+    /// TLS stream's plaintext. SESS_INIT is queued at once.
+    pub fn tls_established(&mut self) {
+        self.core.tls_established();
+    }
+
+    /// Whether the session waits for the TLS handshake: bytes read after
+    /// the peer's contact header belong to TLS, not to the session.
+    pub fn awaiting_tls(&self) -> bool {
+        self.core.awaiting_tls()
+    }
+
+    /// The TLS handshake failed (`detail` says how): the session ends
+    /// with `ContactFailure`, without a SESS_TERM.
+    pub fn tls_failed(&mut self, detail: String) {
+        self.core.tls_failed(detail);
+    }
+
     /// The segment size used: our `max_segment_len`, capped by the peer's
     /// Segment MRU.
     fn segment_len(&self) -> u64 {

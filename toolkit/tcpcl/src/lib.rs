@@ -27,11 +27,17 @@
 //!   reassembly up to its Transfer MRU, an XFER_ACK per segment, and the
 //!   final XFER_ACK or XFER_REFUSE when the application decides.
 //!
-//! What is not: TLS. RFC 9174 makes it optional (§4.4, CAN_TLS); this
-//! crate never sets CAN_TLS, so sessions run over plain TCP whatever the
-//! peer offers. Use it on trusted links or under IPsec/WireGuard. Session
-//! extensions are not implemented (an unknown critical one ends the
-//! session, as §4.8 says), and the only transfer extension is Transfer
+//! * TLS negotiation (§4.4): with [`SessionConfig::offer_tls`] the contact
+//!   header carries CAN_TLS; when both sides offer it the session stops
+//!   at [`Event::StartTls`], the driver runs the TLS handshake on the
+//!   connection and calls `tls_established`, and SESS_INIT follows inside
+//!   TLS. [`SessionConfig::require_tls`] ends a session with a peer that
+//!   does not offer TLS (`ContactFailure`, §4.3). The handshake and the
+//!   certificate checks are the driver's (the `tokio` server's and the
+//!   `tcpcl-sender` plugin's), as all I/O is.
+//!
+//! What is not: session extensions (an unknown critical one ends the
+//! session, as §4.8 says); the only transfer extension is Transfer
 //! Length.
 //!
 //! ```

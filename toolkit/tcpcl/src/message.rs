@@ -51,8 +51,8 @@ pub struct ContactHeader {
 }
 
 impl ContactHeader {
-    /// Our contact header: version 4 and no CAN_TLS (this crate does not
-    /// implement TLS, which RFC 9174 §4.4 makes optional).
+    /// A contact header of version 4 without CAN_TLS (a session that
+    /// offers TLS sets [`CONTACT_CAN_TLS`] in `flags`).
     pub const OURS: ContactHeader = ContactHeader {
         version: VERSION,
         flags: 0,

@@ -43,7 +43,7 @@ pub trait BundleHandler: Send + Sync + 'static {
 }
 
 /// The server's settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Each session's settings (node ID, MRUs, keepalive, timeouts).
     pub session: SessionConfig,
@@ -61,9 +61,44 @@ pub struct ServerConfig {
     /// is refused with `NoResources`. `None`: only the per-session limits
     /// (`transfer_mru`, `max_undecided`) apply.
     pub memory_budget: Option<std::sync::Arc<crate::MemoryBudget>>,
+    /// TLS for sessions where both sides offer it (feature `tls`): this
+    /// side's certificate and key (and client-certificate policy). Set
+    /// [`SessionConfig::offer_tls`] (and `require_tls`) with it; `serve`
+    /// refuses to start with `offer_tls` and no TLS configuration.
+    #[cfg(feature = "tls")]
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("ServerConfig");
+        d.field("session", &self.session)
+            .field("max_sessions", &self.max_sessions)
+            .field("max_undecided", &self.max_undecided)
+            .field("write_timeout", &self.write_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("memory_budget", &self.memory_budget);
+        #[cfg(feature = "tls")]
+        d.field("tls", &self.tls.as_ref().map(|_| "configured"));
+        d.finish()
+    }
 }
 
 impl ServerConfig {
+    /// Checks the session settings, and that offering TLS comes with a
+    /// certificate to offer.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.session.validate()?;
+        #[cfg(feature = "tls")]
+        let has_tls = self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        let has_tls = false;
+        if self.session.offer_tls && !has_tls {
+            return Err(ConfigError::NoTlsIdentity);
+        }
+        Ok(())
+    }
+
     /// Defaults for node `node_id`: [`SessionConfig::new`] with a 10 minute
     /// idle limit for sessions without keepalives, 100 sessions, 8
     /// undecided bundles per session, 60 s write timeout, 10 s grace.
@@ -77,6 +112,8 @@ impl ServerConfig {
             write_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
             memory_budget: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -88,6 +125,8 @@ pub struct SessionSummary {
     pub peer: SocketAddr,
     /// The peer's node ID, if the session got that far.
     pub peer_node_id: Option<String>,
+    /// Whether the session ran over TLS.
+    pub tls: bool,
     /// Bundles the handler accepted (final XFER_ACK sent).
     pub bundles_accepted: u64,
     /// Bundles the handler refused (XFER_REFUSE sent).
@@ -149,7 +188,7 @@ pub async fn serve<H: BundleHandler>(
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<ServeStats, ConfigError> {
-    config.session.validate()?;
+    config.validate()?;
     let config = Arc::new(config);
     let (stopping, stopping_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -230,17 +269,86 @@ async fn refuse_busy(mut stream: TcpStream, config: &SessionConfig) {
     .await;
 }
 
+/// The connection under a session: TCP, then TLS once the handshake that
+/// [`Event::StartTls`] asks for is done.
+enum Conn {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// Between the two, or after a failed handshake.
+    Gone,
+}
+
+impl Conn {
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(tcp) => tcp.read(buf).await,
+            #[cfg(feature = "tls")]
+            Conn::Tls(tls) => tls.read(buf).await,
+            Conn::Gone => Ok(0),
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(tcp) => tcp.write_all(bytes).await,
+            #[cfg(feature = "tls")]
+            Conn::Tls(tls) => {
+                tls.write_all(bytes).await?;
+                tls.flush().await
+            }
+            Conn::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(tcp) => tcp.shutdown().await,
+            #[cfg(feature = "tls")]
+            Conn::Tls(tls) => tls.shutdown().await,
+            Conn::Gone => Ok(()),
+        }
+    }
+
+    /// Runs the TLS handshake as the server (§4.4: the passive entity is
+    /// the TLS server) within `limit`; `Err` says why it failed.
+    async fn start_tls(&mut self, config: &ServerConfig, limit: Duration) -> Result<(), String> {
+        let Conn::Plain(tcp) = std::mem::replace(self, Conn::Gone) else {
+            return Err("TLS was asked for twice".into());
+        };
+        #[cfg(feature = "tls")]
+        if let Some(acceptor) = &config.tls {
+            return match timeout(limit, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => {
+                    *self = Conn::Tls(Box::new(tls));
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+                Err(_) => Err(format!(
+                    "no TLS handshake from the peer within {} ms",
+                    limit.as_millis()
+                )),
+            };
+        }
+        let _ = (tcp, config, limit);
+        Err("TLS was negotiated but this server has no TLS configuration".into())
+    }
+}
+
 async fn run_session<H: BundleHandler>(
-    mut tcp: TcpStream,
+    tcp: TcpStream,
     peer: SocketAddr,
     config: Arc<ServerConfig>,
     handler: Arc<H>,
     mut stopping: Option<watch::Receiver<bool>>,
 ) -> SessionSummary {
     let _ = tcp.set_nodelay(true);
+    let mut tcp = Conn::Plain(tcp);
+    let mut start_tls = false;
     let mut summary = SessionSummary {
         peer,
         peer_node_id: None,
+        tls: false,
         bundles_accepted: 0,
         bundles_refused: 0,
         termination: None,
@@ -286,6 +394,7 @@ async fn run_session<H: BundleHandler>(
                     });
                 }
                 Event::SessionTerminated(t) => summary.termination = Some(t),
+                Event::StartTls => start_tls = true,
                 Event::TransferAcked(_)
                 | Event::TransferRefused(..)
                 | Event::MessageRejected(_) => {}
@@ -309,6 +418,19 @@ async fn run_session<H: BundleHandler>(
         if session.is_closed() {
             let _ = timeout(Duration::from_secs(1), tcp.shutdown()).await;
             return summary;
+        }
+        if std::mem::take(&mut start_tls) {
+            // Our contact header is written; the handshake counts against
+            // what is left of the session's handshake time.
+            let limit = config.session.handshake_timeout;
+            match tcp.start_tls(&config, limit).await {
+                Ok(()) => {
+                    summary.tls = true;
+                    session.tls_established();
+                }
+                Err(detail) => session.tls_failed(detail),
+            }
+            continue;
         }
         if !told_to_stop && stopping.as_ref().is_some_and(|s| *s.borrow()) {
             told_to_stop = true;

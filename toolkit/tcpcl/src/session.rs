@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::message::{
     decode_message, ContactHeader, DecodeError, DecodeLimits, Message, MsgReject, MsgRejectReason,
-    SessInit, SessTerm, SessTermReason, CONTACT_HEADER_LEN, SESS_TERM_REPLY, VERSION,
+    SessInit, SessTerm, SessTermReason, CONTACT_CAN_TLS, CONTACT_HEADER_LEN, SESS_TERM_REPLY,
+    VERSION,
 };
 
 /// One entity's settings for a session.
@@ -49,6 +50,17 @@ pub struct SessionConfig {
     /// After we send SESS_TERM, how long to wait for the peer's reply and
     /// for transfers in progress before closing anyway.
     pub close_timeout: Duration,
+    /// Offer TLS: set CAN_TLS in our contact header (§4.2). When the peer
+    /// sets it too, the session pauses after the contact header exchange
+    /// with [`Event::StartTls`]: the driver runs the TLS handshake on the
+    /// connection (the active entity as the TLS client, §4.4) and calls
+    /// `tls_established`; SESS_INIT and everything after it then go
+    /// through TLS.
+    pub offer_tls: bool,
+    /// Refuse a session without TLS: when the peer does not set CAN_TLS
+    /// the session ends with SESS_TERM `ContactFailure` (§4.3) before any
+    /// SESS_INIT. Needs `offer_tls`.
+    pub require_tls: bool,
 }
 
 impl SessionConfig {
@@ -67,6 +79,8 @@ impl SessionConfig {
             handshake_timeout: Duration::from_secs(30),
             idle_timeout: None,
             close_timeout: Duration::from_secs(10),
+            offer_tls: false,
+            require_tls: false,
         }
     }
 
@@ -84,6 +98,9 @@ impl SessionConfig {
             if value == 0 {
                 return Err(ConfigError::Zero { setting: name });
             }
+        }
+        if self.require_tls && !self.offer_tls {
+            return Err(ConfigError::RequireTlsWithoutOffer);
         }
         Ok(())
     }
@@ -106,6 +123,13 @@ pub enum ConfigError {
         /// The setting.
         setting: &'static str,
     },
+    /// A server offers TLS with no certificate to offer (feature `tls`:
+    /// set `ServerConfig::tls`).
+    #[error("offer_tls is set but there is no TLS certificate and key to offer")]
+    NoTlsIdentity,
+    /// `require_tls` without `offer_tls`: no session could ever start.
+    #[error("require_tls needs offer_tls: a session that must use TLS has to offer it (CAN_TLS)")]
+    RequireTlsWithoutOffer,
 }
 
 /// Whether `id` looks like a URI (§4.6: the node ID is one): a scheme of
@@ -148,8 +172,10 @@ pub struct PeerInfo {
     pub segment_mru: u64,
     /// The largest transfer the peer accepts.
     pub transfer_mru: u64,
-    /// Whether the peer offered TLS (we never do, so TLS is never used).
+    /// Whether the peer offered TLS (CAN_TLS in its contact header).
     pub can_tls: bool,
+    /// Whether this session runs over TLS (both sides offered it, §4.4).
+    pub tls: bool,
 }
 
 /// Who ended a session.
@@ -188,6 +214,12 @@ impl fmt::Display for Termination {
 /// Something that happened in a session, for the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// Both sides offered TLS (§4.4): write the output queued so far (our
+    /// contact header) in the clear, then run the TLS handshake on the
+    /// connection, the active entity as client and the passive one as
+    /// server, and call `tls_established`. Nothing more is read or
+    /// written in the clear; input fed before the handshake is an error.
+    StartTls,
     /// Contact headers and SESS_INITs exchanged: transfers may start.
     Established(PeerInfo),
     /// (Active) the peer acknowledged every byte of a transfer.
@@ -220,7 +252,10 @@ pub(crate) enum Role {
 enum Phase {
     /// Waiting for the peer's contact header.
     ContactHeader,
-    /// Contact headers exchanged; waiting for the peer's SESS_INIT.
+    /// Both offered TLS: waiting for the driver's handshake (§4.4).
+    Tls,
+    /// Contact headers exchanged (and TLS, if used); waiting for the
+    /// peer's SESS_INIT.
     SessInit,
     /// Negotiated; transfers may flow.
     Established,
@@ -252,6 +287,8 @@ pub(crate) struct Core {
     peer: Option<PeerInfo>,
     /// The CAN_TLS flag of the peer's contact header.
     peer_can_tls: bool,
+    /// The session runs over TLS (the driver's handshake is done).
+    tls: bool,
     start: Instant,
     last_sent: Instant,
     last_received: Instant,
@@ -291,6 +328,7 @@ impl Core {
             events: VecDeque::new(),
             peer: None,
             peer_can_tls: false,
+            tls: false,
             start: now,
             last_sent: now,
             last_received: now,
@@ -303,13 +341,49 @@ impl Core {
         };
         if role == Role::Active {
             // §4.2: the active entity speaks first.
-            core.output.extend_from_slice(&ContactHeader::OURS.encode());
+            let ours = core.contact_header();
+            core.output.extend_from_slice(&ours.encode());
         }
         Ok(core)
     }
 
     pub(crate) fn peer(&self) -> Option<&PeerInfo> {
         self.peer.as_ref()
+    }
+
+    /// Our contact header: CAN_TLS when we offer TLS.
+    fn contact_header(&self) -> ContactHeader {
+        ContactHeader {
+            flags: if self.config.offer_tls {
+                CONTACT_CAN_TLS
+            } else {
+                0
+            },
+            ..ContactHeader::OURS
+        }
+    }
+
+    /// The driver finished the TLS handshake that [`Event::StartTls`]
+    /// asked for: SESS_INIT goes out (through TLS) and the session goes
+    /// on. Ignored in any other phase.
+    pub(crate) fn tls_established(&mut self) {
+        if self.phase != Phase::Tls {
+            return;
+        }
+        self.tls = true;
+        self.phase = Phase::SessInit;
+        self.send_sess_init();
+    }
+
+    /// Waiting for the driver's TLS handshake ([`Event::StartTls`]).
+    pub(crate) fn awaiting_tls(&self) -> bool {
+        self.phase == Phase::Tls
+    }
+
+    /// The driver's TLS handshake failed: the session ends (with no
+    /// SESS_TERM: there is no stream to write it to).
+    pub(crate) fn tls_failed(&mut self, detail: String) {
+        self.fail(SessTermReason::ContactFailure, detail);
     }
 
     pub(crate) fn is_established(&self) -> bool {
@@ -384,6 +458,23 @@ impl Core {
             }
             let buf = &self.input[self.input_pos..];
             let at = self.input_base + self.input_pos as u64;
+            if self.phase == Phase::Tls {
+                if !buf.is_empty() {
+                    // The TLS handshake belongs to the driver; cleartext
+                    // after the contact header, before it, is the peer
+                    // not following §4.4 (or bytes the driver should
+                    // have given to TLS).
+                    self.fail(
+                        SessTermReason::ContactFailure,
+                        format!(
+                            "{} bytes in the clear after the contact header, before the TLS handshake (RFC 9174 §4.4)",
+                            buf.len()
+                        ),
+                    );
+                    continue;
+                }
+                break;
+            }
             if self.phase == Phase::ContactHeader {
                 match ContactHeader::decode(buf) {
                     Ok(None) => break,
@@ -443,7 +534,8 @@ impl Core {
 
     fn on_contact_header(&mut self, header: ContactHeader) {
         if self.role == Role::Passive {
-            self.output.extend_from_slice(&ContactHeader::OURS.encode());
+            let ours = self.contact_header();
+            self.output.extend_from_slice(&ours.encode());
             self.contact_sent = true;
         }
         if header.version != VERSION {
@@ -467,10 +559,25 @@ impl Core {
             return;
         }
         self.peer_can_tls = header.can_tls();
+        if self.config.offer_tls && self.peer_can_tls {
+            // §4.4: both offered, so TLS is used; it starts right after
+            // the contact header exchange, before SESS_INIT.
+            self.phase = Phase::Tls;
+            self.events.push_back(Event::StartTls);
+            return;
+        }
+        if self.config.require_tls {
+            // §4.3: the peer does not offer TLS and we require it.
+            self.fail(
+                SessTermReason::ContactFailure,
+                "TLS is required here and the peer did not offer it (no CAN_TLS in its contact header, RFC 9174 §4.2)".into(),
+            );
+            return;
+        }
         self.phase = Phase::SessInit;
         // §4.6: each entity sends its SESS_INIT once the contact header
-        // exchange (and TLS, which we never use: we do not set CAN_TLS,
-        // §4.4) is complete from its own point of view, i.e. once it has
+        // exchange (and TLS, when used: see `tls_established`, §4.4) is
+        // complete from its own point of view, i.e. once it has
         // both sent its contact header and received the peer's. SESS_INIT
         // is not an answer to the peer's SESS_INIT; the two may cross.
         //
@@ -539,6 +646,7 @@ impl Core {
             segment_mru: init.segment_mru,
             transfer_mru: init.transfer_mru,
             can_tls,
+            tls: self.tls,
         };
         self.peer = Some(info.clone());
         self.phase = Phase::Established;
@@ -597,7 +705,9 @@ impl Core {
             return;
         }
         let term_sent = self.ending.is_some_and(|e| e.sent);
-        if self.contact_sent && !term_sent {
+        // Between the contact headers and the end of the TLS handshake
+        // there is no stream a SESS_TERM could be written to.
+        if self.contact_sent && !term_sent && self.phase != Phase::Tls {
             self.send(&Message::SessTerm(SessTerm { flags: 0, reason }));
         }
         self.close_with(Termination {
@@ -633,7 +743,7 @@ impl Core {
             Phase::ContactHeader if self.role == Role::Passive => {
                 self.pending_term = Some(reason);
             }
-            Phase::ContactHeader | Phase::SessInit => {
+            Phase::ContactHeader | Phase::Tls | Phase::SessInit => {
                 self.fail(reason, "session ended by this side".into());
             }
         }
@@ -657,6 +767,7 @@ impl Core {
         let partial = self.input.len() > self.input_pos;
         let stage = match self.phase {
             Phase::ContactHeader => " before its contact header",
+            Phase::Tls => " before the TLS handshake",
             Phase::SessInit => " before its SESS_INIT",
             _ if partial => " in the middle of a message",
             _ => "",
@@ -733,10 +844,10 @@ impl Core {
         let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
         if self.phase != Phase::Established {
             if due(self.start.checked_add(self.config.handshake_timeout)) {
-                let what = if self.phase == Phase::ContactHeader {
-                    "contact header"
-                } else {
-                    "SESS_INIT"
+                let what = match self.phase {
+                    Phase::ContactHeader => "contact header",
+                    Phase::Tls => "TLS handshake",
+                    _ => "SESS_INIT",
                 };
                 self.fail(
                     SessTermReason::ContactFailure,

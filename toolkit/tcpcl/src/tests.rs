@@ -73,6 +73,11 @@ impl Loopback {
             }
             while let Some(event) = self.passive.poll_event() {
                 moved = true;
+                if event == Event::StartTls {
+                    // TLS as the identity: what the state machines do
+                    // around the driver's handshake.
+                    self.passive.tls_established();
+                }
                 if let Event::BundleReceived { transfer_id, bytes } = &event {
                     match (self.policy)(bytes) {
                         None => self.passive.accept(*transfer_id).unwrap(),
@@ -84,6 +89,7 @@ impl Loopback {
             while let Some(event) = self.active.poll_event() {
                 moved = true;
                 match &event {
+                    Event::StartTls => self.active.tls_established(),
                     Event::Established(_) => {
                         for b in std::mem::take(&mut self.bundles) {
                             self.sent_ids.push(self.active.send_bundle(b).unwrap());
@@ -1252,4 +1258,209 @@ proptest! {
         while active.poll_event().is_some() {}
         while active.poll_transmit(now).is_some() {}
     }
+}
+
+fn tls(node: &str, offer: bool, require: bool) -> SessionConfig {
+    let mut c = config(node);
+    c.offer_tls = offer;
+    c.require_tls = require;
+    c
+}
+
+fn terminated(events: &[Event]) -> &crate::Termination {
+    match events.last() {
+        Some(Event::SessionTerminated(t)) => t,
+        other => panic!("the last event is not SessionTerminated: {other:?}"),
+    }
+}
+
+#[test]
+fn both_offering_tls_pause_for_the_handshake_before_sess_init() {
+    let now = Instant::now();
+    let bundles = vec![bundle(3000, 7)];
+    let mut l = Loopback::new(
+        tls("ipn:1.0", true, true),
+        tls("ipn:2.0", true, false),
+        bundles.clone(),
+        now,
+    );
+    l.run(now);
+    assert_eq!(l.active_events[0], Event::StartTls);
+    assert_eq!(l.passive_events[0], Event::StartTls);
+    for events in [&l.active_events, &l.passive_events] {
+        let Event::Established(peer) = &events[1] else {
+            panic!("{events:?}")
+        };
+        assert!(peer.can_tls && peer.tls, "{peer:?}");
+    }
+    // Both contact headers carry CAN_TLS (§4.2).
+    assert_eq!(l.active_wire[5], crate::message::CONTACT_CAN_TLS);
+    assert_eq!(l.passive_wire[5], crate::message::CONTACT_CAN_TLS);
+    let received: Vec<&Vec<u8>> = l
+        .passive_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BundleReceived { bytes, .. } => Some(bytes),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(received, [&bundles[0]]);
+    assert!(matches!(l.active_events[2], Event::TransferAcked(0)));
+}
+
+#[test]
+fn tls_is_used_only_when_both_offer_it() {
+    let now = Instant::now();
+    for (a, p) in [(true, false), (false, true)] {
+        let mut l = Loopback::new(
+            tls("ipn:1.0", a, false),
+            tls("ipn:2.0", p, false),
+            vec![bundle(10, 1)],
+            now,
+        );
+        l.run(now);
+        assert!(!l.active_events.contains(&Event::StartTls));
+        let Event::Established(peer) = &l.active_events[0] else {
+            panic!("{:?}", l.active_events)
+        };
+        assert_eq!(peer.can_tls, p);
+        assert!(!peer.tls);
+        assert!(l.passive_events.iter().any(|e| matches!(e, Event::BundleReceived { .. })));
+    }
+}
+
+#[test]
+fn a_side_that_requires_tls_ends_the_session_with_contact_failure() {
+    let now = Instant::now();
+    // The passive side requires it; the active side does not offer.
+    let mut l = Loopback::new(
+        tls("ipn:1.0", false, false),
+        tls("ipn:2.0", true, true),
+        vec![bundle(10, 1)],
+        now,
+    );
+    l.run(now);
+    let t = terminated(&l.passive_events);
+    assert_eq!(t.reason, Some(SessTermReason::ContactFailure));
+    assert!(t.detail.contains("did not offer"), "{t}");
+    let t = terminated(&l.active_events);
+    assert_eq!(t.initiator, Initiator::Peer);
+    assert_eq!(t.reason, Some(SessTermReason::ContactFailure));
+    // Nothing but the contact header and SESS_TERM from the passive side:
+    // no SESS_INIT, so nothing of the session is said in the clear.
+    assert!(matches!(
+        messages(&l.passive_wire)[..],
+        [Message::SessTerm(SessTerm {
+            reason: SessTermReason::ContactFailure,
+            ..
+        })]
+    ));
+    assert!(!l
+        .passive_events
+        .iter()
+        .any(|e| matches!(e, Event::BundleReceived { .. })));
+
+    // The active side requires it; the passive side does not offer.
+    let mut l = Loopback::new(
+        tls("ipn:1.0", true, true),
+        tls("ipn:2.0", false, false),
+        vec![bundle(10, 1)],
+        now,
+    );
+    l.run(now);
+    let t = terminated(&l.active_events);
+    assert_eq!(t.initiator, Initiator::Local);
+    assert_eq!(t.reason, Some(SessTermReason::ContactFailure));
+    assert!(
+        !messages(&l.active_wire)
+            .iter()
+            .any(|m| matches!(m, Message::SessInit(_))),
+        "no SESS_INIT in the clear"
+    );
+}
+
+#[test]
+fn cleartext_where_the_tls_handshake_belongs_ends_the_session_without_sess_term() {
+    let now = Instant::now();
+    let mut passive = PassiveSession::new(tls("ipn:2.0", true, false), now).unwrap();
+    let mut input = ContactHeader {
+        flags: crate::message::CONTACT_CAN_TLS,
+        ..ContactHeader::OURS
+    }
+    .encode()
+    .to_vec();
+    // A SESS_INIT in the clear right behind the contact header.
+    Message::SessInit(SessInit {
+        keepalive_secs: 0,
+        segment_mru: 1000,
+        transfer_mru: 1000,
+        node_id: "ipn:1.0".into(),
+        extensions: Vec::new(),
+    })
+    .encode(&mut input)
+    .unwrap();
+    passive.handle_input(now, &input);
+    assert_eq!(passive.poll_event(), Some(Event::StartTls));
+    let Some(Event::SessionTerminated(t)) = passive.poll_event() else {
+        panic!()
+    };
+    assert!(t.detail.contains("before the TLS handshake"), "{t}");
+    assert!(passive.is_closed());
+    // Only our contact header went out.
+    let mut wire = Vec::new();
+    while let Some(b) = passive.poll_transmit(now) {
+        wire.extend_from_slice(&b);
+    }
+    assert_eq!(wire.len(), CONTACT_HEADER_LEN);
+}
+
+#[test]
+fn a_handshake_that_fails_or_never_ends_ends_the_session() {
+    let now = Instant::now();
+    let mut a = tls("ipn:1.0", true, false);
+    a.handshake_timeout = Duration::from_secs(5);
+    let mut active = ActiveSession::new(a.clone(), now).unwrap();
+    let _ = active.poll_transmit(now);
+    active.handle_input(
+        now,
+        &ContactHeader {
+            flags: crate::message::CONTACT_CAN_TLS,
+            ..ContactHeader::OURS
+        }
+        .encode(),
+    );
+    assert_eq!(active.poll_event(), Some(Event::StartTls));
+    let due = active.poll_timeout().unwrap();
+    active.handle_timeout(due);
+    let Some(Event::SessionTerminated(t)) = active.poll_event() else {
+        panic!()
+    };
+    assert!(t.detail.contains("no TLS handshake"), "{t}");
+    assert_eq!(active.poll_transmit(due), None, "no SESS_TERM in the clear");
+
+    let mut active = ActiveSession::new(a, now).unwrap();
+    let _ = active.poll_transmit(now);
+    active.handle_input(
+        now,
+        &ContactHeader {
+            flags: crate::message::CONTACT_CAN_TLS,
+            ..ContactHeader::OURS
+        }
+        .encode(),
+    );
+    assert_eq!(active.poll_event(), Some(Event::StartTls));
+    active.tls_failed("the certificate is not trusted".into());
+    let Some(Event::SessionTerminated(t)) = active.poll_event() else {
+        panic!()
+    };
+    assert_eq!(t.reason, Some(SessTermReason::ContactFailure));
+    assert!(active.is_closed());
+}
+
+#[test]
+fn requiring_tls_without_offering_it_is_a_config_error() {
+    let e = ActiveSession::new(tls("ipn:1.0", false, true), Instant::now())
+        .err()
+        .unwrap();
+    assert_eq!(e, crate::ConfigError::RequireTlsWithoutOffer);
 }
