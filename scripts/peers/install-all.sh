@@ -30,6 +30,7 @@ step "pyD3TN" conformance/adapters/setup-pyd3tn.sh
 step "Exim" scripts/peers/install-exim.sh
 step "Exim, Dovecot and swaks" scripts/peers/install-mailstack.sh
 step "dtnd" scripts/peers/install-dtnd.sh
+step "Hardy (hardy-bpa + hardy-tcpclv4 node)" scripts/peers/install-hardy.sh
 step "NSD" scripts/peers/install-nsd.sh
 step "aioquic" scripts/peers/install-aioquic.sh
 step "Postfix (unpacked, no daemon)" scripts/peers/install-postfix.sh

@@ -48,6 +48,10 @@ pub(crate) struct BpFile {
     pub(crate) accept_compressed: Option<bool>,
     #[serde(default)]
     pub(crate) bib_keys: BTreeMap<String, PathBuf>,
+    pub(crate) tls_cert: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) require_tls: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +132,8 @@ pub(crate) struct RouteFile {
     pub(crate) session_idle_secs: Option<u64>,
     pub(crate) bib_key_file: Option<PathBuf>,
     pub(crate) bib_variant: Option<String>,
+    pub(crate) tls: Option<String>,
+    pub(crate) tls_name: Option<String>,
     pub(crate) contact_plan: Option<PathBuf>,
     pub(crate) contacts: Option<String>,
     pub(crate) plan_from_node: Option<u64>,

@@ -140,6 +140,35 @@ pub struct BpRoute {
     /// Sign every bundle (each fragment on its own) with a BIB-HMAC-SHA2
     /// block integrity block (RFC 9173 §3), as this node (`[bp] node-id`).
     pub bib: Option<BibSigning>,
+    /// TCPCL over TLS (RFC 9174 §4.4): `tls = "off" | "offer" | "require"`;
+    /// the peer's certificate must chain to the route's `ca`.
+    pub tls: TcpclTls,
+    /// The name the peer's certificate must carry (`tls-name`); `None`:
+    /// the `tcpcl` address's IP.
+    pub tls_name: Option<String>,
+}
+
+/// Whether a TCPCL session offers or requires TLS (RFC 9174 §4.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TcpclTls {
+    /// No CAN_TLS: plain TCP.
+    #[default]
+    Off,
+    /// CAN_TLS; TLS when the peer offers it too.
+    Offer,
+    /// CAN_TLS; a peer that does not offer TLS is refused.
+    Require,
+}
+
+impl TcpclTls {
+    /// The configuration word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TcpclTls::Off => "off",
+            TcpclTls::Offer => "offer",
+            TcpclTls::Require => "require",
+        }
+    }
 }
 
 /// A secret key, kept out of `Debug` output.
@@ -201,6 +230,11 @@ pub struct BpConfig {
     /// Take gzip-compressed bundle payloads (recognised by their magic
     /// number; decompressed within `max_adu_bytes` and 100:1).
     pub accept_compressed: bool,
+    /// The TCPCL listener's TLS certificate chain and key (PEM files,
+    /// `tls-cert` and `tls-key`): with them it offers TLS (RFC 9174 §4.4).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Refuse TCPCL sessions without TLS (`require-tls`).
+    pub require_tls: bool,
 }
 
 /// How mail for one domain leaves.

@@ -343,6 +343,8 @@ pub(crate) fn route(
             ("session-idle-secs", r.session_idle_secs.is_some()),
             ("bib-key-file", r.bib_key_file.is_some()),
             ("bib-variant", r.bib_variant.is_some()),
+            ("tls", r.tls.is_some()),
+            ("tls-name", r.tls_name.is_some()),
         ] {
             if set {
                 return Err(bad(&key(k), "only for transport = \"bp\""));
@@ -472,7 +474,37 @@ fn bp_route(cx: &Ctx, key: &dyn Fn(&str) -> String, r: &RouteFile) -> Result<BpR
             },
         }),
     };
+    let tls = match r.tls.as_deref() {
+        None | Some("off") => TcpclTls::Off,
+        Some("offer") => TcpclTls::Offer,
+        Some("require") => TcpclTls::Require,
+        Some(other) => {
+            return Err(bad(
+                &key("tls"),
+                format!("`{other}`: off, offer or require (TCPCL over TLS, RFC 9174 §4.4)"),
+            ))
+        }
+    };
+    if tls != TcpclTls::Off && r.ca.is_none() {
+        return Err(bad(
+            &key("ca"),
+            "tls = offer/require needs the CA that signs the next node's TLS certificate (ca = \"tls/ca.pem\")",
+        ));
+    }
+    if tls == TcpclTls::Off && r.tls_name.is_some() {
+        return Err(bad(&key("tls-name"), "only with tls = offer or require"));
+    }
+    if let Some(name) = &r.tls_name {
+        if name.is_empty() || name.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(bad(
+                &key("tls-name"),
+                format!("`{}` is not a DNS name or IP address", name.escape_debug()),
+            ));
+        }
+    }
     Ok(BpRoute {
+        tls,
+        tls_name: r.tls_name.clone(),
         bib,
         tcpcl: cx.addr(&key("tcpcl"), tcpcl)?,
         destination,
@@ -591,6 +623,24 @@ pub(crate) fn bp(
             "require-bib = true needs the key of each sending gateway: [bp.bib-keys] \"ipn:1.0\" = \"earth-moon.key\"",
         ));
     }
+    let tls = match (&b.tls_cert, &b.tls_key) {
+        (Some(c), Some(k)) => Some((cx.rel(c), cx.rel(k))),
+        (None, None) => None,
+        (Some(_), None) => return Err(bad("bp.tls-key", "missing (tls-cert is set)")),
+        (None, Some(_)) => return Err(bad("bp.tls-cert", "missing (tls-key is set)")),
+    };
+    if tls.is_some() && listen.is_none() {
+        return Err(bad(
+            "bp.tls-cert",
+            "only a gateway with a TCPCL listener ([bp] listen) serves TLS",
+        ));
+    }
+    if b.require_tls && tls.is_none() {
+        return Err(bad(
+            "bp.require-tls",
+            "require-tls = true needs the listener's certificate: tls-cert and tls-key",
+        ));
+    }
     let max_adu_bytes = mib("bp.max-adu-mib", b.max_adu_mib, 64)?;
     let max_pending_bytes = mib("bp.max-pending-mib", b.max_pending_mib, 256)?;
     Ok(BpConfig {
@@ -621,6 +671,8 @@ pub(crate) fn bp(
         require_bib: b.require_bib,
         bib_keys,
         accept_compressed: b.accept_compressed.unwrap_or(true),
+        tls,
+        require_tls: b.require_tls,
     })
 }
 

@@ -62,6 +62,8 @@ pub struct TlsFiles {
     smtp: Option<Arc<rustls::ServerConfig>>,
     /// The receiver's certificate chain, key and client CAs.
     receive: Option<ReceiveTls>,
+    /// The TCPCL listener's TLS configuration, when it offers TLS.
+    bp: Option<Arc<rustls::ServerConfig>>,
 }
 
 type ReceiveTls = (
@@ -104,7 +106,18 @@ pub fn load_tls_files(config: &GatewayConfig) -> Result<TlsFiles, StartError> {
         }
         None => None,
     };
-    Ok(TlsFiles { smtp, receive })
+    let bp = match config.bp.as_ref().and_then(|b| b.tls.as_ref()) {
+        Some((cert, key)) => {
+            let certs = load_certs(cert).map_err(|e| fail("bp.tls-cert", e))?;
+            let key = load_private_key(key).map_err(|e| fail("bp.tls-key", e))?;
+            Some(
+                crate::tls::server_config(certs, key, None, &[])
+                    .map_err(|e| fail("bp.tls-cert/bp.tls-key", e))?,
+            )
+        }
+        None => None,
+    };
+    Ok(TlsFiles { smtp, receive, bp })
 }
 
 /// A started gateway.
@@ -389,6 +402,14 @@ impl RunningGateway {
             server.memory_budget = Some(deepmail_tcpcl::MemoryBudget::new(
                 bp.max_buffer_bytes.max(server.session.transfer_mru),
             ));
+            // RFC 9174 §4.4: CAN_TLS with a certificate; the peer that
+            // offers it too gets TLS, and with require-tls one that does
+            // not is refused (ContactFailure).
+            if let Some(tls) = tls_files.bp.take() {
+                server.session.offer_tls = true;
+                server.session.require_tls = bp.require_tls;
+                server.tls = Some(tokio_rustls::TlsAcceptor::from(tls));
+            }
             let handler = Arc::new(crate::bp::BpHandler(inbound.clone()));
             let mut stop = stop_rx.clone();
             tasks.spawn(async move {

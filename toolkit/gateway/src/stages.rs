@@ -201,15 +201,18 @@ impl GatewayStages {
             .ok_or_else(|| format!("route for {} is not a bp route", route.domain))?;
         let key = (
             format!(
-                "{} keepalive {} idle {}",
+                "{} keepalive {} idle {} tls {} {:?} ca {}",
                 bp.tcpcl,
                 bp.keepalive_secs,
-                bp.session_idle.as_secs()
+                bp.session_idle.as_secs(),
+                bp.tls.as_str(),
+                bp.tls_name,
+                String::from_utf8_lossy(&route.ca_pem)
             ),
             RouteTransport::Bp,
         );
         self.cached(key, || {
-            let settings = vec![
+            let mut settings = vec![
                 ("node-id".to_string(), self.node_id.clone()),
                 ("timeout-ms".to_string(), self.timeout_ms.to_string()),
                 ("connect-to".to_string(), bp.tcpcl.to_string()),
@@ -218,7 +221,21 @@ impl GatewayStages {
                     "session-idle-secs".to_string(),
                     bp.session_idle.as_secs().to_string(),
                 ),
+                ("tls".to_string(), bp.tls.as_str().to_string()),
             ];
+            if bp.tls != crate::config::TcpclTls::Off {
+                settings.push((
+                    "ca-pem".to_string(),
+                    String::from_utf8_lossy(&route.ca_pem).into_owned(),
+                ));
+                // The certificate names the node's address unless the
+                // route says which name it carries.
+                let name = bp
+                    .tls_name
+                    .clone()
+                    .unwrap_or_else(|| bp.tcpcl.ip().to_string());
+                settings.push(("tls-name".to_string(), name));
+            }
             let grant = NetworkGrant {
                 tcp: true,
                 remote: vec![bp.tcpcl],

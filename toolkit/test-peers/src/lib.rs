@@ -40,6 +40,9 @@ pub enum Peer {
     Nsd,
     /// dtn7-rs `dtnd` 0.21: a real Bundle Protocol node.
     Dtnd,
+    /// `hardy-node`: a BPv7 node over Hardy's hardy-bpa 0.2 and
+    /// hardy-tcpclv4 0.4 (TCPCL with TLS).
+    Hardy,
     /// aioquic: an independent HTTP/3 server.
     Aioquic,
     /// pyD3TN 0.15: an independent BPv7 serializer and parser.
@@ -50,11 +53,12 @@ pub enum Peer {
 
 impl Peer {
     /// Every peer, in the order the summary lists them.
-    pub const ALL: [Peer; 7] = [
+    pub const ALL: [Peer; 8] = [
         Peer::Exim,
         Peer::MailStack,
         Peer::Nsd,
         Peer::Dtnd,
+        Peer::Hardy,
         Peer::Aioquic,
         Peer::PyD3tn,
         Peer::Postfix,
@@ -67,6 +71,7 @@ impl Peer {
             Peer::MailStack => "mailstack",
             Peer::Nsd => "nsd",
             Peer::Dtnd => "dtnd",
+            Peer::Hardy => "hardy",
             Peer::Aioquic => "aioquic",
             Peer::PyD3tn => "pyd3tn",
             Peer::Postfix => "postfix",
@@ -80,6 +85,7 @@ impl Peer {
             Peer::MailStack => "the mail stack: Exim, Dovecot IMAP and swaks",
             Peer::Nsd => "NSD 4 (Debian nsd)",
             Peer::Dtnd => "dtn7-rs dtnd 0.21 (built once into ~/.cache/deepmail/peers, ~12 min)",
+            Peer::Hardy => "hardy-node over hardy-bpa 0.2 + hardy-tcpclv4 0.4 (built once into ~/.cache/deepmail/peers, ~2 min)",
             Peer::Aioquic => "aioquic, an HTTP/3 server (PyPI, into target/aioquic-venv)",
             Peer::PyD3tn => "pyD3TN 0.15.2 (PyPI, into target/pyd3tn-venv)",
             Peer::Postfix => "Postfix's postconf and postmap (Debian postfix, unpacked)",
@@ -93,6 +99,7 @@ impl Peer {
             Peer::MailStack => "bash scripts/peers/install-mailstack.sh",
             Peer::Nsd => "bash scripts/peers/install-nsd.sh",
             Peer::Dtnd => "bash scripts/peers/install-dtnd.sh",
+            Peer::Hardy => "bash scripts/peers/install-hardy.sh",
             Peer::Aioquic => "bash scripts/peers/install-aioquic.sh",
             Peer::PyD3tn => "bash conformance/adapters/setup-pyd3tn.sh",
             Peer::Postfix => "bash scripts/peers/install-postfix.sh",
@@ -308,6 +315,26 @@ pub fn dtnd() -> Option<PathBuf> {
         }
     };
     require(Peer::Dtnd, found)
+}
+
+/// `hardy-node`, as `scripts/peers/install-hardy.sh` finds it for the
+/// sources in this checkout (without building anything).
+pub fn hardy() -> Option<PathBuf> {
+    let found = Command::new("bash")
+        .arg(workspace_root().join("scripts/peers/install-hardy.sh"))
+        .env("DEEPMAIL_HARDY_NO_BUILD", "1")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run bash: {e}"))
+        .and_then(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("hardy-node="))
+                .map(PathBuf::from)
+                .filter(|p| p.is_file())
+                .ok_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string())
+        });
+    require(Peer::Hardy, found)
 }
 
 /// `py`, when it runs `check` (a Python statement) successfully.
