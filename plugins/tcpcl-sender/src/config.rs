@@ -331,10 +331,7 @@ mod tests {
 
     #[test]
     fn tls_settings() {
-        let base = [
-            ("connect-to", "127.0.0.1:4556"),
-            ("node-id", "ipn:1.0"),
-        ];
+        let base = [("connect-to", "127.0.0.1:4556"), ("node-id", "ipn:1.0")];
         let s = Settings::from_config("tcpcl://[::1]:4556", &kv(&base)).unwrap();
         assert_eq!(s.tls, TlsMode::Off);
         assert!(!s.session_config().offer_tls);

@@ -203,7 +203,9 @@ impl Conn {
     /// handshake is done.
     fn start_tls(&mut self, session: &mut ActiveSession) {
         let Some(client) = self.tls_client.clone() else {
-            session.tls_failed("the peer and this side negotiated TLS but no TLS client is configured".into());
+            session.tls_failed(
+                "the peer and this side negotiated TLS but no TLS client is configured".into(),
+            );
             return;
         };
         if !self.flushed() {

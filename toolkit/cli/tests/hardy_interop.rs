@@ -77,8 +77,10 @@ impl Peers {
     }
 
     fn gateway(&mut self, name: &str, toml: String) {
-        self.children
-            .push((name.to_string(), common::spawn_gateway(&self.dir, name, toml)));
+        self.children.push((
+            name.to_string(),
+            common::spawn_gateway(&self.dir, name, toml),
+        ));
     }
 }
 
@@ -181,7 +183,10 @@ fn mail_through_a_hardy_node_fragmented_and_reassembled() {
     assert_eq!(env.reverse_path, "ops@earth.example");
     assert!(content.ends_with(&big), "reassembled byte for byte");
     let n = fragments_reassembled(dir);
-    assert!(n >= 49, "a 3 MB ADU at 64000 bytes is at least 49 fragments, got {n}");
+    assert!(
+        n >= 49,
+        "a 3 MB ADU at 64000 bytes is at least 49 fragments, got {n}"
+    );
     // Delivered once: Hardy's forwarding does not duplicate.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(sink.got.lock().unwrap().len(), 1, "{}", peers.logs());
@@ -269,15 +274,23 @@ fn tcpcl_over_tls_through_a_hardy_node_and_require_tls_refuses_a_plain_one() {
     let strict_smtp = common::free_port();
     peers.gateway(
         "strict",
-        earth_toml(strict_smtp, plain, "tls = \"require\"\nca = \"pki/ca.pem\"\n")
-            .replace("spool-earth", "spool-strict")
-            .replace("gw.earth.example", "gw.strict.example"),
+        earth_toml(
+            strict_smtp,
+            plain,
+            "tls = \"require\"\nca = \"pki/ca.pem\"\n",
+        )
+        .replace("spool-earth", "spool-strict")
+        .replace("gw.earth.example", "gw.strict.example"),
     );
     common::wait_listening(
         SocketAddr::from(([127, 0, 0, 1], strict_smtp)),
         "the strict Earth gateway",
     );
-    send(&runtime, strict_smtp, b"Subject: must not cross in the clear\r\n\r\nsecret\r\n");
+    send(
+        &runtime,
+        strict_smtp,
+        b"Subject: must not cross in the clear\r\n\r\nsecret\r\n",
+    );
     let strict_log = dir.join("strict.log");
     peers.wait_for("the refusal in the strict gateway's log", 30, || {
         std::fs::read_to_string(&strict_log)
@@ -285,5 +298,9 @@ fn tcpcl_over_tls_through_a_hardy_node_and_require_tls_refuses_a_plain_one() {
             .contains("TLS is required here and the peer did not offer it")
     });
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(sink.got.lock().unwrap().len(), 1, "nothing more reached the Moon");
+    assert_eq!(
+        sink.got.lock().unwrap().len(),
+        1,
+        "nothing more reached the Moon"
+    );
 }

@@ -111,7 +111,7 @@ pub fn load_tls_files(config: &GatewayConfig) -> Result<TlsFiles, StartError> {
             let certs = load_certs(cert).map_err(|e| fail("bp.tls-cert", e))?;
             let key = load_private_key(key).map_err(|e| fail("bp.tls-key", e))?;
             Some(
-                crate::tls::server_config(certs, key, None, &[])
+                crate::tls::tcpcl_server_config(certs, key)
                     .map_err(|e| fail("bp.tls-cert/bp.tls-key", e))?,
             )
         }

@@ -107,9 +107,28 @@ pub fn server_config(
     client_ca: Option<&[CertificateDer<'static>]>,
     alpn: &[&[u8]],
 ) -> Result<Arc<ServerConfig>, TlsError> {
+    server_config_with(chain, key, client_ca, alpn, rustls::DEFAULT_VERSIONS)
+}
+
+/// The TCPCL listener's TLS configuration: TLS 1.3 only (RFC 9174 §4.4
+/// requires 1.3 or later), no client certificate.
+pub fn tcpcl_server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    server_config_with(chain, key, None, &[], &[&rustls::version::TLS13])
+}
+
+fn server_config_with(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_ca: Option<&[CertificateDer<'static>]>,
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = crypto_provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(|error| TlsError::Rustls {
             context: "TLS protocol versions",
             error,

@@ -965,6 +965,8 @@ async fn one_peer_address_cannot_fill_the_reassembly_store() {
         require_bib: false,
         bib_keys: vec![],
         accept_compressed: true,
+        tls: None,
+        require_tls: false,
     };
     let h = host();
     let codec = deepmail_host::Codec::load(

@@ -603,7 +603,6 @@ fn bsmtp_payloads_and_bad_settings_are_stage_errors() {
     assert!(e.message.contains("node-id"), "{e:?}");
 }
 
-
 /// A test PKI: a CA, and a server certificate it signs for `names`.
 struct Pki {
     ca_pem: String,
@@ -665,12 +664,12 @@ fn tls_sessions_deliver_inside_tls_and_stay_open() {
     );
     let adu = sample_adu(40_000);
     let first = deliver_adu(&s, "k1", &adu);
-    assert!(
-        first.contains("with TLS on a new session"),
-        "{first}"
-    );
+    assert!(first.contains("with TLS on a new session"), "{first}");
     let second = deliver_adu(&s, "k2", b"two");
-    assert!(second.contains("with TLS on the session kept open"), "{second}");
+    assert!(
+        second.contains("with TLS on the session kept open"),
+        "{second}"
+    );
     let n = bundles(&adu, "ipn:2.25", 5_000).len();
     let got = server.received();
     assert_eq!(got.len(), n + 1);
@@ -736,7 +735,10 @@ fn require_tls_refuses_a_peer_that_does_not_offer_it_and_the_other_way_round() {
         s.send(HOP, "k", Payload::Bundles(bundles(b"x", "ipn:2.25", 5_000)))
             .unwrap(),
     );
-    assert!(why.contains("TLS is required here and the peer did not offer it"), "{why}");
+    assert!(
+        why.contains("TLS is required here and the peer did not offer it"),
+        "{why}"
+    );
     assert!(plain.received().is_empty());
     // With `offer`, the same plain peer gets the bundle without TLS.
     let s = sender(
@@ -754,6 +756,11 @@ fn require_tls_refuses_a_peer_that_does_not_offer_it_and_the_other_way_round() {
         s.send(HOP, "k", Payload::Bundles(bundles(b"x", "ipn:2.25", 5_000)))
             .unwrap(),
     );
-    assert!(why.contains("contact failure") || why.contains("ContactFailure") || why.contains("Contact"), "{why}");
+    assert!(
+        why.contains("contact failure")
+            || why.contains("ContactFailure")
+            || why.contains("Contact"),
+        "{why}"
+    );
     assert!(strict.received().is_empty());
 }

@@ -76,8 +76,7 @@ impl SecureRandom for OsRandom {
 pub fn roots_from_pem(setting: &str, pem: &str) -> Result<rustls::RootCertStore, String> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    for (n, cert) in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate()
-    {
+    for (n, cert) in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate() {
         let cert =
             cert.map_err(|e| format!("{setting}: certificate {} is not valid PEM: {e}", n + 1))?;
         roots.add(cert).map_err(|e| {

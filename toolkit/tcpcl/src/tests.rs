@@ -1325,7 +1325,10 @@ fn tls_is_used_only_when_both_offer_it() {
         };
         assert_eq!(peer.can_tls, p);
         assert!(!peer.tls);
-        assert!(l.passive_events.iter().any(|e| matches!(e, Event::BundleReceived { .. })));
+        assert!(l
+            .passive_events
+            .iter()
+            .any(|e| matches!(e, Event::BundleReceived { .. })));
     }
 }
 
