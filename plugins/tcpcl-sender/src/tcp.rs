@@ -222,7 +222,7 @@ impl Conn {
         match rustls::ClientConnection::new(client.config, client.name) {
             Ok(tls) => {
                 self.tls = Some(Box::new(tls));
-                session.tls_established();
+                session.tls_established(Instant::now());
             }
             Err(e) => session.tls_failed(format!("cannot start TLS: {e}")),
         }

@@ -133,7 +133,7 @@ async fn measure(
         write_config(
             &dir.join("moon.toml"),
             &format!(
-                "name = \"gw.moon.example\"\nspool = \"moon\"\n[receive]\nhttps-listen = \"127.0.0.1:0\"\nh3-listen = \"127.0.0.1:0\"\ncert = \"certs/server.pem\"\nkey = \"certs/server.key\"\nhandshake-timeout-secs = {handshake}\n[bp]\nnode-id = \"ipn:2.0\"\nlisten = \"127.0.0.1:0\"\nendpoints = [\"ipn:2.25\"]\nhandshake-timeout-secs = {handshake}\n[relay]\nsmtp = \"{sink_addr}\"\ndomains = [\"moon.example\"]\n"
+                "name = \"gw.moon.example\"\nspool = \"moon\"\n[receive]\nhttps-listen = \"127.0.0.1:0\"\nh3-listen = \"127.0.0.1:0\"\ncert = \"certs/server.pem\"\nkey = \"certs/server.key\"\nhandshake-timeout-secs = {handshake}\n[bp]\nnode-id = \"ipn:2.0\"\nlisten = \"127.0.0.1:0\"\nendpoints = [\"ipn:2.25\"]\nhandshake-timeout-secs = {handshake}\ntls-cert = \"certs/server.pem\"\ntls-key = \"certs/server.key\"\n[relay]\nsmtp = \"{sink_addr}\"\ndomains = [\"moon.example\"]\n"
             ),
         )?,
         host.clone(),
@@ -227,7 +227,7 @@ async fn measure(
     }
 
     // The gateways, one Earth gateway per route.
-    let routes: [(&'static str, &'static str, String, &'static str); 3] = [
+    let routes: [(&'static str, &'static str, String, &'static str); 4] = [
         (
             "HTTPS (TCP + TLS 1.3)",
             "https",
@@ -245,6 +245,12 @@ async fn measure(
             "bp",
             format!("transport = \"bp\"\ntcpcl = \"{l_tcpcl}\"\ndestination = \"ipn:2.25\"\nmtu = 64000\n"),
             "contact header; contact header + SESS_INIT; SESS_INIT + the transfer",
+        ),
+        (
+            "BP over TCPCLv4 + TLS 1.3",
+            "bp-tls",
+            format!("transport = \"bp\"\ntcpcl = \"{l_tcpcl}\"\ndestination = \"ipn:2.25\"\nmtu = 64000\ntls = \"require\"\nca = \"certs/ca.pem\"\ntls-name = \"localhost\"\n"),
+            "contact headers; TLS handshake, SESS_INIT as 0.5-RTT data; SESS_INIT + the transfer",
         ),
     ];
     for (label, name, route, note) in routes {
@@ -305,6 +311,9 @@ async fn measure(
                     ("https", 2..) => "the HTTP/2 connection kept open: the request at once",
                     ("h3", 2..) => "resumed session: the request in the first flight (0-RTT)",
                     ("bp", 2..) => "the TCPCL session kept open: the bundle's segments at once",
+                    ("bp-tls", 2..) => {
+                        "the TCPCL session kept open inside TLS: the bundle's segments at once"
+                    }
                     _ => note,
                 }
                 .into(),
@@ -372,7 +381,7 @@ fn report(args: &LinkBenchArgs, rows: &[Row]) -> anyhow::Result<()> {
             );
         }
         println!(
-            "  {:<24} {:>3} {:>10} {:>7} {:>7}  what crosses the link",
+            "  {:<26} {:>3} {:>10} {:>7} {:>7}  what crosses the link",
             "route",
             "msg",
             if args.scale == 1 { "ms" } else { "real" },
@@ -396,7 +405,7 @@ fn report(args: &LinkBenchArgs, rows: &[Row]) -> anyhow::Result<()> {
                 |d| format!("{:.2}", d.as_secs_f64() * 1000.0 / owlt),
             );
             println!(
-                "  {:<24} {:>3} {:>10} {:>7} {:>7}  {}",
+                "  {:<26} {:>3} {:>10} {:>7} {:>7}  {}",
                 r.route, r.message, time, multiple, knows, r.note
             );
         }

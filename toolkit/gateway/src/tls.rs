@@ -111,12 +111,18 @@ pub fn server_config(
 }
 
 /// The TCPCL listener's TLS configuration: TLS 1.3 only (RFC 9174 §4.4
-/// requires 1.3 or later), no client certificate.
+/// requires 1.3 or later), no client certificate, and 0.5-RTT data on:
+/// the listener's SESS_INIT leaves with its Finished, a round trip before
+/// the client's Finished arrives (it carries nothing the client has not
+/// already been promised: our node ID and limits).
 pub fn tcpcl_server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    server_config_with(chain, key, None, &[], &[&rustls::version::TLS13])
+    let config = server_config_with(chain, key, None, &[], &[&rustls::version::TLS13])?;
+    let mut config = Arc::unwrap_or_clone(config);
+    config.send_half_rtt_data = true;
+    Ok(Arc::new(config))
 }
 
 fn server_config_with(

@@ -102,9 +102,10 @@ impl ActiveSession {
 
     /// The TLS handshake that [`Event::StartTls`](crate::Event::StartTls)
     /// asked for is done: from now on the output and the input are the
-    /// TLS stream's plaintext. SESS_INIT is queued at once.
-    pub fn tls_established(&mut self) {
-        self.core.tls_established();
+    /// TLS stream's plaintext. SESS_INIT is queued at once, and the
+    /// handshake timer starts again at `now` for the SESS_INIT exchange.
+    pub fn tls_established(&mut self, now: Instant) {
+        self.core.tls_established(now);
     }
 
     /// Whether the session waits for the TLS handshake: bytes read after

@@ -312,13 +312,27 @@ impl Conn {
 
     /// Runs the TLS handshake as the server (§4.4: the passive entity is
     /// the TLS server) within `limit`; `Err` says why it failed.
-    async fn start_tls(&mut self, config: &ServerConfig, limit: Duration) -> Result<(), String> {
+    /// `half_rtt` (our SESS_INIT) is handed to TLS before the handshake:
+    /// with `send_half_rtt_data` in the rustls configuration it leaves
+    /// with the server's Finished (RFC 8446 §2: 0.5-RTT data), so the
+    /// peer can send its first segment a round trip earlier.
+    async fn start_tls(
+        &mut self,
+        config: &ServerConfig,
+        limit: Duration,
+        half_rtt: Vec<u8>,
+    ) -> Result<(), String> {
         let Conn::Plain(tcp) = std::mem::replace(self, Conn::Gone) else {
             return Err("TLS was asked for twice".into());
         };
         #[cfg(feature = "tls")]
         if let Some(acceptor) = &config.tls {
-            return match timeout(limit, acceptor.accept(tcp)).await {
+            let accept = acceptor.accept_with(tcp, move |tls| {
+                use std::io::Write;
+                // Buffered in the connection until it may send: never fails.
+                let _ = tls.writer().write_all(&half_rtt);
+            });
+            return match timeout(limit, accept).await {
                 Ok(Ok(tls)) => {
                     *self = Conn::Tls(Box::new(tls));
                     Ok(())
@@ -330,7 +344,7 @@ impl Conn {
                 )),
             };
         }
-        let _ = (tcp, config, limit);
+        let _ = (tcp, config, limit, half_rtt);
         Err("TLS was negotiated but this server has no TLS configuration".into())
     }
 }
@@ -420,15 +434,24 @@ async fn run_session<H: BundleHandler>(
             return summary;
         }
         if std::mem::take(&mut start_tls) {
-            // Our contact header is written; the handshake counts against
-            // what is left of the session's handshake time.
-            let limit = config.session.handshake_timeout;
-            match tcp.start_tls(&config, limit).await {
-                Ok(()) => {
-                    summary.tls = true;
-                    session.tls_established();
+            // Our contact header is written. As TLS server we wait a round
+            // trip for the ClientHello (the peer sends it once our contact
+            // header arrives) and another for the client's Finished: twice
+            // the time one exchange may take.
+            let limit = config.session.handshake_timeout.saturating_mul(2);
+            // SESS_INIT goes to TLS with the handshake (0.5-RTT data).
+            let now = std::time::Instant::now();
+            session.tls_established(now);
+            let mut sess_init = Vec::new();
+            while let Some(bytes) = session.poll_transmit(now) {
+                sess_init.extend_from_slice(&bytes);
+            }
+            match tcp.start_tls(&config, limit, sess_init).await {
+                Ok(()) => summary.tls = true,
+                Err(detail) => {
+                    summary.io_error = Some(detail);
+                    return summary;
                 }
-                Err(detail) => session.tls_failed(detail),
             }
             continue;
         }

@@ -365,11 +365,15 @@ impl Core {
 
     /// The driver finished the TLS handshake that [`Event::StartTls`]
     /// asked for: SESS_INIT goes out (through TLS) and the session goes
-    /// on. Ignored in any other phase.
-    pub(crate) fn tls_established(&mut self) {
+    /// on. Ignored in any other phase. The handshake timer starts again:
+    /// contact headers, TLS and SESS_INIT each get `handshake_timeout`
+    /// (the TLS handshake alone takes a round trip, so one limit for all
+    /// three would have to be set for three round trips).
+    pub(crate) fn tls_established(&mut self, now: Instant) {
         if self.phase != Phase::Tls {
             return;
         }
+        self.start = now;
         self.tls = true;
         self.phase = Phase::SessInit;
         self.send_sess_init();

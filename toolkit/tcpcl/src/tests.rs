@@ -76,7 +76,7 @@ impl Loopback {
                 if event == Event::StartTls {
                     // TLS as the identity: what the state machines do
                     // around the driver's handshake.
-                    self.passive.tls_established();
+                    self.passive.tls_established(now);
                 }
                 if let Event::BundleReceived { transfer_id, bytes } = &event {
                     match (self.policy)(bytes) {
@@ -89,7 +89,7 @@ impl Loopback {
             while let Some(event) = self.active.poll_event() {
                 moved = true;
                 match &event {
-                    Event::StartTls => self.active.tls_established(),
+                    Event::StartTls => self.active.tls_established(now),
                     Event::Established(_) => {
                         for b in std::mem::take(&mut self.bundles) {
                             self.sent_ids.push(self.active.send_bundle(b).unwrap());
@@ -1466,4 +1466,33 @@ fn requiring_tls_without_offering_it_is_a_config_error() {
         .err()
         .unwrap();
     assert_eq!(e, crate::ConfigError::RequireTlsWithoutOffer);
+}
+
+#[test]
+fn sess_init_gets_its_own_handshake_time_after_tls() {
+    // On a long link the TLS handshake alone takes a round trip: the
+    // SESS_INIT exchange after it is timed from its end, not from the
+    // contact headers.
+    let now = Instant::now();
+    let mut a = tls("ipn:1.0", true, false);
+    a.handshake_timeout = Duration::from_secs(5);
+    let mut active = ActiveSession::new(a, now).unwrap();
+    let _ = active.poll_transmit(now);
+    active.handle_input(
+        now,
+        &ContactHeader {
+            flags: crate::message::CONTACT_CAN_TLS,
+            ..ContactHeader::OURS
+        }
+        .encode(),
+    );
+    assert_eq!(active.poll_event(), Some(Event::StartTls));
+    let after_tls = now + Duration::from_secs(4);
+    active.tls_established(after_tls);
+    assert_eq!(
+        active.poll_timeout(),
+        Some(after_tls + Duration::from_secs(5))
+    );
+    active.handle_timeout(now + Duration::from_secs(6));
+    assert!(!active.is_closed(), "still within SESS_INIT's own limit");
 }
