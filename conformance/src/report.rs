@@ -184,3 +184,167 @@ impl Report {
         out
     }
 }
+
+impl Report {
+    /// The report as JUnit XML, for other projects' CI: one `<testsuite>`
+    /// per manifest, one `<testcase>` per case (classname = manifest, name =
+    /// case id). A failure or an unexpected pass is a `<failure>`; an
+    /// expected failure and an unsupported operation are `<skipped>` with
+    /// the reason.
+    pub fn junit(&self) -> String {
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let s = &self.summary;
+        let _ = writeln!(
+            out,
+            "<testsuites name=\"deepmail conformance: {}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
+            xml(&self.implementation.name),
+            s.total,
+            s.failed + s.unexpected_passes,
+            s.expected_failures + s.unsupported
+        );
+        let mut manifests: Vec<&str> = self.cases.iter().map(|c| c.manifest.as_str()).collect();
+        manifests.dedup();
+        for m in manifests {
+            let cases: Vec<&CaseReport> = self.cases.iter().filter(|c| c.manifest == m).collect();
+            let failures = cases
+                .iter()
+                .filter(|c| matches!(c.status, Status::Fail | Status::UnexpectedPass))
+                .count();
+            let skipped = cases
+                .iter()
+                .filter(|c| matches!(c.status, Status::ExpectedFailure | Status::Unsupported))
+                .count();
+            let _ = writeln!(
+                out,
+                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
+                xml(m),
+                cases.len()
+            );
+            for c in cases {
+                let _ = write!(
+                    out,
+                    "    <testcase classname=\"{}\" name=\"{}\"",
+                    xml(m),
+                    xml(&c.id)
+                );
+                let body = match c.status {
+                    Status::Pass => None,
+                    Status::Fail => Some(format!(
+                        "<failure message=\"expected {}\">{}</failure>",
+                        xml(&c.expected),
+                        xml(&c.detail)
+                    )),
+                    Status::UnexpectedPass => Some(format!(
+                        "<failure message=\"listed as an expected failure, but passes: update the expected-failures file\">{}</failure>",
+                        xml(&c.detail)
+                    )),
+                    Status::ExpectedFailure => Some(format!(
+                        "<skipped message=\"expected failure: {}\"/>",
+                        xml(&c.detail)
+                    )),
+                    Status::Unsupported => Some(format!(
+                        "<skipped message=\"unsupported: {}\"/>",
+                        xml(&c.detail)
+                    )),
+                };
+                match body {
+                    None => out.push_str("/>\n"),
+                    Some(b) => {
+                        let _ = writeln!(out, ">{b}</testcase>");
+                    }
+                }
+            }
+            out.push_str("  </testsuite>\n");
+        }
+        out.push_str("</testsuites>\n");
+        out
+    }
+}
+
+/// Text escaped for XML attributes and content; characters XML 1.0 cannot
+/// carry at all (most C0 controls) become U+FFFD.
+fn xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(ch),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod junit_tests {
+    use super::*;
+
+    fn case(id: &str, manifest: &str, status: Status, detail: &str) -> CaseReport {
+        CaseReport {
+            id: id.into(),
+            manifest: manifest.into(),
+            stage: "fragmenter".into(),
+            operation: "inspect".into(),
+            expected: "invalid:crc-mismatch".into(),
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    #[test]
+    fn junit_has_a_suite_per_manifest_and_escapes_everything() {
+        let report = Report::new(
+            ImplementationInfo {
+                name: "adapter <x>".into(),
+                version: String::new(),
+                operations: vec![],
+                error_classes: false,
+            },
+            vec![
+                case("a-1", "bundle/inspect.json", Status::Pass, ""),
+                case(
+                    "a-2",
+                    "bundle/inspect.json",
+                    Status::Fail,
+                    "got \"ok\" & <no> error\u{1}",
+                ),
+                case(
+                    "b-1",
+                    "bsmtp/decode.json",
+                    Status::ExpectedFailure,
+                    "RFC 5321 §4.5.2",
+                ),
+                case(
+                    "b-2",
+                    "bsmtp/decode.json",
+                    Status::Unsupported,
+                    "no decoder",
+                ),
+                case("b-3", "bsmtp/decode.json", Status::UnexpectedPass, ""),
+            ],
+        );
+        let x = report.junit();
+        assert!(x.starts_with("<?xml"));
+        assert!(x.contains(
+            "<testsuites name=\"deepmail conformance: adapter &lt;x&gt;\" tests=\"5\" failures=\"2\" skipped=\"2\">"
+        ));
+        assert!(x.contains(
+            "<testsuite name=\"bundle/inspect.json\" tests=\"2\" failures=\"1\" skipped=\"0\">"
+        ));
+        assert!(x.contains(
+            "<testsuite name=\"bsmtp/decode.json\" tests=\"3\" failures=\"1\" skipped=\"2\">"
+        ));
+        assert!(x.contains("<testcase classname=\"bundle/inspect.json\" name=\"a-1\"/>"));
+        assert!(x.contains("got &quot;ok&quot; &amp; &lt;no&gt; error\u{FFFD}</failure>"));
+        assert!(x.contains("<skipped message=\"expected failure: RFC 5321 §4.5.2\"/>"));
+        assert!(x.contains("<skipped message=\"unsupported: no decoder\"/>"));
+        assert_eq!(x.matches("<testcase ").count(), 5);
+        assert_eq!(x.matches("</testsuite>").count(), 2);
+        assert!(x.trim_end().ends_with("</testsuites>"));
+    }
+}

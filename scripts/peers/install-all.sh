@@ -6,6 +6,8 @@
 #
 # Each step is idempotent (a peer already there is left alone):
 #   pyD3TN 0.15.2 (PyPI venv)        conformance/adapters/setup-pyd3tn.sh
+#   dnspython 2.9.2 (PyPI venv)      conformance/adapters/setup-dnspython.sh
+#   Hardy node (crates.io, built)    scripts/peers/install-hardy.sh  (~2 min once)
 #   Exim 4.96 (Debian)               scripts/peers/install-exim.sh
 #   Exim + Dovecot + swaks (Debian)  scripts/peers/install-mailstack.sh
 #   dtn7-rs dtnd 0.21 (crates.io)    scripts/peers/install-dtnd.sh  (~12 min once)
@@ -27,6 +29,7 @@ step() { # NAME SCRIPT: run one installer, naming it on failure
 }
 
 step "pyD3TN" conformance/adapters/setup-pyd3tn.sh
+step "dnspython" conformance/adapters/setup-dnspython.sh
 step "Exim" scripts/peers/install-exim.sh
 step "Exim, Dovecot and swaks" scripts/peers/install-mailstack.sh
 step "dtnd" scripts/peers/install-dtnd.sh

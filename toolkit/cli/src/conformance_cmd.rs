@@ -43,6 +43,10 @@ pub(crate) struct ConformanceArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Also write the report as JUnit XML to FILE (a test suite per
+    /// manifest, a test case per vector), for CI systems.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
     /// List passing cases too.
     #[arg(short, long)]
     verbose: bool,
@@ -102,6 +106,10 @@ pub(crate) fn run_cmd(stages: &Stages, args: ConformanceArgs) -> anyhow::Result<
         };
         report.cases.retain(|c| c.stage == wanted);
         report = deepmail_conformance::Report::rebuild(report);
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, report.junit())
+            .with_context(|| format!("cannot write the JUnit report to {}", path.display()))?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -348,6 +348,56 @@ fn pyd3tn_adapter_runs_through_the_external_protocol() {
     );
 }
 
+/// dnspython (PyPI) through the adapter protocol: every resolver vector,
+/// with the README's error classes; the JUnit report names each case.
+#[test]
+fn dnspython_adapter_parses_every_resolver_vector() {
+    let root = workspace_root();
+    let Some(python) = test_peers::dnspython_python() else {
+        return;
+    };
+    let adapter = format!(
+        "{} {}",
+        python.display(),
+        s(&root.join("conformance/adapters/dnspython_adapter.py"))
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let report: serde_json::Value = serde_json::from_str(&ok(&[
+        "conformance",
+        "--adapter",
+        &adapter,
+        "--vectors",
+        s(&root.join("vectors")),
+        "--json",
+        "--junit",
+        s(&junit),
+    ]))
+    .unwrap();
+    let summary = &report["summary"];
+    assert_eq!(report["implementation"]["name"], "dnspython", "{summary}");
+    assert_eq!(report["implementation"]["error_classes"], true, "{summary}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+    let resolver = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["stage"] == "resolver")
+        .count();
+    assert!(resolver >= 100, "{summary}");
+    assert_eq!(
+        summary["passed"].as_u64().unwrap() as usize,
+        resolver,
+        "{summary}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<testsuite name=\"resolver/parse-answer.json\""),
+        "{xml:.300}"
+    );
+    assert!(xml.contains("name=\"resolver-parse-answer-001\"/>"));
+}
+
 /// A plugin given by path, as a user's own `.wasm` would be: here the
 /// default codec's component file, loaded from disk instead of the binary.
 #[test]

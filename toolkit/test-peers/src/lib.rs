@@ -47,13 +47,15 @@ pub enum Peer {
     Aioquic,
     /// pyD3TN 0.15: an independent BPv7 serializer and parser.
     PyD3tn,
+    /// dnspython 2.9: an independent DNS message parser (URI records).
+    Dnspython,
     /// Postfix 3.7's postconf, postmap and smtp-source, unpacked (no daemon).
     Postfix,
 }
 
 impl Peer {
     /// Every peer, in the order the summary lists them.
-    pub const ALL: [Peer; 8] = [
+    pub const ALL: [Peer; 9] = [
         Peer::Exim,
         Peer::MailStack,
         Peer::Nsd,
@@ -61,6 +63,7 @@ impl Peer {
         Peer::Hardy,
         Peer::Aioquic,
         Peer::PyD3tn,
+        Peer::Dnspython,
         Peer::Postfix,
     ];
 
@@ -74,6 +77,7 @@ impl Peer {
             Peer::Hardy => "hardy",
             Peer::Aioquic => "aioquic",
             Peer::PyD3tn => "pyd3tn",
+            Peer::Dnspython => "dnspython",
             Peer::Postfix => "postfix",
         }
     }
@@ -88,6 +92,7 @@ impl Peer {
             Peer::Hardy => "hardy-node over hardy-bpa 0.2 + hardy-tcpclv4 0.4 (built once into ~/.cache/deepmail/peers, ~2 min)",
             Peer::Aioquic => "aioquic, an HTTP/3 server (PyPI, into target/aioquic-venv)",
             Peer::PyD3tn => "pyD3TN 0.15.2 (PyPI, into target/pyd3tn-venv)",
+            Peer::Dnspython => "dnspython 2.9.2 (PyPI, into target/dnspython-venv)",
             Peer::Postfix => "Postfix's postconf and postmap (Debian postfix, unpacked)",
         }
     }
@@ -102,6 +107,7 @@ impl Peer {
             Peer::Hardy => "bash scripts/peers/install-hardy.sh",
             Peer::Aioquic => "bash scripts/peers/install-aioquic.sh",
             Peer::PyD3tn => "bash conformance/adapters/setup-pyd3tn.sh",
+            Peer::Dnspython => "bash conformance/adapters/setup-dnspython.sh",
             Peer::Postfix => "bash scripts/peers/install-postfix.sh",
         }
     }
@@ -370,6 +376,17 @@ pub fn pyd3tn_python() -> Option<PathBuf> {
         .unwrap_or_else(|| workspace_root().join("target/pyd3tn-venv/bin/python"));
     let check = "from importlib.metadata import version; assert version('pyD3TN') == '0.15.2'";
     require(Peer::PyD3tn, python_that(py, check))
+}
+
+/// The Python of the venv `conformance/adapters/setup-dnspython.sh` makes
+/// (`$DEEPMAIL_DNSPYTHON_VENV`, default `target/dnspython-venv`), when it
+/// has dnspython 2.9.2.
+pub fn dnspython_python() -> Option<PathBuf> {
+    let py = std::env::var_os("DEEPMAIL_DNSPYTHON_VENV")
+        .map(|v| PathBuf::from(v).join("bin/python"))
+        .unwrap_or_else(|| workspace_root().join("target/dnspython-venv/bin/python"));
+    let check = "from importlib.metadata import version; assert version('dnspython') == '2.9.2'";
+    require(Peer::Dnspython, python_that(py, check))
 }
 
 /// Postfix's programs, unpacked by `scripts/peers/install-postfix.sh`.
