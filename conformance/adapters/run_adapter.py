@@ -141,6 +141,11 @@ def compare(operation, case, output, base_dir, classes):
             if max(sizes) > mtu:
                 return "a bundle of %d bytes exceeds mtu %d" % (max(sizes), mtu)
             return None
+        if operation == "verify-bib":
+            # Every BIB in bundle order, every field (as the Rust runner).
+            if output.get("bibs") == exp["bibs"]:
+                return None
+            return "bibs: got %r, expected %r" % (output.get("bibs"), exp["bibs"])
         if operation == "parse-answer":
             return compare_next_hops(output["next_hops"], exp["next_hops"])
         if operation == "reassemble":

@@ -49,13 +49,16 @@ pub enum Peer {
     PyD3tn,
     /// dnspython 2.9: an independent DNS message parser (URI records).
     Dnspython,
+    /// Conformance adapters over bp7 0.12 and hardy-bpv7 0.6, two
+    /// independent Rust BPv7 implementations.
+    RustBp,
     /// Postfix 3.7's postconf, postmap and smtp-source, unpacked (no daemon).
     Postfix,
 }
 
 impl Peer {
     /// Every peer, in the order the summary lists them.
-    pub const ALL: [Peer; 9] = [
+    pub const ALL: [Peer; 10] = [
         Peer::Exim,
         Peer::MailStack,
         Peer::Nsd,
@@ -64,6 +67,7 @@ impl Peer {
         Peer::Aioquic,
         Peer::PyD3tn,
         Peer::Dnspython,
+        Peer::RustBp,
         Peer::Postfix,
     ];
 
@@ -78,6 +82,7 @@ impl Peer {
             Peer::Aioquic => "aioquic",
             Peer::PyD3tn => "pyd3tn",
             Peer::Dnspython => "dnspython",
+            Peer::RustBp => "rust-bp",
             Peer::Postfix => "postfix",
         }
     }
@@ -93,6 +98,7 @@ impl Peer {
             Peer::Aioquic => "aioquic, an HTTP/3 server (PyPI, into target/aioquic-venv)",
             Peer::PyD3tn => "pyD3TN 0.15.2 (PyPI, into target/pyd3tn-venv)",
             Peer::Dnspython => "dnspython 2.9.2 (PyPI, into target/dnspython-venv)",
+            Peer::RustBp => "the bp7 0.12 and hardy-bpv7 0.6 adapters (crates.io, built once into ~/.cache/deepmail/peers, ~1 min)",
             Peer::Postfix => "Postfix's postconf and postmap (Debian postfix, unpacked)",
         }
     }
@@ -108,6 +114,7 @@ impl Peer {
             Peer::Aioquic => "bash scripts/peers/install-aioquic.sh",
             Peer::PyD3tn => "bash conformance/adapters/setup-pyd3tn.sh",
             Peer::Dnspython => "bash conformance/adapters/setup-dnspython.sh",
+            Peer::RustBp => "bash conformance/adapters/setup-rust-bp.sh",
             Peer::Postfix => "bash scripts/peers/install-postfix.sh",
         }
     }
@@ -387,6 +394,32 @@ pub fn dnspython_python() -> Option<PathBuf> {
         .unwrap_or_else(|| workspace_root().join("target/dnspython-venv/bin/python"));
     let check = "from importlib.metadata import version; assert version('dnspython') == '2.9.2'";
     require(Peer::Dnspython, python_that(py, check))
+}
+
+/// The `bp7-adapter` and `hardy-bpv7-adapter` programs, as
+/// `conformance/adapters/setup-rust-bp.sh` finds them for the sources in
+/// this checkout (without building anything).
+pub fn rust_bp_adapters() -> Option<(PathBuf, PathBuf)> {
+    let found = Command::new("bash")
+        .arg(workspace_root().join("conformance/adapters/setup-rust-bp.sh"))
+        .env("DEEPMAIL_RUST_BP_NO_BUILD", "1")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run bash: {e}"))
+        .and_then(|out| {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let find = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(PathBuf::from)
+                    .filter(|p| p.is_file())
+            };
+            match (find("bp7-adapter="), find("hardy-bpv7-adapter=")) {
+                (Some(a), Some(b)) => Ok((a, b)),
+                _ => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+            }
+        });
+    require(Peer::RustBp, found)
 }
 
 /// Postfix's programs, unpacked by `scripts/peers/install-postfix.sh`.
