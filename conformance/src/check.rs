@@ -529,16 +529,14 @@ pub(crate) mod fragment {
                         b.block_type == block.block_type && b.data_length == block.data_length
                     });
                     let must = block.flags & REPLICATE != 0 || *offset == first_offset;
+                    // §5.8 requires replicated blocks in every fragment
+                    // and the others in the first; it forbids nothing
+                    // else, so a copy of a non-replicated block in a
+                    // later fragment is not an error.
                     if must && !has {
                         return Err(format!(
                             "block type {} (flags {:#x}) missing from the fragment at offset {offset} (§5.8)",
                             block.block_type, block.flags
-                        ));
-                    }
-                    if !must && has && *offset != first_offset {
-                        return Err(format!(
-                            "block type {} is not flagged for replication but appears in the fragment at offset {offset} (§5.8)",
-                            block.block_type
                         ));
                     }
                 }

@@ -438,7 +438,9 @@ FLAG_NOTES = {
     "overlap": "overlapping fragments",
     "duplicate": "the same bundle pushed more than once",
     "interleaved": "fragments of two ADUs interleaved",
-    "rfc-open": "the RFC leaves this to the implementation",
+    "rfc-open": "the RFC leaves this to the implementation: on an `acceptable` case either outcome "
+                "conforms; on a `valid` or `invalid` case the suite takes a position (usually the "
+                "stricter one) that the RFC does not require, and the comment says which",
 }
 
 
@@ -643,7 +645,13 @@ def gen_inspect():
         ["RFC 9171 §4.2.5.1.2", "RFC 9171 §4.2.5.2"], Bundle(b"hello", source="ipn:1.25").encode())
     acc("unknown URI scheme code 3 in the destination EID; §4.2.5.1 allows schemes beyond dtn and ipn",
         ["eid-syntax"], [R425], wrap(seal(std_fields(dest=arr([u(3), ts("x")])), 2), payload_raw()))
-    acc("fragment whose payload is the whole ADU (offset 0, length = total)", ["fragment"],
+    # §5.8 fragments a payload of M bytes into N and M - N with 0 < N < M. A
+    # fragment carrying the whole ADU (N = M, here) and one carrying nothing
+    # (N = 0, bundle-inspect-099 below) break that rule alike, yet both are
+    # self-consistent (offset + length <= total) and §5.9 can reassemble
+    # with them. Both are acceptable: refusing gives invalid-fragment.
+    acc("fragment whose payload is the whole ADU (offset 0, length = total): §5.8's 0 < N < M is broken, "
+        "as by an empty fragment; accepting it or refusing it (invalid-fragment) both conform", ["fragment"],
         ["RFC 9171 §5.8"], Bundle(b"hello", frag=(0, 5)).encode())
     acc("fragment flag together with must-not-fragment", ["fragment", "flags"], [R423],
         Bundle(b"hello", frag=(0, 10), flags=FLAG_MNF).encode())
@@ -684,8 +692,12 @@ def gen_inspect():
         wrap(good_primary, arr([u(1), u(1), u(0), u(0), bs(b"hello"), bs(b"\x00\x00")])), "malformed-cbor")
     bad("payload data as a text string instead of a byte string", ["structure"], [R432],
         wrap(good_primary, seal([u(1), u(1), u(0), u(1), ts("hello")], 1)), "malformed-cbor")
-    bad("payload data as an indefinite-length byte string", ["structure"], [R432],
-        wrap(good_primary, seal([u(1), u(1), u(0), u(1), b"\x5f\x45hello\xff"], 1)), "malformed-cbor")
+    # §4.3.2 asks for a definite-length byte string, but §4.1 lets a node
+    # accept non-conforming encodings it can transform losslessly (its own
+    # example is the outer array's length, accepted above): either outcome.
+    acc("payload data as an indefinite-length byte string: §4.3.2 wants definite length, §4.1 lets a "
+        "node accept and transform such input", ["structure"], [R432, R41],
+        wrap(good_primary, seal([u(1), u(1), u(0), u(1), b"\x5f\x45hello\xff"], 1)))
     bad("CRC-16 value of 4 bytes", ["structure", "crc16"], [R4212],
         wrap(good_primary, arr([u(1), u(1), u(0), u(1), bs(b"hello"), bs(b"\x00\x00\x00\x00")])),
         "malformed-cbor")
@@ -806,14 +818,54 @@ def gen_inspect():
         ["unknown-block", "flags"], ["RFC 9171 §5.6"],
         Bundle(b"hello", exts=[Ext(255, 5, b"", flags=BLK_DELETE | BLK_DISCARD)]).encode(), "unprocessable-block")
     # fragments
-    bad("fragment with an empty payload (§5.8 needs 0 < N)", ["fragment"], ["RFC 9171 §5.8"],
-        Bundle(b"", frag=(0, 10)).encode(), "invalid-fragment")
+    # Was invalid-fragment; now acceptable, alike with the whole-ADU fragment
+    # (bundle-inspect-026, see there).
+    m.add("fragment with an empty payload: §5.8's 0 < N < M is broken, as by a whole-ADU fragment "
+          "(bundle-inspect-026); accepting it or refusing it (invalid-fragment) both conform",
+          ["fragment", "rfc-open"], ["RFC 9171 §5.8", "RFC 9171 §5.9"], "acceptable",
+          {"bundle": B(Bundle(b"", frag=(0, 10)).encode())})
     bad("fragment whose offset equals the total ADU length", ["fragment"], [R431, "RFC 9171 §5.8"],
         Bundle(b"abc", frag=(10, 10)).encode(), "invalid-fragment")
     bad("fragment with total ADU length 0", ["fragment"], [R431],
         Bundle(b"abc", frag=(0, 0)).encode(), "invalid-fragment")
     bad("fragment running past the total ADU length (offset 8 + 5 bytes > 10)", ["fragment"],
         [R431, "RFC 9171 §5.9"], Bundle(b"hello", frag=(8, 10)).encode(), "offset-out-of-range")
+
+    # ---- added after the RFC audit (new ids only after the existing ones) ----
+    # §4.4.3: "The hop limit MUST be in the range 1 through 255." A value
+    # outside it is not the structure §4.4.3 requires: malformed-cbor, as
+    # for a hop count block whose data is not a two-item array.
+    bad("hop count block with hop limit 0 (§4.4.3: 1 through 255)", ["structure", "extension-block"],
+        ["RFC 9171 §4.4.3"], Bundle(b"hello", exts=[hop_count(2, 0, 0)]).encode(), "malformed-cbor")
+    bad("hop count block with hop limit 256 (§4.4.3: 1 through 255)", ["structure", "extension-block"],
+        ["RFC 9171 §4.4.3"], Bundle(b"hello", exts=[hop_count(2, 256, 0)]).encode(), "malformed-cbor")
+    inspect_case(m, "hop count block with hop limit 255, the top of the §4.4.3 range",
+                 ["extension-block"], ["RFC 9171 §4.4.3"],
+                 Bundle(b"hello", exts=[hop_count(2, 255, 0)]))
+    inspect_case(m, "hop count block with hop limit 1 and hop count 0", ["extension-block"],
+                 ["RFC 9171 §4.4.3"], Bundle(b"hello", exts=[hop_count(2, 1, 0)]))
+    # §4.4.1: the Previous Node block holds "the node ID of the node that
+    # forwarded this bundle". dtn:none names no node (§4.2.5.1.1: the null
+    # endpoint has no members), so it cannot be one: invalid-eid. An ipn EID
+    # with a non-zero service number is not a node ID by §4.2.5.1.2, but
+    # §4.2.5.2 lets a node ID be any singleton EID: open, as for the source
+    # (bundle-inspect-024).
+    bad("previous node block holding dtn:none, which is no node's ID", ["eid-syntax", "extension-block", "null-eid"],
+        ["RFC 9171 §4.4.1", "RFC 9171 §4.2.5.2"],
+        Bundle(b"hello", exts=[Ext(6, 2, eid_cbor("dtn:none"))]).encode(), "invalid-eid")
+    acc("previous node block holding ipn:5.1 (service number not 0): not a node ID by §4.2.5.1.2, but "
+        "§4.2.5.2 allows any singleton EID as a node ID", ["ipn", "extension-block"],
+        ["RFC 9171 §4.4.1", "RFC 9171 §4.2.5.1.2", "RFC 9171 §4.2.5.2"],
+        Bundle(b"hello", exts=[Ext(6, 2, eid_cbor("ipn:5.1"))]).encode())
+    # §5.6 step 4 applies to every block type the node cannot process, not
+    # only the private-use range 192..255: an unassigned type (100, 191) is
+    # handled by its flags the same way.
+    inspect_case(m, "unassigned block type 100 (not private use) with flags 0 is kept and reported",
+                 ["unknown-block", "extension-block"], [R424, "RFC 9171 §5.6", "RFC 9171 §9.1"],
+                 Bundle(b"hello", exts=[Ext(100, 2, b"\x01\x02")]))
+    bad("unassigned block type 191 flagged 'delete bundle if unprocessable'", ["unknown-block", "flags"],
+        [R424, "RFC 9171 §5.6", "RFC 9171 §9.1"],
+        Bundle(b"hello", exts=[Ext(191, 2, b"x", flags=BLK_DELETE)]).encode(), "unprocessable-block")
     return m
 
 
@@ -923,10 +975,18 @@ def gen_fragment():
     # bundle-input cases
     b = Bundle(pattern(600, 1), sequence_number=11,
                exts=[previous_node(2), hop_count(3, flags=BLK_REPLICATE), bundle_age(4, 500, flags=BLK_REPLICATE)])
-    case("extension blocks: hop count and bundle age replicated in every fragment, previous node only in the first",
+    # §5.8: blocks flagged "replicate" go in every fragment, and every other
+    # extension block MUST be in the offset-0 fragment. §5.8 forbids nothing
+    # more: copying a non-replicated block into later fragments too is not
+    # an error, and the runner must not fail it (README, `fragment`). The
+    # reference fragmenter puts them in the first piece only, the smallest
+    # output, to prove the MTU feasible.
+    case("extension blocks: hop count and bundle age replicated in every fragment, previous node in the "
+         "offset-0 fragment (later fragments may carry it too)",
          ["extension-block", "replicate"], [R58], b, 200, frag_input_bundle(b, 200))
     b = Bundle(pattern(600, 2), sequence_number=12, exts=[Ext(192, 5, b"\x00" * 40), hop_count(3)])
-    case("non-replicated unknown block (40 bytes) and hop count go only in the offset-0 fragment",
+    case("non-replicated unknown block (40 bytes) and hop count must be in the offset-0 fragment "
+         "(§5.8 does not forbid them in later ones)",
          ["extension-block", "unknown-block", "replicate"], [R58], b, 160, frag_input_bundle(b, 160))
     b = Bundle(pattern(600, 3), sequence_number=13, exts=[Ext(192, 5, b"\x11" * 40, flags=BLK_REPLICATE)])
     case("40-byte unknown block flagged replicate appears in every fragment", ["extension-block", "unknown-block", "replicate"],
@@ -993,6 +1053,8 @@ def gen_reassemble():
             expected["expired"] = r.expire(expire_at)
         expected["pending_bundles"] = len(r.pending)
         errors = [o["error"] for o in outcomes if o["status"] == "error"]
+        if "rfc-open" in flags and not errors:
+            raise ValueError("rfc-open reassemble case that takes no position: " + comment)
         if errors:
             m.add(comment, flags, refs, "invalid", inp, expected=expected, error=errors[0])
         else:
@@ -1057,10 +1119,22 @@ def gen_reassemble():
     case("an unfragmented bundle pushed after its lifetime ended is refused", ["expiry"], ["RFC 9171 §5.5"],
          [(Bundle(b"late", sequence_number=12, lifetime_ms=5000), T0 + 5001)])
     bad_ov = frags(pattern(300, 99), [(50, 150)], sequence_number=1)[0]
-    case("overlap whose bytes disagree is refused; the held state is kept and the right fragment completes it",
-         ["overlap"], [R59], [(f[0], NOW), (bad_ov, NOW), (f[1], NOW), (f[2], NOW)])
+    # §5.9 reassembles from the "material extents" of the fragments and says
+    # nothing about overlaps whose bytes disagree. Refusing the fragment
+    # that contradicts bytes already held (overlap-mismatch) is the suite's
+    # hardening, not an RFC rule: flagged rfc-open.
+    case("overlap whose bytes disagree is refused; the held state is kept and the right fragment completes it "
+         "(§5.9 does not say what to do with disagreeing overlaps: refusing is the suite's hardening)",
+         ["overlap", "rfc-open"], [R59], [(f[0], NOW), (bad_ov, NOW), (f[1], NOW), (f[2], NOW)])
     wrong_total = Bundle(adu[100:200], frag=(100, 400), sequence_number=1)
-    case("fragment disagreeing on the total ADU length is refused", [], [R59],
+    # §4.3.1 defines the total ADU length as that of the original ADU, so two
+    # fragments of one bundle (same source and creation timestamp) cannot
+    # both be right, and §5.9's completion test ("length ... equal to the
+    # total application data unit length in the fragment's primary block")
+    # has no single answer. The RFC does not say to refuse the newcomer;
+    # refusing it is the suite's position: flagged rfc-open.
+    case("fragment disagreeing on the total ADU length is refused (§5.9 names no rule for this; "
+         "refusing the newcomer is the suite's position)", ["rfc-open"], [R59, "RFC 9171 §4.3.1"],
          [(f[0], NOW), (wrong_total, NOW), (f[1], NOW), (f[2], NOW)])
     past_end = Bundle(b"x" * 20, frag=(290, 300), sequence_number=1)
     case("fragment running past the total ADU length is refused", [], [R59, "RFC 9171 §4.3.1"],

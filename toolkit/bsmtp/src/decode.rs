@@ -282,10 +282,15 @@ impl Machine {
                 return self.after_quit(data, pos, eof);
             }
             let limit = self.line_limit();
+            // A content line's stuffing dot is not part of the line
+            // (RFC 5321 §4.5.2): 998 octets of text may be 999 on the wire.
+            let stuffing = usize::from(
+                self.phase == Phase::Data && !self.mid_line && data.get(pos) == Some(&b'.'),
+            );
             match memchr3(b'\r', b'\n', 0, &data[scan..]) {
                 Some(i) => {
                     let at = scan + i;
-                    self.check_length(limit, at - pos)?;
+                    self.check_length(limit, at - pos - stuffing)?;
                     let next = match data[at] {
                         b'\r' => match data.get(at + 1) {
                             Some(b'\n') => at + 2,
@@ -325,7 +330,7 @@ impl Machine {
                     self.line_start = self.offset + next as u64;
                 }
                 None => {
-                    self.check_length(limit, data.len() - pos)?;
+                    self.check_length(limit, data.len() - pos - stuffing)?;
                     scan = data.len();
                     break;
                 }
@@ -350,7 +355,7 @@ impl Machine {
             } else if partial.len() >= 2 {
                 let skip = usize::from(partial[0] == b'.');
                 self.content.extend_from_slice(&partial[skip..]);
-                self.line_len = partial.len();
+                self.line_len = partial.len() - skip;
                 self.mid_line = true;
                 pos = scan;
             }

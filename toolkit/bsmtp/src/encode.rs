@@ -273,14 +273,16 @@ fn write_content(
         };
         let line = &content[start..end];
         let stuffed = line.first() == Some(&b'.');
-        let wire = line.len() + usize::from(stuffed);
-        if wire > MAX_LINE && !eight_bit {
+        // The stuffing dot does not count (RFC 5321 §4.5.3.1.6: "not
+        // counting the leading dot duplicated for transparency").
+        if line.len() > MAX_LINE && !eight_bit {
             return Err(EncodeError {
                 kind: EncodeErrorKind::LineTooLong,
                 message_index: index,
                 detail: format!(
-                    "content line {line_number} (at content octet {start}) is {wire} octets on the wire; expected at most {MAX_LINE} \
-                     (RFC 5321 §4.5.3.1.6) or the MAIL parameter BODY=8BITMIME"
+                    "content line {line_number} (at content octet {start}) is {} octets; expected at most {MAX_LINE} \
+                     (RFC 5321 §4.5.3.1.6) or the MAIL parameter BODY=8BITMIME",
+                    line.len()
                 ),
             });
         }

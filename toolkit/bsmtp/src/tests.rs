@@ -292,8 +292,15 @@ mod encoding {
             limit(vec![b'a'; 999], false).unwrap_err().code(),
             "line-too-long"
         );
+        // 998 octets starting with a dot: 999 on the wire once stuffed,
+        // within the limit, which does not count the stuffing dot
+        // (RFC 5321 §4.5.3.1.6), and the decoder reads it back.
         let mut dotted = vec![b'.'];
-        dotted.extend(vec![b'a'; 997]); // 999 octets once stuffed
+        dotted.extend(vec![b'a'; 997]);
+        let wire = limit(dotted.clone(), false).unwrap();
+        let back = decode(&wire, &DecodeOptions::default()).unwrap();
+        assert_eq!(&back[0].content[..998], &dotted[..]);
+        dotted.push(b'a');
         let e = limit(dotted.clone(), false).unwrap_err();
         assert_eq!(e.code(), "line-too-long");
         assert!(
@@ -630,7 +637,8 @@ mod decoding {
         assert_eq!(fail(&long_content, STRICT), ("line-too-long", 5, 42));
         let long_nul = s(&[HEAD, &"a".repeat(1200), "\0\r\n.\r\n"]);
         assert_eq!(fail(&long_nul, STRICT), ("line-too-long", 4, 38));
-        let dotted = s(&[HEAD, ".", &"a".repeat(998), "\r\n.\r\n"]);
+        // The stuffing dot is not counted: 999 octets of text after it.
+        let dotted = s(&[HEAD, ".", &"a".repeat(999), "\r\n.\r\n"]);
         assert_eq!(fail(&dotted, STRICT), ("line-too-long", 4, 38));
         let huge_command = format!("NOOP {}\n", "x".repeat(70_000));
         assert_eq!(
@@ -652,6 +660,26 @@ mod decoding {
         let exact = s998(998, false);
         assert_eq!(ok(&exact, STRICT)[0].content.len(), 1000);
         assert_eq!(fail(&s998(999, false), STRICT).0, "line-too-long");
+        // A stuffed line: 999 octets on the wire, 998 of text (the
+        // stuffing dot is not counted, RFC 5321 §4.5.3.1.6), also when the
+        // input arrives an octet at a time.
+        let stuffed = format!(
+            "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n..{}\r\n.\r\n",
+            "y".repeat(997)
+        )
+        .into_bytes();
+        assert_eq!(ok(&stuffed, STRICT)[0].content.len(), 1000);
+        let mut d = Decoder::new(STRICT);
+        for b in &stuffed {
+            d.feed(std::slice::from_ref(b)).unwrap();
+        }
+        assert_eq!(d.finish().unwrap()[0].content.len(), 1000);
+        let over = format!(
+            "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n..{}\r\n.\r\n",
+            "y".repeat(998)
+        )
+        .into_bytes();
+        assert_eq!(fail(&over, STRICT).0, "line-too-long");
         // BODY=8BITMIME / BINARYMIME lift the limit on content only.
         assert_eq!(ok(&s998(5000, true), STRICT)[0].content.len(), 5002);
         assert_eq!(ok(&s998(5000, false), LENIENT)[0].content.len(), 5002);

@@ -585,7 +585,17 @@ fn check_extension(bytes: &[u8], block: &Canonical) -> Result<Option<u64>> {
             }
         }
         PREVIOUS_NODE_BLOCK => {
-            Eid::decode(&mut r, "previous node ID").map_err(rebase)?;
+            let start = r.pos();
+            let node = Eid::decode(&mut r, "previous node ID").map_err(rebase)?;
+            // §4.4.1: the node ID of the forwarder; the null endpoint
+            // (§4.2.5.2) names no node.
+            if node == Eid::Null {
+                return Err(BundleError::at(
+                    ErrorKind::InvalidEid,
+                    base + start,
+                    "previous node ID is dtn:none, which is not a node ID (RFC 9171 §4.4.1, §4.2.5.2)",
+                ));
+            }
         }
         _ => return Ok(None),
     }
