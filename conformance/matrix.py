@@ -11,6 +11,8 @@ Implementations (each skipped, and said so, when not installed):
   pyD3TN        conformance/adapters/pyd3tn_adapter.py (setup-pyd3tn.sh)
   dnspython     conformance/adapters/dnspython_adapter.py (setup-dnspython.sh)
   bp7, hardy-bpv7  conformance/adapters/rust-bp (setup-rust-bp.sh)
+  Python codec  plugins-py/bsmtp-codec, a component built by componentize-py
+                (plugins-py/build.sh), run as `--plugin codec=...`
 
 Each adapter runs through `deepmail conformance --adapter CMD
 --expected-failures vectors/expected-failures/NAME.json --json`, so the
@@ -73,6 +75,11 @@ def implementations():
                   py and "%s %s" % (py, os.path.join(REPO, "conformance/adapters/dnspython_adapter.py")),
                   "vectors/expected-failures/dnspython.json",
                   None if py else "bash conformance/adapters/setup-dnspython.sh"))
+    wasm = os.path.join(REPO, "target", "python-plugins", "bsmtp-codec.wasm")
+    items.append(("Python codec (componentize-py)",
+                  ["--plugin", "codec=" + wasm, "--stage", "codec"] if os.path.exists(wasm) else None,
+                  "vectors/expected-failures/python-codec.json",
+                  None if os.path.exists(wasm) else "bash plugins-py/build.sh"))
     rust = rust_adapters()
     for name, label, xf in [("bp7-adapter", "bp7 0.12", "bp7.json"),
                             ("hardy-bpv7-adapter", "hardy-bpv7 0.6", "hardy-bpv7.json")]:
@@ -83,7 +90,9 @@ def implementations():
 
 def run(deepmail, adapter, xfail):
     cmd = [deepmail, "conformance", "--vectors", os.path.join(REPO, "vectors"), "--json"]
-    if adapter:
+    if isinstance(adapter, list):
+        cmd += adapter  # a plugin: --plugin STAGE=WASM --stage STAGE
+    elif adapter:
         cmd += ["--adapter", adapter]
     if xfail and os.path.exists(os.path.join(REPO, xfail)):
         cmd += ["--expected-failures", os.path.join(REPO, xfail)]

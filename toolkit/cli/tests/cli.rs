@@ -398,6 +398,90 @@ fn dnspython_adapter_parses_every_resolver_vector() {
     assert!(xml.contains("name=\"resolver-parse-answer-001\"/>"));
 }
 
+/// bp7 0.12 and hardy-bpv7 0.6 through the adapter protocol: their
+/// departures are exactly the ones their expected-failures files list
+/// (each with its RFC 9171 clause); a case that starts passing fails here
+/// too (`--strict`), so the lists stay true.
+#[test]
+fn bp7_and_hardy_bpv7_depart_only_where_their_lists_say() {
+    let root = workspace_root();
+    let Some((bp7, hardy)) = test_peers::rust_bp_adapters() else {
+        return;
+    };
+    for (name, adapter, list) in [
+        ("bp7", bp7, "vectors/expected-failures/bp7.json"),
+        (
+            "hardy-bpv7",
+            hardy,
+            "vectors/expected-failures/hardy-bpv7.json",
+        ),
+    ] {
+        let report: serde_json::Value = serde_json::from_str(&ok(&[
+            "conformance",
+            "--adapter",
+            s(&adapter),
+            "--vectors",
+            s(&root.join("vectors")),
+            "--expected-failures",
+            s(&root.join(list)),
+            "--strict",
+            "--json",
+        ]))
+        .unwrap();
+        let summary = &report["summary"];
+        assert_eq!(report["implementation"]["name"], name, "{summary}");
+        assert_eq!(summary["failed"], 0, "{name}: {summary}");
+        assert_eq!(summary["unexpected_passes"], 0, "{name}: {summary}");
+        assert!(
+            summary["passed"].as_u64().unwrap() >= 150,
+            "{name}: {summary}"
+        );
+        assert!(
+            summary["expected_failures"].as_u64().unwrap() > 0,
+            "{name}: {summary}"
+        );
+    }
+}
+
+/// A stage written in Python: `plugins-py/bsmtp-codec`, built into a
+/// component by componentize-py (`plugins-py/build.sh`, run here so the
+/// component is the checkout's), passes every codec vector through the
+/// same host and runner as the Rust codec.
+#[test]
+fn python_codec_plugin_passes_every_codec_vector() {
+    let root = workspace_root();
+    if test_peers::componentize_py().is_none() {
+        return;
+    }
+    let built = std::process::Command::new("bash")
+        .arg(root.join("plugins-py/build.sh"))
+        .arg("bsmtp-codec")
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let wasm = String::from_utf8(built.stdout).unwrap().trim().to_string();
+    let report: serde_json::Value = serde_json::from_str(&ok(&[
+        "conformance",
+        "--plugin",
+        &format!("codec={wasm}"),
+        "--stage",
+        "codec",
+        "--vectors",
+        s(&root.join("vectors")),
+        "--strict",
+        "--json",
+    ]))
+    .unwrap();
+    let summary = &report["summary"];
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert_eq!(summary["unsupported"], 0, "{summary}");
+    assert!(summary["passed"].as_u64().unwrap() >= 170, "{summary}");
+}
+
 /// A plugin given by path, as a user's own `.wasm` would be: here the
 /// default codec's component file, loaded from disk instead of the binary.
 #[test]

@@ -52,13 +52,16 @@ pub enum Peer {
     /// Conformance adapters over bp7 0.12 and hardy-bpv7 0.6, two
     /// independent Rust BPv7 implementations.
     RustBp,
+    /// componentize-py 0.25.1: builds the Python stage plugins of
+    /// `plugins-py/` into components.
+    ComponentizePy,
     /// Postfix 3.7's postconf, postmap and smtp-source, unpacked (no daemon).
     Postfix,
 }
 
 impl Peer {
     /// Every peer, in the order the summary lists them.
-    pub const ALL: [Peer; 10] = [
+    pub const ALL: [Peer; 11] = [
         Peer::Exim,
         Peer::MailStack,
         Peer::Nsd,
@@ -68,6 +71,7 @@ impl Peer {
         Peer::PyD3tn,
         Peer::Dnspython,
         Peer::RustBp,
+        Peer::ComponentizePy,
         Peer::Postfix,
     ];
 
@@ -83,6 +87,7 @@ impl Peer {
             Peer::PyD3tn => "pyd3tn",
             Peer::Dnspython => "dnspython",
             Peer::RustBp => "rust-bp",
+            Peer::ComponentizePy => "componentize-py",
             Peer::Postfix => "postfix",
         }
     }
@@ -99,6 +104,7 @@ impl Peer {
             Peer::PyD3tn => "pyD3TN 0.15.2 (PyPI, into target/pyd3tn-venv)",
             Peer::Dnspython => "dnspython 2.9.2 (PyPI, into target/dnspython-venv)",
             Peer::RustBp => "the bp7 0.12 and hardy-bpv7 0.6 adapters (crates.io, built once into ~/.cache/deepmail/peers, ~1 min)",
+            Peer::ComponentizePy => "componentize-py 0.25.1 (PyPI, into target/componentize-py-venv)",
             Peer::Postfix => "Postfix's postconf and postmap (Debian postfix, unpacked)",
         }
     }
@@ -115,6 +121,7 @@ impl Peer {
             Peer::PyD3tn => "bash conformance/adapters/setup-pyd3tn.sh",
             Peer::Dnspython => "bash conformance/adapters/setup-dnspython.sh",
             Peer::RustBp => "bash conformance/adapters/setup-rust-bp.sh",
+            Peer::ComponentizePy => "bash plugins-py/build.sh",
             Peer::Postfix => "bash scripts/peers/install-postfix.sh",
         }
     }
@@ -420,6 +427,26 @@ pub fn rust_bp_adapters() -> Option<(PathBuf, PathBuf)> {
             }
         });
     require(Peer::RustBp, found)
+}
+
+/// The `componentize-py` of the venv `plugins-py/build.sh` makes, when
+/// it is version 0.25.1.
+pub fn componentize_py() -> Option<PathBuf> {
+    let bin = workspace_root().join("target/componentize-py-venv/bin/componentize-py");
+    let found = Command::new(&bin)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{} does not run: {e}", bin.display()))
+        .and_then(|out| {
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if text.ends_with(" 0.25.1") {
+                Ok(bin.clone())
+            } else {
+                Err(format!("{} is `{text}`, not 0.25.1", bin.display()))
+            }
+        });
+    require(Peer::ComponentizePy, found)
 }
 
 /// Postfix's programs, unpacked by `scripts/peers/install-postfix.sh`.
