@@ -17,6 +17,7 @@ mod gateway_cmd;
 mod link_cmd;
 mod mta_config_cmd;
 mod output;
+mod plugin_new;
 mod receive_cmd;
 mod resolve_cmd;
 mod roundtrip;
@@ -108,6 +109,8 @@ enum Command {
     Send(send_cmd::SendArgs),
     /// List the embedded plugins and the ones chosen with --plugin.
     Plugins(PluginsArgs),
+    /// Make a plugin project: `plugin new codec --lang rust|python`.
+    Plugin(PluginNewCmd),
     /// Check stage implementations against the conformance vectors.
     Conformance(conformance_cmd::ConformanceArgs),
     /// Run the receiving endpoint: HTTPS and HTTP/3 POST of Batch SMTP into a durable spool.
@@ -128,6 +131,20 @@ enum Command {
     Link(link_cmd::LinkArgs),
     /// Print the Earth MTA's configuration (Exim or Postfix) that hands the far domains to a gateway.
     MtaConfig(mta_config_cmd::MtaConfigArgs),
+}
+
+#[derive(Args)]
+struct PluginNewCmd {
+    #[command(subcommand)]
+    command: PluginCommand,
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Scaffold a stage plugin project that builds to a component: the WIT,
+    /// the source, a README and a Makefile whose `make check` runs the
+    /// conformance vectors on it.
+    New(plugin_new::NewArgs),
 }
 
 #[derive(Args)]
@@ -283,6 +300,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resolve(a) => resolve_cmd::run(&stages, a),
         Command::Send(a) => send_cmd::run(&stages, a),
         Command::Plugins(a) => list_plugins(&stages, &a).map(|_| ExitCode::SUCCESS),
+        Command::Plugin(a) => match a.command {
+            PluginCommand::New(n) => plugin_new::run(n).map(|_| ExitCode::SUCCESS),
+        },
         Command::Conformance(a) => conformance_cmd::run_cmd(&stages, a),
         Command::Receive(a) => receive_cmd::run(&stages, a).map(|_| ExitCode::SUCCESS),
         Command::Certs(a) => certs_cmd::run(a).map(|_| ExitCode::SUCCESS),

@@ -482,6 +482,106 @@ fn python_codec_plugin_passes_every_codec_vector() {
     assert!(summary["passed"].as_u64().unwrap() >= 170, "{summary}");
 }
 
+/// `plugin new` makes projects that build to components and check
+/// themselves: the Rust skeleton builds for wasm32-wasip2, loads, and
+/// `make check` lists every case as still to write (`not-implemented`);
+/// the Python one starts from the working codec and passes.
+#[test]
+fn plugin_new_makes_projects_that_build_and_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_deepmail");
+    let rust = dir.path().join("rust");
+    ok(&[
+        "plugin",
+        "new",
+        "codec",
+        "--lang",
+        "rust",
+        "--dir",
+        s(&rust),
+        "--name",
+        "my-codec",
+    ]);
+    for f in [
+        "Cargo.toml",
+        "src/lib.rs",
+        "Makefile",
+        "README.md",
+        "wit/deepmail.wit",
+    ] {
+        assert!(rust.join(f).is_file(), "{f}");
+    }
+    // Nothing of the user's is overwritten.
+    let again = fails(&[
+        "plugin",
+        "new",
+        "codec",
+        "--lang",
+        "rust",
+        "--dir",
+        s(&rust),
+    ]);
+    assert!(again.contains("not empty"), "{again}");
+    let other = fails(&[
+        "plugin",
+        "new",
+        "fragmenter",
+        "--lang",
+        "rust",
+        "--dir",
+        s(&rust),
+    ]);
+    assert!(
+        other.contains("templates exist for the codec stage"),
+        "{other}"
+    );
+    let check = std::process::Command::new("make")
+        .args(["-C", s(&rust), "check"])
+        .arg(format!("DEEPMAIL={bin}"))
+        .env("CARGO_TARGET_DIR", rust.join("target"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(!check.status.success(), "a skeleton does not conform yet");
+    assert!(
+        out.contains("not-implemented"),
+        "{out}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(out.contains("bsmtp/decode.json"), "{out}");
+
+    let python = dir.path().join("py");
+    ok(&[
+        "plugin",
+        "new",
+        "codec",
+        "--lang",
+        "python",
+        "--dir",
+        s(&python),
+        "--name",
+        "py-codec",
+    ]);
+    assert!(python.join("app.py").is_file());
+    if test_peers::componentize_py().is_none() {
+        return;
+    }
+    let venv = workspace_root().join("target/componentize-py-venv");
+    let check = std::process::Command::new("make")
+        .args(["-C", s(&python), "check"])
+        .arg(format!("DEEPMAIL={bin}"))
+        .arg(format!("VENV={}", venv.display()))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(out.contains("181 passed, 0 failed"), "{out}");
+}
+
 /// A plugin given by path, as a user's own `.wasm` would be: here the
 /// default codec's component file, loaded from disk instead of the binary.
 #[test]
