@@ -59,7 +59,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// Parses the trust roots from PEM text.
 pub fn roots_from_pem(pem: &str) -> Result<RootCertStore, ConfigError> {
-    deepmail_rustcrypto::roots_from_pem("ca-pem", pem).map_err(ConfigError)
+    deepmail_rustcrypto::roots_from_pem("ca-pem", pem).map_err(|e| ConfigError(e.to_string()))
 }
 
 /// Parses the client certificate chain and its private key from PEM text.

@@ -54,7 +54,8 @@ fn config(ca_pem: &str) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
     if let Some((_, c)) = cache.iter().find(|(pem, _)| pem == ca_pem) {
         return Ok(c.clone());
     }
-    let roots = deepmail_rustcrypto::roots_from_pem("ca-pem", ca_pem).map_err(ConfigError)?;
+    let roots = deepmail_rustcrypto::roots_from_pem("ca-pem", ca_pem)
+        .map_err(|e| ConfigError(e.to_string()))?;
     let config = rustls::ClientConfig::builder_with_provider(deepmail_rustcrypto::arc_provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| ConfigError(format!("TLS 1.3 unavailable: {e}")))?

@@ -71,25 +71,87 @@ impl SecureRandom for OsRandom {
     }
 }
 
+/// Why trust roots could not be read from PEM text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootsError {
+    /// A block is not valid PEM.
+    BadPem {
+        /// Where the text came from, e.g. `ca-pem`.
+        setting: String,
+        /// Which certificate, from 1.
+        index: usize,
+        /// The parser's words.
+        detail: String,
+    },
+    /// A certificate cannot be a trust anchor.
+    NotATrustRoot {
+        /// Where the text came from.
+        setting: String,
+        /// Which certificate, from 1.
+        index: usize,
+        /// rustls's words.
+        detail: String,
+    },
+    /// No `-----BEGIN CERTIFICATE-----` block at all.
+    Empty {
+        /// Where the text came from.
+        setting: String,
+    },
+}
+
+impl std::fmt::Display for RootsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RootsError::BadPem {
+                setting,
+                index,
+                detail,
+            } => {
+                write!(
+                    f,
+                    "{setting}: certificate {index} is not valid PEM: {detail}"
+                )
+            }
+            RootsError::NotATrustRoot {
+                setting,
+                index,
+                detail,
+            } => {
+                write!(
+                    f,
+                    "{setting}: certificate {index} cannot be a trust root: {detail}"
+                )
+            }
+            RootsError::Empty { setting } => {
+                write!(f, "{setting} holds no `-----BEGIN CERTIFICATE-----` block")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RootsError {}
+
 /// Trust roots from PEM text (`setting` names where it came from, for
 /// the error): every `-----BEGIN CERTIFICATE-----` block, at least one.
-pub fn roots_from_pem(setting: &str, pem: &str) -> Result<rustls::RootCertStore, String> {
+pub fn roots_from_pem(setting: &str, pem: &str) -> Result<rustls::RootCertStore, RootsError> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for (n, cert) in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate() {
-        let cert =
-            cert.map_err(|e| format!("{setting}: certificate {} is not valid PEM: {e}", n + 1))?;
-        roots.add(cert).map_err(|e| {
-            format!(
-                "{setting}: certificate {} cannot be a trust root: {e}",
-                n + 1
-            )
+        let cert = cert.map_err(|e| RootsError::BadPem {
+            setting: setting.into(),
+            index: n + 1,
+            detail: e.to_string(),
+        })?;
+        roots.add(cert).map_err(|e| RootsError::NotATrustRoot {
+            setting: setting.into(),
+            index: n + 1,
+            detail: e.to_string(),
         })?;
     }
     if roots.is_empty() {
-        return Err(format!(
-            "{setting} holds no `-----BEGIN CERTIFICATE-----` block"
-        ));
+        return Err(RootsError::Empty {
+            setting: setting.into(),
+        });
     }
     Ok(roots)
 }
