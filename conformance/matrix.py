@@ -13,6 +13,8 @@ Implementations (each skipped, and said so, when not installed):
   bp7, hardy-bpv7  conformance/adapters/rust-bp (setup-rust-bp.sh)
   Python codec  plugins-py/bsmtp-codec, a component built by componentize-py
                 (plugins-py/build.sh), run as `--plugin codec=...`
+  JS fragmenter plugins-js/fragmenter, a component built by jco
+                (plugins-js/build.sh), run as `--plugin fragmenter=...`
 
 Each adapter runs through `deepmail conformance --adapter CMD
 --expected-failures vectors/expected-failures/NAME.json --json`, so the
@@ -80,6 +82,11 @@ def implementations():
                   ["--plugin", "codec=" + wasm, "--stage", "codec"] if os.path.exists(wasm) else None,
                   "vectors/expected-failures/python-codec.json",
                   None if os.path.exists(wasm) else "bash plugins-py/build.sh"))
+    wasm = os.path.join(REPO, "target", "js-plugins", "fragmenter.wasm")
+    items.append(("JavaScript fragmenter (jco)",
+                  ["--plugin", "fragmenter=" + wasm, "--stage", "fragmenter"] if os.path.exists(wasm) else None,
+                  "vectors/expected-failures/js-fragmenter.json",
+                  None if os.path.exists(wasm) else "bash plugins-js/build.sh"))
     rust = rust_adapters()
     for name, label, xf in [("bp7-adapter", "bp7 0.12", "bp7.json"),
                             ("hardy-bpv7-adapter", "hardy-bpv7 0.6", "hardy-bpv7.json")]:

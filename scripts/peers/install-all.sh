@@ -9,6 +9,7 @@
 #   dnspython 2.9.2 (PyPI venv)      conformance/adapters/setup-dnspython.sh
 #   bp7 + hardy-bpv7 adapters        conformance/adapters/setup-rust-bp.sh  (~1 min once)
 #   componentize-py 0.25.1 (PyPI)    plugins-py/build.sh  (builds the Python plugins, ~15 s)
+#   jco 1.34.0 (npm)                 plugins-js/build.sh  (builds the JavaScript plugins, ~25 s)
 #   Hardy node (crates.io, built)    scripts/peers/install-hardy.sh  (~2 min once)
 #   Exim 4.96 (Debian)               scripts/peers/install-exim.sh
 #   Exim + Dovecot + swaks (Debian)  scripts/peers/install-mailstack.sh
@@ -34,6 +35,7 @@ step "pyD3TN" conformance/adapters/setup-pyd3tn.sh
 step "dnspython" conformance/adapters/setup-dnspython.sh
 step "bp7 and hardy-bpv7 adapters" conformance/adapters/setup-rust-bp.sh
 step "componentize-py and the Python plugins" plugins-py/build.sh
+step "jco and the JavaScript plugins" plugins-js/build.sh
 step "Exim" scripts/peers/install-exim.sh
 step "Exim, Dovecot and swaks" scripts/peers/install-mailstack.sh
 step "dtnd" scripts/peers/install-dtnd.sh

@@ -482,6 +482,51 @@ fn python_codec_plugin_passes_every_codec_vector() {
     assert!(summary["passed"].as_u64().unwrap() >= 170, "{summary}");
 }
 
+/// A stage written in JavaScript: `plugins-js/fragmenter`, built into a
+/// component by jco (`plugins-js/build.sh`, run here so the component is
+/// the checkout's), passes every fragmenter vector (build, inspect,
+/// fragment, reassemble; it exports no `bpsec`, so those are skipped), in
+/// its pure form and with the host's CRC-32C.
+#[test]
+fn javascript_fragmenter_plugin_passes_every_fragmenter_vector() {
+    let root = workspace_root();
+    if test_peers::jco().is_none() {
+        return;
+    }
+    let built = std::process::Command::new("bash")
+        .arg(root.join("plugins-js/build.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let paths = String::from_utf8(built.stdout).unwrap();
+    let wasms: Vec<&str> = paths.lines().filter(|l| l.ends_with(".wasm")).collect();
+    assert_eq!(wasms.len(), 2, "{paths}");
+    for wasm in wasms {
+        let report: serde_json::Value = serde_json::from_str(&ok(&[
+            "conformance",
+            "--plugin",
+            &format!("fragmenter={wasm}"),
+            "--stage",
+            "fragmenter",
+            "--vectors",
+            s(&root.join("vectors")),
+            "--strict",
+            "--json",
+        ]))
+        .unwrap();
+        let summary = &report["summary"];
+        assert_eq!(summary["failed"], 0, "{wasm}: {summary}");
+        assert!(
+            summary["passed"].as_u64().unwrap() >= 220,
+            "{wasm}: {summary}"
+        );
+    }
+}
+
 /// `plugin new` makes projects that build to components and check
 /// themselves: the Rust skeleton builds for wasm32-wasip2, loads, and
 /// `make check` lists every case as still to write (`not-implemented`);

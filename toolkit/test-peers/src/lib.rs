@@ -55,13 +55,16 @@ pub enum Peer {
     /// componentize-py 0.25.1: builds the Python stage plugins of
     /// `plugins-py/` into components.
     ComponentizePy,
+    /// jco 1.34 (npm): builds the JavaScript stage plugins of
+    /// `plugins-js/` into components.
+    Jco,
     /// Postfix 3.7's postconf, postmap and smtp-source, unpacked (no daemon).
     Postfix,
 }
 
 impl Peer {
     /// Every peer, in the order the summary lists them.
-    pub const ALL: [Peer; 11] = [
+    pub const ALL: [Peer; 12] = [
         Peer::Exim,
         Peer::MailStack,
         Peer::Nsd,
@@ -72,6 +75,7 @@ impl Peer {
         Peer::Dnspython,
         Peer::RustBp,
         Peer::ComponentizePy,
+        Peer::Jco,
         Peer::Postfix,
     ];
 
@@ -88,6 +92,7 @@ impl Peer {
             Peer::Dnspython => "dnspython",
             Peer::RustBp => "rust-bp",
             Peer::ComponentizePy => "componentize-py",
+            Peer::Jco => "jco",
             Peer::Postfix => "postfix",
         }
     }
@@ -105,6 +110,7 @@ impl Peer {
             Peer::Dnspython => "dnspython 2.9.2 (PyPI, into target/dnspython-venv)",
             Peer::RustBp => "the bp7 0.12 and hardy-bpv7 0.6 adapters (crates.io, built once into ~/.cache/deepmail/peers, ~1 min)",
             Peer::ComponentizePy => "componentize-py 0.25.1 (PyPI, into target/componentize-py-venv)",
+            Peer::Jco => "jco 1.34.0 and componentize-js (npm, into plugins-js/fragmenter/node_modules)",
             Peer::Postfix => "Postfix's postconf and postmap (Debian postfix, unpacked)",
         }
     }
@@ -122,6 +128,7 @@ impl Peer {
             Peer::Dnspython => "bash conformance/adapters/setup-dnspython.sh",
             Peer::RustBp => "bash conformance/adapters/setup-rust-bp.sh",
             Peer::ComponentizePy => "bash plugins-py/build.sh",
+            Peer::Jco => "bash plugins-js/build.sh",
             Peer::Postfix => "bash scripts/peers/install-postfix.sh",
         }
     }
@@ -447,6 +454,18 @@ pub fn componentize_py() -> Option<PathBuf> {
             }
         });
     require(Peer::ComponentizePy, found)
+}
+
+/// The `jco` that `plugins-js/build.sh` installs (npm ci) for the
+/// fragmenter, when it is there.
+pub fn jco() -> Option<PathBuf> {
+    let bin = workspace_root().join("plugins-js/fragmenter/node_modules/.bin/jco");
+    let found = if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!("{} is not there", bin.display()))
+    };
+    require(Peer::Jco, found)
 }
 
 /// Postfix's programs, unpacked by `scripts/peers/install-postfix.sh`.
