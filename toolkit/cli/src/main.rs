@@ -109,7 +109,7 @@ enum Command {
     Send(send_cmd::SendArgs),
     /// List the embedded plugins and the ones chosen with --plugin.
     Plugins(PluginsArgs),
-    /// Make a plugin project: `plugin new codec --lang rust|python`.
+    /// Make a plugin project: `plugin new codec --lang rust|python`, `plugin new fragmenter --lang js`.
     Plugin(PluginNewCmd),
     /// Check stage implementations against the conformance vectors.
     Conformance(conformance_cmd::ConformanceArgs),

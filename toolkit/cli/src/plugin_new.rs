@@ -20,6 +20,9 @@ pub(crate) enum Lang {
     /// Python with componentize-py: starts from deepmail's Python codec,
     /// which passes every codec vector.
     Python,
+    /// JavaScript with jco: starts from deepmail's JavaScript fragmenter,
+    /// which passes every fragmenter vector.
+    Js,
 }
 
 /// The stage the plugin implements.
@@ -50,9 +53,9 @@ pub(crate) struct NewArgs {
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// The plugin's name: lowercase letters, digits and `-` (also the crate
-    /// and component file name).
-    #[arg(long, default_value = "my-codec")]
-    name: String,
+    /// and component file name); default `my-<stage>`.
+    #[arg(long)]
+    name: Option<String>,
 }
 
 const WIT: &str = include_str!("../../../wit/deepmail.wit");
@@ -62,6 +65,46 @@ const RUST_LIB: &str = include_str!("../templates/rust-codec/lib.rs.tmpl");
 const RUST_MAKEFILE: &str = include_str!("../templates/rust-codec/Makefile.tmpl");
 const PYTHON_APP: &str = include_str!("../../../plugins-py/bsmtp-codec/app.py");
 const PYTHON_MAKEFILE: &str = include_str!("../templates/python-codec/Makefile.tmpl");
+const JS_MAKEFILE: &str = include_str!("../templates/js-fragmenter/Makefile.tmpl");
+/// The JavaScript fragmenter's files, as they are in plugins-js/fragmenter.
+const JS_FILES: [(&str, &str); 9] = [
+    (
+        "app.js",
+        include_str!("../../../plugins-js/fragmenter/app.js"),
+    ),
+    (
+        "package.json",
+        include_str!("../../../plugins-js/fragmenter/package.json"),
+    ),
+    (
+        "package-lock.json",
+        include_str!("../../../plugins-js/fragmenter/package-lock.json"),
+    ),
+    (
+        "src/bundle.js",
+        include_str!("../../../plugins-js/fragmenter/src/bundle.js"),
+    ),
+    (
+        "src/cbor.js",
+        include_str!("../../../plugins-js/fragmenter/src/cbor.js"),
+    ),
+    (
+        "src/crc.js",
+        include_str!("../../../plugins-js/fragmenter/src/crc.js"),
+    ),
+    (
+        "src/eid.js",
+        include_str!("../../../plugins-js/fragmenter/src/eid.js"),
+    ),
+    (
+        "src/errors.js",
+        include_str!("../../../plugins-js/fragmenter/src/errors.js"),
+    ),
+    (
+        "src/reassembler.js",
+        include_str!("../../../plugins-js/fragmenter/src/reassembler.js"),
+    ),
+];
 
 /// What was written, for the summary.
 struct Project {
@@ -79,7 +122,15 @@ fn fill(template: &str, vars: &[(&str, &str)]) -> String {
 }
 
 pub(crate) fn run(args: NewArgs) -> anyhow::Result<()> {
-    let name = args.name.as_str();
+    let stage = match args.stage {
+        NewStage::Codec => "codec",
+        NewStage::Fragmenter => "fragmenter",
+        NewStage::Resolver => "resolver",
+        NewStage::Sender => "sender",
+        NewStage::Policy => "policy",
+    };
+    let name = args.name.clone().unwrap_or_else(|| format!("my-{stage}"));
+    let name = name.as_str();
     let valid = !name.is_empty()
         && name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -89,21 +140,14 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<()> {
     if !valid {
         bail!("--name `{name}`: use lowercase letters, digits and `-`, starting with a letter (e.g. my-codec)");
     }
-    if args.stage != NewStage::Codec {
-        bail!(
-            "templates exist for the codec stage (--lang rust, --lang python); for {:?}, start from \
-             the world in wit/deepmail.wit and docs/PLUGINS.md (plugins/ has a Rust plugin for every stage)",
-            args.stage
-        );
-    }
     let crate_name = name.replace('-', "_");
     let vars = [
         ("name", name),
         ("crate", crate_name.as_str()),
-        ("stage", "codec"),
+        ("stage", stage),
     ];
-    let project = match args.lang {
-        Lang::Rust => Project {
+    let project = match (args.stage, args.lang) {
+        (NewStage::Codec, Lang::Rust) => Project {
             files: vec![
                 ("Cargo.toml", fill(RUST_CARGO, &vars)),
                 ("src/lib.rs", fill(RUST_LIB, &vars)),
@@ -113,7 +157,7 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<()> {
                     `not-implemented` until you write it; `make check` lists what is left.",
             table: "| `Cargo.toml`, `src/lib.rs` | the crate: `encode` and `decode` to write |",
         },
-        Lang::Python => Project {
+        (NewStage::Codec, Lang::Python) => Project {
             files: vec![
                 ("app.py", PYTHON_APP.to_string()),
                 ("Makefile", fill(PYTHON_MAKEFILE, &vars)),
@@ -123,14 +167,28 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<()> {
                     which passes every codec vector: change it from there.",
             table: "| `app.py` | the codec (standard library only) |",
         },
+        (NewStage::Fragmenter, Lang::Js) => Project {
+            files: JS_FILES
+                .iter()
+                .map(|(rel, text)| (*rel, text.to_string()))
+                .chain(std::iter::once(("Makefile", fill(JS_MAKEFILE, &vars))))
+                .collect(),
+            about: "JavaScript, built into a component with jco 1.34.0 (`npm ci` installs it). \
+                    It starts as deepmail's own JavaScript fragmenter (CBOR, CRC-16/32C, \
+                    fragmentation and reassembly), which passes every fragmenter vector: change \
+                    it from there. docs/PLUGINS.md says how the WIT maps to JavaScript.",
+            table: "| `app.js`, `src/*.js`, `package.json`, `package-lock.json` | the fragmenter |",
+        },
+        (stage, lang) => bail!(
+            "no template for the {stage:?} stage in {lang:?}; there are: codec in rust and python, \
+             fragmenter in js. Otherwise start from the world in wit/deepmail.wit and \
+             docs/PLUGINS.md (plugins/ has a Rust plugin for every stage)"
+        ),
     };
-    let lang_name = match args.lang {
-        Lang::Rust => "Rust",
-        Lang::Python => "Python",
-    };
-    let lang = match args.lang {
-        Lang::Rust => "rust",
-        Lang::Python => "python",
+    let (lang, lang_name) = match args.lang {
+        Lang::Rust => ("rust", "Rust"),
+        Lang::Python => ("python", "Python"),
+        Lang::Js => ("js", "JavaScript"),
     };
     let dir = args.dir.unwrap_or_else(|| PathBuf::from(name));
     prepare(&dir)?;
@@ -138,7 +196,7 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<()> {
         README,
         &[
             ("name", name),
-            ("stage", "codec"),
+            ("stage", stage),
             ("lang", lang),
             ("lang_name", lang_name),
             ("about", project.about),
@@ -157,7 +215,7 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<()> {
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     println!(
-        "created {} ({lang_name} codec plugin `{name}`):",
+        "created {} ({lang_name} {stage} plugin `{name}`):",
         dir.display()
     );
     for (rel, _) in &files {

@@ -570,14 +570,14 @@ fn plugin_new_makes_projects_that_build_and_check() {
     let other = fails(&[
         "plugin",
         "new",
-        "fragmenter",
+        "policy",
         "--lang",
         "rust",
         "--dir",
         s(&rust),
     ]);
     assert!(
-        other.contains("templates exist for the codec stage"),
+        other.contains("no template for the Policy stage"),
         "{other}"
     );
     let check = std::process::Command::new("make")
@@ -625,6 +625,33 @@ fn plugin_new_makes_projects_that_build_and_check() {
         String::from_utf8_lossy(&check.stderr)
     );
     assert!(out.contains("181 passed, 0 failed"), "{out}");
+
+    let js = dir.path().join("js");
+    ok(&[
+        "plugin",
+        "new",
+        "fragmenter",
+        "--lang",
+        "js",
+        "--dir",
+        s(&js),
+    ]);
+    assert!(js.join("src/bundle.js").is_file() && js.join("package-lock.json").is_file());
+    if test_peers::jco().is_none() {
+        return;
+    }
+    let check = std::process::Command::new("make")
+        .args(["-C", s(&js), "check"])
+        .arg(format!("DEEPMAIL={bin}"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(out.contains("230 passed, 0 failed"), "{out}");
 }
 
 /// A plugin given by path, as a user's own `.wasm` would be: here the
