@@ -527,6 +527,122 @@ fn javascript_fragmenter_plugin_passes_every_fragmenter_vector() {
     }
 }
 
+/// BPv6 (RFC 5050) behind the same fragmenter contract: the standalone
+/// `bp6-fragmenter` component (its own unit and property tests run here
+/// too) fragments, inspects and reassembles through the unchanged host,
+/// and interoperates with pyD3TN's BPv6 both ways.
+#[test]
+fn bpv6_fragmenter_round_trips_through_the_host_and_with_pyd3tn() {
+    let root = workspace_root();
+    let crate_dir = root.join("plugins-standalone/bp6-fragmenter");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let tests = std::process::Command::new(&cargo)
+        .args(["test", "--release", "--quiet", "--manifest-path"])
+        .arg(crate_dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(crate_dir.join("target"))
+        .output()
+        .unwrap();
+    assert!(
+        tests.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&tests.stdout),
+        String::from_utf8_lossy(&tests.stderr)
+    );
+    let built = std::process::Command::new("bash")
+        .arg(root.join("scripts/bp6/build.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let wasm = String::from_utf8(built.stdout).unwrap().trim().to_string();
+    let plugin = format!("fragmenter={wasm}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let adu: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let input = dir.path().join("adu.bin");
+    std::fs::write(&input, &adu).unwrap();
+    let frags = dir.path().join("frags");
+    ok(&[
+        "--plugin",
+        &plugin,
+        "fragment",
+        s(&input),
+        "--mtu",
+        "9000",
+        "--src",
+        "ipn:1.0",
+        "--dst",
+        "ipn:2.25",
+        "-o",
+        s(&frags),
+    ]);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&frags)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 23, "{} fragments", files.len());
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&["--plugin", &plugin, "inspect", s(&files[1])])).unwrap();
+    let info = if info.is_array() {
+        info[0].clone()
+    } else {
+        info
+    };
+    assert_eq!(info["version"], 6, "{info}");
+    assert_eq!(info["total_adu_length"], 200_000, "{info}");
+    files.reverse();
+    let out = dir.path().join("out.bin");
+    let mut args = vec!["--plugin", &plugin, "reassemble", "-o", s(&out)];
+    args.extend(files.iter().map(|f| s(f)));
+    ok(&args);
+    assert!(
+        std::fs::read(&out).unwrap() == adu,
+        "reassembled byte for byte"
+    );
+
+    let Some(python) = test_peers::pyd3tn_python() else {
+        return;
+    };
+    let tool = std::process::Command::new(&cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--example",
+            "bp6tool",
+            "--manifest-path",
+        ])
+        .arg(crate_dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(crate_dir.join("target"))
+        .output()
+        .unwrap();
+    assert!(
+        tool.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tool.stderr)
+    );
+    let interop = std::process::Command::new(python)
+        .arg(root.join("scripts/bp6/pyd3tn_interop.py"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&interop.stdout);
+    assert!(
+        interop.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&interop.stderr)
+    );
+    assert!(!text.contains("FAIL"), "{text}");
+    assert!(text.matches("PASS").count() >= 30, "{text}");
+}
+
 /// `plugin new` makes projects that build to components and check
 /// themselves: the Rust skeleton builds for wasm32-wasip2, loads, and
 /// `make check` lists every case as still to write (`not-implemented`);
