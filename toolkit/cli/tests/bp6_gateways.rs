@@ -115,14 +115,7 @@ fn two_gateways_carry_mail_as_bpv6_by_config_alone() {
     });
     let (_, content) = sink.got.lock().unwrap()[0].clone();
     assert!(content.ends_with(&message), "byte for byte");
-    let moon_log = std::fs::read_to_string(dir.join("moon.log")).unwrap();
-    let fragments: usize = moon_log
-        .lines()
-        .find(|l| l.contains("ADU reassembled"))
-        .and_then(|l| l.split("fragments=").nth(1))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no reassembly in the Moon log:\n{moon_log}"));
+    let fragments = common::fragments_reassembled(&dir.join("moon.log"));
     assert!(
         fragments >= 13,
         "120 kB at 9000 bytes: {fragments} fragments"

@@ -14,6 +14,46 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
+/// `deepmail conformance ARGS --vectors <checkout>/vectors --json`: the report.
+fn conformance_json(args: &[&str]) -> serde_json::Value {
+    let vectors = workspace_root().join("vectors");
+    let mut all = vec!["conformance"];
+    all.extend_from_slice(args);
+    all.extend(["--vectors", s(&vectors), "--json"]);
+    serde_json::from_str(&ok(&all)).unwrap()
+}
+
+/// Nothing failed, no listed failure passed, and at least `min` cases passed.
+fn assert_conforms(what: &str, report: &serde_json::Value, min: u64) {
+    let summary = &report["summary"];
+    assert_eq!(summary["failed"], 0, "{what}: {summary}");
+    assert_eq!(summary["unexpected_passes"], 0, "{what}: {summary}");
+    assert!(
+        summary["passed"].as_u64().unwrap() >= min,
+        "{what}: {summary}"
+    );
+}
+
+/// Runs a plugin build script of the checkout; the `.wasm` paths it prints.
+fn built_by(script: &str, args: &[&str]) -> Vec<String> {
+    let built = std::process::Command::new("bash")
+        .arg(workspace_root().join(script))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    String::from_utf8(built.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.ends_with(".wasm"))
+        .map(str::to_string)
+        .collect()
+}
+
 #[test]
 fn roundtrip_demo_delivers_intact() {
     let out = ok(&["roundtrip"]);
@@ -326,26 +366,12 @@ fn pyd3tn_adapter_runs_through_the_external_protocol() {
         "{python} {}",
         s(&root.join("conformance/adapters/pyd3tn_adapter.py"))
     );
-    let report: serde_json::Value = serde_json::from_str(&ok(&[
-        "conformance",
-        "--adapter",
-        &adapter,
-        "--vectors",
-        s(&root.join("vectors")),
-        "--expected-failures",
-        s(&root.join("vectors/expected-failures/pyd3tn.json")),
-        "--json",
-    ]))
-    .unwrap();
-    let summary = &report["summary"];
-    assert_eq!(report["implementation"]["name"], "pyd3tn", "{summary}");
-    assert_eq!(summary["failed"], 0, "{summary}");
-    assert_eq!(summary["unexpected_passes"], 0, "{summary}");
-    assert!(summary["passed"].as_u64().unwrap() >= 60, "{summary}");
-    assert!(
-        summary["expected_failures"].as_u64().unwrap() > 0,
-        "pyD3TN's known gaps stay visible: {summary}"
-    );
+    let list = root.join("vectors/expected-failures/pyd3tn.json");
+    let report = conformance_json(&["--adapter", &adapter, "--expected-failures", s(&list)]);
+    assert_eq!(report["implementation"]["name"], "pyd3tn");
+    assert_conforms("pyD3TN", &report, 60);
+    let listed = report["summary"]["expected_failures"].as_u64().unwrap();
+    assert!(listed > 0, "pyD3TN's known gaps stay visible");
 }
 
 /// dnspython (PyPI) through the adapter protocol: every resolver vector,
@@ -363,33 +389,17 @@ fn dnspython_adapter_parses_every_resolver_vector() {
     );
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("junit.xml");
-    let report: serde_json::Value = serde_json::from_str(&ok(&[
-        "conformance",
-        "--adapter",
-        &adapter,
-        "--vectors",
-        s(&root.join("vectors")),
-        "--json",
-        "--junit",
-        s(&junit),
-    ]))
-    .unwrap();
-    let summary = &report["summary"];
-    assert_eq!(report["implementation"]["name"], "dnspython", "{summary}");
-    assert_eq!(report["implementation"]["error_classes"], true, "{summary}");
-    assert_eq!(summary["failed"], 0, "{summary}");
+    let report = conformance_json(&["--adapter", &adapter, "--junit", s(&junit)]);
+    assert_eq!(report["implementation"]["name"], "dnspython");
+    assert_eq!(report["implementation"]["error_classes"], true);
     let resolver = report["cases"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|c| c["stage"] == "resolver")
         .count();
-    assert!(resolver >= 100, "{summary}");
-    assert_eq!(
-        summary["passed"].as_u64().unwrap() as usize,
-        resolver,
-        "{summary}"
-    );
+    assert!(resolver >= 100);
+    assert_conforms("dnspython", &report, resolver as u64);
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
         xml.contains("<testsuite name=\"resolver/parse-answer.json\""),
@@ -408,38 +418,19 @@ fn bp7_and_hardy_bpv7_depart_only_where_their_lists_say() {
     let Some((bp7, hardy)) = test_peers::rust_bp_adapters() else {
         return;
     };
-    for (name, adapter, list) in [
-        ("bp7", bp7, "vectors/expected-failures/bp7.json"),
-        (
-            "hardy-bpv7",
-            hardy,
-            "vectors/expected-failures/hardy-bpv7.json",
-        ),
-    ] {
-        let report: serde_json::Value = serde_json::from_str(&ok(&[
-            "conformance",
+    for (name, adapter) in [("bp7", bp7), ("hardy-bpv7", hardy)] {
+        let list = root.join(format!("vectors/expected-failures/{name}.json"));
+        let report = conformance_json(&[
             "--adapter",
             s(&adapter),
-            "--vectors",
-            s(&root.join("vectors")),
             "--expected-failures",
-            s(&root.join(list)),
+            s(&list),
             "--strict",
-            "--json",
-        ]))
-        .unwrap();
-        let summary = &report["summary"];
-        assert_eq!(report["implementation"]["name"], name, "{summary}");
-        assert_eq!(summary["failed"], 0, "{name}: {summary}");
-        assert_eq!(summary["unexpected_passes"], 0, "{name}: {summary}");
-        assert!(
-            summary["passed"].as_u64().unwrap() >= 150,
-            "{name}: {summary}"
-        );
-        assert!(
-            summary["expected_failures"].as_u64().unwrap() > 0,
-            "{name}: {summary}"
-        );
+        ]);
+        assert_eq!(report["implementation"]["name"], name);
+        assert_conforms(name, &report, 150);
+        let listed = report["summary"]["expected_failures"].as_u64().unwrap();
+        assert!(listed > 0, "{name}'s departures stay visible");
     }
 }
 
@@ -449,37 +440,14 @@ fn bp7_and_hardy_bpv7_depart_only_where_their_lists_say() {
 /// same host and runner as the Rust codec.
 #[test]
 fn python_codec_plugin_passes_every_codec_vector() {
-    let root = workspace_root();
     if test_peers::componentize_py().is_none() {
         return;
     }
-    let built = std::process::Command::new("bash")
-        .arg(root.join("plugins-py/build.sh"))
-        .arg("bsmtp-codec")
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let wasm = String::from_utf8(built.stdout).unwrap().trim().to_string();
-    let report: serde_json::Value = serde_json::from_str(&ok(&[
-        "conformance",
-        "--plugin",
-        &format!("codec={wasm}"),
-        "--stage",
-        "codec",
-        "--vectors",
-        s(&root.join("vectors")),
-        "--strict",
-        "--json",
-    ]))
-    .unwrap();
-    let summary = &report["summary"];
-    assert_eq!(summary["failed"], 0, "{summary}");
-    assert_eq!(summary["unsupported"], 0, "{summary}");
-    assert!(summary["passed"].as_u64().unwrap() >= 170, "{summary}");
+    let wasm = built_by("plugins-py/build.sh", &["bsmtp-codec"]).remove(0);
+    let plugin = format!("codec={wasm}");
+    let report = conformance_json(&["--plugin", &plugin, "--stage", "codec", "--strict"]);
+    assert_conforms("the Python codec", &report, 170);
+    assert_eq!(report["summary"]["unsupported"], 0);
 }
 
 /// A stage written in JavaScript: `plugins-js/fragmenter`, built into a
@@ -489,41 +457,15 @@ fn python_codec_plugin_passes_every_codec_vector() {
 /// its pure form and with the host's CRC-32C.
 #[test]
 fn javascript_fragmenter_plugin_passes_every_fragmenter_vector() {
-    let root = workspace_root();
     if test_peers::jco().is_none() {
         return;
     }
-    let built = std::process::Command::new("bash")
-        .arg(root.join("plugins-js/build.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let paths = String::from_utf8(built.stdout).unwrap();
-    let wasms: Vec<&str> = paths.lines().filter(|l| l.ends_with(".wasm")).collect();
-    assert_eq!(wasms.len(), 2, "{paths}");
+    let wasms = built_by("plugins-js/build.sh", &[]);
+    assert_eq!(wasms.len(), 2, "{wasms:?}");
     for wasm in wasms {
-        let report: serde_json::Value = serde_json::from_str(&ok(&[
-            "conformance",
-            "--plugin",
-            &format!("fragmenter={wasm}"),
-            "--stage",
-            "fragmenter",
-            "--vectors",
-            s(&root.join("vectors")),
-            "--strict",
-            "--json",
-        ]))
-        .unwrap();
-        let summary = &report["summary"];
-        assert_eq!(summary["failed"], 0, "{wasm}: {summary}");
-        assert!(
-            summary["passed"].as_u64().unwrap() >= 220,
-            "{wasm}: {summary}"
-        );
+        let plugin = format!("fragmenter={wasm}");
+        let report = conformance_json(&["--plugin", &plugin, "--stage", "fragmenter", "--strict"]);
+        assert_conforms(&wasm, &report, 220);
     }
 }
 
@@ -549,16 +491,7 @@ fn bpv6_fragmenter_round_trips_through_the_host_and_with_pyd3tn() {
         String::from_utf8_lossy(&tests.stdout),
         String::from_utf8_lossy(&tests.stderr)
     );
-    let built = std::process::Command::new("bash")
-        .arg(root.join("scripts/bp6/build.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let wasm = String::from_utf8(built.stdout).unwrap().trim().to_string();
+    let wasm = built_by("scripts/bp6/build.sh", &[]).remove(0);
     let plugin = format!("fragmenter={wasm}");
 
     let dir = tempfile::tempdir().unwrap();

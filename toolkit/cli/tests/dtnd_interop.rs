@@ -216,14 +216,7 @@ fn mail_through_two_dtnd_nodes_fragmented_and_reassembled() {
     assert_eq!(env.reverse_path, "ops@earth.example");
     assert_eq!(env.recipients[0].mailbox, "ada@moon.example");
     assert!(content.ends_with(&big), "reassembled byte for byte");
-    let moon_log = std::fs::read_to_string(dir.join("moon.log")).unwrap();
-    let fragments: usize = moon_log
-        .lines()
-        .find(|l| l.contains("ADU reassembled"))
-        .and_then(|l| l.split("fragments=").nth(1))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no reassembly in the Moon log:\n{moon_log}"));
+    let fragments = common::fragments_reassembled(&dir.join("moon.log"));
     assert!(
         fragments >= 49,
         "a 3 MB ADU at 64000 bytes is at least 49 fragments, got {fragments}"

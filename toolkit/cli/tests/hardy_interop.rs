@@ -121,18 +121,6 @@ fn earth_toml(smtp: u16, next: SocketAddr, route_extra: &str) -> String {
     )
 }
 
-/// How many fragments the Moon gateway reassembled the first ADU from.
-fn fragments_reassembled(dir: &Path) -> usize {
-    let moon_log = std::fs::read_to_string(dir.join("moon.log")).unwrap();
-    moon_log
-        .lines()
-        .find(|l| l.contains("ADU reassembled"))
-        .and_then(|l| l.split("fragments=").nth(1))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no reassembly in the Moon log:\n{moon_log}"))
-}
-
 fn send(runtime: &tokio::runtime::Runtime, smtp: u16, content: &[u8]) {
     let d = runtime
         .block_on(relay(
@@ -182,7 +170,7 @@ fn mail_through_a_hardy_node_fragmented_and_reassembled() {
     let (env, content) = sink.got.lock().unwrap()[0].clone();
     assert_eq!(env.reverse_path, "ops@earth.example");
     assert!(content.ends_with(&big), "reassembled byte for byte");
-    let n = fragments_reassembled(dir);
+    let n = common::fragments_reassembled(&dir.join("moon.log"));
     assert!(
         n >= 49,
         "a 3 MB ADU at 64000 bytes is at least 49 fragments, got {n}"
@@ -262,7 +250,7 @@ fn tcpcl_over_tls_through_a_hardy_node_and_require_tls_refuses_a_plain_one() {
     });
     let (_, content) = sink.got.lock().unwrap()[0].clone();
     assert!(content.ends_with(&big), "reassembled byte for byte");
-    assert!(fragments_reassembled(dir) >= 49);
+    assert!(common::fragments_reassembled(&dir.join("moon.log")) >= 49);
     // Hardy runs with --require-tls and the Moon with require-tls: a
     // session that did not negotiate TLS would have been refused on
     // either hop, so the delivery crossed both inside TLS.

@@ -219,3 +219,16 @@ pub fn spawn_gateway(dir: &Path, name: &str, toml: String) -> std::process::Chil
         .spawn()
         .expect("deepmail gateway starts")
 }
+
+/// How many fragments the gateway whose log is `log` reassembled its first
+/// ADU from (its "ADU reassembled ... fragments=N" line).
+#[allow(dead_code)]
+pub fn fragments_reassembled(log: &Path) -> usize {
+    let text = std::fs::read_to_string(log).unwrap();
+    text.lines()
+        .find(|l| l.contains("ADU reassembled"))
+        .and_then(|l| l.split("fragments=").nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no reassembly in {}:\n{text}", log.display()))
+}
