@@ -629,6 +629,21 @@ fn plugin_new_makes_projects_that_build_and_check() {
         other.contains("no template for the Policy stage"),
         "{other}"
     );
+    // The projects' Makefiles need make: a build tool, not a peer, but a
+    // machine with nothing but Rust may lack it. Then the scaffolding is
+    // what is checked (above), said visibly; under CI make must be there.
+    let have_make = std::process::Command::new("make")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_make {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "make is missing under CI: the plugin projects cannot be built"
+        );
+        eprintln!("skipped: building the scaffolded projects needs make, which is missing");
+        return;
+    }
     let check = std::process::Command::new("make")
         .args(["-C", s(&rust), "check"])
         .arg(format!("DEEPMAIL={bin}"))
