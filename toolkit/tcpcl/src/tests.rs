@@ -1267,6 +1267,25 @@ fn tls(node: &str, offer: bool, require: bool) -> SessionConfig {
     c
 }
 
+/// A contact header that offers TLS.
+fn can_tls_header() -> [u8; CONTACT_HEADER_LEN] {
+    ContactHeader {
+        flags: crate::message::CONTACT_CAN_TLS,
+        ..ContactHeader::OURS
+    }
+    .encode()
+}
+
+/// An active session with `config` whose peer has answered with a contact
+/// header offering TLS: it waits for the driver's handshake.
+fn awaiting_tls(config: SessionConfig, now: Instant) -> ActiveSession {
+    let mut active = ActiveSession::new(config, now).unwrap();
+    let _ = active.poll_transmit(now);
+    active.handle_input(now, &can_tls_header());
+    assert_eq!(active.poll_event(), Some(Event::StartTls));
+    active
+}
+
 fn terminated(events: &[Event]) -> &crate::Termination {
     match events.last() {
         Some(Event::SessionTerminated(t)) => t,
@@ -1386,12 +1405,7 @@ fn a_side_that_requires_tls_ends_the_session_with_contact_failure() {
 fn cleartext_where_the_tls_handshake_belongs_ends_the_session_without_sess_term() {
     let now = Instant::now();
     let mut passive = PassiveSession::new(tls("ipn:2.0", true, false), now).unwrap();
-    let mut input = ContactHeader {
-        flags: crate::message::CONTACT_CAN_TLS,
-        ..ContactHeader::OURS
-    }
-    .encode()
-    .to_vec();
+    let mut input = can_tls_header().to_vec();
     // A SESS_INIT in the clear right behind the contact header.
     Message::SessInit(SessInit {
         keepalive_secs: 0,
@@ -1422,17 +1436,7 @@ fn a_handshake_that_fails_or_never_ends_ends_the_session() {
     let now = Instant::now();
     let mut a = tls("ipn:1.0", true, false);
     a.handshake_timeout = Duration::from_secs(5);
-    let mut active = ActiveSession::new(a.clone(), now).unwrap();
-    let _ = active.poll_transmit(now);
-    active.handle_input(
-        now,
-        &ContactHeader {
-            flags: crate::message::CONTACT_CAN_TLS,
-            ..ContactHeader::OURS
-        }
-        .encode(),
-    );
-    assert_eq!(active.poll_event(), Some(Event::StartTls));
+    let mut active = awaiting_tls(a.clone(), now);
     let due = active.poll_timeout().unwrap();
     active.handle_timeout(due);
     let Some(Event::SessionTerminated(t)) = active.poll_event() else {
@@ -1441,17 +1445,7 @@ fn a_handshake_that_fails_or_never_ends_ends_the_session() {
     assert!(t.detail.contains("no TLS handshake"), "{t}");
     assert_eq!(active.poll_transmit(due), None, "no SESS_TERM in the clear");
 
-    let mut active = ActiveSession::new(a, now).unwrap();
-    let _ = active.poll_transmit(now);
-    active.handle_input(
-        now,
-        &ContactHeader {
-            flags: crate::message::CONTACT_CAN_TLS,
-            ..ContactHeader::OURS
-        }
-        .encode(),
-    );
-    assert_eq!(active.poll_event(), Some(Event::StartTls));
+    let mut active = awaiting_tls(a, now);
     active.tls_failed("the certificate is not trusted".into());
     let Some(Event::SessionTerminated(t)) = active.poll_event() else {
         panic!()
@@ -1476,17 +1470,7 @@ fn sess_init_gets_its_own_handshake_time_after_tls() {
     let now = Instant::now();
     let mut a = tls("ipn:1.0", true, false);
     a.handshake_timeout = Duration::from_secs(5);
-    let mut active = ActiveSession::new(a, now).unwrap();
-    let _ = active.poll_transmit(now);
-    active.handle_input(
-        now,
-        &ContactHeader {
-            flags: crate::message::CONTACT_CAN_TLS,
-            ..ContactHeader::OURS
-        }
-        .encode(),
-    );
-    assert_eq!(active.poll_event(), Some(Event::StartTls));
+    let mut active = awaiting_tls(a, now);
     let after_tls = now + Duration::from_secs(4);
     active.tls_established(after_tls);
     assert_eq!(
