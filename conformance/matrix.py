@@ -43,7 +43,7 @@ def sh(*args, env=None):
     return subprocess.run(args, cwd=REPO, capture_output=True, text=True, env=env)
 
 
-def venv_python(setup, venv_dir):
+def venv_python(venv_dir):
     py = os.path.join(REPO, "target", venv_dir, "bin", "python")
     return py if os.path.exists(py) else None
 
@@ -67,12 +67,12 @@ def implementations():
     """(label, adapter command or None for our plugins, expected-failures
     file or None, why missing or None)."""
     items = [("deepmail (plugins)", None, None, None)]
-    py = venv_python("setup-pyd3tn.sh", "pyd3tn-venv")
+    py = venv_python("pyd3tn-venv")
     items.append(("pyD3TN 0.15.2",
                   py and "%s %s" % (py, os.path.join(REPO, "conformance/adapters/pyd3tn_adapter.py")),
                   "vectors/expected-failures/pyd3tn.json",
                   None if py else "bash conformance/adapters/setup-pyd3tn.sh"))
-    py = venv_python("setup-dnspython.sh", "dnspython-venv")
+    py = venv_python("dnspython-venv")
     items.append(("dnspython 2.9.2",
                   py and "%s %s" % (py, os.path.join(REPO, "conformance/adapters/dnspython_adapter.py")),
                   "vectors/expected-failures/dnspython.json",

@@ -36,21 +36,9 @@ me="setup-rust-bp.sh"
 src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/rust-bp"
 bins=(bp7-adapter hardy-bpv7-adapter)
 
-if [ ! -f "$src/Cargo.toml" ] || [ ! -f "$src/Cargo.lock" ] || [ ! -d "$src/src" ]; then
-    echo "$me: the adapter sources are missing ($src: Cargo.toml, Cargo.lock, src/)" >&2
-    exit 1
-fi
-crate_version="$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$src/Cargo.toml" | head -n 1)"
-src_hash="$(
-    cd "$src"
-    { printf '%s\n' Cargo.toml Cargo.lock; find src -type f | LC_ALL=C sort; } |
-        while IFS= read -r f; do
-            printf '%s\0' "$f"
-            cat "$f"
-        done | sha256sum | cut -c1-12
-)"
-version="${crate_version:-0}-$src_hash"
-cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/deepmail/peers/rust-bp-adapters-$version"
+# shellcheck source=../../scripts/peers/lib/cargo-install-once.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/peers/lib/cargo-install-once.sh"
+source_cache "$src" rust-bp-adapters
 
 # An adapter is usable if it answers the protocol's hello.
 have_cache() {
@@ -69,63 +57,4 @@ report() {
     done
 }
 
-if have_cache; then
-    report
-    exit 0
-fi
-
-# --- build -------------------------------------------------------------------
-if [ "${DEEPMAIL_RUST_BP_NO_BUILD:-}" = 1 ]; then
-    echo "$me: the rust-bp adapters are not built for these sources (no $cache_root);" \
-         "DEEPMAIL_RUST_BP_NO_BUILD=1 says not to build them" >&2
-    exit 1
-fi
-if ! command -v cargo >/dev/null 2>&1; then
-    echo "$me: rust-bp adapters $version are not in $cache_root and cargo is missing; install Rust (rustup)" >&2
-    exit 1
-fi
-mkdir -p "$(dirname "$cache_root")"
-lock="$cache_root.lock"
-exec 9>"$lock"
-if command -v flock >/dev/null 2>&1; then
-    if ! flock -n 9; then
-        echo "$me: another build of rust-bp adapters $version is running (lock $lock); waiting for it" >&2
-        flock 9
-    fi
-fi
-# The other run may have finished it while we waited.
-if have_cache; then
-    report
-    exit 0
-fi
-
-tmp_root="$cache_root.partial.$$"
-rm -rf "$tmp_root"
-trap 'rm -rf "$tmp_root"' EXIT
-echo "$me: building rust-bp adapters $version into $cache_root with" \
-     "'cargo install --path $src --locked' (once per machine and source version)" >&2
-start=$SECONDS
-# cargo prints its progress on stderr; keep it there. Its target directory is
-# a temporary one unless CARGO_TARGET_DIR is set; nothing is written into the
-# source tree.
-if ! CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$tmp_root/target}" \
-        cargo install --path "$src" --locked --root "$tmp_root" >&2; then
-    echo "$me: cargo install --path $src failed after $((SECONDS - start)) s" >&2
-    exit 1
-fi
-rm -rf "$tmp_root/target" "$tmp_root/.crates.toml" "$tmp_root/.crates2.json"
-for b in "${bins[@]}"; do
-    if [ ! -x "$tmp_root/bin/$b" ]; then
-        echo "$me: cargo install finished but $tmp_root/bin/$b is missing" >&2
-        exit 1
-    fi
-done
-rm -rf "$cache_root"
-mv "$tmp_root" "$cache_root"
-trap - EXIT
-echo "$me: built rust-bp adapters $version in $((SECONDS - start)) s: $cache_root/bin" >&2
-if ! have_cache; then
-    echo "$me: the adapters in $cache_root/bin do not answer hello" >&2
-    exit 1
-fi
-report
+install_once "$src" "the rust-bp adapters" DEEPMAIL_RUST_BP_NO_BUILD "${bins[@]}"

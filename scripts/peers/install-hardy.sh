@@ -46,82 +46,17 @@ if [ -n "${DEEPMAIL_HARDY:-}" ]; then
     exit 0
 fi
 
-if [ ! -f "$src/Cargo.toml" ] || [ ! -f "$src/Cargo.lock" ] || [ ! -d "$src/src" ]; then
-    echo "$me: the hardy-node sources are missing ($src: Cargo.toml, Cargo.lock, src/)" >&2
-    exit 1
-fi
-crate_version="$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$src/Cargo.toml" | head -n 1)"
-src_hash="$(
-    cd "$src"
-    { printf '%s\n' Cargo.toml Cargo.lock; find src -type f | LC_ALL=C sort; } |
-        while IFS= read -r f; do
-            printf '%s\0' "$f"
-            cat "$f"
-        done | sha256sum | cut -c1-12
-)"
-version="${crate_version:-0}-$src_hash"
-cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/deepmail/peers/hardy-node-$version"
-bin="$cache_root/bin/hardy-node"
+# shellcheck source=lib/cargo-install-once.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/cargo-install-once.sh"
+source_cache "$src" hardy-node
+crate_version="${version%-*}"
 
 have_cache() {
-    [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "^hardy-node $crate_version "
+    "$cache_root/bin/hardy-node" --version 2>/dev/null | grep -q "^hardy-node $crate_version "
 }
 
-if have_cache; then
-    echo "hardy-node=$bin"
-    exit 0
-fi
+report() {
+    echo "hardy-node=$cache_root/bin/hardy-node"
+}
 
-# --- build -------------------------------------------------------------------
-if [ "${DEEPMAIL_HARDY_NO_BUILD:-}" = 1 ]; then
-    echo "$me: hardy-node is not built for these sources (no $cache_root); DEEPMAIL_HARDY_NO_BUILD=1 says not to build it" >&2
-    exit 1
-fi
-if ! command -v cargo >/dev/null 2>&1; then
-    echo "$me: hardy-node $version is not in $cache_root and cargo is missing; install Rust" \
-         "(rustup) or set DEEPMAIL_HARDY to a hardy-node executable" >&2
-    exit 1
-fi
-mkdir -p "$(dirname "$cache_root")"
-lock="$cache_root.lock"
-exec 9>"$lock"
-if command -v flock >/dev/null 2>&1; then
-    if ! flock -n 9; then
-        echo "$me: another build of hardy-node $version is running (lock $lock); waiting for it" >&2
-        flock 9
-    fi
-fi
-# The other run may have finished it while we waited.
-if have_cache; then
-    echo "hardy-node=$bin"
-    exit 0
-fi
-
-tmp_root="$cache_root.partial.$$"
-rm -rf "$tmp_root"
-trap 'rm -rf "$tmp_root"' EXIT
-echo "$me: building hardy-node $version into $cache_root with" \
-     "'cargo install --path $src --locked' (~2 min on 2 cores; once per machine and source version)" >&2
-start=$SECONDS
-# cargo prints its progress (Compiling ... lines) on stderr; keep it there.
-# Its target directory is a temporary one under --root's parent unless
-# CARGO_TARGET_DIR is set; nothing is written into the source tree.
-if ! CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$tmp_root/target}" \
-        cargo install --path "$src" --locked --root "$tmp_root" >&2; then
-    echo "$me: cargo install --path $src failed after $((SECONDS - start)) s" >&2
-    exit 1
-fi
-rm -rf "$tmp_root/target" "$tmp_root/.crates.toml" "$tmp_root/.crates2.json"
-if [ ! -x "$tmp_root/bin/hardy-node" ]; then
-    echo "$me: cargo install finished but $tmp_root/bin/hardy-node is missing" >&2
-    exit 1
-fi
-rm -rf "$cache_root"
-mv "$tmp_root" "$cache_root"
-trap - EXIT
-echo "$me: built hardy-node $version in $((SECONDS - start)) s: $bin" >&2
-if ! have_cache; then
-    echo "$me: $bin does not report 'hardy-node $crate_version'" >&2
-    exit 1
-fi
-echo "hardy-node=$bin"
+install_once "$src" hardy-node DEEPMAIL_HARDY_NO_BUILD hardy-node
