@@ -108,12 +108,6 @@ pub enum RunEnd {
     Io(String),
 }
 
-/// Whether the session has just asked for TLS (its next event is
-/// [`Event::StartTls`]): input after the contact header is TLS's.
-fn session_wants_tls(session: &ActiveSession) -> bool {
-    session.awaiting_tls()
-}
-
 /// Ends the session after a socket error, letting the driver see its
 /// last events.
 fn fail(session: &mut ActiveSession, driver: &mut impl Driver, detail: String) -> RunEnd {
@@ -273,7 +267,7 @@ impl Conn {
                         session.handle_input(Instant::now(), &self.buf[..n]);
                         // The peer's contact header may have asked for TLS:
                         // what follows is not the session's.
-                        if !self.nonblocking || session_wants_tls(session) {
+                        if !self.nonblocking || session.awaiting_tls() {
                             return Ok(());
                         }
                         continue;
