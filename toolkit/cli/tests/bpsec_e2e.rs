@@ -22,9 +22,21 @@ mod common;
 const KEY: &[u8] = b"the key Earth and Moon share....";
 
 /// Sends one bundle over a fresh TCPCLv4 session; returns how the
-/// listener answered.
-fn send_bundle(addr: SocketAddr, bundle: Vec<u8>) -> Result<(), RefuseReason> {
-    let mut stream = TcpStream::connect(addr).unwrap();
+/// listener answered. Anything else (an I/O error, the session ending)
+/// fails the test with what the session had seen and the gateway's log
+/// (`log`), so a failure under load says where it happened.
+fn send_bundle(
+    addr: SocketAddr,
+    bundle: Vec<u8>,
+    log: &std::path::Path,
+) -> Result<(), RefuseReason> {
+    let mut seen: Vec<String> = Vec::new();
+    let fail = |what: String, seen: &[String]| -> ! {
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        panic!("{what}\nthe client saw: {seen:?}\nthe gateway's log:\n{log}")
+    };
+    let mut stream =
+        TcpStream::connect(addr).unwrap_or_else(|e| fail(format!("connect: {e}"), &seen));
     stream
         .set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
@@ -35,30 +47,35 @@ fn send_bundle(addr: SocketAddr, bundle: Vec<u8>) -> Result<(), RefuseReason> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut buf = vec![0; 64 << 10];
     loop {
-        assert!(Instant::now() < deadline, "no answer to the transfer");
+        if Instant::now() >= deadline {
+            fail("no answer to the transfer".into(), &seen);
+        }
         while let Some(out) = s.poll_transmit(Instant::now()) {
-            stream.write_all(&out).unwrap();
+            stream
+                .write_all(&out)
+                .unwrap_or_else(|e| fail(format!("write: {e}"), &seen));
         }
         while let Some(e) = s.poll_event() {
+            seen.push(format!("{e:?}").chars().take(120).collect());
             match e {
                 Event::Established(_) => {
                     sent = Some(s.send_bundle(bundle.take().unwrap()).unwrap());
                 }
                 Event::TransferAcked(id) if Some(id) == sent => return Ok(()),
                 Event::TransferRefused(id, why) if Some(id) == sent => return Err(why),
-                Event::SessionTerminated(t) => panic!("session ended: {t:?}"),
+                Event::SessionTerminated(t) => fail(format!("session ended: {t:?}"), &seen),
                 _ => {}
             }
         }
         match stream.read(&mut buf) {
-            Ok(0) => panic!("the listener closed the connection"),
+            Ok(0) => fail("the listener closed the connection".into(), &seen),
             Ok(n) => s.handle_input(Instant::now(), &buf[..n]),
             Err(e)
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) => {}
-            Err(e) => panic!("{e}"),
+            Err(e) => fail(format!("read: {e}"), &seen),
         }
     }
 }
@@ -156,12 +173,13 @@ fn a_gateway_requiring_bibs_refuses_unsigned_and_wrongly_signed_bundles_and_take
     let dir = tempfile::tempdir().unwrap();
     let (mut moon, addr) = start_moon(dir.path(), sink_addr);
     let spool = dir.path().join("spool-moon");
+    let log = dir.path().join("moon.log");
     let before = spool_files(&spool);
 
     // Unsigned: refused, nothing stored.
     let unsigned = mail_bundle("ipn:1.0", 1, "unsigned");
     assert_eq!(
-        send_bundle(addr, unsigned.clone()),
+        send_bundle(addr, unsigned.clone(), &log),
         Err(RefuseReason::NotAcceptable)
     );
     // Signed by hardy with a key the Moon does not hold for ipn:1.0.
@@ -170,11 +188,14 @@ fn a_gateway_requiring_bibs_refuses_unsigned_and_wrongly_signed_bundles_and_take
         "ipn:1.0",
         b"not the key the Moon holds......",
     );
-    assert_eq!(send_bundle(addr, wrong), Err(RefuseReason::NotAcceptable));
+    assert_eq!(
+        send_bundle(addr, wrong, &log),
+        Err(RefuseReason::NotAcceptable)
+    );
     // Signed by hardy as a source the Moon has no key for.
     let stranger = hardy_signed(&mail_bundle("ipn:9.0", 3, "stranger"), "ipn:9.0", KEY);
     assert_eq!(
-        send_bundle(addr, stranger),
+        send_bundle(addr, stranger, &log),
         Err(RefuseReason::NotAcceptable)
     );
     assert_eq!(
@@ -189,7 +210,7 @@ fn a_gateway_requiring_bibs_refuses_unsigned_and_wrongly_signed_bundles_and_take
         "ipn:1.0",
         KEY,
     );
-    assert_eq!(send_bundle(addr, good), Ok(()));
+    assert_eq!(send_bundle(addr, good, &log), Ok(()));
     common::wait_for("the hardy-signed message at the MTA", 30, || {
         !sink.got.lock().unwrap().is_empty()
     });
