@@ -224,11 +224,16 @@ class Bundle:
         self.payload_crc, self.payload_flags, self.version = payload_crc, payload_flags, version
         self.corrupt_primary = False
         self.corrupt_payload = False
+        # field name -> encoded EID written instead of eid_cbor(string), for
+        # encodings eid_cbor cannot produce (RFC 9758 three-element ipn)
+        self.raw_eids = {}
 
     # -- encoding --
     def primary_fields(self):
+        def e(field):
+            return self.raw_eids[field] if field in self.raw_eids else eid_cbor(getattr(self, field))
         f = [u(self.version), u(self.flags), u(self.crc),
-             eid_cbor(self.destination), eid_cbor(self.source), eid_cbor(self.report_to),
+             e("destination"), e("source"), e("report_to"),
              arr([u(self.creation_time), u(self.sequence_number)]), u(self.lifetime_ms)]
         if self.frag is not None:
             f += [u(self.frag[0]), u(self.frag[1])]
@@ -438,6 +443,9 @@ FLAG_NOTES = {
     "overlap": "overlapping fragments",
     "duplicate": "the same bundle pushed more than once",
     "interleaved": "fragments of two ADUs interleaved",
+    "rfc9758": "ipn EIDs that RFC 9758 (Updates to the 'ipn' URI Scheme, which updates RFC 9171) reads "
+               "differently: node number 0 (the Null ipn URI ipn:0.0 and ipn:0.x), allocator.node.service "
+               "and the three-element CBOR encoding, 32-bit allocator and node numbers",
     "rfc-open": "the RFC leaves this to the implementation: on an `acceptable` case either outcome "
                 "conforms; on a `valid` or `invalid` case the suite takes a position (usually the "
                 "stricter one) that the RFC does not require, and the comment says which",
@@ -477,8 +485,13 @@ def gen_build():
                 ok("%s, primary CRC %s, payload CRC %s" % (label, crc, bcrc), fl,
                    ["RFC 9171 §4.2.1", "RFC 9171 §4.3.1", "RFC 9171 §4.3.2"] + eref,
                    ADU, default_spec(crc=crc, block_crc=bcrc, **eids))
-    ok("ipn report-to and a large service number", ["ipn", "crc32c", "crc16"],
-       ["RFC 9171 §4.2.5.1.2"], ADU,
+    # RFC 9758 (which updates RFC 9171) has 32-bit node numbers in the text
+    # form; ipn:4294967296.25 is RFC 9171's reading. A builder that follows
+    # RFC 9758 refuses the string: flagged rfc-open, kept valid.
+    ok("ipn report-to and a node number of 2^32 (RFC 9171 §4.2.5.1.2: any unsigned integer; RFC 9758's "
+       "text form has 32-bit node numbers, so refusing the string is not wrong by it)",
+       ["ipn", "crc32c", "crc16", "rfc9758", "rfc-open"],
+       ["RFC 9171 §4.2.5.1.2", "RFC 9758"], ADU,
        default_spec(report_to="ipn:1.0", destination="ipn:4294967296.25"))
     ok("dtn destination with an empty demux (administrative endpoint form)", ["dtn", "crc16"],
        ["RFC 9171 §4.2.5.1.1"], ADU,
@@ -503,8 +516,9 @@ def gen_build():
         ok("sequence number %d in shortest form" % seq, ["cbor-length-boundary", "crc16"],
            ["RFC 8949 §4.2.1", "RFC 9171 §4.1", "RFC 9171 §4.2.7"], b"x",
            default_spec(sequence_number=seq, crc="crc16", block_crc="none"))
-    ok("largest creation time, node number and lifetime (2^64-1)", ["cbor-length-boundary", "crc32c"],
-       ["RFC 9171 §4.2.6", "RFC 9171 §4.3.1"], b"x",
+    ok("largest creation time, node number and lifetime (2^64-1); the node number is RFC 9171's reading "
+       "(RFC 9758's text form has 32-bit node numbers)", ["cbor-length-boundary", "crc32c", "rfc9758", "rfc-open"],
+       ["RFC 9171 §4.2.6", "RFC 9171 §4.3.1", "RFC 9758"], b"x",
        default_spec(creation_time=U64_MAX, lifetime_ms=U64_MAX,
                     destination="ipn:18446744073709551615.25", block_crc="crc32c"))
     m.add("creation time 0 (no clock) needs a Bundle Age block (§4.4.2), which the canonical "
@@ -536,8 +550,66 @@ def gen_build():
         ("report_to", "dtn:none ", "trailing space after dtn:none"),
         ("report_to", "ipn:1.0\r\n", "CRLF in an EID"),
     ]:
+        if value == "ipn:1.2.3":
+            # RFC 9758 adds ipn:allocator.node.service: the suite keeps
+            # RFC 9171's two-part syntax here (rfc-open, see the RFC 9758
+            # cases below, where a three-part EID is acceptable).
+            bad("%s %r: %s (RFC 9171 §4.2.5.1.2; RFC 9758 reads allocator 1, node 2, service 3, so "
+                "accepting it is not wrong by RFC 9758)" % (field, value, why), ["eid-syntax", "rfc9758", "rfc-open"],
+                ["RFC 9171 §4.2.5.1.1", "RFC 9171 §4.2.5.1.2", "RFC 9758"], default_spec(**{field: value}))
+            continue
         bad("%s %r: %s" % (field, value, why), ["eid-syntax"],
             ["RFC 9171 §4.2.5.1.1", "RFC 9171 §4.2.5.1.2"], default_spec(**{field: value}))
+
+    # ---- ipn node number 0 and RFC 9758 (issue 16; new ids only after the existing ones) ----
+    # RFC 9171 §4.2.5.1.2 knows only ipn:node.service, any node number,
+    # encoded [2, [node, service]]. RFC 9758, which updates RFC 9171, makes
+    # ipn:0.0 (and ipn:0.0.0) the Null ipn URI: "dtn:none ..., ipn:0.0, and
+    # ipn:0.0.0 all refer to the BPv7 'null' endpoint"; an ipn URI with
+    # allocator 0 and node 0 but a non-zero service number "is invalid.
+    # Such ipn URIs MUST NOT be composed, and processors of such ipn URIs
+    # MUST consider them as the Null ipn URI". It adds the text form
+    # ipn:allocator.node.service with 32-bit allocator and node numbers.
+    # Where the two RFCs give different outcomes the case is acceptable
+    # (rfc-open); where both refuse, invalid. What a builder writes for the
+    # Null ipn URI ([2, [0, 0]] as given, or [1, 0] for dtn:none, the same
+    # endpoint) is open too, so no build case here compares bytes.
+    R9758 = "RFC 9758"
+    R_IPN = "RFC 9171 §4.2.5.1.2"
+
+    def acc(comment, refs, spec, flags=()):
+        m.add(comment, ["ipn", "rfc9758"] + list(flags) + ["rfc-open"], refs, "acceptable",
+              {"adu": V.as_bytes(ADU, prefer_text=True), "spec": spec})
+
+    acc("report-to ipn:0.0: RFC 9171 encodes it [2, [0, 0]], RFC 9758 makes it the Null ipn URI, the "
+        "endpoint dtn:none names, so [1, 0] is as right (bytes not compared)", [R_IPN, R9758],
+        default_spec(report_to="ipn:0.0"), ["null-eid"])
+    acc("anonymous source given as ipn:0.0 with must-not-fragment: [2, [0, 0]] by RFC 9171, the null "
+        "endpoint by RFC 9758 ([1, 0] as right)", [R_IPN, R9758, "RFC 9171 §4.2.3"],
+        default_spec(source="ipn:0.0", must_not_fragment=True), ["null-eid", "must-not-fragment"])
+    acc("source ipn:0.0 without must-not-fragment: an ordinary ipn source by RFC 9171, but the null "
+        "endpoint by RFC 9758, and §4.2.3 then wants must-not-fragment (invalid-spec)",
+        [R_IPN, R9758, "RFC 9171 §4.2.3"], default_spec(source="ipn:0.0"), ["null-eid", "flags"])
+    acc("report-to ipn:0.7: an ordinary EID by RFC 9171; by RFC 9758 an ipn URI with node 0 and a "
+        "non-zero service number MUST NOT be composed (invalid-spec)", [R_IPN, R9758],
+        default_spec(report_to="ipn:0.7"), ["null-eid"])
+    acc("report-to ipn:0.0.0: three parts, refused by RFC 9171 (invalid-spec); the Null ipn URI by "
+        "RFC 9758", [R_IPN, R9758], default_spec(report_to="ipn:0.0.0"), ["null-eid", "eid-syntax"])
+    acc("destination ipn:0.2.25: three parts, refused by RFC 9171 (invalid-spec); allocator 0, the "
+        "same EID as ipn:2.25 by RFC 9758", [R_IPN, R9758], default_spec(destination="ipn:0.2.25"),
+        ["eid-syntax"])
+    for field, value, why in [
+        ("destination", "ipn:0.0.7", "allocator 0, node 0, service 7: three parts for RFC 9171, and an ipn "
+         "URI RFC 9758 says MUST NOT be composed"),
+        ("destination", "ipn:4294967296.2.25", "allocator 2^32: three parts for RFC 9171, over RFC 9758's "
+         "32-bit allocator identifier"),
+        ("destination", "ipn:1.4294967296.25", "node number 2^32 after an allocator: three parts for "
+         "RFC 9171, over RFC 9758's 32-bit node number"),
+        ("report_to", "ipn:0.0.0.0", "four parts: neither RFC has them"),
+        ("destination", "ipn:.2.25", "empty allocator part"),
+    ]:
+        bad("%s %r: %s" % (field, value, why), ["eid-syntax", "ipn", "rfc9758"], [R_IPN, R9758],
+            default_spec(**{field: value}))
     return m
 
 
@@ -866,6 +938,83 @@ def gen_inspect():
     bad("unassigned block type 191 flagged 'delete bundle if unprocessable'", ["unknown-block", "flags"],
         [R424, "RFC 9171 §5.6", "RFC 9171 §9.1"],
         Bundle(b"hello", exts=[Ext(191, 2, b"x", flags=BLK_DELETE)]).encode(), "unprocessable-block")
+
+    # ---- ipn node number 0 and RFC 9758 (issue 16) ----
+    # See gen_build for the RFC 9758 text. A received [2, [0, 0]] is the ipn
+    # EID ipn:0.0 by RFC 9171 §4.2.5.1.2 and the null endpoint by RFC 9758:
+    # accepted either way, and reported as "ipn:0.0" or "dtn:none", so the
+    # field holding it is left out of `expected` (README: a runner compares
+    # only the fields present). A received [2, [0, 7]] is an ordinary EID
+    # for RFC 9171, and RFC 9758 says processors "MUST consider them as the
+    # Null ipn URI": accepted either way too. The three-element encoding
+    # [2, [allocator, node, service]] is RFC 9758's; RFC 9171 has only two
+    # elements: acceptable unless both refuse.
+    R9758 = "RFC 9758"
+    R_IPN = "RFC 9171 §4.2.5.1.2"
+
+    def ipn_raw(*nums):
+        return arr([u(2), arr([u(n) for n in nums])])
+
+    def eid_bundle(raw_eids, **kw):
+        b = Bundle(b"hello", **kw)
+        b.raw_eids = dict(raw_eids)
+        return b
+
+    def ok_eid(comment, cflags, refs, raw_eids, **kw):
+        b = eid_bundle(raw_eids, **kw)
+        exp = b.info()
+        for field in raw_eids:
+            del exp[field]
+        inspect_case(m, comment, ["ipn", "rfc9758"] + cflags, refs, b, expected=exp)
+
+    def acc_eid(comment, cflags, refs, raw_eids, exts=(), **kw):
+        b = eid_bundle(raw_eids, exts=exts, **kw)
+        m.add(comment, ["ipn", "rfc9758"] + cflags + ["rfc-open"], refs, "acceptable", {"bundle": B(b.encode())})
+
+    def bad_eid(comment, cflags, refs, raw_eids, error="invalid-eid"):
+        inspect_case(m, comment, ["ipn", "rfc9758", "eid-syntax"] + cflags, refs,
+                     eid_bundle(raw_eids).encode(), result="invalid", error=error)
+
+    ok_eid("report-to [2, [0, 0]]: ipn:0.0 by RFC 9171, the Null ipn URI (dtn:none) by RFC 9758; accepted "
+           "either way, report_to not compared", ["null-eid"], [R_IPN, R9758],
+           {"report_to": ipn_raw(0, 0)})
+    ok_eid("source [2, [0, 0]] with must-not-fragment: accepted whether it is read as ipn:0.0 or as the "
+           "null endpoint (source not compared)", ["null-eid", "must-not-fragment"],
+           [R_IPN, R9758, R423], {"source": ipn_raw(0, 0)}, flags=FLAG_MNF)
+    acc_eid("source [2, [0, 0]] without must-not-fragment: fine for RFC 9171, but the null endpoint for "
+            "RFC 9758, which §4.2.3 then requires must-not-fragment of (invalid-flags)",
+            ["null-eid", "flags"], [R_IPN, R9758, R423], {"source": ipn_raw(0, 0)})
+    acc_eid("source [2, [0, 0]] with must-not-fragment and 'report delivery' requested: fine for RFC "
+            "9171; for RFC 9758 an anonymous source, whose status report flags §4.2.3 wants zero "
+            "(invalid-flags)", ["null-eid", "flags"], [R_IPN, R9758, R423],
+            {"source": ipn_raw(0, 0)}, flags=FLAG_MNF | 0x20000)
+    ok_eid("report-to [2, [0, 7]]: an ordinary EID for RFC 9171; RFC 9758 says processors MUST consider "
+           "node 0 with a non-zero service number the Null ipn URI, not refuse it (report_to not compared)",
+           ["null-eid"], [R_IPN, R9758], {"report_to": ipn_raw(0, 7)})
+    acc_eid("previous node block holding [2, [0, 0]]: a node ID (service 0) for RFC 9171, the null "
+            "endpoint, which is no node's ID (as bundle-inspect-107), for RFC 9758", ["null-eid", "extension-block"],
+            [R_IPN, R9758, "RFC 9171 §4.4.1"], {}, exts=[Ext(6, 2, ipn_raw(0, 0))])
+    acc_eid("report-to [2, [0, 0, 0]]: three elements, malformed for RFC 9171 (invalid-eid), RFC 9758's "
+            "three-element Null ipn URI", ["null-eid", "eid-syntax"], [R_IPN, R9758],
+            {"report_to": ipn_raw(0, 0, 0)})
+    acc_eid("report-to [2, [0, 0, 7]]: three elements, malformed for RFC 9171; the Null ipn URI for RFC 9758 "
+            "(node 0, non-zero service)", ["null-eid", "eid-syntax"], [R_IPN, R9758],
+            {"report_to": ipn_raw(0, 0, 7)})
+    acc_eid("destination [2, [1, 2, 3]]: RFC 9758's three-element encoding of ipn:1.2.3 (allocator 1); "
+            "malformed for RFC 9171", ["eid-syntax"], [R_IPN, R9758], {"destination": ipn_raw(1, 2, 3)})
+    acc_eid("destination [2, [0, 2, 25]]: three-element encoding with allocator 0, ipn:2.25 for RFC 9758 "
+            "(which recommends the two-element form there); malformed for RFC 9171", ["eid-syntax"],
+            [R_IPN, R9758], {"destination": ipn_raw(0, 2, 25)})
+    ok_eid("destination [2, [2^32 + 2, 3]]: node number 4294967298 for RFC 9171, allocator 1 node 2 packed "
+           "in the two-element encoding for RFC 9758; accepted either way (destination not compared)",
+           [], [R_IPN, R9758], {"destination": ipn_raw((1 << 32) | 2, 3)})
+    bad_eid("destination [2, [2^32, 2, 25]]: three elements (RFC 9171) and an allocator over RFC 9758's "
+            "32 bits", [], [R_IPN, R9758], {"destination": ipn_raw(1 << 32, 2, 25)})
+    bad_eid("destination [2, [1, 2^32, 25]]: three elements (RFC 9171) and a node number over RFC 9758's "
+            "32 bits", [], [R_IPN, R9758], {"destination": ipn_raw(1, 1 << 32, 25)})
+    bad_eid("report-to [2, [0, 0, 0, 0]]: four elements, in neither RFC", ["null-eid"], [R_IPN, R9758],
+            {"report_to": ipn_raw(0, 0, 0, 0)})
+    bad_eid("destination [2, []]: an empty ipn array", [], [R_IPN, R9758], {"destination": arr([u(2), arr([])])})
     return m
 
 
