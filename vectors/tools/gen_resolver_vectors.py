@@ -837,6 +837,124 @@ def gen_parse_answer():
                          cname(Q, "_bsmtp._https.mars.example"),
                          uri("_bsmtp._https.mars.example", 10, 1, "https://gw.mars.example/inboundmail")]),
          [("https://gw.mars.example/inboundmail", 10, 1, 3600)])
+
+    # ---- compression pointer placement (issue 16; RFC 1035 §4.1.4) ----
+    # §4.1.4: a name, or the labels at its end, "is replaced with a pointer
+    # to a prior occurance of the same name", the OFFSET counted "from the
+    # start of the message (i.e., the first octet of the ID field in the
+    # domain header)". The README's operational rule: a pointer must point
+    # before the start of the run of labels it ends (so no loop can exist).
+    # Pointers into the header, or into the middle of a label, that satisfy
+    # it and spell a well-formed name there point at no "occurance of the
+    # same name", but §4.1.4 states no rule for a receiver: acceptable
+    # (rfc-open). Every case that loops or goes forward is malformed.
+    def qwire(name):
+        return b"".join(bytes([len(x)]) + x for x in labels_of(name)) + b"\x00"
+
+    def patch_ptr(wire, at, target):
+        w = bytearray(wire)
+        struct.pack_into(">H", w, at, 0xC000 | target)
+        return bytes(w)
+
+    txt = lambda owner: RR(owner, T_TXT, 60, rd_txt("x"))          # noqa: E731
+    case("an ignored record's owner points into the header, where the ID 0xC000 is itself a pointer to "
+         "offset 0: a loop through the header", ["hostile", "compression", "header"], [R_COMP, R_HDR],
+         message(qid=0xC000, answer=[uri(Q, 10, 1, GW), txt(RawName(b"\xc0\x00"))]), "malformed", qid=0xC000)
+    case("the question name is a pointer to offset 0, where the ID 0xC00C reads as a pointer back to the "
+         "question name: a loop through the header", ["hostile", "compression", "question", "header"],
+         [R_COMP, R_QST], message(qid=0xC00C, question=[(RawName(b"\xc0\x00"), T_URI, C_IN)],
+                                  answer=[uri(Q, 10, 1, GW)], compress=False), "malformed", qid=0xC00C)
+    case("the question name's labels end in a pointer to offset 4, the high octet of QDCOUNT (0x00), read as "
+         "the root: backwards and well formed, but the header holds no prior name (§4.1.4 names no rule for "
+         "a receiver; refusing is as right)", ["hostile", "compression", "question", "header", "rfc-open"],
+         [R_COMP, R_QST], message(question=[(RawName(qwire(Q)[:-1] + b"\xc0\x04"), T_URI, C_IN)],
+                                  answer=[uri(Q, 10, 1, GW)], compress=False), "acceptable")
+    case("the question name's label '_bsmtp' then a pointer back to the start of the question name: a loop "
+         "inside the question", ["hostile", "compression", "question"], [R_COMP, R_QST],
+         message(question=[(RawName(b"\x06_bsmtp\xc0\x0c"), T_URI, C_IN)], answer=[uri(Q, 10, 1, GW)],
+                 compress=False), "malformed")
+    # An ignored record owned by a one-label name whose 29 octets are 'z'
+    # and the wire form of the queried name (labels may hold any octet,
+    # RFC 2181 §11); the URI owner points 2 octets into that label.
+    mid = message(answer=[txt(RawName(bytes([29]) + b"z" + qwire(Q) + b"\x00")),
+                          uri(RawName(b"\xc0\x00"), 10, 1, GW)])
+    mid_wire = patch_ptr(mid.wire, mid.marks["rrs"][1]["start"], mid.marks["rrs"][0]["start"] + 2)
+    case("the URI owner points into the middle of a label, where its octets spell the queried name: "
+         "backwards and well formed, but no prior occurrence of a name (§4.1.4 names no rule for a receiver)",
+         ["hostile", "compression", "rfc-open"], [R_COMP, "RFC 2181 §11"], mid_wire, "acceptable")
+    # A 2-octet label whose octets are a pointer to themselves, then a
+    # pointer into that label.
+    lp = message(answer=[uri(Q, 10, 1, GW), txt(RawName(b"\x02\xc0\x00\xc0\x00"))])
+    at = lp.marks["rrs"][1]["start"]
+    lp_wire = patch_ptr(patch_ptr(lp.wire, at + 1, at + 1), at + 3, at + 1)
+    case("a label whose two octets are a pointer to themselves, then a pointer into the middle of that label: "
+         "a loop", ["hostile", "compression"], [R_COMP], lp_wire, "malformed")
+    chain_recs = [(10 * (i + 1), 1, "https://gw%d.moon.example/inboundmail" % i) for i in range(5)]
+    ch = message(answer=[uri(Q, p, w_, t) for p, w_, t in chain_recs])
+    ch_wire = ch.wire
+    for i in range(1, 5):
+        ch_wire = patch_ptr(ch_wire, ch.marks["rrs"][i]["start"], ch.marks["rrs"][i - 1]["start"])
+    case("five URI records, each owner a pointer to the previous owner: a chain of 5 pointers to the question",
+         ["compression", "priority"], [R_COMP], ch_wire, [(t, p, w_, 3600) for p, w_, t in chain_recs])
+    # Seventeen labels, each compressed against a different earlier name:
+    # ignored TXT records own x17.moon.example, x16.x17.moon.example, ...;
+    # the CNAME target x1...x17.moon.example is 'x1' and a pointer, and
+    # reading it follows 17 pointers (18 for the URI owner). RFC 1035 sets
+    # no limit on pointers per name; a jump limit (dnspython stops after
+    # 16) refuses a legitimate name: flagged rfc-open, kept valid.
+    longn = ["x%d" % i for i in range(1, 18)]
+    sfx = [".".join(longn[i:]) + "." + DOMAIN for i in range(len(longn))]
+    case("a CNAME target of 17 labels each compressed against a different earlier name (17 pointers to "
+         "follow, 18 for the URI owner): RFC 1035 sets no limit on pointers (a jump limit like dnspython's "
+         "16 is an implementation's hardening)", ["compression", "cname", "ignored-records", "rfc-open"],
+         [R_COMP, R_CNAME],
+         message(answer=[txt(n) for n in reversed(sfx[1:])] + [cname(Q, sfx[0]), uri(sfx[0], 10, 1, GW)]),
+         [(GW, 10, 1, 3600)])
+    # The RDATA of an ignored TXT record, one 2-octet character-string (a
+    # well-formed TXT), holds a pointer to the URI owner written later
+    # (forward); a later owner points back into that RDATA (backward): the
+    # chain's second link goes forward.
+    fwd = message(answer=[RR(DOMAIN, T_TXT, 60, rd_raw(b"\x02\xc0\x00")), uri(Q, 10, 1, GW),
+                          txt(RawName(b"\xc0\x00"))], compress=False)
+    rr0, rr1, rr2 = fwd.marks["rrs"]
+    fwd_wire = patch_ptr(patch_ptr(fwd.wire, rr0["rdata"] + 1, rr1["start"]), rr2["start"], rr0["rdata"] + 1)
+    case("an owner points back into an ignored record's RDATA, which holds a pointer forward to a later "
+         "name: a chain with a forward link", ["hostile", "compression"], [R_COMP], fwd_wire, "malformed")
+    fc = message(answer=[cname(Q, RawName(b"\xc0\x00")), uri("in.moon.example", 10, 1, GW)], compress=False)
+    fc_wire = patch_ptr(fc.wire, fc.marks["rrs"][0]["rdata"], fc.marks["rrs"][1]["start"] + 3)
+    case("the CNAME target is a pointer forward to 'moon.example' in the URI owner written after it",
+         ["hostile", "compression", "cname"], [R_COMP, "RFC 1035 §3.3.1"], fc_wire, "malformed")
+    sc = message(answer=[cname(Q, RawName(b"\xc0\x00")), uri("in.moon.example", 10, 1, GW)], compress=False)
+    sc_wire = patch_ptr(sc.wire, sc.marks["rrs"][0]["rdata"], sc.marks["rrs"][0]["rdata"])
+    case("the CNAME target is a pointer to itself", ["hostile", "compression", "cname"],
+         [R_COMP, "RFC 1035 §3.3.1"], sc_wire, "malformed")
+    # RFC 7553 §4.5: the target is "a sequence of octets", not a domain
+    # name, so nothing in it is a compression pointer (RFC 3597 §4 forbids
+    # compression in RDATA of types after RFC 1035 anyway). An ignored TXT
+    # record is owned by the name 'https://gw'.moon.example; the only URI
+    # record's target is the two octets of a pointer to it. Read as octets,
+    # 0xC0 is no UTF-8: invalid-uri. A reader that decompresses would find
+    # "https://gw.moon.example" and return it.
+    up = message(answer=[txt(RawName(b"\x0ahttps://gw\x04moon\x07example\x00")),
+                         uri(Q, 10, 1, b"\xc0\x00")])
+    up_wire = patch_ptr(up.wire, up.marks["rrs"][1]["rdata"] + 4, up.marks["rrs"][0]["start"])
+    case("the URI target is two octets that would be a pointer to a name spelling https://gw.moon.example: "
+         "a target is octets, not a compressed name (not UTF-8: invalid-uri)", ["compression", "uri-rdata"],
+         [R_URI_WIRE, "RFC 3597 §4", R_COMP], up_wire, "invalid-uri")
+    # Names at the 255-octet limit (RFC 1035 §2.3.4) assembled through a
+    # chain of pointers, each adding one label: ignored TXT records own
+    # d, c63.d, b63.c63.d and a63.b63.c63.d, each compressed to a label and a
+    # pointer to the one before.
+    for dlen, want in ((61, [(GW, 10, 1, 3600)]), (62, "malformed")):
+        n4 = "d" * dlen
+        chain_names = [n4, "c" * 63 + "." + n4, "b" * 63 + "." + "c" * 63 + "." + n4,
+                       "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + n4]
+        total = sum(len(x) + 1 for x in chain_names[-1].split(".")) + 1
+        assert total == 194 + dlen and total in (255, 256)
+        case("an ignored record owned by a name of %d octets reached through a chain of 3 pointers, each "
+             "adding a 63-octet label (the limit is 255, RFC 1035 §2.3.4)" % total,
+             ["compression", "ignored-records"] + (["hostile"] if total > 255 else []), [R_SIZE, R_COMP],
+             message(answer=[uri(Q, 10, 1, GW)] + [txt(n) for n in chain_names]), want)
     return m
 
 
