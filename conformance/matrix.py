@@ -10,6 +10,8 @@ Implementations (each skipped, and said so, when not installed):
   deepmail      the default plugins, `deepmail conformance --json`
   pyD3TN        conformance/adapters/pyd3tn_adapter.py (setup-pyd3tn.sh)
   dnspython     conformance/adapters/dnspython_adapter.py (setup-dnspython.sh)
+  Exim          conformance/adapters/exim_adapter.py, the system's exim4
+                (scripts/peers/install-exim.sh)
   bp7, hardy-bpv7  conformance/adapters/rust-bp (setup-rust-bp.sh)
   Python codec  plugins-py/bsmtp-codec, a component built by componentize-py
                 (plugins-py/build.sh), run as `--plugin codec=...`
@@ -63,6 +65,17 @@ def rust_adapters():
     return found
 
 
+def find_exim():
+    """Exim as the adapter finds it: $DEEPMAIL_EXIM, /usr/sbin/exim4, exim4 on PATH."""
+    env = os.environ.get("DEEPMAIL_EXIM")
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    for c in ("/usr/sbin/exim4", "/usr/sbin/exim"):
+        if os.access(c, os.X_OK):
+            return c
+    return shutil.which("exim4") or shutil.which("exim")
+
+
 def implementations():
     """(label, adapter command or None for our plugins, expected-failures
     file or None, why missing or None)."""
@@ -77,6 +90,11 @@ def implementations():
                   py and "%s %s" % (py, os.path.join(REPO, "conformance/adapters/dnspython_adapter.py")),
                   "vectors/expected-failures/dnspython.json",
                   None if py else "bash conformance/adapters/setup-dnspython.sh"))
+    exim = find_exim()
+    items.append(("Exim 4.96",
+                  exim and "%s %s" % (sys.executable, os.path.join(REPO, "conformance/adapters/exim_adapter.py")),
+                  "vectors/expected-failures/exim.json",
+                  None if exim else "bash scripts/peers/install-exim.sh"))
     wasm = os.path.join(REPO, "target", "python-plugins", "bsmtp-codec.wasm")
     items.append(("Python codec (componentize-py)",
                   ["--plugin", "codec=" + wasm, "--stage", "codec"] if os.path.exists(wasm) else None,
