@@ -408,6 +408,64 @@ fn dnspython_adapter_parses_every_resolver_vector() {
     assert!(xml.contains("name=\"resolver-parse-answer-001\"/>"));
 }
 
+/// Exim 4.96 as a Batch SMTP codec through the adapter protocol
+/// (`conformance/adapters/exim_adapter.py`): the real `exim -bS` decodes
+/// every decode vector and an appendfile `use_bsmtp` transport encodes,
+/// each case in a `-C` sandbox of its own. Its departures are exactly the
+/// ones `vectors/expected-failures/exim.json` lists (`--strict`: a listed
+/// case that starts passing fails too). Skipped visibly without Exim
+/// outside CI, a failure under CI (`scripts/peers/install-exim.sh`).
+#[test]
+fn exim_departs_from_the_codec_vectors_only_where_its_list_says() {
+    let root = workspace_root();
+    if test_peers::exim().is_none() {
+        return;
+    }
+    let adapter = format!(
+        "python3 {}",
+        s(&root.join("conformance/adapters/exim_adapter.py"))
+    );
+    let list = root.join("vectors/expected-failures/exim.json");
+    let report = conformance_json(&[
+        "--adapter",
+        &adapter,
+        "--expected-failures",
+        s(&list),
+        "--strict",
+        "--filter",
+        "bsmtp-",
+    ]);
+    assert_eq!(report["implementation"]["name"], "exim");
+    assert!(
+        report["implementation"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("4."),
+        "{}",
+        report["implementation"]
+    );
+    assert_conforms("Exim", &report, 90);
+    let status = |id: &str| -> String {
+        report["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not in the report"))["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // Decoded by Exim and compared field by field (envelope and content).
+    assert_eq!(status("bsmtp-decode-002"), "pass");
+    assert_eq!(status("bsmtp-decode-006"), "expected-failure");
+    // Refused by Exim: RCPT before MAIL.
+    assert_eq!(status("bsmtp-decode-044"), "pass");
+    // Written by Exim's use_bsmtp transport, byte for byte.
+    assert_eq!(status("bsmtp-encode-008"), "pass");
+    assert_eq!(status("bsmtp-encode-015"), "expected-failure");
+}
+
 /// bp7 0.12 and hardy-bpv7 0.6 through the adapter protocol: their
 /// departures are exactly the ones their expected-failures files list
 /// (each with its RFC 9171 clause); a case that starts passing fails here
