@@ -1,15 +1,23 @@
 //! The Batch SMTP decoder in strict and in lenient mode, each whole and
 //! streamed in two pieces (split where the first byte says): whole and
-//! streamed must agree (the same messages, or both an error), and what
-//! decodes must encode again.
+//! streamed must agree (the same messages, or both an error), whole must
+//! equal the line-by-line reference exactly (the content fast path decides
+//! nothing else; errors included), and what decodes must encode again.
 #![no_main]
-use deepmail_bsmtp::{decode, DecodeMode, DecodeOptions, Decoder};
+use deepmail_bsmtp::{decode, decode_line_by_line, DecodeMode, DecodeOptions, Decoder};
 use libfuzzer_sys::fuzz_target;
 
 fn check(data: &[u8], mode: DecodeMode) {
     let options = DecodeOptions { mode };
     let whole = decode(data, &options);
-    let split = data.first().map_or(0, |b| usize::from(*b) % (data.len() + 1));
+    assert_eq!(
+        whole,
+        decode_line_by_line(data, &options),
+        "{mode:?}: fast path and reference differ"
+    );
+    let split = data
+        .first()
+        .map_or(0, |b| usize::from(*b) % (data.len() + 1));
     let mut decoder = Decoder::new(options);
     let mut streamed = Vec::new();
     let mut result = Ok(());
@@ -26,7 +34,11 @@ fn check(data: &[u8], mode: DecodeMode) {
         streamed.extend(rest);
         streamed
     });
-    assert_eq!(whole.is_ok(), streamed.is_ok(), "{mode:?}: whole {whole:?} vs streamed {streamed:?}");
+    assert_eq!(
+        whole.is_ok(),
+        streamed.is_ok(),
+        "{mode:?}: whole {whole:?} vs streamed {streamed:?}"
+    );
     if let (Ok(a), Ok(b)) = (&whole, &streamed) {
         assert_eq!(a, b, "{mode:?}: whole and streamed decode differ");
         let _ = deepmail_bsmtp::encode(a, &deepmail_bsmtp::EncodeOptions::default());

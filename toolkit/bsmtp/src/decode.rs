@@ -62,6 +62,20 @@ pub fn decode(batch: &[u8], options: &DecodeOptions) -> Result<Vec<Message>, Dec
     Ok(machine.ready.into())
 }
 
+/// [`decode`] with the content fast path (scan.rs) off: every line through
+/// the per-line state machine, the reference the fast path is tested and
+/// fuzzed against. Not for other uses: it is slower and may go.
+#[doc(hidden)]
+pub fn decode_line_by_line(
+    batch: &[u8],
+    options: &DecodeOptions,
+) -> Result<Vec<Message>, DecodeError> {
+    let mut machine = Machine::new(*options);
+    machine.fast_from_line = u64::MAX;
+    machine.run(batch, 0, true)?;
+    Ok(machine.ready.into())
+}
+
 /// A streaming decoder: feed it chunks as they arrive, take messages as they
 /// complete.
 ///
@@ -225,6 +239,8 @@ struct Machine {
     mid_line: bool,
     /// Octets of the current content line already in `content`.
     line_len: usize,
+    /// The content fast path is not tried again before this line.
+    fast_from_line: u64,
     ready: VecDeque<Message>,
 }
 
@@ -244,6 +260,7 @@ impl Machine {
             line_start: 0,
             mid_line: false,
             line_len: 0,
+            fast_from_line: 0,
             ready: VecDeque::new(),
         }
     }
@@ -282,6 +299,25 @@ impl Machine {
                 return self.after_quit(data, pos, eof);
             }
             let limit = self.line_limit();
+            if self.phase == Phase::Data
+                && !self.mid_line
+                && scan == pos
+                && self.line >= self.fast_from_line
+            {
+                // Runs of ordinary content lines in bulk (scan.rs); it
+                // stops at the first line it leaves to the code below.
+                let run = crate::scan::ordinary_lines(data, pos, limit, &mut self.content);
+                if run.consumed == pos {
+                    // Nothing for it here (an LF-only batch, say): try again
+                    // some lines on rather than at every line.
+                    self.fast_from_line = self.line + 32;
+                } else {
+                    pos = run.consumed;
+                    scan = pos;
+                    self.line += run.lines;
+                    self.line_start = self.offset + pos as u64;
+                }
+            }
             // A content line's stuffing dot is not part of the line
             // (RFC 5321 §4.5.2): 998 octets of text may be 999 on the wire.
             let stuffing = usize::from(

@@ -31,12 +31,13 @@ mod decode;
 mod encode;
 mod error;
 mod message;
+mod scan;
 mod syntax;
 
 #[cfg(test)]
 mod tests;
 
-pub use crate::decode::{decode, DecodeMode, DecodeOptions, Decoder};
+pub use crate::decode::{decode, decode_line_by_line, DecodeMode, DecodeOptions, Decoder};
 pub use crate::encode::{encode, encode_into, EncodeOptions, Greeting};
 pub use crate::error::{DecodeError, DecodeErrorKind, EncodeError, EncodeErrorKind};
 pub use crate::message::{Envelope, ForwardPath, Message, SmtpParam};
