@@ -4,7 +4,7 @@
 //! canonical bundle build), field-by-field for `inspect`, and by properties
 //! for `fragment`, whose fragment boundaries are the implementation's
 //! choice; those properties are checked with the reference parser of
-//! `deepmail-bundle`.
+//! `deepmail-bundle` (BPv7) or the runner's own BPv6 reader (`crate::bp6`).
 
 use serde_json::Value;
 
@@ -34,6 +34,7 @@ pub(crate) fn judge(
     case: &Case,
     response: &Response,
     error_classes: bool,
+    bundle_version: u64,
 ) -> Verdict {
     let (code, message) = match response {
         Response::Unsupported(why) => return Verdict::Unsupported(why.clone()),
@@ -52,7 +53,8 @@ pub(crate) fn judge(
                 )),
                 _ => match &case.expected {
                     None => Verdict::Pass(None),
-                    Some(expected) => match compare(operation, case, out, expected) {
+                    Some(expected) => match compare(operation, case, out, expected, bundle_version)
+                    {
                         Ok(()) => Verdict::Pass(None),
                         Err(why) => Verdict::Fail(why),
                     },
@@ -72,7 +74,13 @@ pub(crate) fn judge(
     }
 }
 
-fn compare(operation: &str, case: &Case, out: &Value, expected: &Value) -> Result<(), String> {
+fn compare(
+    operation: &str,
+    case: &Case,
+    out: &Value,
+    expected: &Value,
+    bundle_version: u64,
+) -> Result<(), String> {
     match operation {
         "encode" => compare_bytes("batch", out.get("batch"), expected.get("batch")),
         "build" => compare_bytes("bundle", out.get("bundle"), expected.get("bundle")),
@@ -89,6 +97,7 @@ fn compare(operation: &str, case: &Case, out: &Value, expected: &Value) -> Resul
                 ))
             }
         }
+        "fragment" if bundle_version == 6 => crate::check::fragment6::check(case, out, expected),
         "fragment" => crate::check::fragment::check(case, out, expected),
         "parse-answer" => compare_next_hops(out.get("next_hops"), expected.get("next_hops")),
         other => Err(format!("the runner does not know operation `{other}`")),
@@ -548,5 +557,242 @@ pub(crate) mod fragment {
             }
         }
         Ok(())
+    }
+}
+
+pub(crate) mod fragment6 {
+    //! Property checks for `fragment` on BPv6 manifests (RFC 5050 §5.8),
+    //! with the runner's own BPv6 reader (`crate::bp6`).
+
+    use serde_json::Value;
+
+    use crate::bp6::{parse, Bundle6, FRAGMENT, REPLICATE};
+    use crate::vectors::{hex_bytes, Case};
+
+    /// Checks the properties listed in vectors/README.md ("BPv6") for `fragment`.
+    pub(crate) fn check(case: &Case, out: &Value, expected: &Value) -> Result<(), String> {
+        let input = case
+            .input
+            .get("bundle")
+            .ok_or("BPv6 fragment vectors give a `bundle`")?;
+        let orig = parse(&hex_bytes(input)?)
+            .map_err(|e| format!("vector's input bundle does not parse: {e}"))?;
+        let (orig_offset, orig_total) = orig.fragment.unwrap_or((0, orig.payload().len() as u64));
+        let was_fragment = orig.fragment.is_some();
+        let mtu = case
+            .input
+            .get("mtu")
+            .and_then(Value::as_u64)
+            .ok_or("fragment vector has no `mtu`")?;
+        let Some(Value::Array(list)) = out.get("bundles") else {
+            return Err("output has no `bundles` array".into());
+        };
+        if list.is_empty() {
+            return Err("no bundles came out".into());
+        }
+        let fragmented = list.len() > 1 || was_fragment;
+        let mut pieces: Vec<(u64, Bundle6)> = Vec::new();
+        for (i, b) in list.iter().enumerate() {
+            let bytes = hex_bytes(b)?;
+            if bytes.len() as u64 > mtu {
+                return Err(format!(
+                    "bundle {i} is {} bytes, over the MTU of {mtu}",
+                    bytes.len()
+                ));
+            }
+            let got = parse(&bytes).map_err(|e| format!("bundle {i} does not parse: {e}"))?;
+            let same = [
+                ("source", got.source.clone(), orig.source.clone()),
+                (
+                    "destination",
+                    got.destination.clone(),
+                    orig.destination.clone(),
+                ),
+                ("report-to", got.report_to.clone(), orig.report_to.clone()),
+                (
+                    "creation time",
+                    got.creation_time.to_string(),
+                    orig.creation_time.to_string(),
+                ),
+                (
+                    "sequence number",
+                    got.sequence_number.to_string(),
+                    orig.sequence_number.to_string(),
+                ),
+                (
+                    "lifetime",
+                    got.lifetime.to_string(),
+                    orig.lifetime.to_string(),
+                ),
+            ];
+            for (what, g, w) in same {
+                if g != w {
+                    return Err(format!(
+                        "bundle {i}: {what} is {g}, the original's is {w} (§5.8)"
+                    ));
+                }
+            }
+            if fragmented {
+                if got.flags & FRAGMENT == 0 {
+                    return Err(format!(
+                        "bundle {i} is one of several but is not flagged as a fragment (§5.8)"
+                    ));
+                }
+                if got.fragment.map(|f| f.1) != Some(orig_total) {
+                    return Err(format!(
+                        "bundle {i}: total ADU length {:?}, expected {orig_total} (§5.8)",
+                        got.fragment.map(|f| f.1)
+                    ));
+                }
+            }
+            pieces.push((got.fragment.map(|f| f.0).unwrap_or(0), got));
+        }
+        pieces.sort_by_key(|p| p.0);
+        let orig_payload = orig.payload();
+        let mut cursor = orig_offset;
+        let end = orig_offset + orig_payload.len() as u64;
+        for (offset, piece) in &pieces {
+            let payload = piece.payload();
+            if *offset > cursor {
+                return Err(format!(
+                    "gap in the payload: bytes {cursor}..{offset} are in no fragment"
+                ));
+            }
+            let want = offset
+                .checked_sub(orig_offset)
+                .and_then(|rel| usize::try_from(rel).ok())
+                .and_then(|rel| orig_payload.get(rel..rel + payload.len()))
+                .ok_or_else(|| {
+                    format!("fragment at offset {offset} lies outside the original payload")
+                })?;
+            if want != payload {
+                return Err(format!(
+                    "fragment at offset {offset} carries different bytes from the original"
+                ));
+            }
+            cursor = cursor.max(*offset + payload.len() as u64);
+        }
+        if cursor != end {
+            return Err(format!(
+                "fragments cover the payload only up to {cursor} of {end}"
+            ));
+        }
+        // §5.8: blocks before the payload in the first fragment, blocks after
+        // it in the last, "replicate" blocks in every one, in their original
+        // relative order. Blocks are matched by type and data.
+        let pay = orig.payload_index();
+        let (first, last) = (pieces[0].0, pieces[pieces.len() - 1].0);
+        for (offset, piece) in &pieces {
+            let mut used = vec![false; orig.blocks.len()];
+            let mut previous: Option<usize> = None;
+            for (t, _, data) in &piece.blocks {
+                let at = if *t == 1 {
+                    Some(pay)
+                } else {
+                    (0..orig.blocks.len()).find(|&j| {
+                        !used[j] && j != pay && orig.blocks[j].0 == *t && &orig.blocks[j].2 == data
+                    })
+                };
+                let Some(at) = at else { continue };
+                used[at] = true;
+                if previous.is_some_and(|p| p > at) {
+                    return Err(format!(
+                        "the fragment at offset {offset} changes the order of the blocks (§5.8)"
+                    ));
+                }
+                previous = Some(at);
+            }
+            for (j, (t, flags, _)) in orig.blocks.iter().enumerate() {
+                let must = j != pay
+                    && (flags & REPLICATE != 0
+                        || (j < pay && *offset == first)
+                        || (j > pay && *offset == last));
+                if must && !used[j] {
+                    let place = if flags & REPLICATE != 0 {
+                        "replicated, so in every fragment"
+                    } else if j < pay {
+                        "before the payload, so in the first fragment"
+                    } else {
+                        "after the payload, so in the last fragment"
+                    };
+                    return Err(format!(
+                        "block type {t} ({place}) missing from the fragment at offset {offset} (§5.8)"
+                    ));
+                }
+            }
+        }
+        if let Some(adu) = expected.get("adu") {
+            if !was_fragment && hex_bytes(adu)? != orig_payload {
+                return Err("the vector's expected ADU is not the input payload".into());
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use serde_json::json;
+
+        /// A CBHE bundle ipn:1.0 -> ipn:2.25 (all numbers under 128), with
+        /// an unknown block 192 `ext` (flags `ext_flags`) before the payload.
+        fn bundle(frag: Option<(u8, u8)>, ext: Option<(u8, &[u8])>, payload: &[u8]) -> Vec<u8> {
+            let mut body = vec![2, 25, 1, 0, 0, 0, 0, 0, 100, 0, 60, 0];
+            body.extend(frag.map(|(o, t)| vec![o, t]).unwrap_or_default());
+            let mut b = vec![6, frag.map_or(0x10, |_| 0x11), body.len() as u8];
+            b.extend(body);
+            if let Some((flags, data)) = ext {
+                b.extend([192, flags, data.len() as u8]);
+                b.extend_from_slice(data);
+            }
+            b.extend([1, 0x08, payload.len() as u8]);
+            b.extend_from_slice(payload);
+            b
+        }
+
+        fn judge(input: &[u8], mtu: u64, out: &[Vec<u8>]) -> Result<(), String> {
+            let case = Case {
+                id: "t".into(),
+                comment: String::new(),
+                flags: vec![],
+                references: vec![],
+                result: "valid".into(),
+                error: None,
+                input: json!({"bundle": {"hex": hex::encode(input)}, "mtu": mtu}),
+                expected: None,
+            };
+            let bundles: Vec<Value> = out.iter().map(|b| json!({"hex": hex::encode(b)})).collect();
+            check(&case, &json!({"bundles": bundles}), &json!({}))
+        }
+
+        #[test]
+        fn good_fragments_pass_and_each_broken_property_fails() {
+            let orig = bundle(None, Some((0x00, b"ext")), b"abcdef");
+            let first = bundle(Some((0, 6)), Some((0x00, b"ext")), b"abc");
+            let second = bundle(Some((3, 6)), None, b"def");
+            assert_eq!(judge(&orig, 100, std::slice::from_ref(&orig)), Ok(()));
+            assert_eq!(judge(&orig, 30, &[second.clone(), first.clone()]), Ok(()));
+            let over = judge(
+                &orig,
+                first.len() as u64 - 1,
+                &[first.clone(), second.clone()],
+            );
+            assert!(over.unwrap_err().contains("over the MTU"));
+            let gap = judge(&orig, 30, std::slice::from_ref(&first)).unwrap_err();
+            assert!(gap.contains("cover the payload only up to 3"), "{gap}");
+            let no_ext = bundle(Some((0, 6)), None, b"abc");
+            let lost = judge(&orig, 30, &[no_ext, second.clone()]).unwrap_err();
+            assert!(lost.contains("block type 192"), "{lost}");
+            let wrong = bundle(Some((3, 6)), None, b"xyz");
+            let bytes = judge(&orig, 30, &[first.clone(), wrong]).unwrap_err();
+            assert!(bytes.contains("different bytes"), "{bytes}");
+            let total = bundle(Some((3, 7)), None, b"def");
+            let t = judge(&orig, 30, &[first.clone(), total]).unwrap_err();
+            assert!(t.contains("total ADU length"), "{t}");
+            // A replicated block must be in every fragment.
+            let rep = bundle(None, Some((0x01, b"ext")), b"abcdef");
+            let r = judge(&rep, 30, &[first.clone(), second.clone()]).unwrap_err();
+            assert!(r.contains("replicated"), "{r}");
+        }
     }
 }

@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+mod bp6;
 mod check;
 mod external;
 mod protocol;

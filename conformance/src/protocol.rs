@@ -49,6 +49,21 @@ pub struct ImplementationInfo {
     /// false, invalid cases are judged on failing at all.
     #[serde(default)]
     pub error_classes: bool,
+    /// Bundle Protocol versions its fragmenter speaks (`[7]` when empty);
+    /// fragmenter manifests of another version are skipped.
+    #[serde(default)]
+    pub bundle_versions: Vec<u64>,
+}
+
+impl ImplementationInfo {
+    /// Whether this implementation's fragmenter speaks `version`.
+    pub fn speaks_bundle_version(&self, version: u64) -> bool {
+        if self.bundle_versions.is_empty() {
+            version == 7
+        } else {
+            self.bundle_versions.contains(&version)
+        }
+    }
 }
 
 /// Something the runner can check.

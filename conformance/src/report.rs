@@ -304,6 +304,7 @@ mod junit_tests {
                 version: String::new(),
                 operations: vec![],
                 error_classes: false,
+                bundle_versions: vec![],
             },
             vec![
                 case("a-1", "bundle/inspect.json", Status::Pass, ""),

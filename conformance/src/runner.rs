@@ -64,7 +64,10 @@ pub fn run(suite: &Suite, implementation: &mut dyn Implementation, options: &Run
     let mut cases = Vec::new();
     for manifest in &suite.manifests {
         let op_name = format!("{}.{}", manifest.stage, manifest.operation);
-        let supported = info.operations.iter().any(|o| o == &op_name);
+        let bundle_version = manifest.bundle_version.unwrap_or(7);
+        let other_version =
+            manifest.stage == "fragmenter" && !info.speaks_bundle_version(bundle_version);
+        let supported = info.operations.iter().any(|o| o == &op_name) && !other_version;
         for case in &manifest.cases {
             if let Some(f) = &options.filter {
                 let hay = [
@@ -85,7 +88,27 @@ pub fn run(suite: &Suite, implementation: &mut dyn Implementation, options: &Run
                     input: case.input.clone(),
                 };
                 let response = implementation.call(&request);
-                judge(&manifest.operation, case, &response, info.error_classes)
+                judge(
+                    &manifest.operation,
+                    case,
+                    &response,
+                    info.error_classes,
+                    bundle_version,
+                )
+            } else if other_version {
+                Verdict::Unsupported(format!(
+                    "BPv{bundle_version} vectors; {} speaks BPv{}",
+                    info.name,
+                    if info.bundle_versions.is_empty() {
+                        "7".to_string()
+                    } else {
+                        info.bundle_versions
+                            .iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join("/")
+                    }
+                ))
             } else {
                 Verdict::Unsupported(format!("{} does not implement {op_name}", info.name))
             };

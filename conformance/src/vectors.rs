@@ -46,6 +46,10 @@ pub struct Manifest {
     /// Title.
     #[serde(default)]
     pub title: String,
+    /// For `fragmenter` manifests: the Bundle Protocol version the cases
+    /// are written in, 7 (RFC 9171) when absent or 6 (RFC 5050).
+    #[serde(default)]
+    pub bundle_version: Option<u64>,
     /// The cases.
     pub cases: Vec<Case>,
     /// File the manifest came from (relative to the vectors root).

@@ -80,6 +80,7 @@ impl WasmImplementation {
             version: String::new(),
             operations,
             error_classes: true,
+            bundle_versions: fragmenter.iter().map(bundle_version).collect(),
         };
         WasmImplementation {
             codec,
@@ -88,6 +89,27 @@ impl WasmImplementation {
             info,
         }
     }
+}
+
+/// The Bundle Protocol version a fragmenter speaks, as it reports it: the
+/// `version` that `inspect` gives for a bundle it built (6 for the BPv6
+/// plugin). A fragmenter that cannot build or inspect is taken as BPv7.
+fn bundle_version(f: &Fragmenter) -> u64 {
+    let spec = BundleSpec {
+        source: "ipn:1.0".into(),
+        destination: "ipn:2.25".into(),
+        report_to: "dtn:none".into(),
+        creation_time: 815_000_000_000,
+        sequence_number: 0,
+        lifetime_ms: 3_600_000,
+        crc: CrcType::Crc32c,
+        block_crc: CrcType::None,
+        must_not_fragment: false,
+    };
+    f.build(b"which version?", &spec)
+        .and_then(|b| f.inspect(&b))
+        .map(|i| i.version)
+        .unwrap_or(7)
 }
 
 type Out = Result<Value, Response>;

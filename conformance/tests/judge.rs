@@ -48,6 +48,7 @@ fn suite() -> Suite {
             stage: "bsmtp-codec".into(),
             operation: "decode".into(),
             title: String::new(),
+            bundle_version: None,
             path: "bsmtp/decode.json".into(),
             cases: vec![
                 case(
@@ -84,6 +85,7 @@ fn info(error_classes: bool) -> ImplementationInfo {
         version: "0".into(),
         operations: vec!["bsmtp-codec.decode".into()],
         error_classes,
+        bundle_versions: vec![],
     }
 }
 
@@ -195,4 +197,65 @@ fn unsupported_operations_are_skipped_not_passed() {
     assert!(report
         .table(false)
         .contains("0 passed, 0 failed, 3 skipped"));
+}
+
+/// A fragmenter manifest of another Bundle Protocol version is skipped, not
+/// failed; one of the implementation's version is run.
+#[test]
+fn fragmenter_manifests_of_another_bundle_version_are_skipped() {
+    let inspect = |version: Option<u64>| Manifest {
+        format: "deepmail-vectors/1".into(),
+        stage: "fragmenter".into(),
+        operation: "inspect".into(),
+        title: String::new(),
+        bundle_version: version,
+        path: "x/inspect.json".into(),
+        cases: vec![case(
+            "v-1",
+            "invalid",
+            Some("truncated"),
+            json!({"bundle": {"hex": ""}}),
+            None,
+        )],
+    };
+    let suite = Suite {
+        manifests: vec![inspect(None), inspect(Some(6))],
+    };
+    fn truncated(_: &Request) -> Response {
+        Response::Error {
+            code: "truncated".into(),
+            message: String::new(),
+        }
+    }
+    for (versions, want) in [
+        (vec![], [Status::Pass, Status::Unsupported]),
+        (vec![7], [Status::Pass, Status::Unsupported]),
+        (vec![6], [Status::Unsupported, Status::Pass]),
+        (vec![6, 7], [Status::Pass, Status::Pass]),
+    ] {
+        let mut imp = Scripted {
+            info: ImplementationInfo {
+                operations: vec!["fragmenter.inspect".into()],
+                bundle_versions: versions.clone(),
+                ..info(true)
+            },
+            answer: truncated,
+        };
+        let report = run(&suite, &mut imp, &RunOptions::default());
+        let got: Vec<Status> = report.cases.iter().map(|c| c.status).collect();
+        assert_eq!(got, want, "{versions:?}");
+    }
+    let mut imp = Scripted {
+        info: ImplementationInfo {
+            operations: vec!["fragmenter.inspect".into()],
+            ..info(true)
+        },
+        answer: truncated,
+    };
+    let report = run(&suite, &mut imp, &RunOptions::default());
+    assert!(
+        report.cases[1].detail.contains("BPv6 vectors"),
+        "{}",
+        report.cases[1].detail
+    );
 }
