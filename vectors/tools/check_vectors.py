@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Validate every manifest under vectors/ (stdlib only).
 
-Checks, for each `*.json` manifest in vectors/bsmtp, vectors/bundle and
-vectors/resolver:
+Checks, for each `*.json` manifest in vectors/bsmtp, vectors/bundle,
+vectors/bundle6 and vectors/resolver:
   - it conforms to vectors/schema/vectors.schema.json (with the small
     JSON Schema 2020-12 validator below; `jsonschema` is used as well when it
     happens to be installed, never required);
@@ -36,7 +36,7 @@ import vectorlib as V  # noqa: E402
 
 VECTORS = V.VECTORS_DIR
 TOOLS = os.path.join(VECTORS, "tools")
-MANIFEST_DIRS = ("bsmtp", "bundle", "resolver")
+MANIFEST_DIRS = ("bsmtp", "bundle", "bundle6", "resolver")
 
 # ---------------------------------------------------------------------------
 # A small JSON Schema (2020-12) validator: the keywords the schema uses.

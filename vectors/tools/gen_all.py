@@ -3,8 +3,8 @@
 
     python3 vectors/tools/gen_all.py [--out DIR] [--quiet]
 
-Runs gen_bsmtp_vectors.py, gen_bundle_vectors.py, gen_bpsec_vectors.py and
-gen_resolver_vectors.py with the same arguments.
+Runs gen_bsmtp_vectors.py, gen_bundle_vectors.py, gen_bpsec_vectors.py,
+gen_bp6_vectors.py and gen_resolver_vectors.py with the same arguments.
 Check the result with `python3 vectors/tools/check_vectors.py --check`.
 """
 
@@ -17,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def main():
     for gen in ("gen_bsmtp_vectors.py", "gen_bundle_vectors.py", "gen_bpsec_vectors.py",
-                "gen_resolver_vectors.py"):
+                "gen_bp6_vectors.py", "gen_resolver_vectors.py"):
         subprocess.run([sys.executable, os.path.join(HERE, gen)] + sys.argv[1:], check=True)
 
 
