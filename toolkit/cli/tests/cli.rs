@@ -634,6 +634,45 @@ fn bpv6_fragmenter_round_trips_through_the_host_and_with_pyd3tn() {
     assert!(text.matches("PASS").count() >= 30, "{text}");
 }
 
+/// The BPv6 plugin against its own vectors (`vectors/bundle6`, generated
+/// from RFC 5050 by `vectors/tools/gen_bp6_vectors.py`): the runner takes
+/// the plugin's version from what it builds, runs every BPv6 case (fragment
+/// output checked with the runner's own BPv6 reader) and skips the BPv7
+/// manifests as another version's. Needs only what the workspace build
+/// needs (cargo and the wasm32-wasip2 target), so it never skips.
+#[test]
+fn bpv6_fragmenter_passes_the_bpv6_vectors() {
+    let wasm = built_by("scripts/bp6/build.sh", &[]).remove(0);
+    let plugin = format!("fragmenter={wasm}");
+    let report = conformance_json(&["--plugin", &plugin, "--stage", "fragmenter", "--strict"]);
+    assert_eq!(
+        report["implementation"]["bundle_versions"],
+        serde_json::json!([6])
+    );
+    let cases = report["cases"].as_array().unwrap();
+    let in_dir = |dir: &str| -> Vec<&serde_json::Value> {
+        cases
+            .iter()
+            .filter(|c| c["manifest"].as_str().unwrap().starts_with(dir))
+            .collect()
+    };
+    let bp6 = in_dir("bundle6/");
+    assert!(bp6.len() >= 150, "{} BPv6 cases", bp6.len());
+    for operation in ["build", "inspect", "fragment", "reassemble"] {
+        assert!(
+            bp6.iter().any(|c| c["operation"] == operation),
+            "{operation}"
+        );
+    }
+    for c in &bp6 {
+        assert_eq!(c["status"], "pass", "{c}");
+    }
+    for c in in_dir("bundle/") {
+        assert_eq!(c["status"], "unsupported", "{c}");
+    }
+    assert_conforms("the BPv6 plugin", &report, bp6.len() as u64);
+}
+
 /// `plugin new` makes projects that build to components and check
 /// themselves: the Rust skeleton builds for wasm32-wasip2, loads, and
 /// `make check` lists every case as still to write (`not-implemented`);
