@@ -85,7 +85,11 @@ fn inspect_json(bytes: &[u8]) -> String {
 fn spec(kv: &HashMap<String, String>) -> Result<bp6::Spec, String> {
     let get = |k: &str, d: &str| kv.get(k).cloned().unwrap_or_else(|| d.to_string());
     let num = |k: &str, d: &str| get(k, d).parse::<u64>().map_err(|e| format!("{k}: {e}"));
-    let eid = |k: &str, d: &str| get(k, d).parse::<bp6::Eid>().map_err(|e| format!("{k}: {e}"));
+    let eid = |k: &str, d: &str| {
+        get(k, d)
+            .parse::<bp6::Eid>()
+            .map_err(|e| format!("{k}: {e}"))
+    };
     Ok(bp6::Spec {
         source: eid("src", "ipn:1.0")?,
         destination: eid("dst", "ipn:2.25")?,
@@ -124,7 +128,10 @@ fn run(args: Vec<String>) -> Result<(), String> {
         std::fs::read(p).map_err(|e| format!("{p}: {e}"))
     };
     let mtu = || -> Result<u64, String> {
-        kv.get("mtu").ok_or("mtu= missing")?.parse().map_err(|e| format!("mtu: {e}"))
+        kv.get("mtu")
+            .ok_or("mtu= missing")?
+            .parse()
+            .map_err(|e| format!("mtu: {e}"))
     };
     match cmd.as_str() {
         "inspect" => {
@@ -180,7 +187,10 @@ fn run(args: Vec<String>) -> Result<(), String> {
             );
         }
         "bench" => {
-            let num = |k: &str, d: u64| kv.get(k).map_or(Ok(d), |v| v.parse::<u64>().map_err(|e| format!("{k}: {e}")));
+            let num = |k: &str, d: u64| {
+                kv.get(k)
+                    .map_or(Ok(d), |v| v.parse::<u64>().map_err(|e| format!("{k}: {e}")))
+            };
             let size = num("size", 1 << 20)? as usize;
             let mtu = mtu()?;
             let iters = num("iters", 20)?;
@@ -202,7 +212,10 @@ fn run(args: Vec<String>) -> Result<(), String> {
                 });
                 let mut got = None;
                 for f in &frags {
-                    if let Some(d) = r.push(f, s.creation_time * 1000).map_err(|e| e.to_string())? {
+                    if let Some(d) = r
+                        .push(f, s.creation_time * 1000)
+                        .map_err(|e| e.to_string())?
+                    {
                         got = Some(d.adu);
                     }
                 }

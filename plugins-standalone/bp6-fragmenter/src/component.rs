@@ -24,9 +24,10 @@ impl exports::deepmail::stages::plugin_info::Guest for Plugin {
         Info {
             name: "bp6-fragmenter".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "BPv6 (RFC 5050) bundle builder, fragmenter (§5.8) and reassembler (§5.9); \
+            description:
+                "BPv6 (RFC 5050) bundle builder, fragmenter (§5.8) and reassembler (§5.9); \
                           no CRCs in BPv6, times in whole seconds"
-                .into(),
+                    .into(),
         }
     }
 }

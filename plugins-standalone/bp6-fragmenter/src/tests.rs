@@ -30,6 +30,9 @@ fn sdnv_bytes(v: u64) -> Vec<u8> {
     out
 }
 
+/// A canonical block written raw: type, flags, EID references, data.
+type RawBlock = (u8, u64, Vec<(u64, u64)>, Vec<u8>);
+
 /// A raw bundle: primary fields as given (the block length computed unless
 /// `len_delta` moves it), then `blocks` as (type, flags, eid refs, data).
 struct Raw {
@@ -41,7 +44,7 @@ struct Raw {
     dict_len: Option<u64>,
     frag: Option<(u64, u64)>,
     len_delta: i64,
-    blocks: Vec<(u8, u64, Vec<(u64, u64)>, Vec<u8>)>,
+    blocks: Vec<RawBlock>,
 }
 
 impl Default for Raw {
@@ -178,11 +181,32 @@ proptest! {
 
 #[test]
 fn eids_parse_and_print() {
-    for ok in ["ipn:1.0", "ipn:18446744073709551615.25", "dtn:none", "dtn://earth-gw/mail", "x-y+z.1:abc"] {
+    for ok in [
+        "ipn:1.0",
+        "ipn:18446744073709551615.25",
+        "dtn:none",
+        "dtn://earth-gw/mail",
+        "x-y+z.1:abc",
+    ] {
         assert_eq!(ok.parse::<Eid>().unwrap().to_string(), ok);
     }
-    for bad in ["", "ipn", ":x", "1pn:1.0", "ipn:1", "ipn:1.x", "ipn:.1", "dtn:", "dtn:a\u{0}b", "d t n:x"] {
-        assert_eq!(bad.parse::<Eid>().unwrap_err().code, "invalid-eid", "{bad:?}");
+    for bad in [
+        "",
+        "ipn",
+        ":x",
+        "1pn:1.0",
+        "ipn:1",
+        "ipn:1.x",
+        "ipn:.1",
+        "dtn:",
+        "dtn:a\u{0}b",
+        "d t n:x",
+    ] {
+        assert_eq!(
+            bad.parse::<Eid>().unwrap_err().code,
+            "invalid-eid",
+            "{bad:?}"
+        );
     }
     let long = format!("dtn:{}", "a".repeat(1024));
     assert_eq!(long.parse::<Eid>().unwrap_err().code, "invalid-eid");
@@ -214,7 +238,10 @@ fn inspect_reports_fields() {
     assert_eq!(i.source.to_string(), "ipn:1.0");
     assert_eq!(i.report_to.to_string(), "dtn://earth-gw/reports");
     assert!(i.custodian.is_null());
-    assert_eq!((i.creation_time, i.sequence_number, i.lifetime), (T, 7, 3600));
+    assert_eq!(
+        (i.creation_time, i.sequence_number, i.lifetime),
+        (T, 7, 3600)
+    );
     assert_eq!((i.fragment_offset, i.total_adu_length), (None, None));
     assert_eq!(i.payload_length, 300);
     assert_eq!(
@@ -241,7 +268,16 @@ fn must_not_fragment_flag() {
 
 #[test]
 fn spec_from_dtn_ms_converts_times() {
-    let s = Spec::from_dtn_ms("ipn:1.0", "ipn:2.25", "dtn:none", 815_000_000_999, 3, 1001, false).unwrap();
+    let s = Spec::from_dtn_ms(
+        "ipn:1.0",
+        "ipn:2.25",
+        "dtn:none",
+        815_000_000_999,
+        3,
+        1001,
+        false,
+    )
+    .unwrap();
     assert_eq!(s.creation_time, 815_000_000); // truncated
     assert_eq!(s.lifetime, 2); // rounded up
     let s = Spec::from_dtn_ms("ipn:1.0", "ipn:2.25", "dtn:none", 1000, 0, 0, false).unwrap();
@@ -249,7 +285,11 @@ fn spec_from_dtn_ms_converts_times() {
     let e = Spec::from_dtn_ms("ipn:1.0", "ipn:2.25", "dtn:none", 0, 0, 1000, false).unwrap_err();
     assert_eq!(e.code, "invalid-spec");
     assert!(e.message.contains("no clock"));
-    for (src, dst, rpt) in [("ipn:1", "ipn:2.25", "dtn:none"), ("ipn:1.0", "nope", "dtn:none"), ("ipn:1.0", "ipn:2.25", "")] {
+    for (src, dst, rpt) in [
+        ("ipn:1", "ipn:2.25", "dtn:none"),
+        ("ipn:1.0", "nope", "dtn:none"),
+        ("ipn:1.0", "ipn:2.25", ""),
+    ] {
         let e = Spec::from_dtn_ms(src, dst, rpt, 1000, 0, 1000, false).unwrap_err();
         assert_eq!(e.code, "invalid-spec");
     }
@@ -268,7 +308,7 @@ fn anonymous_source_needs_must_not_fragment() {
 fn empty_adu_builds_and_delivers() {
     let b = build(b"", &spec()).unwrap();
     assert_eq!(inspect(&b).unwrap().payload_length, 0);
-    assert_eq!(reassemble_all(&[b.clone()]), b"");
+    assert_eq!(reassemble_all(std::slice::from_ref(&b)), b"");
     assert_eq!(code(fragment(&b, 10)), "mtu-too-small");
 }
 
@@ -277,12 +317,23 @@ fn empty_adu_builds_and_delivers() {
 #[test]
 fn every_prefix_is_truncated_or_malformed() {
     let mut raw = Raw::default();
-    raw.blocks.insert(0, (9, block_flags::HAS_EID_REFERENCES, vec![(9, 13)], vec![1, 2]));
+    raw.blocks.insert(
+        0,
+        (
+            9,
+            block_flags::HAS_EID_REFERENCES,
+            vec![(9, 13)],
+            vec![1, 2],
+        ),
+    );
     let b = raw.bytes();
     assert!(Bundle::parse(&b).is_ok());
     for n in 0..b.len() {
         let e = Bundle::parse(&b[..n]).unwrap_err();
-        assert!(matches!(e.code, "truncated" | "malformed-bundle"), "prefix {n}: {e}");
+        assert!(
+            matches!(e.code, "truncated" | "malformed-bundle"),
+            "prefix {n}: {e}"
+        );
     }
 }
 
@@ -291,20 +342,35 @@ fn parse_errors() {
     assert_eq!(code(Bundle::parse(&[])), "truncated");
     assert_eq!(code(Bundle::parse(&[7, 0])), "unsupported-version");
     // A BPv7 bundle (CBOR indefinite array) is refused by version.
-    assert_eq!(code(Bundle::parse(&[0x9f, 0x89, 0x07])), "unsupported-version");
+    assert_eq!(
+        code(Bundle::parse(&[0x9f, 0x89, 0x07])),
+        "unsupported-version"
+    );
 
     let mut b = Raw::default().bytes();
     b.push(0);
     assert_eq!(code(Bundle::parse(&b)), "trailing-bytes");
 
-    let r = Raw { len_delta: 1, ..Raw::default() };
+    let r = Raw {
+        len_delta: 1,
+        ..Raw::default()
+    };
     assert_eq!(code(Bundle::parse(&r.bytes())), "malformed-bundle");
-    let r = Raw { len_delta: -1, ..Raw::default() };
+    let r = Raw {
+        len_delta: -1,
+        ..Raw::default()
+    };
     assert_eq!(code(Bundle::parse(&r.bytes())), "malformed-bundle");
-    let r = Raw { len_delta: 1 << 40, ..Raw::default() };
+    let r = Raw {
+        len_delta: 1 << 40,
+        ..Raw::default()
+    };
     assert_eq!(code(Bundle::parse(&r.bytes())), "truncated");
 
-    let r = Raw { dict_len: Some(u64::MAX), ..Raw::default() };
+    let r = Raw {
+        dict_len: Some(u64::MAX),
+        ..Raw::default()
+    };
     assert_eq!(code(Bundle::parse(&r.bytes())), "malformed-bundle");
 
     let mut r = Raw::default();
@@ -321,20 +387,34 @@ fn parse_errors() {
     assert_eq!(code(Bundle::parse(&r.bytes())), "invalid-eid");
 
     // No block flagged last.
-    let r = Raw { blocks: vec![(1, 0, vec![], b"abc".to_vec())], ..Raw::default() };
+    let r = Raw {
+        blocks: vec![(1, 0, vec![], b"abc".to_vec())],
+        ..Raw::default()
+    };
     assert_eq!(code(Bundle::parse(&r.bytes())), "truncated");
     // Missing and duplicate payload.
-    let r = Raw { blocks: vec![(9, block_flags::LAST_BLOCK, vec![], b"abc".to_vec())], ..Raw::default() };
+    let r = Raw {
+        blocks: vec![(9, block_flags::LAST_BLOCK, vec![], b"abc".to_vec())],
+        ..Raw::default()
+    };
     assert_eq!(code(Bundle::parse(&r.bytes())), "missing-payload");
     let r = Raw {
-        blocks: vec![(1, 0, vec![], b"a".to_vec()), (1, block_flags::LAST_BLOCK, vec![], b"b".to_vec())],
+        blocks: vec![
+            (1, 0, vec![], b"a".to_vec()),
+            (1, block_flags::LAST_BLOCK, vec![], b"b".to_vec()),
+        ],
         ..Raw::default()
     };
     assert_eq!(code(Bundle::parse(&r.bytes())), "duplicate-block");
     // Unknown block flagged "delete bundle if unprocessable".
     let r = Raw {
         blocks: vec![
-            (200, block_flags::DELETE_BUNDLE_IF_UNPROCESSABLE, vec![], vec![]),
+            (
+                200,
+                block_flags::DELETE_BUNDLE_IF_UNPROCESSABLE,
+                vec![],
+                vec![],
+            ),
             (1, block_flags::LAST_BLOCK, vec![], b"b".to_vec()),
         ],
         ..Raw::default()
@@ -354,13 +434,21 @@ fn parse_errors() {
 #[test]
 fn hostile_lengths_do_not_allocate() {
     // Block data length 2^63: refused before anything is read.
-    let mut b = Raw { blocks: vec![], ..Raw::default() }.bytes();
+    let mut b = Raw {
+        blocks: vec![],
+        ..Raw::default()
+    }
+    .bytes();
     b.push(1);
     b.push(block_flags::LAST_BLOCK as u8);
     b.extend(sdnv_bytes(1 << 63));
     assert_eq!(code(Bundle::parse(&b)), "truncated");
     // 2^62 EID references claimed.
-    let mut b = Raw { blocks: vec![], ..Raw::default() }.bytes();
+    let mut b = Raw {
+        blocks: vec![],
+        ..Raw::default()
+    }
+    .bytes();
     b.push(200);
     b.push(block_flags::HAS_EID_REFERENCES as u8);
     b.extend(sdnv_bytes(1 << 62));
@@ -378,11 +466,26 @@ fn fragment_field_checks() {
     assert!(Bundle::parse(&frag(0, 10, b"abc").bytes()).is_ok());
     assert!(Bundle::parse(&frag(7, 10, b"abc").bytes()).is_ok());
     assert!(Bundle::parse(&frag(0, 3, b"abc").bytes()).is_ok()); // whole ADU: accepted
-    assert_eq!(code(Bundle::parse(&frag(0, 0, b"abc").bytes())), "invalid-fragment");
-    assert_eq!(code(Bundle::parse(&frag(10, 10, b"abc").bytes())), "invalid-fragment");
-    assert_eq!(code(Bundle::parse(&frag(0, 10, b"").bytes())), "invalid-fragment");
-    assert_eq!(code(Bundle::parse(&frag(8, 10, b"abc").bytes())), "offset-out-of-range");
-    assert_eq!(code(Bundle::parse(&frag(u64::MAX - 1, u64::MAX, b"abc").bytes())), "offset-out-of-range");
+    assert_eq!(
+        code(Bundle::parse(&frag(0, 0, b"abc").bytes())),
+        "invalid-fragment"
+    );
+    assert_eq!(
+        code(Bundle::parse(&frag(10, 10, b"abc").bytes())),
+        "invalid-fragment"
+    );
+    assert_eq!(
+        code(Bundle::parse(&frag(0, 10, b"").bytes())),
+        "invalid-fragment"
+    );
+    assert_eq!(
+        code(Bundle::parse(&frag(8, 10, b"abc").bytes())),
+        "offset-out-of-range"
+    );
+    assert_eq!(
+        code(Bundle::parse(&frag(u64::MAX - 1, u64::MAX, b"abc").bytes())),
+        "offset-out-of-range"
+    );
     let mut r = frag(0, 10, b"abc");
     r.flags |= flags::MUST_NOT_FRAGMENT;
     assert_eq!(code(Bundle::parse(&r.bytes())), "invalid-flags");
@@ -393,7 +496,10 @@ fn fragment_field_checks() {
     assert_eq!(code(Bundle::parse(&r.bytes())), "invalid-flags");
     // Fragment flag without the two fields: they are read from what
     // follows, so the block length no longer matches.
-    let r = Raw { flags: flags::IS_FRAGMENT, ..Raw::default() };
+    let r = Raw {
+        flags: flags::IS_FRAGMENT,
+        ..Raw::default()
+    };
     assert_eq!(code(Bundle::parse(&r.bytes())), "malformed-bundle");
 }
 
@@ -440,7 +546,11 @@ fn reserved_flags_and_unknown_blocks_are_kept() {
     let b = r.bytes();
     let i = inspect(&b).unwrap();
     assert_eq!(i.flags & (1 << 30), 1 << 30);
-    let nums: Vec<_> = i.blocks.iter().map(|b| (b.block_type, b.block_number)).collect();
+    let nums: Vec<_> = i
+        .blocks
+        .iter()
+        .map(|b| (b.block_type, b.block_number))
+        .collect();
     assert_eq!(nums, vec![(200, 2), (201, 3), (1, 1)]);
     assert_eq!(Bundle::parse(&b).unwrap().encode(), b);
 }
@@ -457,9 +567,15 @@ fn check_fragments(adu: &[u8], frags: &[Vec<u8>], mtu: u64) {
             assert_eq!(i.total_adu_length, Some(adu.len() as u64));
             assert_eq!(i.fragment_offset, Some(cursor));
         }
-        assert_eq!((i.creation_time, i.sequence_number, i.lifetime), (T, 7, 3600));
+        assert_eq!(
+            (i.creation_time, i.sequence_number, i.lifetime),
+            (T, 7, 3600)
+        );
         let b = Bundle::parse(f).unwrap();
-        assert_eq!(b.payload(), &adu[cursor as usize..cursor as usize + b.payload().len()]);
+        assert_eq!(
+            b.payload(),
+            &adu[cursor as usize..cursor as usize + b.payload().len()]
+        );
         cursor += i.payload_length;
     }
     assert_eq!(cursor, adu.len() as u64);
@@ -470,7 +586,20 @@ fn fragment_adu_sizes_and_mtus() {
     for size in [1usize, 2, 50, 127, 128, 129, 1000, 16383, 16384, 70_000] {
         let adu: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
         let whole = build(&adu, &spec()).unwrap();
-        for mtu in [66u64, 67, 80, 100, 127, 128, 129, 200, 1000, 9000, whole.len() as u64, whole.len() as u64 - 1] {
+        for mtu in [
+            66u64,
+            67,
+            80,
+            100,
+            127,
+            128,
+            129,
+            200,
+            1000,
+            9000,
+            whole.len() as u64,
+            whole.len() as u64 - 1,
+        ] {
             let frags = match fragment_adu(&adu, &spec(), mtu) {
                 // A fragment's primary block is longer (offset, total):
                 // tiny ADUs just over the MTU cannot be split.
@@ -503,7 +632,10 @@ fn fragments_fill_the_mtu() {
 fn mtu_too_small() {
     let primary_len = build(b"", &spec()).unwrap().len() as u64;
     assert_eq!(code(fragment_adu(&[0; 100], &spec(), 10)), "mtu-too-small");
-    assert_eq!(code(fragment_adu(&[0; 100], &spec(), primary_len)), "mtu-too-small");
+    assert_eq!(
+        code(fragment_adu(&[0; 100], &spec(), primary_len)),
+        "mtu-too-small"
+    );
     assert_eq!(code(fragment_adu(&[0; 100], &spec(), 0)), "mtu-too-small");
 }
 
@@ -530,7 +662,10 @@ fn refragmenting_keeps_offsets() {
     // Mixed with the bigger fragments (overlaps agree).
     all.extend(frags.iter().cloned());
     let mut r = Reassembler::new(limits());
-    let delivered: Vec<_> = all.iter().filter_map(|b| r.push(b, NOW_MS).unwrap()).collect();
+    let delivered: Vec<_> = all
+        .iter()
+        .filter_map(|b| r.push(b, NOW_MS).unwrap())
+        .collect();
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0].adu, adu);
 }
@@ -541,10 +676,20 @@ fn extension_blocks_placed_per_5_8() {
     let r = Raw {
         blocks: vec![
             (200, 0, vec![], vec![0xa0; 10]),
-            (201, block_flags::REPLICATE | block_flags::HAS_EID_REFERENCES, vec![(9, 13)], vec![0xa1; 5]),
+            (
+                201,
+                block_flags::REPLICATE | block_flags::HAS_EID_REFERENCES,
+                vec![(9, 13)],
+                vec![0xa1; 5],
+            ),
             (1, 0, vec![], (0..1000u32).map(|i| i as u8).collect()),
             (202, 0, vec![], vec![0xa2; 7]),
-            (203, block_flags::REPLICATE | block_flags::LAST_BLOCK, vec![], vec![0xa3; 3]),
+            (
+                203,
+                block_flags::REPLICATE | block_flags::LAST_BLOCK,
+                vec![],
+                vec![0xa3; 3],
+            ),
         ],
         ..Raw::default()
     };
@@ -568,7 +713,10 @@ fn extension_blocks_placed_per_5_8() {
         assert_eq!(types, want, "fragment {k}");
         // Exactly the final block is flagged last.
         for (j, blk) in b.blocks.iter().enumerate() {
-            assert_eq!(blk.flags & block_flags::LAST_BLOCK != 0, j + 1 == b.blocks.len());
+            assert_eq!(
+                blk.flags & block_flags::LAST_BLOCK != 0,
+                j + 1 == b.blocks.len()
+            );
         }
         assert_eq!(b.blocks[if first { 1 } else { 0 }].eid_refs, vec![(9, 13)]);
     }
@@ -616,7 +764,13 @@ fn reassembly_duplicates_and_overlaps() {
     assert!(r.push(&frag_of(0, 6, b"abc"), NOW_MS).unwrap().is_none());
     assert!(r.push(&frag_of(0, 6, b"abc"), NOW_MS).unwrap().is_none());
     assert!(r.push(&frag_of(2, 6, b"cd"), NOW_MS).unwrap().is_none());
-    assert_eq!(r.pending(), Pending { bundles: 1, bytes: 4 });
+    assert_eq!(
+        r.pending(),
+        Pending {
+            bundles: 1,
+            bytes: 4
+        }
+    );
     let d = r.push(&frag_of(3, 6, b"def"), NOW_MS).unwrap().unwrap();
     assert_eq!(d.adu, b"abcdef");
     assert_eq!(d.fragments, 3);
@@ -633,24 +787,52 @@ fn reassembly_rejections_leave_state() {
     let mut r = Reassembler::new(limits());
     r.push(&frag_of(0, 6, b"abc"), NOW_MS).unwrap();
     let before = format!("{r:?}");
-    assert_eq!(code(r.push(&frag_of(1, 6, b"xx"), NOW_MS)), "overlap-mismatch");
-    assert_eq!(code(r.push(&frag_of(3, 7, b"def"), NOW_MS)), "inconsistent-total-length");
+    assert_eq!(
+        code(r.push(&frag_of(1, 6, b"xx"), NOW_MS)),
+        "overlap-mismatch"
+    );
+    assert_eq!(
+        code(r.push(&frag_of(3, 7, b"def"), NOW_MS)),
+        "inconsistent-total-length"
+    );
     assert_eq!(code(r.push(&[6, 0], NOW_MS)), "truncated");
     assert_eq!(format!("{r:?}"), before);
-    assert_eq!(r.push(&frag_of(3, 6, b"def"), NOW_MS).unwrap().unwrap().adu, b"abcdef");
+    assert_eq!(
+        r.push(&frag_of(3, 6, b"def"), NOW_MS).unwrap().unwrap().adu,
+        b"abcdef"
+    );
 }
 
 #[test]
 fn reassembly_limits() {
-    let small = Limits { max_adu_bytes: 5, max_pending_bytes: 4, max_pending_bundles: 1 };
+    let small = Limits {
+        max_adu_bytes: 5,
+        max_pending_bytes: 4,
+        max_pending_bundles: 1,
+    };
     let mut r = Reassembler::new(small);
-    assert_eq!(code(r.push(&frag_of(0, 6, b"abc"), NOW_MS)), "limit-exceeded");
-    assert_eq!(code(r.push(&build(b"123456", &spec()).unwrap(), NOW_MS)), "limit-exceeded");
-    let mut r = Reassembler::new(Limits { max_adu_bytes: 100, ..small });
+    assert_eq!(
+        code(r.push(&frag_of(0, 6, b"abc"), NOW_MS)),
+        "limit-exceeded"
+    );
+    assert_eq!(
+        code(r.push(&build(b"123456", &spec()).unwrap(), NOW_MS)),
+        "limit-exceeded"
+    );
+    let mut r = Reassembler::new(Limits {
+        max_adu_bytes: 100,
+        ..small
+    });
     r.push(&frag_of(0, 6, b"abc"), NOW_MS).unwrap();
-    assert_eq!(code(r.push(&frag_of(3, 10, b"de"), NOW_MS)), "inconsistent-total-length");
-    assert_eq!(code(r.push(&frag_of(3, 6, b"de"), NOW_MS)), "limit-exceeded"); // 5 > 4 pending
-    // A second ADU (other sequence number): over max_pending_bundles.
+    assert_eq!(
+        code(r.push(&frag_of(3, 10, b"de"), NOW_MS)),
+        "inconsistent-total-length"
+    );
+    assert_eq!(
+        code(r.push(&frag_of(3, 6, b"de"), NOW_MS)),
+        "limit-exceeded"
+    ); // 5 > 4 pending
+       // A second ADU (other sequence number): over max_pending_bundles.
     let other = Raw {
         flags: flags::DEFAULT_OUTGOING | flags::IS_FRAGMENT,
         frag: Some((0, 6)),
@@ -660,7 +842,10 @@ fn reassembly_limits() {
     };
     assert_eq!(code(r.push(&other.bytes(), NOW_MS)), "limit-exceeded");
     // The completing fragment is let in even at the pending limit.
-    assert_eq!(r.push(&frag_of(3, 6, b"def"), NOW_MS).unwrap().unwrap().adu, b"abcdef");
+    assert_eq!(
+        r.push(&frag_of(3, 6, b"def"), NOW_MS).unwrap().unwrap().adu,
+        b"abcdef"
+    );
 }
 
 #[test]
