@@ -108,16 +108,30 @@ impl ShaVariant {
     }
 }
 
+/// A name [`ShaVariant::from_str`](core::str::FromStr) does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownShaVariant(pub String);
+
+impl core::fmt::Display for UnknownShaVariant {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "`{}` is not a BIB-HMAC-SHA2 variant; use hmac-sha256, hmac-sha384 or hmac-sha512",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownShaVariant {}
+
 impl core::str::FromStr for ShaVariant {
-    type Err = String;
-    fn from_str(s: &str) -> core::result::Result<Self, String> {
+    type Err = UnknownShaVariant;
+    fn from_str(s: &str) -> core::result::Result<Self, UnknownShaVariant> {
         match s {
             "hmac-sha256" => Ok(ShaVariant::HmacSha256),
             "hmac-sha384" => Ok(ShaVariant::HmacSha384),
             "hmac-sha512" => Ok(ShaVariant::HmacSha512),
-            _ => Err(format!(
-                "`{s}` is not a BIB-HMAC-SHA2 variant; use hmac-sha256, hmac-sha384 or hmac-sha512"
-            )),
+            _ => Err(UnknownShaVariant(s.to_owned())),
         }
     }
 }

@@ -30,9 +30,12 @@ pub enum Eid {
 impl Eid {
     /// Checks the EID against RFC 9171 §4.2.5.1 (useful for an `Eid` built
     /// by hand rather than parsed).
-    pub fn validate(&self) -> core::result::Result<(), String> {
+    /// The error is of kind [`ErrorKind::InvalidEid`], without an offset.
+    pub fn validate(&self) -> Result<()> {
         match self {
-            Eid::Dtn(ssp) => check_dtn_ssp(ssp).map_err(|why| format!("dtn:{ssp}: {why}")),
+            Eid::Dtn(ssp) => check_dtn_ssp(ssp).map_err(|why| {
+                BundleError::new(ErrorKind::InvalidEid, format!("dtn:{ssp}: {why}"))
+            }),
             Eid::Null | Eid::Ipn { .. } => Ok(()),
         }
     }

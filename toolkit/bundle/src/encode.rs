@@ -85,7 +85,7 @@ impl Template<'static> {
             ("report-to", &spec.report_to),
         ] {
             eid.validate()
-                .map_err(|why| invalid_spec(format!("{name} EID {why}")))?;
+                .map_err(|e| invalid_spec(format!("{name} EID {}", e.detail)))?;
         }
         if spec.source == Eid::Null && !spec.must_not_fragment {
             return Err(invalid_spec(

@@ -47,7 +47,8 @@ mod testutil;
 
 pub use crate::bpsec::{
     add_bib, fragment_adu_signed, verify_bibs, BibCheck, BibKey, BibSigner, ShaVariant,
-    CONTEXT_BIB_HMAC_SHA2, SCOPE_ALL, SCOPE_PRIMARY, SCOPE_SECURITY_HEADER, SCOPE_TARGET_HEADER,
+    UnknownShaVariant, CONTEXT_BIB_HMAC_SHA2, SCOPE_ALL, SCOPE_PRIMARY, SCOPE_SECURITY_HEADER,
+    SCOPE_TARGET_HEADER,
 };
 pub use crate::bundle::{
     inspect, parse_allowing_missing_primary_crc, BlockInfo, Bundle, BundleId, BundleInfo,

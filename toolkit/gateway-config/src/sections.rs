@@ -470,7 +470,9 @@ fn bp_route(cx: &Ctx, key: &dyn Fn(&str) -> String, r: &RouteFile) -> Result<BpR
             key: cx.bib_key(&key("bib-key-file"), p)?,
             variant: match v {
                 None => deepmail_bundle::ShaVariant::HmacSha384,
-                Some(v) => v.parse().map_err(|e: String| bad(&key("bib-variant"), e))?,
+                Some(v) => v.parse().map_err(|e: deepmail_bundle::UnknownShaVariant| {
+                    bad(&key("bib-variant"), e.to_string())
+                })?,
             },
         }),
     };
