@@ -569,6 +569,30 @@ pub(crate) mod fragment6 {
     use crate::bp6::{parse, Bundle6, FRAGMENT, REPLICATE};
     use crate::vectors::{hex_bytes, Case};
 
+    /// [`check`] for `input` fragmented at `mtu` into `out`, outside a
+    /// manifest.
+    pub(crate) fn judge(input: &[u8], mtu: u64, out: &[Vec<u8>]) -> Result<(), String> {
+        let case = Case {
+            id: "t".into(),
+            comment: String::new(),
+            flags: vec![],
+            references: vec![],
+            result: "valid".into(),
+            error: None,
+            input: serde_json::json!({"bundle": {"hex": hex::encode(input)}, "mtu": mtu}),
+            expected: None,
+        };
+        let bundles: Vec<Value> = out
+            .iter()
+            .map(|b| serde_json::json!({"hex": hex::encode(b)}))
+            .collect();
+        check(
+            &case,
+            &serde_json::json!({"bundles": bundles}),
+            &serde_json::json!({}),
+        )
+    }
+
     /// Checks the properties listed in vectors/README.md ("BPv6") for `fragment`.
     pub(crate) fn check(case: &Case, out: &Value, expected: &Value) -> Result<(), String> {
         let input = case
@@ -732,7 +756,6 @@ pub(crate) mod fragment6 {
     #[cfg(test)]
     mod tests {
         use super::*;
-        use serde_json::json;
 
         /// A CBHE bundle ipn:1.0 -> ipn:2.25 (all numbers under 128), with
         /// an unknown block 192 `ext` (flags `ext_flags`) before the payload.
@@ -748,21 +771,6 @@ pub(crate) mod fragment6 {
             b.extend([1, 0x08, payload.len() as u8]);
             b.extend_from_slice(payload);
             b
-        }
-
-        fn judge(input: &[u8], mtu: u64, out: &[Vec<u8>]) -> Result<(), String> {
-            let case = Case {
-                id: "t".into(),
-                comment: String::new(),
-                flags: vec![],
-                references: vec![],
-                result: "valid".into(),
-                error: None,
-                input: json!({"bundle": {"hex": hex::encode(input)}, "mtu": mtu}),
-                expected: None,
-            };
-            let bundles: Vec<Value> = out.iter().map(|b| json!({"hex": hex::encode(b)})).collect();
-            check(&case, &json!({"bundles": bundles}), &json!({}))
         }
 
         #[test]

@@ -32,4 +32,29 @@ pub use crate::protocol::{Implementation, ImplementationInfo, Request, Response}
 pub use crate::report::{CaseReport, Report, Status, Summary};
 pub use crate::runner::{run, ExpectedFailures, RunOptions};
 pub use crate::vectors::{Case, Manifest, Suite, SuiteError};
-pub use crate::wasm::{bundle_info_json, crc_name, WasmImplementation};
+pub use crate::wasm::{bundle_info_json, bundle_version, crc_name, WasmImplementation};
+
+/// Checks a BPv6 (RFC 5050) fragmentation with the runner's own BPv6
+/// reader, as the `fragment` vectors of `vectors/bundle6` are checked:
+/// `whole` (the unfragmented bundle, whose payload must be `adu`) cut into
+/// `fragments` of at most `mtu` octets that keep its header, carry the
+/// §5.8 blocks where they belong and tile the payload exactly. The error
+/// says which property failed, in one sentence. `deepmail bench fragment`
+/// checks a BPv6 plugin's cells with it.
+pub fn check_bp6_fragmentation(
+    adu: &[u8],
+    whole: &[u8],
+    mtu: u64,
+    fragments: &[Vec<u8>],
+) -> Result<(), String> {
+    let parsed =
+        bp6::parse(whole).map_err(|e| format!("the whole bundle does not parse as BPv6: {e}"))?;
+    if parsed.payload() != adu {
+        return Err(format!(
+            "the whole bundle's payload ({} bytes) is not the ADU ({} bytes)",
+            parsed.payload().len(),
+            adu.len()
+        ));
+    }
+    check::fragment6::judge(whole, mtu, fragments)
+}

@@ -94,7 +94,7 @@ impl WasmImplementation {
 /// The Bundle Protocol version a fragmenter speaks, as it reports it: the
 /// `version` that `inspect` gives for a bundle it built (6 for the BPv6
 /// plugin). A fragmenter that cannot build or inspect is taken as BPv7.
-fn bundle_version(f: &Fragmenter) -> u64 {
+pub fn bundle_version(f: &Fragmenter) -> u64 {
     let spec = BundleSpec {
         source: "ipn:1.0".into(),
         destination: "ipn:2.25".into(),

@@ -329,6 +329,9 @@ pub(crate) fn run(stages: &Stages, args: FragmentBenchArgs) -> anyhow::Result<Ex
     } else {
         None
     };
+    let bp_version = fragmenter
+        .as_ref()
+        .map_or(7, deepmail_conformance::bundle_version);
     let largest = plan.largest_adu();
     let limits = ReassemblyLimits {
         max_adu_bytes: largest,
@@ -347,7 +350,7 @@ pub(crate) fn run(stages: &Stages, args: FragmentBenchArgs) -> anyhow::Result<Ex
             for &mtu in &plan.mtus {
                 for &implementation in &plan.impls {
                     let subject = match (implementation, &fragmenter) {
-                        (Impl::Plugin, Some(f)) => Subject::Plugin(f),
+                        (Impl::Plugin, Some(f)) => Subject::Plugin(f, bp_version),
                         _ => Subject::Native,
                     };
                     let label = format!(
@@ -390,7 +393,7 @@ pub(crate) fn run(stages: &Stages, args: FragmentBenchArgs) -> anyhow::Result<Ex
         ),
         None => source.to_string(),
     };
-    let table = render_table(&cells, &plan, &plugin_label);
+    let table = render_table(&cells, &plan, &plugin_label, bp_version);
     let json_to_stdout = args.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
     if json_to_stdout {
         eprint!("{table}");

@@ -31,7 +31,12 @@ pub(super) fn ratios(cells: &[Cell], c: &Cell) -> (Option<f64>, Option<f64>) {
     (Some(fragment), reassemble)
 }
 
-pub(super) fn render_table(cells: &[Cell], plan: &Plan, plugin_label: &str) -> String {
+pub(super) fn render_table(
+    cells: &[Cell],
+    plan: &Plan,
+    plugin_label: &str,
+    plugin_bp_version: u64,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -45,6 +50,13 @@ pub(super) fn render_table(cells: &[Cell], plan: &Plan, plugin_label: &str) -> S
             out,
             "plugin = {plugin_label}; native = deepmail-bundle in this process"
         );
+        if plugin_bp_version == 6 {
+            let _ = writeln!(
+                out,
+                "the plugin speaks BPv6 (RFC 5050 §5.8): its cells are checked with the conformance runner's BPv6 reader; \
+                 BPv6 has no CRCs, so its crc16 and crc32c cells are the same work"
+            );
+        }
     }
     let _ = writeln!(
         out,
@@ -208,7 +220,7 @@ pub(super) fn render_json(
         "plugin": match plugin {
             Some(f) => {
                 let i = f.info();
-                json!({"source": i.source, "name": i.name, "version": i.version, "size_bytes": i.size_bytes})
+                json!({"source": i.source, "name": i.name, "version": i.version, "size_bytes": i.size_bytes, "bundle_protocol_version": deepmail_conformance::bundle_version(f)})
             }
             None => json!({"source": source}),
         },
