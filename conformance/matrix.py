@@ -3,7 +3,7 @@
 every manifest of the conformance suite (stdlib only).
 
     python3 conformance/matrix.py [--deepmail PATH] [--markdown OUT.md]
-        [--json OUT.json] [--update-docs] [--require-all]
+        [--json OUT.json] [--update-docs | --check-docs] [--require-all]
 
 Implementations (each skipped, and said so, when not installed):
 
@@ -17,6 +17,8 @@ Implementations (each skipped, and said so, when not installed):
                 (plugins-py/build.sh), run as `--plugin codec=...`
   JS fragmenter plugins-js/fragmenter, a component built by jco
                 (plugins-js/build.sh), run as `--plugin fragmenter=...`
+  BPv6          plugins-standalone/bp6-fragmenter (scripts/bp6/build.sh), run
+                as `--plugin fragmenter=...`: the vectors/bundle6 manifests
 
 Each adapter runs through `deepmail conformance --adapter CMD
 --expected-failures vectors/expected-failures/NAME.json --json`, so the
@@ -26,7 +28,11 @@ unlisted ones, and `-` when it implements none of the manifest's
 operation. Below the table, every listed departure with its reason (each
 cites the RFC clause). `--update-docs` rewrites the block between the
 `interop-matrix` markers in README.md and docs/INTEROP.md.
-`--require-all` fails when an implementation is missing (CI).
+`--check-docs` fails when that block is not what the matrix is now (the
+CLI test `the_published_interop_matrix_is_current` runs it; with an
+implementation missing it says so and checks nothing, unless
+`--require-all`). `--require-all` fails when an implementation is missing
+(CI).
 """
 
 import argparse
@@ -105,6 +111,12 @@ def implementations():
                   ["--plugin", "fragmenter=" + wasm, "--stage", "fragmenter"] if os.path.exists(wasm) else None,
                   "vectors/expected-failures/js-fragmenter.json",
                   None if os.path.exists(wasm) else "bash plugins-js/build.sh"))
+    wasm = os.path.join(REPO, "plugins-standalone", "bp6-fragmenter", "target", "wasm32-wasip2",
+                        "release", "deepmail_plugin_bp6_fragmenter.wasm")
+    items.append(("deepmail BPv6 fragmenter (RFC 5050)",
+                  ["--plugin", "fragmenter=" + wasm, "--stage", "fragmenter"] if os.path.exists(wasm) else None,
+                  None,
+                  None if os.path.exists(wasm) else "bash scripts/bp6/build.sh"))
     rust = rust_adapters()
     for name, label, xf in [("bp7-adapter", "bp7 0.12", "bp7.json"),
                             ("hardy-bpv7-adapter", "hardy-bpv7 0.6", "hardy-bpv7.json")]:
@@ -148,6 +160,8 @@ def main():
     ap.add_argument("--markdown", help="write the matrix as Markdown to this file")
     ap.add_argument("--json", help="write every report as JSON to this file")
     ap.add_argument("--update-docs", action="store_true", help="rewrite the matrix block in README.md and docs/INTEROP.md")
+    ap.add_argument("--check-docs", action="store_true",
+                    help="fail when the matrix block in README.md or docs/INTEROP.md is not current")
     ap.add_argument("--require-all", action="store_true", help="fail when an implementation is not installed")
     args = ap.parse_args()
     deepmail = args.deepmail
@@ -213,6 +227,16 @@ def main():
             head, rest = text.split(BEGIN, 1)
             _, tail = rest.split(END, 1)
             open(path, "w").write(head + BEGIN + "\n" + table + END + tail)
+    if args.check_docs:
+        if missing and not args.require_all:
+            print("matrix: docs not checked: not installed: %s" % ", ".join(l for l, _ in missing),
+                  file=sys.stderr)
+        else:
+            for doc in ("README.md", "docs/INTEROP.md"):
+                text = open(os.path.join(REPO, doc)).read()
+                if BEGIN + "\n" + table + END not in text:
+                    sys.exit("matrix: the interop matrix in %s is not what the implementations give now; "
+                             "run python3 conformance/matrix.py --update-docs (and look at the diff)" % doc)
     failed = [label for label, _, r in reports
               if r["summary"]["failed"] or r["summary"]["unexpected_passes"]]
     if failed:
