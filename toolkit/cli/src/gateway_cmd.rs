@@ -5,15 +5,13 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use deepmail_gateway::ingress::Acceptor;
-use deepmail_gateway::metrics::Metrics;
 use deepmail_gateway::policy::GatewayPolicy;
 use deepmail_gateway::queue::{now_ms, Queue};
+use deepmail_gateway::submit::SubmitError;
 use deepmail_gateway::{GatewayConfig, RunningGateway};
 use deepmail_host::types::{DecodeMode, DecodeOptions};
 use serde_json::json;
@@ -412,227 +410,143 @@ fn submit(stages: &Stages, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         }
     };
     stages.apply_to(&mut config.stages);
-    let Some(smtp) = config.smtp.clone() else {
-        eprintln!(
-            "deepmail submit: {} has no [smtp] section: submit needs its relay-domains",
-            args.config.display()
-        );
-        return Ok(ExitCode::from(sysexits::CONFIG));
-    };
-    let config = Arc::new(config);
     let mut input = Vec::new();
     std::io::stdin()
         .read_to_end(&mut input)
         .context("reading standard input")?;
-    let queue = Arc::new(Queue::open(&config.spool, false)?);
-    let policy = match GatewayPolicy::load(&stages.host, &config) {
-        Ok(p) => p.map(Arc::new),
-        Err(e) => {
-            eprintln!("deepmail submit: {e}");
-            return Ok(ExitCode::from(sysexits::CONFIG));
-        }
-    };
-    let acceptor = Acceptor::new(
-        config.clone(),
-        smtp.relay_domains.clone(),
-        queue.clone(),
-        policy,
-        Some(stages.codec()?),
-        Arc::new(Metrics::default()),
-        Arc::new(tokio::sync::Notify::new()),
-    );
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let envelopes: Vec<(deepmail_smtp::Envelope, Vec<u8>)> = if args.bsmtp {
-        let codec = stages.codec()?;
-        let messages = match codec.decode(
+    let messages = if args.bsmtp {
+        match stages.codec()?.decode(
             &input,
             DecodeOptions {
                 mode: DecodeMode::Lenient,
             },
         ) {
-            Ok(m) => m,
+            Ok(m) => m.into_iter().map(smtp_message).collect(),
             Err(e) => {
                 eprintln!("deepmail submit: the Batch SMTP on stdin does not decode: {e}");
                 return Ok(ExitCode::from(sysexits::DATAERR));
             }
-        };
-        messages
-            .into_iter()
-            .map(|m| {
-                let param = |p: &deepmail_host::types::SmtpParam| deepmail_smtp::Param {
-                    keyword: p.keyword.clone(),
-                    value: p.value.clone(),
-                };
-                (
-                    deepmail_smtp::Envelope {
-                        reverse_path: m.envelope.reverse_path.clone(),
-                        mail_params: m.envelope.mail_parameters.iter().map(param).collect(),
-                        recipients: m
-                            .envelope
-                            .forward_paths
-                            .iter()
-                            .map(|f| deepmail_smtp::Recipient {
-                                mailbox: f.mailbox.clone(),
-                                params: f.parameters.iter().map(param).collect(),
-                            })
-                            .collect(),
-                    },
-                    m.content,
-                )
-            })
-            .collect()
+        }
     } else {
-        let from = args.from.clone().unwrap_or_default();
-        let from = from
-            .trim_start_matches('<')
-            .trim_end_matches('>')
-            .to_string();
-        // Pipe input may have LF line ends: SMTP content is CRLF.
-        let mut content = Vec::with_capacity(input.len() + input.len() / 40);
-        for (i, line) in input.split(|b| *b == b'\n').enumerate() {
-            if i > 0 {
-                content.extend_from_slice(b"\r\n");
-            }
-            content.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
-        }
-        if !content.ends_with(b"\r\n") {
-            content.extend_from_slice(b"\r\n");
-        }
         vec![(
             deepmail_smtp::Envelope {
-                reverse_path: from,
+                reverse_path: strip_brackets(args.from.as_deref().unwrap_or_default()),
                 mail_params: Vec::new(),
                 recipients: args
                     .recipients
                     .iter()
                     .map(|r| deepmail_smtp::Recipient {
-                        mailbox: r.trim_start_matches('<').trim_end_matches('>').to_string(),
+                        mailbox: strip_brackets(r),
                         params: Vec::new(),
                     })
                     .collect(),
             },
-            content,
+            crlf_lines(&input),
         )]
     };
-    if envelopes.is_empty() {
+    if messages.is_empty() {
         eprintln!("deepmail submit: no message on stdin");
         return Ok(ExitCode::from(sysexits::DATAERR));
     }
-    let received = acceptor.received_field(
-        None,
-        None,
-        false,
-        &format!("submit.{}", std::process::id()),
-        None,
-    );
-    let origin = format!("submit user={user}");
-    // Every check first, nothing queued yet: a temporary refusal anywhere
-    // makes the MTA retry the whole input (exit 75) without duplicates.
-    struct Checked {
-        envelope: deepmail_smtp::Envelope,
-        content: Vec<u8>,
-        refused: Vec<(String, deepmail_smtp::Reply)>,
-    }
-    let mut checked = Vec::new();
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let report = match deepmail_gateway::submit::submit(
+        &stages.host,
+        config,
+        stages.codec()?,
+        messages,
+        args.bsmtp,
+        &format!("submit user={user}"),
+    ) {
+        Ok(r) => r,
+        Err(e @ (SubmitError::NoSmtpSection | SubmitError::Policy(_))) => {
+            eprintln!("deepmail submit: {}: {e}", args.config.display());
+            return Ok(ExitCode::from(sysexits::CONFIG));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut worst = 0u8;
-    for (n, (mut envelope, content)) in envelopes.into_iter().enumerate() {
-        let mut full = received.clone().into_bytes();
-        full.extend_from_slice(&content);
-        let mut refused = Vec::new();
-        let sender = acceptor.check_sender(&envelope.reverse_path, &envelope.mail_params);
-        if !sender.is_positive() {
-            refused = envelope
-                .recipients
-                .drain(..)
-                .map(|r| (r.mailbox, sender.clone()))
-                .collect();
-        }
-        envelope.recipients.retain(|r| {
-            let reply = acceptor.check_recipient(&envelope.reverse_path, &r.mailbox);
-            let ok = reply.is_positive();
-            if !ok {
-                refused.push((r.mailbox.clone(), reply));
-            }
-            ok
-        });
-        if !envelope.recipients.is_empty() {
-            if let Some(reply) = acceptor.check_message(&envelope, &full, &origin) {
-                refused.extend(
-                    envelope
-                        .recipients
-                        .drain(..)
-                        .map(|r| (r.mailbox, reply.clone())),
-                );
-            }
-        }
-        for (r, reply) in &refused {
+    for (n, m) in report.messages.iter().enumerate() {
+        for (r, reply) in &m.refused {
             eprintln!("deepmail submit: message {}: <{r}> refused: {reply}", n + 1);
             worst = worst.max(exit_for(reply));
         }
-        checked.push(Checked {
-            envelope,
-            content: full,
-            refused,
-        });
     }
-    if checked
-        .iter()
-        .any(|c| c.refused.iter().any(|(_, r)| r.is_transient()))
-    {
+    if report.nothing_queued {
         eprintln!("deepmail submit: nothing queued; try the whole input again later");
         return Ok(ExitCode::from(sysexits::TEMPFAIL));
     }
-    // A single message answers with its exit code, as sendmail does. In a
-    // batch, the others are already fine: refusals become DSNs instead, so
-    // the MTA does not bounce or resend the messages that were queued.
-    let returns = if args.bsmtp {
-        Some(deepmail_gateway::returns::Returns::new(
-            config.clone(),
-            queue.clone(),
-            Arc::new(Metrics::default()),
-            Arc::new(tokio::sync::Notify::new()),
-        )?)
-    } else {
-        None
-    };
-    for (n, c) in checked.iter().enumerate() {
-        if !c.envelope.recipients.is_empty() {
-            let reply = acceptor.enqueue(&c.envelope, &c.content, &origin);
-            if reply.is_positive() {
-                println!("message {}: {reply}", n + 1);
-            } else {
+    for (n, m) in report.messages.iter().enumerate() {
+        match &m.queued {
+            Some(reply) if reply.is_positive() => println!("message {}: {reply}", n + 1),
+            Some(reply) => {
                 eprintln!("deepmail submit: message {}: {reply}", n + 1);
-                return Ok(ExitCode::from(exit_for(&reply)));
+                return Ok(ExitCode::from(exit_for(reply)));
             }
+            None => {}
         }
-        if let (Some(returns), false) = (&returns, c.refused.is_empty()) {
-            let envelope = deepmail_gateway::spool::SpooledEnvelope::from(&c.envelope);
-            let failures: Vec<_> = c
-                .refused
-                .iter()
-                .map(|(r, reply)| {
-                    (
-                        r.clone(),
-                        deepmail_gateway::returns::Failure::smtp(reply, &config.name),
-                    )
-                })
-                .collect();
-            returns.return_to_sender(
-                &envelope,
-                &c.content,
-                &failures,
-                &format!("submit.{}", n + 1),
-            )?;
-            println!(
+        match m.dsn_queued {
+            Some(true) => println!(
                 "message {}: {} recipient(s) refused; DSN queued to <{}>",
                 n + 1,
-                failures.len(),
-                c.envelope.reverse_path
-            );
+                m.refused.len(),
+                m.sender
+            ),
+            Some(false) => println!(
+                "message {}: {} recipient(s) refused; no DSN (null sender: kept as a dead letter; or NOTIFY declined it)",
+                n + 1,
+                m.refused.len()
+            ),
+            None => {}
         }
     }
+    // A single message answers with its exit code, as sendmail does; in a
+    // batch the refusals became DSNs.
     if args.bsmtp {
         worst = 0;
     }
     Ok(ExitCode::from(worst))
+}
+
+/// A decoded message as the SMTP envelope and content the gateway takes.
+fn smtp_message(m: deepmail_host::types::Message) -> (deepmail_smtp::Envelope, Vec<u8>) {
+    let param = |p: &deepmail_host::types::SmtpParam| deepmail_smtp::Param {
+        keyword: p.keyword.clone(),
+        value: p.value.clone(),
+    };
+    let envelope = deepmail_smtp::Envelope {
+        reverse_path: m.envelope.reverse_path.clone(),
+        mail_params: m.envelope.mail_parameters.iter().map(param).collect(),
+        recipients: m
+            .envelope
+            .forward_paths
+            .iter()
+            .map(|f| deepmail_smtp::Recipient {
+                mailbox: f.mailbox.clone(),
+                params: f.parameters.iter().map(param).collect(),
+            })
+            .collect(),
+    };
+    (envelope, m.content)
+}
+
+/// `<a@b>` or `a@b` as `a@b`.
+fn strip_brackets(path: &str) -> String {
+    path.trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string()
+}
+
+/// Pipe input may have LF line ends: SMTP content is CRLF, ending in one.
+fn crlf_lines(input: &[u8]) -> Vec<u8> {
+    let mut content = Vec::with_capacity(input.len() + input.len() / 40);
+    for (i, line) in input.split(|b| *b == b'\n').enumerate() {
+        if i > 0 {
+            content.extend_from_slice(b"\r\n");
+        }
+        content.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+    }
+    if !content.ends_with(b"\r\n") {
+        content.extend_from_slice(b"\r\n");
+    }
+    content
 }

@@ -42,6 +42,7 @@ pub mod relay;
 pub mod returns;
 pub mod spool;
 pub mod stages;
+pub mod submit;
 pub mod tls;
 
 pub use crate::config::{ConfigError, GatewayConfig};

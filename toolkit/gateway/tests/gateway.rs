@@ -1919,3 +1919,82 @@ async fn a_second_gateway_on_the_same_spool_is_refused() {
     }
     first.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Local submission through the library (`deepmail_gateway::submit`): in a
+/// batch, a recipient outside the relay domains is refused and returned to
+/// the sender as a DSN while the other is queued; with a null sender no
+/// DSN can be sent (the report says so: the refusal is kept as a dead
+/// letter); and a single message with a refused recipient reports the
+/// refusal without queueing a DSN.
+#[test]
+fn submit_checks_everything_then_queues_and_returns_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("earth.toml");
+    std::fs::write(
+        &path,
+        "name = \"gw.earth.example\"\nspool = \"spool\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n\
+         relay-domains = [\"moon.example\"]\n[[route]]\ndomain = \"moon.example\"\n\
+         transport = \"https\"\nuri = \"https://gw.moon.example/inboundmail\"\n\
+         [relay]\nsmtp = \"127.0.0.1:1\"\ndomains = [\"earth.example\"]\n",
+    )
+    .unwrap();
+    let config = GatewayConfig::load(&path).unwrap();
+    let h = host();
+    let codec = deepmail_host::Codec::load(
+        &h,
+        &deepmail_host::PluginSource::Builtin("bsmtp-codec".into()),
+    )
+    .unwrap();
+    let message = |from: &str| {
+        (
+            Envelope {
+                reverse_path: from.into(),
+                mail_params: vec![],
+                recipients: ["ada@moon.example", "eve@elsewhere.example"]
+                    .iter()
+                    .map(|m| Recipient {
+                        mailbox: (*m).into(),
+                        params: vec![],
+                    })
+                    .collect(),
+            },
+            b"Subject: hi\r\n\r\nhello\r\n".to_vec(),
+        )
+    };
+    let submit = |messages, batch| {
+        deepmail_gateway::submit::submit(
+            &h,
+            config.clone(),
+            codec.clone(),
+            messages,
+            batch,
+            "submit user=test",
+        )
+        .unwrap()
+    };
+    let report = submit(vec![message("ops@earth.example"), message("")], true);
+    assert!(!report.nothing_queued);
+    assert_eq!(report.queue_failure(), None);
+    let [sent, null] = &report.messages[..] else {
+        panic!("{report:?}")
+    };
+    for m in [sent, null] {
+        assert_eq!(m.refused.len(), 1, "{m:?}");
+        assert_eq!(m.refused[0].0, "eve@elsewhere.example");
+        assert!(m.queued.as_ref().is_some_and(Reply::is_positive), "{m:?}");
+    }
+    assert_eq!(sent.dsn_queued, Some(true));
+    assert_eq!(null.dsn_queued, Some(false), "no DSN to a null sender");
+    let single = submit(vec![message("ops@earth.example")], false);
+    assert_eq!(single.messages[0].dsn_queued, None);
+    assert_eq!(single.messages[0].refused.len(), 1);
+    let queue = deepmail_gateway::queue::Queue::open(&dir.path().join("spool"), false).unwrap();
+    // The two accepted messages of the batch, one DSN, the single message.
+    let entries: Vec<_> = queue
+        .entries()
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(entries.len(), 4, "{entries:?}");
+}
