@@ -205,7 +205,7 @@ pub(crate) fn run(stages: &Stages, args: CompressBenchArgs) -> anyhow::Result<Ex
                 )
                 .map_err(|e| anyhow::anyhow!("the codec cannot encode a corpus message: {e}"))?;
             row.bsmtp_bytes += bsmtp.len() as u64;
-            row.gzip_bytes += deepmail_gateway::compress::gzip(&bsmtp).len() as u64;
+            row.gzip_bytes += deepmail_gateway::gzip(&bsmtp).len() as u64;
         }
         rows.push(row);
     }

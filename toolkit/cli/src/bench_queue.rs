@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use deepmail_gateway::queue::{now_ms, Destination, QueueEntry};
-use deepmail_gateway::spool::{SpooledEnvelope, SpooledRecipient};
 use deepmail_gateway::RunningGateway;
+use deepmail_gateway::{Destination, QueueEntry};
+use deepmail_gateway::{SpooledEnvelope, SpooledRecipient};
 use serde_json::json;
 
 use crate::demo::write_config;
@@ -59,7 +59,7 @@ fn cpu_time() -> Option<Duration> {
 fn prefill(spool: &Path, n: usize, content: &[u8]) -> anyhow::Result<()> {
     let queue = spool.join("queue");
     std::fs::create_dir_all(&queue)?;
-    let base = now_ms();
+    let base = crate::bench_cmd::unix_ms();
     for i in 0..n {
         let id = format!("{base:011x}-prefill-{i}");
         let entry = QueueEntry {
@@ -78,7 +78,7 @@ fn prefill(spool: &Path, n: usize, content: &[u8]) -> anyhow::Result<()> {
             origin: "bench prefill".into(),
             message_id: format!("<prefill-{i}@earth.example>"),
         };
-        let dir = queue.join(deepmail_gateway::queue::shard_of(&id)).join(&id);
+        let dir = queue.join(deepmail_gateway::shard_of(&id)).join(&id);
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("message.eml"), content)?;
         std::fs::write(dir.join("entry.json"), serde_json::to_vec(&entry)?)?;

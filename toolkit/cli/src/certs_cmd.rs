@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use deepmail_gateway::tls::TestPki;
+use deepmail_gateway::TestPki;
 
 #[derive(Args)]
 pub(crate) struct CertsArgs {

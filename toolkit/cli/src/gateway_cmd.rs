@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use deepmail_gateway::policy::GatewayPolicy;
-use deepmail_gateway::queue::{now_ms, Queue};
-use deepmail_gateway::submit::SubmitError;
+use deepmail_gateway::GatewayPolicy;
+use deepmail_gateway::Queue;
+use deepmail_gateway::SubmitError;
 use deepmail_gateway::{GatewayConfig, RunningGateway};
 use deepmail_host::types::{DecodeMode, DecodeOptions};
 use serde_json::json;
@@ -92,8 +92,8 @@ pub(crate) fn run_gateway(stages: &Stages, args: GatewayArgs) -> anyhow::Result<
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         if args.check {
-            deepmail_gateway::gateway::load_tls_files(&config)?;
-            let stages = deepmail_gateway::stages::GatewayStages::load(host.clone(), &config)?;
+            deepmail_gateway::load_tls_files(&config)?;
+            let stages = deepmail_gateway::GatewayStages::load(host.clone(), &config)?;
             let policy = GatewayPolicy::load(&host, &config)?;
             println!(
                 "{}: ok (codec {}, resolver {}, policy {})",
@@ -168,7 +168,7 @@ enum QueueAction {
 /// much as the window carries).
 fn destination_rows(
     config: &GatewayConfig,
-    snapshot: &deepmail_gateway::queue::Snapshot,
+    snapshot: &deepmail_gateway::Snapshot,
     now: u64,
 ) -> Vec<serde_json::Value> {
     let mut by_dest: std::collections::BTreeMap<String, Vec<(u64, u64)>> = Default::default();
@@ -179,7 +179,9 @@ fn destination_rows(
             .push((e.received_ms, e.bytes));
     }
     let at = |ms: u64| {
-        deepmail_gateway::spool::rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(ms))
+        deepmail_link::contact_plan::civil::rfc3339(
+            std::time::UNIX_EPOCH + Duration::from_millis(ms),
+        )
     };
     by_dest
         .into_iter()
@@ -228,7 +230,7 @@ pub(crate) fn run_queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
     };
     match args.action {
         QueueAction::List { json } => {
-            let now = now_ms();
+            let now = crate::bench_cmd::unix_ms();
             let rows: Vec<_> = snapshot
                 .entries
                 .values()
@@ -449,7 +451,7 @@ fn submit(stages: &Stages, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(sysexits::DATAERR));
     }
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let report = match deepmail_gateway::submit::submit(
+    let report = match deepmail_gateway::submit(
         &stages.host,
         config,
         stages.codec()?,

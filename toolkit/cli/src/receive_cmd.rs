@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use deepmail_gateway::tls::{load_certs, load_private_key};
+use deepmail_gateway::{load_certs, load_private_key};
 use deepmail_gateway::{
     shutdown_signal, Receiver, ReceiverConfig, RequestRecord, Spool, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PATH,

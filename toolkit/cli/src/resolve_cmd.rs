@@ -60,7 +60,7 @@ pub(crate) fn load_resolver(
         )
     } else {
         let servers = if dns_servers.is_empty() {
-            deepmail_gateway::stages::system_nameservers()
+            deepmail_gateway::system_nameservers()
                 .iter()
                 .map(|a| a.to_string())
                 .collect()

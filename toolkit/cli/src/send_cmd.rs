@@ -118,7 +118,7 @@ fn read_pem(path: &Option<PathBuf>) -> anyhow::Result<Vec<u8>> {
 
 /// `host:port` of an http(s) URI, lower case, with the scheme's default port.
 fn authority_of(uri: &str) -> anyhow::Result<String> {
-    match deepmail_gateway::stages::authority_of(uri) {
+    match deepmail_gateway::authority_of(uri) {
         Some(a) => Ok(a),
         None => bail!("next hop `{uri}` is not an http(s) URI; the https-sender cannot use it"),
     }

@@ -193,7 +193,7 @@ fn earth_gateway_killed_at_random_moments_loses_and_duplicates_nothing() {
         let got = sink.got.lock().unwrap().clone();
         let mut by_seq: HashMap<usize, Vec<Vec<u8>>> = HashMap::new();
         for (_, c) in got {
-            let seq: usize = deepmail_gateway::queue::header_value(&c, "x-seq")
+            let seq: usize = deepmail_gateway::header_value(&c, "x-seq")
                 .and_then(|v| v.parse().ok())
                 .expect("every delivered message has its X-Seq");
             by_seq.entry(seq).or_default().push(c);

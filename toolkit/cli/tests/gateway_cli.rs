@@ -15,7 +15,7 @@ use common::deepmail;
 
 /// Where message `id` lives in the spool at `spool` (its shard).
 fn message_dir(spool: &Path, id: &str) -> std::path::PathBuf {
-    deepmail_gateway::queue::Queue::open(spool, false)
+    deepmail_gateway::Queue::open(spool, false)
         .unwrap()
         .message_dir(id)
 }

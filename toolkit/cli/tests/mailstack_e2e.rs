@@ -128,7 +128,7 @@ fn big_message() -> Vec<u8> {
 
 /// The value of header `name` in `message`'s header section.
 fn header(message: &[u8], name: &str) -> Option<String> {
-    deepmail_gateway::queue::header_value(message, name)
+    deepmail_gateway::header_value(message, name)
 }
 
 /// Maildir files may have LF line ends; compare in CRLF.

@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use deepmail_gateway::client::{batch_request, Connection, HttpVersion};
-use deepmail_gateway::tls::{client_config, load_certs, load_private_key};
+use deepmail_gateway::{batch_request, Connection, HttpVersion};
+use deepmail_gateway::{client_config, load_certs, load_private_key};
 
 const BATCH: &[u8] = b"MAIL FROM:<ops@earth.example> BODY=8BITMIME\r\n\
 RCPT TO:<ada@moon.example>\r\n\

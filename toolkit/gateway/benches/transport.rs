@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
-use deepmail_gateway::tls::{client_config, TestPki};
+use deepmail_gateway::{client_config, TestPki};
 use deepmail_gateway::{Receiver, ReceiverConfig, Spool, BATCH_SMTP};
 use deepmail_host::types::{Outcome, Payload};
 use deepmail_host::{Codec, Host, HostConfig, HttpGrant, NetworkGrant, PluginSource, Sender};
@@ -151,7 +151,7 @@ impl Body for ChannelBody {
 }
 
 /// Native HTTPS: TCP, TLS and an HTTP/2 handshake set up as
-/// `deepmail_gateway::client::Connection` does.
+/// `deepmail_gateway::Connection` does.
 async fn h2_connect<B>(addr: SocketAddr, tls: &Arc<rustls::ClientConfig>) -> http2::SendRequest<B>
 where
     B: Body + Send + Unpin + 'static,

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use deepmail_gateway::client::{batch_request, Connection, HttpVersion};
-use deepmail_gateway::tls::{client_config, TestPki};
+use deepmail_gateway::{batch_request, Connection, HttpVersion};
+use deepmail_gateway::{client_config, TestPki};
 use deepmail_gateway::{Receiver, ReceiverConfig, Spool};
 use deepmail_host::{Codec, Host, HostConfig, PluginSource};
 

@@ -49,7 +49,6 @@ use crate::spool::{io_err, sync_dir, to_json, write_synced, SpoolError, SpooledE
 
 mod index;
 pub(crate) use index::Index;
-pub use index::{size_class, Indexed, Place};
 
 /// A record that could not be read: its path and why.
 type Unreadable = (PathBuf, String);

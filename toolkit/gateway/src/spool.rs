@@ -491,23 +491,9 @@ pub(crate) fn overwrite_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     f.sync_data()
 }
 
-/// `time` as RFC 3339 UTC with milliseconds, e.g. `2026-03-01T12:00:00.250Z`.
-pub fn rfc3339(time: SystemTime) -> String {
-    let since = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) =
-        deepmail_contact_plan::civil::from_days(i64::try_from(days).unwrap_or(0));
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
+/// `time` as RFC 3339 UTC with milliseconds (the one copy is in
+/// `deepmail_contact_plan::civil`).
+pub(crate) use deepmail_contact_plan::civil::rfc3339;
 
 #[cfg(test)]
 mod tests {

@@ -125,7 +125,7 @@ async fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 
 /// Messages in the queue of the spool at `spool`, as a tool reads it.
 fn queued(spool: &Path) -> usize {
-    deepmail_gateway::queue::Queue::open(spool, false)
+    deepmail_gateway::Queue::open(spool, false)
         .unwrap()
         .entries()
         .unwrap()
@@ -295,14 +295,14 @@ async fn earth_to_moon_with_a_dsn_back_for_the_unknown_recipient() {
 
 /// An HTTP/2 connection to `gateway`'s receiver, trusting the test CA in
 /// `dir/certs`.
-async fn https_to(dir: &Path, gateway: &RunningGateway) -> deepmail_gateway::client::Connection {
-    let ca = deepmail_gateway::tls::load_certs(&dir.join("certs/ca.pem")).unwrap();
-    let tls = deepmail_gateway::tls::client_config(&ca, None, &[]).unwrap();
-    deepmail_gateway::client::Connection::connect(
+async fn https_to(dir: &Path, gateway: &RunningGateway) -> deepmail_gateway::Connection {
+    let ca = deepmail_gateway::load_certs(&dir.join("certs/ca.pem")).unwrap();
+    let tls = deepmail_gateway::client_config(&ca, None, &[]).unwrap();
+    deepmail_gateway::Connection::connect(
         gateway.https_addr.unwrap(),
         "localhost",
         &tls,
-        deepmail_gateway::client::HttpVersion::Http2,
+        deepmail_gateway::HttpVersion::Http2,
     )
     .await
     .unwrap()
@@ -320,7 +320,7 @@ async fn a_received_recipient_outside_the_relay_domains_is_returned_not_relayed(
     let mut conn = https_to(dir.path(), &moon).await;
     let batch = b"MAIL FROM:<ops@earth.example>\r\nRCPT TO:<ada@moon.example>\r\n\
 RCPT TO:<victim@evil.example>\r\nDATA\r\nSubject: relay me\r\n\r\nbody\r\n.\r\n";
-    let req = deepmail_gateway::client::batch_request(
+    let req = deepmail_gateway::batch_request(
         &format!("https://localhost:{port}/inboundmail"),
         batch.to_vec(),
         Some("open-relay-probe"),
@@ -348,8 +348,7 @@ RCPT TO:<victim@evil.example>\r\nDATA\r\nSubject: relay me\r\n\r\nbody\r\n.\r\n"
         "only the relay domain reached the MTA"
     );
     // The refused recipient goes back to the sender as a DSN, queued for Earth.
-    let queue =
-        deepmail_gateway::queue::Queue::open(&dir.path().join("moon-spool"), false).unwrap();
+    let queue = deepmail_gateway::Queue::open(&dir.path().join("moon-spool"), false).unwrap();
     let snapshot = queue.snapshot().unwrap();
     let dsn = snapshot
         .entries
@@ -376,7 +375,7 @@ async fn a_retransmitted_batch_is_relayed_once_even_after_a_restart() {
     for round in 0..2 {
         let moon = start(dir.path(), "moon", &toml).await;
         let mut conn = https_to(dir.path(), &moon).await;
-        let req = deepmail_gateway::client::batch_request(
+        let req = deepmail_gateway::batch_request(
             &format!("https://localhost:{port}/inboundmail"),
             batch.to_vec(),
             Some("retransmitted-batch-1"),
@@ -500,7 +499,7 @@ async fn queued_mail_survives_a_restart_and_is_delivered_once() {
     let got = moon_mta.sink.got.lock().unwrap().clone();
     let mut subjects: Vec<String> = got
         .iter()
-        .map(|(_, c)| deepmail_gateway::queue::header_value(c, "subject").unwrap())
+        .map(|(_, c)| deepmail_gateway::header_value(c, "subject").unwrap())
         .collect();
     subjects.sort();
     assert_eq!(subjects, ["0", "1", "2", "3", "4"]);
@@ -820,7 +819,12 @@ fn bundle_spec(source: &str, sequence_number: u64) -> deepmail_bundle::BundleSpe
         source: source.parse().unwrap(),
         destination: "ipn:2.25".parse().unwrap(),
         report_to: "dtn:none".parse().unwrap(),
-        creation_time: deepmail_gateway::deliver::dtn_ms(deepmail_gateway::queue::now_ms()),
+        creation_time: deepmail_gateway::dtn_ms(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64,
+        ),
         sequence_number,
         lifetime_ms: 3_600_000,
         crc: deepmail_bundle::CrcType::Crc32c,
@@ -980,19 +984,19 @@ async fn one_peer_address_cannot_fill_the_reassembly_store() {
     )
     .unwrap();
     let inbound = tokio::task::spawn_blocking(move || {
-        deepmail_gateway::bp::BpInbound::new(
+        deepmail_gateway::BpInbound::new(
             config,
             spool,
             codec,
             fragmenter,
-            Arc::new(deepmail_gateway::metrics::Metrics::default()),
+            Arc::new(deepmail_gateway::Metrics::default()),
             Arc::new(tokio::sync::Notify::new()),
         )
     })
     .await
     .unwrap()
     .unwrap();
-    let handler = deepmail_gateway::bp::BpHandler(Arc::new(inbound));
+    let handler = deepmail_gateway::BpHandler(Arc::new(inbound));
     let adu = |n: usize| {
         let mut b =
             b"MAIL FROM:<ops@earth.example>\r\nRCPT TO:<ada@moon.example>\r\nDATA\r\n\r\n".to_vec();
@@ -1434,11 +1438,10 @@ async fn a_bp_message_cut_by_a_window_end_is_completed_in_the_next_window() {
         arrived >= Duration::from_secs(9),
         "three windows were needed, it arrived after {arrived:?}"
     );
-    let m =
-        |g: &RunningGateway,
-         c: fn(&deepmail_gateway::metrics::Metrics) -> &std::sync::atomic::AtomicU64| {
-            c(&g.metrics).load(Ordering::Relaxed)
-        };
+    let m = |g: &RunningGateway,
+             c: fn(&deepmail_gateway::Metrics) -> &std::sync::atomic::AtomicU64| {
+        c(&g.metrics).load(Ordering::Relaxed)
+    };
     // The Moon relays once the last fragment is in, before its XFER_ACK
     // reaches Earth.
     wait_for("the last acknowledgement on Earth", 10, || {
@@ -1525,7 +1528,7 @@ async fn priority_then_size_then_the_oldest_every_fourth_batch() {
         .lock()
         .unwrap()
         .iter()
-        .map(|(_, c)| deepmail_gateway::queue::header_value(c, "subject").unwrap())
+        .map(|(_, c)| deepmail_gateway::header_value(c, "subject").unwrap())
         .collect();
     assert_eq!(
         order,
@@ -1737,9 +1740,9 @@ async fn a_compressed_bomb_in_a_bundle_is_refused_and_nothing_spooled() {
             let mut bomb =
                 b"MAIL FROM:<ops@earth.example>\r\nRCPT TO:<ada@moon.example>\r\nDATA\r\n".to_vec();
             bomb.resize(64 << 20, b'x');
-            deepmail_gateway::compress::gzip(&bomb)
+            deepmail_gateway::gzip(&bomb)
         } else {
-            deepmail_gateway::compress::gzip(
+            deepmail_gateway::gzip(
                 b"MAIL FROM:<ops@earth.example>\r\nRCPT TO:<ada@moon.example>\r\nDATA\r\nhi\r\n.\r\n",
             )
         };
@@ -1962,7 +1965,7 @@ fn submit_checks_everything_then_queues_and_returns_refusals() {
         )
     };
     let submit = |messages, batch| {
-        deepmail_gateway::submit::submit(
+        deepmail_gateway::submit(
             &h,
             config.clone(),
             codec.clone(),
@@ -1988,7 +1991,7 @@ fn submit_checks_everything_then_queues_and_returns_refusals() {
     let single = submit(vec![message("ops@earth.example")], false);
     assert_eq!(single.messages[0].dsn_queued, None);
     assert_eq!(single.messages[0].refused.len(), 1);
-    let queue = deepmail_gateway::queue::Queue::open(&dir.path().join("spool"), false).unwrap();
+    let queue = deepmail_gateway::Queue::open(&dir.path().join("spool"), false).unwrap();
     // The two accepted messages of the batch, one DSN, the single message.
     let entries: Vec<_> = queue
         .entries()

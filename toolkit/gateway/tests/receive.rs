@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use deepmail_gateway::client::{batch_request, Connection, HttpVersion};
-use deepmail_gateway::tls::{client_config, TestPki};
+use deepmail_gateway::{batch_request, Connection, HttpVersion};
+use deepmail_gateway::{client_config, TestPki};
 use deepmail_gateway::{Receiver, ReceiverConfig, RequestRecord, Spool};
 use deepmail_host::types::{DecodeMode, DecodeOptions};
 use deepmail_host::{Codec, Host, HostConfig, PluginSource};
@@ -144,7 +144,7 @@ impl Server {
         &self,
         version: HttpVersion,
         identity: Option<&TestPki>,
-    ) -> Result<Connection, deepmail_gateway::client::ClientError> {
+    ) -> Result<Connection, deepmail_gateway::ClientError> {
         let tls = client_config(
             &[pki().ca_der()],
             identity.map(|p| p.client_identity()),
@@ -742,7 +742,7 @@ async fn one_peer_cannot_hold_more_than_its_requests() {
 /// with nothing stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_bodies_are_taken_and_bombs_refused() {
-    use deepmail_gateway::compress::gzip;
+    use deepmail_gateway::gzip;
     let server = Server::start(Options {
         max_body: Some(1 << 20),
         ..Options::default()
