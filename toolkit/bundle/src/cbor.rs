@@ -54,22 +54,22 @@ pub(crate) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0 }
     }
 
     /// Current offset into the input.
-    pub fn pos(&self) -> usize {
+    pub(crate) fn pos(&self) -> usize {
         self.pos
     }
 
     /// Bytes not yet read.
-    pub fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 
     /// The next byte, without consuming it.
-    pub fn peek(&self) -> Option<u8> {
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.buf.get(self.pos).copied()
     }
 
@@ -91,7 +91,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads one item head; `what` names the item for error messages.
-    pub fn head(&mut self, what: &str) -> Result<Head> {
+    pub(crate) fn head(&mut self, what: &str) -> Result<Head> {
         let offset = self.pos;
         let ib = *self.take(1, what)?.first().unwrap_or(&0);
         let major = ib >> 5;
@@ -169,7 +169,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads an unsigned integer.
-    pub fn uint(&mut self, what: &str) -> Result<u64> {
+    pub(crate) fn uint(&mut self, what: &str) -> Result<u64> {
         let h = self.expect_major(MAJOR_UINT, what)?;
         Ok(h.arg.unwrap_or(0))
     }
@@ -203,12 +203,12 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a definite-length byte string: (content, offset of content).
-    pub fn bytes(&mut self, what: &str) -> Result<(&'a [u8], usize)> {
+    pub(crate) fn bytes(&mut self, what: &str) -> Result<(&'a [u8], usize)> {
         self.string(MAJOR_BYTES, what)
     }
 
     /// Reads a definite-length UTF-8 text string.
-    pub fn text(&mut self, what: &str) -> Result<&'a str> {
+    pub(crate) fn text(&mut self, what: &str) -> Result<&'a str> {
         let (s, start) = self.string(MAJOR_TEXT, what)?;
         core::str::from_utf8(s).map_err(|e| {
             BundleError::at(
@@ -220,7 +220,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads an array head and returns an iterator-like cursor over its items.
-    pub fn array(&mut self, what: &str) -> Result<Items> {
+    pub(crate) fn array(&mut self, what: &str) -> Result<Items> {
         let h = self.expect_major(MAJOR_ARRAY, what)?;
         Ok(Items {
             left: h.arg,
@@ -243,13 +243,13 @@ pub(crate) struct Items {
 
 impl Items {
     /// The declared item count, for a definite-length array.
-    pub fn declared(&self) -> Option<u64> {
+    pub(crate) fn declared(&self) -> Option<u64> {
         self.declared
     }
 
     /// True when another item follows; at the end of an indefinite array
     /// this consumes the break code.
-    pub fn more(&mut self, r: &mut Reader<'_>, what: &str) -> Result<bool> {
+    pub(crate) fn more(&mut self, r: &mut Reader<'_>, what: &str) -> Result<bool> {
         match &mut self.left {
             Some(0) => Ok(false),
             Some(n) => {
@@ -269,7 +269,7 @@ impl Items {
     }
 
     /// Requires another item; `field` names it for the error.
-    pub fn need(&mut self, r: &mut Reader<'_>, what: &str, field: &str) -> Result<()> {
+    pub(crate) fn need(&mut self, r: &mut Reader<'_>, what: &str, field: &str) -> Result<()> {
         if self.more(r, what)? {
             Ok(())
         } else {
@@ -282,7 +282,7 @@ impl Items {
     }
 
     /// Requires the array to end here.
-    pub fn end(&mut self, r: &mut Reader<'_>, what: &str) -> Result<()> {
+    pub(crate) fn end(&mut self, r: &mut Reader<'_>, what: &str) -> Result<()> {
         if self.more(r, what)? {
             Err(BundleError::at(
                 ErrorKind::MalformedCbor,

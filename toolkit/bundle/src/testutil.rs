@@ -5,7 +5,7 @@ use crate::cbor::{put_bytes, put_head, put_uint, BREAK, INDEFINITE_ARRAY, MAJOR_
 use crate::checksum::{seal, CrcType};
 use crate::eid::Eid;
 
-pub fn eid(s: &str) -> Vec<u8> {
+pub(crate) fn eid(s: &str) -> Vec<u8> {
     let mut v = Vec::new();
     s.parse::<Eid>().unwrap().encode(&mut v);
     v
@@ -13,7 +13,7 @@ pub fn eid(s: &str) -> Vec<u8> {
 
 /// A primary block, field by field.
 #[derive(Clone)]
-pub struct P {
+pub(crate) struct P {
     pub version: u64,
     pub flags: u64,
     pub crc: u64,
@@ -44,7 +44,7 @@ impl Default for P {
 }
 
 impl P {
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         let crc = CrcType::from_code(self.crc);
         let n = 8 + if self.frag.is_some() { 2 } else { 0 } + u64::from(self.crc != 0);
@@ -73,7 +73,7 @@ impl P {
 
 /// A canonical block.
 #[derive(Clone)]
-pub struct B {
+pub(crate) struct B {
     pub block_type: u64,
     pub number: u64,
     pub flags: u64,
@@ -82,7 +82,7 @@ pub struct B {
 }
 
 impl B {
-    pub fn payload(data: &[u8]) -> B {
+    pub(crate) fn payload(data: &[u8]) -> B {
         B {
             block_type: 1,
             number: 1,
@@ -91,7 +91,7 @@ impl B {
             data: data.to_vec(),
         }
     }
-    pub fn age(number: u64, age: u64) -> B {
+    pub(crate) fn age(number: u64, age: u64) -> B {
         let mut data = Vec::new();
         put_uint(&mut data, age);
         B {
@@ -102,7 +102,7 @@ impl B {
             data,
         }
     }
-    pub fn hops(number: u64, limit: u64, count: u64) -> B {
+    pub(crate) fn hops(number: u64, limit: u64, count: u64) -> B {
         let mut data = Vec::new();
         put_head(&mut data, MAJOR_ARRAY, 2);
         put_uint(&mut data, limit);
@@ -115,7 +115,7 @@ impl B {
             data,
         }
     }
-    pub fn other(block_type: u64, number: u64, flags: u64, data: &[u8]) -> B {
+    pub(crate) fn other(block_type: u64, number: u64, flags: u64, data: &[u8]) -> B {
         B {
             block_type,
             number,
@@ -124,7 +124,7 @@ impl B {
             data: data.to_vec(),
         }
     }
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         let crc = CrcType::from_code(self.crc);
         put_head(&mut out, MAJOR_ARRAY, 5 + u64::from(self.crc != 0));
@@ -141,7 +141,7 @@ impl B {
     }
 }
 
-pub fn bundle(p: &P, blocks: &[B]) -> Vec<u8> {
+pub(crate) fn bundle(p: &P, blocks: &[B]) -> Vec<u8> {
     let mut out = vec![INDEFINITE_ARRAY];
     out.extend_from_slice(&p.encode());
     for b in blocks {
@@ -152,7 +152,7 @@ pub fn bundle(p: &P, blocks: &[B]) -> Vec<u8> {
 }
 
 /// A valid bundle: primary, hop count, payload.
-pub fn sample() -> Vec<u8> {
+pub(crate) fn sample() -> Vec<u8> {
     bundle(
         &P::default(),
         &[B::hops(2, 30, 0), B::payload(b"hello, moon")],

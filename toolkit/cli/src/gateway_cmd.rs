@@ -20,11 +20,11 @@ use crate::Stages;
 
 /// sysexits(3), what MTAs' pipe transports understand.
 mod sysexits {
-    pub const DATAERR: u8 = 65;
-    pub const NOUSER: u8 = 67;
-    pub const TEMPFAIL: u8 = 75;
-    pub const NOPERM: u8 = 77;
-    pub const CONFIG: u8 = 78;
+    pub(super) const DATAERR: u8 = 65;
+    pub(super) const NOUSER: u8 = 67;
+    pub(super) const TEMPFAIL: u8 = 75;
+    pub(super) const NOPERM: u8 = 77;
+    pub(super) const CONFIG: u8 = 78;
 }
 
 /// Log line format.

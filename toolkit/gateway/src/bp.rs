@@ -33,7 +33,7 @@ use crate::spool::{self, BatchMeta, NewBatch, Spool, StoreOutcome};
 /// The spool batch id of a bundle (the same for every fragment of an ADU
 /// and on every retransmission): `bp-` and the first 32 hex digits of the
 /// SHA-256 of "source creation-time sequence-number".
-pub fn batch_id_of(source: &str, creation_time: u64, sequence_number: u64) -> String {
+pub(crate) fn batch_id_of(source: &str, creation_time: u64, sequence_number: u64) -> String {
     let key = format!("{source} {creation_time} {sequence_number}");
     let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
     format!("bp-{}", &hex::encode(digest.as_ref())[..32])
@@ -490,7 +490,10 @@ impl BundleHandler for BpHandler {
 }
 
 /// Runs expiry every minute until `stop`.
-pub async fn expire_loop(inbound: Arc<BpInbound>, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn expire_loop(
+    inbound: Arc<BpInbound>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(60)) => {}

@@ -11,11 +11,11 @@ use std::io::{Read, Write};
 
 /// The largest expansion accepted: real mail compresses 2-10 times; a
 /// bomb, a thousand.
-pub const MAX_RATIO: u64 = 100;
+pub(crate) const MAX_RATIO: u64 = 100;
 
 /// Why a compressed payload was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecompressError {
+pub(crate) enum DecompressError {
     /// It expands past a limit: a bomb, or simply too large.
     #[error(
         "the compressed payload ({compressed} bytes) expands past {limit} bytes (limit: {why})"
@@ -34,7 +34,7 @@ pub enum DecompressError {
 }
 
 /// Whether `data` starts like a gzip member (RFC 1952 §2.3.1: ID1 ID2 CM=8).
-pub fn is_gzip(data: &[u8]) -> bool {
+pub(crate) fn is_gzip(data: &[u8]) -> bool {
     data.starts_with(&[0x1f, 0x8b, 0x08])
 }
 
@@ -52,7 +52,7 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 /// The content of the gzip member `data`, refused when it would exceed
 /// `max_out` bytes or [`MAX_RATIO`] times its compressed size (whichever
 /// is less), or is not valid gzip. Memory used is bounded by the limit.
-pub fn gunzip(data: &[u8], max_out: u64) -> Result<Vec<u8>, DecompressError> {
+pub(crate) fn gunzip(data: &[u8], max_out: u64) -> Result<Vec<u8>, DecompressError> {
     let compressed = data.len() as u64;
     let by_ratio = compressed.saturating_mul(MAX_RATIO).max(4096);
     let (limit, why) = if by_ratio < max_out {

@@ -34,7 +34,7 @@ fn spooled_params(params: &[Param]) -> Vec<SpooledParam> {
 }
 
 /// The checks and the enqueue every way in shares.
-pub struct Acceptor {
+pub(crate) struct Acceptor {
     config: Arc<GatewayConfig>,
     relay_domains: Vec<String>,
     queue: Arc<Queue>,
@@ -48,7 +48,7 @@ impl Acceptor {
     /// Mail for `relay_domains` goes into `queue`. With `codec`, a message
     /// the codec plugin could never encode is refused at end of DATA rather
     /// than accepted and returned later.
-    pub fn new(
+    pub(crate) fn new(
         config: Arc<GatewayConfig>,
         relay_domains: Vec<String>,
         queue: Arc<Queue>,
@@ -69,7 +69,7 @@ impl Acceptor {
     }
 
     /// `MAIL FROM`.
-    pub fn check_sender(&self, reverse_path: &str, params: &[Param]) -> Reply {
+    pub(crate) fn check_sender(&self, reverse_path: &str, params: &[Param]) -> Reply {
         if let Some(p) = &self.policy {
             if let Some(refusal) = p.check_sender(reverse_path, params) {
                 return refusal;
@@ -79,7 +79,7 @@ impl Acceptor {
     }
 
     /// `RCPT TO`: only the relay domains, then the policy.
-    pub fn check_recipient(&self, reverse_path: &str, mailbox: &str) -> Reply {
+    pub(crate) fn check_recipient(&self, reverse_path: &str, mailbox: &str) -> Reply {
         let Some(domain) = domain_of(mailbox) else {
             return Reply::new(
                 550,
@@ -104,7 +104,7 @@ impl Acceptor {
 
     /// The whole message: policy, then one durable queue entry per
     /// destination domain. Blocking (fsync): call from a blocking context.
-    pub fn accept(&self, envelope: &Envelope, content: &[u8], origin: &str) -> Reply {
+    pub(crate) fn accept(&self, envelope: &Envelope, content: &[u8], origin: &str) -> Reply {
         if let Some(refusal) = self.check_message(envelope, content, origin) {
             return refusal;
         }
@@ -114,7 +114,7 @@ impl Acceptor {
     /// The verdict on the whole message, `Some(refusal)` or `None`: the
     /// policy plugin's, then whether the codec plugin can encode it (asked,
     /// not second-guessed: its rules are the codec's own).
-    pub fn check_message(
+    pub(crate) fn check_message(
         &self,
         envelope: &Envelope,
         content: &[u8],
@@ -218,7 +218,7 @@ impl Acceptor {
     }
 
     /// One durable queue entry per destination domain, no checks. Blocking.
-    pub fn enqueue(&self, envelope: &Envelope, content: &[u8], origin: &str) -> Reply {
+    pub(crate) fn enqueue(&self, envelope: &Envelope, content: &[u8], origin: &str) -> Reply {
         let mut by_domain: BTreeMap<String, Vec<&Recipient>> = BTreeMap::new();
         for r in &envelope.recipients {
             let domain = domain_of(&r.mailbox).unwrap_or_default();
@@ -268,7 +268,7 @@ impl Acceptor {
     }
 
     /// The `Received:` field (RFC 5321 §4.4) this gateway adds.
-    pub fn received_field(
+    pub(crate) fn received_field(
         &self,
         helo: Option<&str>,
         peer: Option<SocketAddr>,
@@ -299,14 +299,14 @@ impl Acceptor {
 }
 
 /// The SMTP ingress's handler.
-pub struct SmtpIngress {
+pub(crate) struct SmtpIngress {
     acceptor: Arc<Acceptor>,
     metrics: Arc<Metrics>,
 }
 
 impl SmtpIngress {
     /// A handler over `acceptor`.
-    pub fn new(acceptor: Arc<Acceptor>, metrics: Arc<Metrics>) -> SmtpIngress {
+    pub(crate) fn new(acceptor: Arc<Acceptor>, metrics: Arc<Metrics>) -> SmtpIngress {
         SmtpIngress { acceptor, metrics }
     }
 }

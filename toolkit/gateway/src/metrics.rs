@@ -92,7 +92,7 @@ impl Metrics {
 }
 
 /// Serves `GET /metrics` on `listener` until `stop` turns true.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
@@ -128,7 +128,7 @@ pub async fn serve(
 }
 
 /// Binds the metrics listener.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await
 }
 

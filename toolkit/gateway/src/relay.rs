@@ -28,7 +28,7 @@ use crate::spool::{Spool, SpooledBatch, SpooledEnvelope};
 
 /// What the local MTA said about one message.
 #[derive(Debug, Default)]
-pub struct RelayResult {
+pub(crate) struct RelayResult {
     /// Recipients accepted.
     pub accepted: Vec<String>,
     /// Recipients refused for good, with the reply.
@@ -44,7 +44,7 @@ pub struct RelayResult {
 
 /// The session with the MTA could not be used at all.
 #[derive(Debug)]
-pub struct RelayFailure {
+pub(crate) struct RelayFailure {
     /// Worth retrying.
     pub transient: bool,
     /// What happened.
@@ -54,7 +54,7 @@ pub struct RelayFailure {
 /// The `relayed` reports owed for `result`'s accepted recipients that asked
 /// for `NOTIFY=SUCCESS`, when the MTA does not offer DSN (when it does, it
 /// was told and reports itself). `return_to_sender` then applies `NOTIFY`.
-pub fn success_reports(
+pub(crate) fn success_reports(
     envelope: &SpooledEnvelope,
     result: &RelayResult,
     mta: &str,
@@ -82,7 +82,7 @@ pub fn success_reports(
 }
 
 /// Hands one message to the local MTA with its envelope.
-pub async fn relay_message(
+pub(crate) async fn relay_message(
     relay: &RelayConfig,
     envelope: &SpooledEnvelope,
     content: &[u8],
@@ -141,7 +141,7 @@ struct Progress {
 }
 
 /// The inbound side of a gateway.
-pub struct Inbound {
+pub(crate) struct Inbound {
     config: Arc<GatewayConfig>,
     relay: RelayConfig,
     spool: Arc<Spool>,
@@ -154,7 +154,7 @@ pub struct Inbound {
 
 impl Inbound {
     /// The relay for `spool`'s incoming batches.
-    pub fn new(
+    pub(crate) fn new(
         config: Arc<GatewayConfig>,
         relay: RelayConfig,
         spool: Arc<Spool>,
@@ -175,7 +175,7 @@ impl Inbound {
     }
 
     /// Runs until `stop` turns true; the batch in hand is finished first.
-    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    pub(crate) async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         loop {
             if *stop.borrow() {
                 return;

@@ -23,7 +23,7 @@ use crate::spool::{SpoolError, SpooledEnvelope, SpooledRecipient};
 /// What a DSN says of one recipient: why it failed, is delayed, or was
 /// relayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// `failed`, `delayed` or `relayed`.
     pub action: Action,
     /// RFC 3463 status, e.g. `5.1.1`.
@@ -38,7 +38,7 @@ pub struct Failure {
 
 impl Failure {
     /// The next hop refused for good.
-    pub fn permanent(why: &str) -> Failure {
+    pub(crate) fn permanent(why: &str) -> Failure {
         Failure {
             action: Action::Failed,
             status: "5.0.0".into(),
@@ -49,7 +49,7 @@ impl Failure {
     }
 
     /// Retried until the maximum age.
-    pub fn expired(last: &str) -> Failure {
+    pub(crate) fn expired(last: &str) -> Failure {
         Failure {
             action: Action::Failed,
             status: "4.4.7".into(),
@@ -63,7 +63,7 @@ impl Failure {
 
     /// Still queued after the delay-warning time (`Action: delayed`,
     /// RFC 3464); `why` says what it waits for.
-    pub fn delayed(why: &str) -> Failure {
+    pub(crate) fn delayed(why: &str) -> Failure {
         Failure {
             action: Action::Delayed,
             status: "4.4.7".into(),
@@ -77,7 +77,7 @@ impl Failure {
 
     /// Handed to an MTA that does not offer DSN (`Action: relayed`, RFC
     /// 3464 §2.3.3): no further report will come.
-    pub fn relayed(mta: &str) -> Failure {
+    pub(crate) fn relayed(mta: &str) -> Failure {
         Failure {
             action: Action::Relayed,
             status: "2.0.0".into(),
@@ -90,7 +90,7 @@ impl Failure {
     }
 
     /// The far MTA refused the recipient with `reply`.
-    pub fn smtp(reply: &deepmail_smtp::Reply, mta: &str) -> Failure {
+    pub(crate) fn smtp(reply: &deepmail_smtp::Reply, mta: &str) -> Failure {
         let status = reply.enhanced.clone().unwrap_or_else(|| {
             if reply.is_permanent() {
                 "5.0.0".into()
@@ -109,7 +109,7 @@ impl Failure {
 }
 
 /// Generates DSNs and keeps dead letters.
-pub struct Returns {
+pub(crate) struct Returns {
     config: Arc<GatewayConfig>,
     queue: Arc<Queue>,
     dead: PathBuf,
@@ -119,7 +119,7 @@ pub struct Returns {
 }
 
 /// The domain of `mailbox` (after the last `@`), lower case.
-pub fn domain_of(mailbox: &str) -> Option<String> {
+pub(crate) fn domain_of(mailbox: &str) -> Option<String> {
     mailbox
         .rsplit_once('@')
         .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase())
@@ -128,7 +128,7 @@ pub fn domain_of(mailbox: &str) -> Option<String> {
 
 impl Returns {
     /// DSNs go into `queue`; dead letters into `SPOOL/dead-letter/`.
-    pub fn new(
+    pub(crate) fn new(
         config: Arc<GatewayConfig>,
         queue: Arc<Queue>,
         metrics: Arc<Metrics>,
@@ -153,7 +153,7 @@ impl Returns {
     /// Where mail to `domain` goes from here: the local MTA for the relay's
     /// own domains, else the domain's route, else the local MTA if there
     /// is one.
-    pub fn destination_for(&self, domain: &str) -> Option<Destination> {
+    pub(crate) fn destination_for(&self, domain: &str) -> Option<Destination> {
         if let Some(relay) = &self.config.relay {
             if domain_listed(&relay.domains, domain) {
                 return Some(Destination::Local);
@@ -172,7 +172,7 @@ impl Returns {
     /// is durably stored, so the caller may drop the message; its value
     /// says whether a DSN was queued (not when every recipient's `NOTIFY`
     /// declined it, nor for a dead letter).
-    pub fn return_to_sender(
+    pub(crate) fn return_to_sender(
         &self,
         envelope: &SpooledEnvelope,
         content: &[u8],
@@ -298,7 +298,7 @@ impl Returns {
 
     /// Keeps a message that cannot be delivered or returned in
     /// `SPOOL/dead-letter/<context>.<n>/` with the reason, and logs it.
-    pub fn dead_letter(
+    pub(crate) fn dead_letter(
         &self,
         envelope: &SpooledEnvelope,
         content: &[u8],

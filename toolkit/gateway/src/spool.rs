@@ -74,7 +74,7 @@ pub(crate) fn io_err<'a>(
 
 /// Whether `id` may be a batch id: 1..=128 characters of `[A-Za-z0-9._:-]`,
 /// other than `.` and `..` (which would not name a directory of its own).
-pub fn is_valid_batch_id(id: &str) -> bool {
+pub(crate) fn is_valid_batch_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
         && id
             .bytes()

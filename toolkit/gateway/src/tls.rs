@@ -52,7 +52,7 @@ pub enum TlsError {
 }
 
 /// The one crypto provider this crate uses: `ring`.
-pub fn crypto_provider() -> Arc<CryptoProvider> {
+pub(crate) fn crypto_provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -70,7 +70,7 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 }
 
 /// Parses every `CERTIFICATE` section of PEM text; fails when there is none.
-pub fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("bad PEM: {e}"))?;
@@ -101,7 +101,7 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError>
 /// let through to HTTP, where the receiver answers 401 unless a bearer token
 /// authenticates them. The verified chain is then available from the
 /// connection (`peer_certificates`).
-pub fn server_config(
+pub(crate) fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     client_ca: Option<&[CertificateDer<'static>]>,
@@ -115,7 +115,7 @@ pub fn server_config(
 /// the listener's SESS_INIT leaves with its Finished, a round trip before
 /// the client's Finished arrives (it carries nothing the client has not
 /// already been promised: our node ID and limits).
-pub fn tcpcl_server_config(
+pub(crate) fn tcpcl_server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
@@ -204,7 +204,7 @@ pub fn client_config(
 
 /// The subject of a DER certificate as an RFC 4514 string, e.g.
 /// `CN=earth-gw,O=deepmail test`; `None` when the DER does not parse.
-pub fn certificate_subject(cert: &[u8]) -> Option<String> {
+pub(crate) fn certificate_subject(cert: &[u8]) -> Option<String> {
     let (tag, certificate, _) = der::read(cert)?;
     if tag != der::SEQUENCE {
         return None;
@@ -387,7 +387,7 @@ pub struct TestPki {
 }
 
 /// The files [`TestPki::write_to`] writes, in order.
-pub const TEST_PKI_FILES: [&str; 6] = [
+pub(crate) const TEST_PKI_FILES: [&str; 6] = [
     "ca.pem",
     "ca.key",
     "server.pem",

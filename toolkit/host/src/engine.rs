@@ -43,7 +43,7 @@ impl Default for HostConfig {
 
 /// `$DEEPMAIL_CACHE_DIR`, else `$XDG_CACHE_HOME/deepmail`, else
 /// `~/.cache/deepmail`; `DEEPMAIL_CACHE_DIR=off` disables it.
-pub fn default_cache_dir() -> Option<PathBuf> {
+pub(crate) fn default_cache_dir() -> Option<PathBuf> {
     match std::env::var_os("DEEPMAIL_CACHE_DIR") {
         Some(v) if v == "off" => None,
         Some(v) if !v.is_empty() => Some(PathBuf::from(v)),

@@ -32,13 +32,13 @@ pub const TRANSFER_LENGTH_EXTENSION: u16 = 0x0001;
 
 /// Message type codes (§4.1, §5.1, §5.2, §4.6, §6.1).
 mod kind {
-    pub const XFER_SEGMENT: u8 = 0x01;
-    pub const XFER_ACK: u8 = 0x02;
-    pub const XFER_REFUSE: u8 = 0x03;
-    pub const KEEPALIVE: u8 = 0x04;
-    pub const SESS_TERM: u8 = 0x05;
-    pub const MSG_REJECT: u8 = 0x06;
-    pub const SESS_INIT: u8 = 0x07;
+    pub(super) const XFER_SEGMENT: u8 = 0x01;
+    pub(super) const XFER_ACK: u8 = 0x02;
+    pub(super) const XFER_REFUSE: u8 = 0x03;
+    pub(super) const KEEPALIVE: u8 = 0x04;
+    pub(super) const SESS_TERM: u8 = 0x05;
+    pub(super) const MSG_REJECT: u8 = 0x06;
+    pub(super) const SESS_INIT: u8 = 0x07;
 }
 
 /// The contact header each entity sends first (§4.2).

@@ -5,22 +5,22 @@
 
 use std::collections::HashMap;
 
-pub const QR: u16 = 0x8000;
-pub const AA: u16 = 0x0400;
-pub const TC: u16 = 0x0200;
-pub const RD: u16 = 0x0100;
-pub const RA: u16 = 0x0080;
-pub const AD: u16 = 0x0020;
+pub(crate) const QR: u16 = 0x8000;
+pub(crate) const AA: u16 = 0x0400;
+pub(crate) const TC: u16 = 0x0200;
+pub(crate) const RD: u16 = 0x0100;
+pub(crate) const RA: u16 = 0x0080;
+pub(crate) const AD: u16 = 0x0020;
 
-pub const T_CNAME: u16 = 5;
-pub const T_SOA: u16 = 6;
-pub const T_TXT: u16 = 16;
-pub const T_OPT: u16 = 41;
-pub const T_URI: u16 = 256;
+pub(crate) const T_CNAME: u16 = 5;
+pub(crate) const T_SOA: u16 = 6;
+pub(crate) const T_TXT: u16 = 16;
+pub(crate) const T_OPT: u16 = 41;
+pub(crate) const T_URI: u16 = 256;
 
 /// RDATA of a test record.
 #[derive(Clone, Debug)]
-pub enum RData {
+pub(crate) enum RData {
     /// Priority, weight, target.
     Uri(u16, u16, String),
     /// A name (CNAME), compressed like the owner names.
@@ -32,7 +32,7 @@ pub enum RData {
 }
 
 #[derive(Clone, Debug)]
-pub struct Rec {
+pub(crate) struct Rec {
     pub owner: String,
     pub rtype: u16,
     pub class: u16,
@@ -42,7 +42,7 @@ pub struct Rec {
 
 /// A response message under construction.
 #[derive(Clone, Debug)]
-pub struct Response {
+pub(crate) struct Response {
     pub id: u16,
     pub flags: u16,
     /// Name, type, class.
@@ -56,7 +56,7 @@ pub struct Response {
 
 impl Response {
     /// QR RD RA, NOERROR, the question `name` URI IN.
-    pub fn to(id: u16, name: &str) -> Self {
+    pub(crate) fn to(id: u16, name: &str) -> Self {
         Response {
             id,
             flags: QR | RD | RA,
@@ -68,17 +68,24 @@ impl Response {
         }
     }
 
-    pub fn rcode(mut self, rcode: u16) -> Self {
+    pub(crate) fn rcode(mut self, rcode: u16) -> Self {
         self.flags = (self.flags & !0xF) | (rcode & 0xF);
         self
     }
 
-    pub fn flag(mut self, flag: u16) -> Self {
+    pub(crate) fn flag(mut self, flag: u16) -> Self {
         self.flags |= flag;
         self
     }
 
-    pub fn uri(mut self, owner: &str, ttl: u32, priority: u16, weight: u16, target: &str) -> Self {
+    pub(crate) fn uri(
+        mut self,
+        owner: &str,
+        ttl: u32,
+        priority: u16,
+        weight: u16,
+        target: &str,
+    ) -> Self {
         self.answers.push(Rec {
             owner: owner.into(),
             rtype: T_URI,
@@ -89,7 +96,7 @@ impl Response {
         self
     }
 
-    pub fn cname(mut self, owner: &str, ttl: u32, target: &str) -> Self {
+    pub(crate) fn cname(mut self, owner: &str, ttl: u32, target: &str) -> Self {
         self.answers.push(Rec {
             owner: owner.into(),
             rtype: T_CNAME,
@@ -100,7 +107,7 @@ impl Response {
         self
     }
 
-    pub fn soa(mut self, zone: &str, ttl: u32, minimum: u32) -> Self {
+    pub(crate) fn soa(mut self, zone: &str, ttl: u32, minimum: u32) -> Self {
         self.authority.push(Rec {
             owner: zone.into(),
             rtype: T_SOA,
@@ -112,7 +119,7 @@ impl Response {
     }
 
     /// An OPT record: UDP payload size and the upper 8 bits of the RCODE.
-    pub fn opt(mut self, udp_size: u16, rcode_high: u8) -> Self {
+    pub(crate) fn opt(mut self, udp_size: u16, rcode_high: u8) -> Self {
         self.additional.push(Rec {
             owner: ".".into(),
             rtype: T_OPT,
@@ -123,7 +130,7 @@ impl Response {
         self
     }
 
-    pub fn build(&self) -> Vec<u8> {
+    pub(crate) fn build(&self) -> Vec<u8> {
         let mut m = Vec::new();
         let mut table = HashMap::new();
         m.extend_from_slice(&self.id.to_be_bytes());
@@ -205,7 +212,7 @@ impl Response {
 
 /// Parses the hex text format of `testdata/*.hex`: `#` starts a comment to
 /// the end of the line, everything else is hex digits and whitespace.
-pub fn hex_file(text: &str) -> Vec<u8> {
+pub(crate) fn hex_file(text: &str) -> Vec<u8> {
     let digits: Vec<u8> = text
         .lines()
         .map(|l| l.split('#').next().unwrap_or(""))

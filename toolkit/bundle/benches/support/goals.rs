@@ -6,7 +6,7 @@
 /// The anchor the fragmenters are measured against: bp7 0.12's bundle for
 /// `payload` (ipn:1.0 to ipn:2.25, 24 h lifetime, CRC-32 on every block),
 /// ready for `to_cbor`.
-pub fn bp7_bundle(payload: Vec<u8>, creation_ms: u64, sequence: u64) -> bp7::bundle::Bundle {
+pub(crate) fn bp7_bundle(payload: Vec<u8>, creation_ms: u64, sequence: u64) -> bp7::bundle::Bundle {
     use bp7::flags::BlockControlFlags;
     use bp7::{canonical, crc, dtntime::CreationTimestamp, eid::EndpointID, primary};
     let p = primary::PrimaryBlockBuilder::default()
@@ -31,7 +31,7 @@ pub fn bp7_bundle(payload: Vec<u8>, creation_ms: u64, sequence: u64) -> bp7::bun
 
 /// One goal: `anchor`'s time over `ours` (criterion ids), at least `goal`
 /// (0: a figure to state, no goal).
-pub struct Goal {
+pub(crate) struct Goal {
     pub what: &'static str,
     pub anchor: &'static str,
     pub ours: &'static str,
@@ -52,7 +52,7 @@ fn median_ns(id: &str) -> Option<f64> {
 }
 
 /// Prints each goal: both times, the ratio, met or not.
-pub fn report(title: &str, goals: &[Goal]) {
+pub(crate) fn report(title: &str, goals: &[Goal]) {
     println!("\n{title}:");
     for g in goals {
         match (median_ns(g.anchor), median_ns(g.ours)) {

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 /// The workspace root.
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .canonicalize()
@@ -17,7 +17,7 @@ pub fn root() -> PathBuf {
 }
 
 /// The `deepmail` binary, with compiled plugins cached once for all tests.
-pub fn deepmail() -> Command {
+pub(crate) fn deepmail() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_deepmail"));
     cmd.env(
         "DEEPMAIL_CACHE_DIR",
@@ -29,12 +29,12 @@ pub fn deepmail() -> Command {
 }
 
 /// Runs `deepmail args...`.
-pub fn run(args: &[&str]) -> Output {
+pub(crate) fn run(args: &[&str]) -> Output {
     deepmail().args(args).output().expect("deepmail runs")
 }
 
 /// Runs it, asserts success, returns stdout.
-pub fn ok(args: &[&str]) -> String {
+pub(crate) fn ok(args: &[&str]) -> String {
     let out = run(args);
     assert!(
         out.status.success(),
@@ -46,7 +46,7 @@ pub fn ok(args: &[&str]) -> String {
 }
 
 /// Runs it, asserts failure, returns stderr.
-pub fn fails(args: &[&str]) -> String {
+pub(crate) fn fails(args: &[&str]) -> String {
     let out = run(args);
     assert!(
         !out.status.success(),
@@ -58,7 +58,7 @@ pub fn fails(args: &[&str]) -> String {
 
 /// An NSD of a test's own on 127.0.0.1, stopped when the test ends (pass
 /// or fail).
-pub struct Nsd {
+pub(crate) struct Nsd {
     pub dir: tempfile::TempDir,
     pub port: u16,
 }
@@ -68,7 +68,7 @@ impl Nsd {
     /// the repository's zones in scripts/peers/nsd/zones.
     /// `None` when NSD is not installed: the test is then skipped outside
     /// CI and fails under CI (see `test_peers`).
-    pub fn start(zones: &[(&str, String)]) -> Option<Nsd> {
+    pub(crate) fn start(zones: &[(&str, String)]) -> Option<Nsd> {
         test_peers::nsd()?;
         let mut last = String::new();
         for _ in 0..5 {
@@ -109,7 +109,7 @@ impl Drop for Nsd {
 /// An SMTP server that takes every message and remembers it: the MTA at
 /// the far end of gateway tests.
 #[derive(Default)]
-pub struct Sink {
+pub(crate) struct Sink {
     /// Envelope and content of every message, in arrival order.
     pub got: Mutex<Vec<(deepmail_smtp::Envelope, Vec<u8>)>>,
 }
@@ -144,7 +144,7 @@ impl deepmail_smtp::serve::Handler for Sink {
 
 /// Starts a [`Sink`] on a loopback port inside `runtime`; it runs until
 /// the runtime is dropped.
-pub fn start_sink(runtime: &tokio::runtime::Runtime) -> (Arc<Sink>, SocketAddr) {
+pub(crate) fn start_sink(runtime: &tokio::runtime::Runtime) -> (Arc<Sink>, SocketAddr) {
     let sink = Arc::new(Sink::default());
     let s = sink.clone();
     let addr = runtime.block_on(async move {
@@ -161,7 +161,7 @@ pub fn start_sink(runtime: &tokio::runtime::Runtime) -> (Arc<Sink>, SocketAddr) 
 
 /// The envelope of a message from `from` to the one recipient `to`, with
 /// no parameters.
-pub fn envelope(from: &str, to: &str) -> deepmail_smtp::Envelope {
+pub(crate) fn envelope(from: &str, to: &str) -> deepmail_smtp::Envelope {
     deepmail_smtp::Envelope {
         reverse_path: from.into(),
         mail_params: vec![],
@@ -173,7 +173,7 @@ pub fn envelope(from: &str, to: &str) -> deepmail_smtp::Envelope {
 }
 
 /// Waits (up to `secs`) until `done` says so, looking every 50 ms.
-pub fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     while !done() {
         assert!(
@@ -185,7 +185,7 @@ pub fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -194,7 +194,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Waits (up to 60 s) until something accepts TCP connections on `addr`.
-pub fn wait_listening(addr: SocketAddr, what: &str) {
+pub(crate) fn wait_listening(addr: SocketAddr, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while std::net::TcpStream::connect(addr).is_err() {
         assert!(
@@ -207,7 +207,7 @@ pub fn wait_listening(addr: SocketAddr, what: &str) {
 
 /// Starts `deepmail gateway` with `toml` written to `dir/NAME.toml`, its
 /// log in `dir/NAME.log`.
-pub fn spawn_gateway(dir: &Path, name: &str, toml: String) -> std::process::Child {
+pub(crate) fn spawn_gateway(dir: &Path, name: &str, toml: String) -> std::process::Child {
     let config = dir.join(format!("{name}.toml"));
     std::fs::write(&config, toml).unwrap();
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
@@ -223,7 +223,7 @@ pub fn spawn_gateway(dir: &Path, name: &str, toml: String) -> std::process::Chil
 /// How many fragments the gateway whose log is `log` reassembled its first
 /// ADU from (its "ADU reassembled ... fragments=N" line).
 #[allow(dead_code)]
-pub fn fragments_reassembled(log: &Path) -> usize {
+pub(crate) fn fragments_reassembled(log: &Path) -> usize {
     let text = std::fs::read_to_string(log).unwrap();
     text.lines()
         .find(|l| l.contains("ADU reassembled"))

@@ -33,7 +33,7 @@ pub(crate) use window::too_old;
 use window::{fill_window, remaining, window_room, Fill, LinkState};
 
 /// The outbound side of a gateway.
-pub struct Outbound {
+pub(crate) struct Outbound {
     config: Arc<GatewayConfig>,
     queue: Arc<Queue>,
     stages: Arc<GatewayStages>,
@@ -76,7 +76,7 @@ enum Attempt {
 
 /// The delay before attempt `attempts + 1`: `initial * 2^(attempts-1)`,
 /// capped, then ±20 % jitter from `random` (0..=u32::MAX).
-pub fn backoff(initial: Duration, max: Duration, attempts: u32, random: u32) -> Duration {
+pub(crate) fn backoff(initial: Duration, max: Duration, attempts: u32, random: u32) -> Duration {
     let base = initial
         .saturating_mul(1u32 << attempts.saturating_sub(1).min(20))
         .min(max);
@@ -91,7 +91,7 @@ fn random_u32() -> u32 {
 }
 
 /// The host's message type from a spooled envelope and content.
-pub fn to_message(envelope: &SpooledEnvelope, content: Vec<u8>) -> Message {
+pub(crate) fn to_message(envelope: &SpooledEnvelope, content: Vec<u8>) -> Message {
     Message {
         envelope: envelope.into(),
         content,
@@ -100,7 +100,7 @@ pub fn to_message(envelope: &SpooledEnvelope, content: Vec<u8>) -> Message {
 
 impl Outbound {
     /// The runner over `queue`.
-    pub fn new(
+    pub(crate) fn new(
         config: Arc<GatewayConfig>,
         queue: Arc<Queue>,
         stages: Arc<GatewayStages>,
@@ -124,7 +124,7 @@ impl Outbound {
 
     /// Runs until `stop` turns true; in-flight attempts finish first
     /// (their messages stay queued whatever happens).
-    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    pub(crate) async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut tasks = JoinSet::new();
         loop {
             if *stop.borrow() {

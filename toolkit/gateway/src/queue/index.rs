@@ -12,7 +12,7 @@ use super::{Batch, Destination, QueueEntry};
 
 /// What the index keeps of a queued message (the envelope stays on disk).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Indexed {
+pub(crate) struct Indexed {
     /// Where it goes.
     pub destination: Destination,
     /// When it was accepted, Unix ms.
@@ -27,7 +27,7 @@ pub struct Indexed {
 
 impl Indexed {
     /// Where it stands in its destination's line.
-    pub fn place(&self, id: &str) -> Place {
+    pub(crate) fn place(&self, id: &str) -> Place {
         Place {
             rank: -self.priority,
             class: size_class(self.bytes),
@@ -40,7 +40,7 @@ impl Indexed {
 /// A waiting message's place in line: higher `MT-PRIORITY` first, then
 /// smaller before larger (by size class), then older first.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Place {
+pub(crate) struct Place {
     /// Minus the priority.
     pub rank: i8,
     /// [`size_class`] of its size.
@@ -53,7 +53,7 @@ pub struct Place {
 
 /// Sizes that go ahead of each other: up to 64 KiB (0), 1 MiB (1),
 /// 16 MiB (2), larger (3). Within a class, age decides.
-pub fn size_class(bytes: u64) -> u8 {
+pub(super) fn size_class(bytes: u64) -> u8 {
     match bytes {
         0..=65_536 => 0,
         65_537..=1_048_576 => 1,

@@ -169,7 +169,7 @@ pub struct RequestRecord {
 }
 
 /// A callback that sees every handled request.
-pub type RequestLog = Arc<dyn Fn(&RequestRecord) + Send + Sync>;
+pub(crate) type RequestLog = Arc<dyn Fn(&RequestRecord) + Send + Sync>;
 
 /// What every request handler shares.
 pub(crate) struct Shared {
