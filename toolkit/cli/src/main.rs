@@ -185,7 +185,7 @@ impl Stages {
             })?;
             let stage: Stage = stage
                 .parse()
-                .map_err(|e: String| anyhow::anyhow!("--plugin {spec}: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("--plugin {spec}: {e}"))?;
             let source: PluginSource = source.parse().unwrap_or_else(|e| match e {});
             chosen.retain(|(s, _)| *s != stage);
             chosen.push((stage, source));

@@ -55,7 +55,7 @@ pub use crate::config::{ConfigError, GatewayConfig};
 pub use crate::gateway::{load_tls_files, RunningGateway, StartError, TlsFiles};
 pub use crate::metrics::Metrics;
 pub use crate::policy::{GatewayPolicy, PolicyLoadError};
-pub use crate::stages::{authority_of, system_nameservers, GatewayStages};
+pub use crate::stages::{authority_of, system_nameservers, GatewayStages, SenderError};
 pub use crate::submit::{submit, MessageReport, SubmitError, SubmitReport};
 
 // The queue and the spool, for tools that read them (`deepmail queue`).

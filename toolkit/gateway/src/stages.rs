@@ -32,6 +32,53 @@ pub struct GatewayStages {
     senders: Mutex<HashMap<(String, RouteTransport), Sender>>,
 }
 
+/// Why no sender could be had for a next hop. Every case is temporary for
+/// the delivery that asked (the next attempt asks again).
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    /// `bp_sender` was asked for a route that is not a `bp` route.
+    #[error("route for {domain} is not a bp route")]
+    NotBp {
+        /// The route's domain.
+        domain: String,
+    },
+    /// The next hop is not an `http://` or `https://` URI.
+    #[error("next hop `{uri}` is not an http(s) URI")]
+    NotHttp {
+        /// The URI resolved.
+        uri: String,
+    },
+    /// The next hop is plain `http://` and the route does not allow it.
+    #[error("next hop `{uri}` is plain http; the route for {domain} does not allow-plain-http")]
+    PlainHttp {
+        /// The URI resolved.
+        uri: String,
+        /// The route's domain.
+        domain: String,
+    },
+    /// An HTTP/3 next hop's authority did not resolve to an address.
+    #[error("cannot resolve {authority}: {detail}")]
+    Resolve {
+        /// `host:port`.
+        authority: String,
+        /// Why.
+        detail: String,
+    },
+    /// An HTTP/3 route without `ca` on a system without trust roots.
+    #[error("h3 route {domain} needs `ca` (no system roots in {roots}: {detail})")]
+    NoRoots {
+        /// The route's domain.
+        domain: String,
+        /// Where the system roots were looked for.
+        roots: &'static str,
+        /// Why they could not be read.
+        detail: String,
+    },
+    /// The sender plugin did not load or refused its settings.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
 fn source(config: &GatewayConfig, stage: Stage) -> Result<PluginSource, LoadError> {
     match config.stages.get(stage.name()) {
         Some(s) => Ok(s.parse().unwrap_or_else(|e| match e {})),
@@ -154,8 +201,8 @@ impl GatewayStages {
     fn cached(
         &self,
         key: (String, RouteTransport),
-        load: impl FnOnce() -> Result<Sender, String>,
-    ) -> Result<Sender, String> {
+        load: impl FnOnce() -> Result<Sender, SenderError>,
+    ) -> Result<Sender, SenderError> {
         let cached = self
             .senders
             .lock()
@@ -194,11 +241,10 @@ impl GatewayStages {
 
     /// The tcpcl-sender for a `bp` route's next node, loaded once per
     /// address, granted TCP to exactly that address.
-    pub fn bp_sender(&self, route: &Route) -> Result<Sender, String> {
-        let bp = route
-            .bp
-            .as_ref()
-            .ok_or_else(|| format!("route for {} is not a bp route", route.domain))?;
+    pub fn bp_sender(&self, route: &Route) -> Result<Sender, SenderError> {
+        let bp = route.bp.as_ref().ok_or_else(|| SenderError::NotBp {
+            domain: route.domain.clone(),
+        })?;
         let key = (
             format!(
                 "{} keepalive {} idle {} tls {} {:?} ca {}",
@@ -241,26 +287,31 @@ impl GatewayStages {
                 remote: vec![bp.tcpcl],
                 ..NetworkGrant::default()
             };
-            Sender::load(&self.host, &self.sender_bp, settings, Some(grant))
-                .map_err(|e| e.to_string())
+            Ok(Sender::load(
+                &self.host,
+                &self.sender_bp,
+                settings,
+                Some(grant),
+            )?)
         })
     }
 
     /// The sender for `uri` by `route`, loaded once per authority.
-    pub fn sender(&self, route: &Route, uri: &str) -> Result<Sender, String> {
-        let authority =
-            authority_of(uri).ok_or_else(|| format!("next hop `{uri}` is not an http(s) URI"))?;
+    pub fn sender(&self, route: &Route, uri: &str) -> Result<Sender, SenderError> {
+        let authority = authority_of(uri).ok_or_else(|| SenderError::NotHttp {
+            uri: uri.to_string(),
+        })?;
         if uri.starts_with("http://") && !route.allow_plain_http {
-            return Err(format!(
-                "next hop `{uri}` is plain http; the route for {} does not allow-plain-http",
-                route.domain
-            ));
+            return Err(SenderError::PlainHttp {
+                uri: uri.to_string(),
+                domain: route.domain.clone(),
+            });
         }
         let key = (authority.clone(), route.transport);
         self.cached(key, || self.load_sender(route, &authority))
     }
 
-    fn load_sender(&self, route: &Route, authority: &str) -> Result<Sender, String> {
+    fn load_sender(&self, route: &Route, authority: &str) -> Result<Sender, SenderError> {
         let authority = authority.to_string();
         let mut settings = vec![("timeout-ms".to_string(), self.timeout_ms.to_string())];
         if let Some(token) = &route.token {
@@ -289,17 +340,21 @@ impl GatewayStages {
             RouteTransport::H3 => {
                 let addr: SocketAddr = authority
                     .to_socket_addrs()
-                    .map_err(|e| format!("cannot resolve {authority}: {e}"))?
+                    .map_err(|e| SenderError::Resolve {
+                        authority: authority.clone(),
+                        detail: e.to_string(),
+                    })?
                     .next()
-                    .ok_or_else(|| format!("{authority} has no address"))?;
+                    .ok_or_else(|| SenderError::Resolve {
+                        authority: authority.clone(),
+                        detail: "no address".into(),
+                    })?;
                 settings.push(("connect-to".into(), addr.to_string()));
                 let roots = if route.ca_pem.is_empty() {
-                    deepmail_host::system_roots_pem().map_err(|e| {
-                        format!(
-                            "h3 route {} needs `ca` (no system roots in {}: {e})",
-                            route.domain,
-                            deepmail_host::SYSTEM_ROOTS
-                        )
+                    deepmail_host::system_roots_pem().map_err(|e| SenderError::NoRoots {
+                        domain: route.domain.clone(),
+                        roots: deepmail_host::SYSTEM_ROOTS,
+                        detail: e.to_string(),
                     })?
                 } else {
                     route.ca_pem.clone()
@@ -328,7 +383,7 @@ impl GatewayStages {
             }
             RouteTransport::Bp => return self.bp_sender(route),
         }
-        .map_err(|e| e.to_string())
+        .map_err(SenderError::from)
     }
 }
 

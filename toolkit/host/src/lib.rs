@@ -37,7 +37,7 @@ pub use crate::engine::{Host, HostConfig};
 pub use crate::error::{HostError, LoadError, StageError};
 pub use crate::fragmenter::{Fragmenter, ReassemblerSession};
 pub use crate::http::{system_roots_pem, HttpGrant, SYSTEM_ROOTS};
-pub use crate::plugin::{NetworkGrant, PluginInfo, PluginSource, Stage};
+pub use crate::plugin::{NetworkGrant, PluginInfo, PluginSource, Stage, UnknownStage};
 pub use crate::policy::{Policy, Refusal, Verdict};
 pub use crate::resolver::{Resolved, Resolver};
 pub use crate::sender::Sender;

@@ -106,18 +106,21 @@ impl fmt::Display for Stage {
     }
 }
 
+/// A stage name [`Stage::from_str`](FromStr) does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown stage `{0}`; stages are policy, codec, fragmenter, resolver, sender")]
+pub struct UnknownStage(pub String);
+
 impl FromStr for Stage {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownStage;
+    fn from_str(s: &str) -> Result<Self, UnknownStage> {
         match s {
             "codec" | "bsmtp-codec" => Ok(Stage::Codec),
             "fragmenter" => Ok(Stage::Fragmenter),
             "resolver" => Ok(Stage::Resolver),
             "sender" => Ok(Stage::Sender),
             "policy" => Ok(Stage::Policy),
-            other => Err(format!(
-                "unknown stage `{other}`; stages are policy, codec, fragmenter, resolver, sender"
-            )),
+            other => Err(UnknownStage(other.to_string())),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The workspace root.
-pub fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     here.ancestors()
         .find(|p| p.join("scripts/peers/aioquic/h3_server.py").is_file())
@@ -18,7 +18,7 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// A running aioquic HTTP/3 server.
-pub struct Peer {
+pub(crate) struct Peer {
     child: Child,
     pub dir: tempfile::TempDir,
     pub port: u16,
@@ -30,7 +30,7 @@ pub struct Peer {
 
 /// One request as the server received it.
 #[derive(Debug)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     /// Every field in order, pseudo-headers included.
     pub headers: Vec<(String, String)>,
     /// The body, byte for byte.
@@ -39,7 +39,7 @@ pub struct Recorded {
 
 impl Recorded {
     /// The first value of field `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -51,7 +51,7 @@ impl Peer {
     /// Starts the server; `token` makes it require `Authorization: Bearer <token>`.
     /// `None` when aioquic is not installed: the test is then skipped
     /// outside CI and fails under CI (`test_peers`).
-    pub fn start(token: Option<&str>) -> Option<Peer> {
+    pub(crate) fn start(token: Option<&str>) -> Option<Peer> {
         let py = test_peers::aioquic_python()?;
         let dir = tempfile::tempdir().expect("tempdir");
         let ready = dir.path().join("ready");
@@ -98,12 +98,12 @@ impl Peer {
     }
 
     /// The UDP address to connect to.
-    pub fn addr(&self) -> std::net::SocketAddr {
+    pub(crate) fn addr(&self) -> std::net::SocketAddr {
         std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// The requests recorded so far, in arrival order.
-    pub fn requests(&self) -> Vec<Recorded> {
+    pub(crate) fn requests(&self) -> Vec<Recorded> {
         let record = self.dir.path().join("record");
         let mut out = Vec::new();
         for n in 1.. {
@@ -132,7 +132,7 @@ impl Drop for Peer {
 }
 
 /// A BSMTP object with binary-ish content, dot lines and CRLF.
-pub fn sample_bsmtp(extra: usize) -> Vec<u8> {
+pub(crate) fn sample_bsmtp(extra: usize) -> Vec<u8> {
     let mut b = b"MAIL FROM:<alice@earth.example> BODY=8BITMIME\r\n\
 RCPT TO:<bob@moon.example>\r\n\
 DATA\r\n\

@@ -175,7 +175,7 @@ pub(super) fn send_bundles(
     let hop = format!("tcpcl://{}", bp.tcpcl);
     let sender = match stages.bp_sender(route) {
         Ok(s) => s,
-        Err(e) => return (Vec::new(), Attempt::Temporary(e)),
+        Err(e) => return (Vec::new(), Attempt::Temporary(e.to_string())),
     };
     metrics.bundles_sent.fetch_add(chosen.len() as u64, Relaxed);
     metrics.bundle_bytes_sent.fetch_add(used, Relaxed);

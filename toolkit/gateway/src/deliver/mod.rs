@@ -923,7 +923,7 @@ impl Outbound {
                     let sender = match stages.sender(&route, hop) {
                         Ok(s) => s,
                         Err(e) => {
-                            last = e;
+                            last = e.to_string();
                             continue;
                         }
                     };
