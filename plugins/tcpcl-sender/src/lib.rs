@@ -607,7 +607,7 @@ mod component {
                 name: "tcpcl-sender".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
                 description:
-                    "sends BPv7 bundles over TCPCLv4 (RFC 9174, no TLS) from the component".into(),
+                    "sends BPv7 bundles over TCPCLv4 (RFC 9174; TLS 1.3 when the route asks) from the component".into(),
             }
         }
     }

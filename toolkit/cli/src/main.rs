@@ -249,10 +249,7 @@ fn list_plugins(stages: &Stages, args: &PluginsArgs) -> anyhow::Result<()> {
         }
     }
     let mut json_rows = Vec::new();
-    let mut text = format!(
-        "{:<26} {:<11} {:<20} {:<9} {:>9}  {:<9} description\n",
-        "plugin", "stage", "world", "version", "bytes", "role"
-    );
+    let mut loaded = Vec::new();
     for (source, stage, role) in rows {
         let info = match stage {
             Stage::Codec => Codec::load(&stages.host, &source).map(|c| c.info().clone()),
@@ -266,15 +263,36 @@ fn list_plugins(stages: &Stages, args: &PluginsArgs) -> anyhow::Result<()> {
             _ => Fragmenter::load(&stages.host, &source).map(|f| f.info().clone()),
         }
         .with_context(|| format!("loading {source}"))?;
-        text.push_str(&format!(
-            "{:<26} {:<11} {:<20} {:<9} {:>9}  {:<9} {}\n",
-            info.source, stage, info.world, info.version, info.size_bytes, role, info.description
-        ));
         json_rows.push(serde_json::json!({
             "source": info.source, "stage": stage.name(), "world": info.world,
             "interface": info.interface, "name": info.name, "version": info.version,
             "description": info.description, "size_bytes": info.size_bytes, "role": role,
         }));
+        loaded.push((info, stage, role));
+    }
+    // Columns as wide as their longest entry (a path given with --plugin
+    // can be long).
+    let width = |f: &dyn Fn(&deepmail_host::PluginInfo) -> usize, min: usize| {
+        loaded
+            .iter()
+            .map(|(i, _, _)| f(i))
+            .max()
+            .unwrap_or(0)
+            .max(min)
+    };
+    let (ws, ww) = (
+        width(&|i| i.source.len(), "plugin".len()),
+        width(&|i| i.world.len(), "world".len()),
+    );
+    let mut text = format!(
+        "{:<ws$} {:<11} {:<ww$} {:<9} {:>9}  {:<9} description\n",
+        "plugin", "stage", "world", "version", "bytes", "role"
+    );
+    for (info, stage, role) in &loaded {
+        text.push_str(&format!(
+            "{:<ws$} {:<11} {:<ww$} {:<9} {:>9}  {:<9} {}\n",
+            info.source, stage, info.world, info.version, info.size_bytes, role, info.description
+        ));
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&json_rows)?);

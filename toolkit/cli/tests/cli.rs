@@ -54,6 +54,50 @@ fn built_by(script: &str, args: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// `deepmail plugins` is read by people and scripts: its table (with
+/// the byte sizes, which change with every build, masked) and its JSON
+/// keys are a contract.
+#[test]
+fn plugins_list_is_a_contract() {
+    // The bytes column ({:>9}) holds each plugin's size: mask the field.
+    let mask = |text: &str| -> String {
+        text.lines()
+            .map(|l| {
+                let b = l.as_bytes();
+                let run = (0..b.len()).find(|&i| {
+                    b[i..].len() >= 5
+                        && b[i..i + 5].iter().all(u8::is_ascii_digit)
+                        && (i == 0 || b[i - 1] == b' ')
+                });
+                match run {
+                    Some(start) => {
+                        let end =
+                            start + b[start..].iter().take_while(|c| c.is_ascii_digit()).count();
+                        let field = end.saturating_sub(9);
+                        format!("{}{:>9}{}", &l[..field], "#", &l[end..])
+                    }
+                    None => l.to_string(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    insta::assert_snapshot!("plugins", mask(&ok(&["plugins"])));
+    let json: serde_json::Value = serde_json::from_str(&ok(&["plugins", "--json"])).unwrap();
+    let keys: Vec<Vec<&str>> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let mut k: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
+            k.sort_unstable();
+            k
+        })
+        .collect();
+    insta::assert_json_snapshot!("plugins_json_keys", keys[0]);
+    assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+}
+
 #[test]
 fn roundtrip_demo_delivers_intact() {
     let out = ok(&["roundtrip"]);
