@@ -272,10 +272,11 @@ pub(crate) fn run_queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
                         "{:<44} {:<16} {:>9} {:>6} {:>4}  {} -> {}",
                         r["id"].as_str().unwrap_or(""),
                         r["destination"].as_str().unwrap_or(""),
-                        r["bytes"],
-                        r["age_secs"],
-                        r["attempts"],
-                        r["from"].as_str().unwrap_or("<>"),
+                        // (A JSON value's Display ignores width: numbers.)
+                        r["bytes"].as_u64().unwrap_or(0),
+                        r["age_secs"].as_u64().unwrap_or(0),
+                        r["attempts"].as_u64().unwrap_or(0),
+                        r["from"].as_str().filter(|f| !f.is_empty()).unwrap_or("<>"),
                         r["to"]
                             .as_array()
                             .map(|a| a

@@ -121,6 +121,32 @@ fn submit_queues_with_sendmail_exit_codes_and_queue_manages_it() {
     let q = queue_json(&cfg);
     let msgs = q["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 3, "{q:#}");
+    let listed = deepmail()
+        .args(["queue", "--config"])
+        .arg(&cfg)
+        .arg("list")
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    // The table is read by operators: a snapshot, with what changes from
+    // run to run (ids, sizes, which include the Received: field's process
+    // id, and ages) masked field for field.
+    let mut table = String::from_utf8(listed.stdout).unwrap();
+    for (n, m) in msgs.iter().enumerate() {
+        let id = m["id"].as_str().unwrap();
+        table = table.replacen(
+            id,
+            &format!("{:<w$}", format!("<id {}>", n + 1), w = id.len()),
+            1,
+        );
+        let sizes = format!(
+            "{:>9} {:>6}",
+            m["bytes"].as_u64().unwrap(),
+            m["age_secs"].as_u64().unwrap()
+        );
+        table = table.replacen(&sizes, &format!("{:>9} {:>6}", "#", "#"), 1);
+    }
+    insta::assert_snapshot!("queue_list", table);
     assert!(msgs.iter().all(|m| m["destination"] == "moon.example"));
     let exim = msgs
         .iter()
