@@ -54,6 +54,54 @@ fn built_by(script: &str, args: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// The conformance reports are read by other projects' CI: the table,
+/// the JSON and the JUnit XML of a small run (nine codec cases, one of
+/// them listed as an expected failure that passes, so the XPASS shape is
+/// in it too) are snapshots.
+#[test]
+fn conformance_reports_are_a_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let xfail = dir.path().join("xfail.json");
+    std::fs::write(
+        &xfail,
+        r#"{"implementation": "snapshot", "expected_failures": [{"id": "bsmtp-decode-002", "reason": "listed to show an unexpected pass"}]}"#,
+    )
+    .unwrap();
+    let junit = dir.path().join("report.xml");
+    let vectors = workspace_root().join("vectors");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "conformance",
+            "--vectors",
+            s(&vectors),
+            "--filter",
+            "bsmtp-decode-00",
+            "--expected-failures",
+            s(&xfail),
+        ];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_deepmail"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let table = run(&["--strict", "--junit", s(&junit)]);
+    insta::assert_snapshot!(
+        "conformance_table",
+        format!(
+            "exit status {:?}\n{}",
+            table.status.code(),
+            String::from_utf8_lossy(&table.stdout)
+        )
+    );
+    insta::assert_snapshot!(
+        "conformance_junit",
+        std::fs::read_to_string(&junit).unwrap()
+    );
+    let json: serde_json::Value = serde_json::from_slice(&run(&["--json"]).stdout).unwrap();
+    insta::assert_json_snapshot!("conformance_json", json);
+}
+
 /// `deepmail plugins` is read by people and scripts: its table (with
 /// the byte sizes, which change with every build, masked) and its JSON
 /// keys are a contract.
