@@ -481,7 +481,15 @@ fn dnspython_adapter_parses_every_resolver_vector() {
     );
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("junit.xml");
-    let report = conformance_json(&["--adapter", &adapter, "--junit", s(&junit)]);
+    let xfail = root.join("vectors/expected-failures/dnspython.json");
+    let report = conformance_json(&[
+        "--adapter",
+        &adapter,
+        "--expected-failures",
+        s(&xfail),
+        "--junit",
+        s(&junit),
+    ]);
     assert_eq!(report["implementation"]["name"], "dnspython");
     assert_eq!(report["implementation"]["error_classes"], true);
     let resolver = report["cases"]
@@ -491,7 +499,11 @@ fn dnspython_adapter_parses_every_resolver_vector() {
         .filter(|c| c["stage"] == "resolver")
         .count();
     assert!(resolver >= 100);
-    assert_conforms("dnspython", &report, resolver as u64);
+    // Its departures are listed, each with the clause (the 16-jump limit
+    // on compression pointers: resolver-parse-answer-131).
+    let listed = report["summary"]["expected_failures"].as_u64().unwrap();
+    assert!(listed <= 2, "{}", report["summary"]);
+    assert_conforms("dnspython", &report, resolver as u64 - listed);
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
         xml.contains("<testsuite name=\"resolver/parse-answer.json\""),
@@ -550,7 +562,10 @@ fn exim_departs_from_the_codec_vectors_only_where_its_list_says() {
     };
     // Decoded by Exim and compared field by field (envelope and content).
     assert_eq!(status("bsmtp-decode-002"), "pass");
-    assert_eq!(status("bsmtp-decode-006"), "expected-failure");
+    // Exim takes no ESMTP parameters in -bS: BODY=8BITMIME is refused.
+    assert_eq!(status("bsmtp-decode-013"), "expected-failure");
+    // The Exim-style batch, as Exim's use_bsmtp writes it.
+    assert_eq!(status("bsmtp-decode-006"), "pass");
     // Refused by Exim: RCPT before MAIL.
     assert_eq!(status("bsmtp-decode-044"), "pass");
     // Written by Exim's use_bsmtp transport, byte for byte.
@@ -981,7 +996,13 @@ fn plugin_new_makes_projects_that_build_and_check() {
         "{out}{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    assert!(out.contains("230 passed, 0 failed"), "{out}");
+    // Every BPv7 build, inspect, fragment and reassemble vector (256 now).
+    let passed = out
+        .lines()
+        .find_map(|l| l.strip_prefix("conformance: "))
+        .and_then(|l| l.split(" passed, 0 failed").next())
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(passed.is_some_and(|n| n >= 256), "{out}");
 }
 
 /// A plugin given by path, as a user's own `.wasm` would be: here the

@@ -396,5 +396,9 @@ fn stage_names_parse() {
     for stage in Stage::ALL {
         assert_eq!(stage.name().parse::<Stage>().unwrap(), stage);
     }
-    assert!("transport".parse::<Stage>().unwrap_err().to_string().contains("codec"));
+    assert!("transport"
+        .parse::<Stage>()
+        .unwrap_err()
+        .to_string()
+        .contains("codec"));
 }
