@@ -434,7 +434,11 @@ impl Machine {
             self.line_len = 0;
         } else if line == b"." {
             let envelope = std::mem::take(&mut self.envelope);
-            let content = std::mem::take(&mut self.content);
+            let mut content = std::mem::take(&mut self.content);
+            // The fast path may have reserved up to the rest of the input.
+            if content.capacity() - content.len() > 64 << 10 {
+                content.shrink_to_fit();
+            }
             self.ready.push_back(Message { envelope, content });
             self.phase = Phase::Idle;
             return Ok(());

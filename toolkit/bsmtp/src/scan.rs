@@ -21,8 +21,14 @@ pub(crate) struct Scanned {
     pub(crate) lines: u64,
 }
 
-/// Smallest piece of output reserved at a time.
+/// The first piece of output reserved for a message: most mail is
+/// smaller.
 const MIN_WINDOW: usize = 8 << 10;
+
+/// The most reserved at once for a message that outgrew [`MIN_WINDOW`]:
+/// the rest of the input, up to this (the decoder trims what is left
+/// over when the message ends).
+const MAX_WINDOW: usize = 64 << 20;
 
 /// Consumes the ordinary content lines of `data` from `start`, appending
 /// them, without their stuffing dots, to `content`.
@@ -58,7 +64,14 @@ pub(crate) fn ordinary_lines(
             // Windows of output, growing with the message, so a batch of
             // many small messages does not reserve its whole length for each.
             loop {
-                let window = content.len().max(MIN_WINDOW);
+                // 8 KiB first; a message larger than that gets room for
+                // the rest of the input at once (one allocation instead of
+                // a doubling series, each copying what came before).
+                let window = if content.len() < MIN_WINDOW {
+                    MIN_WINDOW
+                } else {
+                    (data.len() - out.consumed).clamp(MIN_WINDOW, MAX_WINDOW)
+                };
                 let before = out.consumed;
                 // SAFETY: the CPU has the features (checked above); `before` is a
                 // line start preceded by LF (the precondition, or the last
@@ -381,6 +394,37 @@ mod tests {
             .collect();
         assert_eq!(messages[0].content, unstuffed);
         same_as_line_by_line(&batch, 4093);
+    }
+
+    /// A large message reserves room for the rest of the input at once;
+    /// what it does not use is given back when it ends, so a large message
+    /// before many small ones holds no more than its own size, and each
+    /// small one no more than the first window.
+    #[test]
+    fn a_message_keeps_no_more_room_than_it_needs() {
+        let big = text(&vec![(70, false); 3_000]);
+        let small = text(&[(40, false); 3]);
+        let mut batch = HEAD.to_vec();
+        batch.extend_from_slice(&big);
+        batch.extend_from_slice(b".\r\n");
+        for _ in 0..2_000 {
+            batch.extend_from_slice(HEAD);
+            batch.extend_from_slice(&small);
+            batch.extend_from_slice(b".\r\n");
+        }
+        let messages = decode(&batch, &DecodeOptions::default()).unwrap();
+        assert_eq!(messages.len(), 2_001);
+        assert_eq!(messages[0].content, big);
+        assert!(
+            messages[0].content.capacity() <= big.len() + (64 << 10),
+            "{} for {}",
+            messages[0].content.capacity(),
+            big.len()
+        );
+        for m in &messages[1..] {
+            assert_eq!(m.content, small);
+            assert!(m.content.capacity() <= 64 << 10, "{}", m.content.capacity());
+        }
     }
 
     #[test]
