@@ -121,7 +121,8 @@ fn has_entries(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
 }
 
-fn crlf(content: &[u8]) -> Vec<u8> {
+/// `content` with every line ending in CRLF (LF or CRLF in), ending in one.
+pub(crate) fn crlf(content: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(content.len() + content.len() / 40 + 2);
     for (i, line) in content.split(|b| *b == b'\n').enumerate() {
         if i > 0 {

@@ -444,7 +444,8 @@ fn submit(stages: &Stages, args: SubmitArgs) -> anyhow::Result<ExitCode> {
                     })
                     .collect(),
             },
-            crlf_lines(&input),
+            // Pipe input may have LF line ends: SMTP content is CRLF.
+            crate::demo::crlf(&input),
         )]
     };
     if messages.is_empty() {
@@ -537,19 +538,4 @@ fn strip_brackets(path: &str) -> String {
     path.trim_start_matches('<')
         .trim_end_matches('>')
         .to_string()
-}
-
-/// Pipe input may have LF line ends: SMTP content is CRLF, ending in one.
-fn crlf_lines(input: &[u8]) -> Vec<u8> {
-    let mut content = Vec::with_capacity(input.len() + input.len() / 40);
-    for (i, line) in input.split(|b| *b == b'\n').enumerate() {
-        if i > 0 {
-            content.extend_from_slice(b"\r\n");
-        }
-        content.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
-    }
-    if !content.ends_with(b"\r\n") {
-        content.extend_from_slice(b"\r\n");
-    }
-    content
 }
