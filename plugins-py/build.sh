@@ -2,8 +2,12 @@
 # Builds the Python stage plugins into WebAssembly components with
 # componentize-py and prints the path of each .wasm.
 #
-#   plugins-py/build.sh            # every plugin (today: bsmtp-codec)
+#   plugins-py/build.sh            # every plugin
 #   plugins-py/build.sh bsmtp-codec
+#
+# bsmtp-codec is a codec passing every codec vector; counting-policy and
+# counting-policy-stateful are one test policy (counting-policy/app.py)
+# built for two worlds, to show what a policy instance may keep.
 #
 # The venv lives in target/componentize-py-venv (created on first use);
 # components go to target/python-plugins/<name>.wasm. Needs python3 >= 3.10
@@ -17,8 +21,11 @@ root="$(cd "$here/.." && pwd)"
 venv="$root/target/componentize-py-venv"
 out_dir="$root/target/python-plugins"
 
-# plugin directory -> WIT world it targets
-declare -A worlds=([bsmtp-codec]=codec-plugin)
+# plugin -> WIT world it targets, and the directory of its app.py when
+# that is not the plugin's own name
+declare -A worlds=([bsmtp-codec]=codec-plugin [counting-policy]=policy-plugin
+    [counting-policy-stateful]=stateful-policy-plugin)
+declare -A dirs=([counting-policy-stateful]=counting-policy)
 
 if [ ! -x "$venv/bin/componentize-py" ] ||
     ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -q " $COMPONENTIZE_PY_VERSION\$"; then
@@ -38,7 +45,7 @@ for name in "${plugins[@]}"; do
     # -d/-w are options of componentize-py itself and go before the
     # subcommand; the WIT package has several worlds, so -w is required.
     # `app` is the module (app.py) found on the -p path.
-    (cd "$here/$name" &&
+    (cd "$here/${dirs[$name]:-$name}" &&
         "$venv/bin/componentize-py" --quiet -d "$root/wit" -w "$world" \
             componentize app -p . -o "$out.tmp")
     mv "$out.tmp" "$out"

@@ -401,3 +401,62 @@ fn check_loads_the_tls_files_start_up_loads() {
         assert!(err.contains(named), "{cert} + {key}: {err}");
     }
 }
+
+/// What a policy instance may keep (wit/deepmail.wit, `policy` and
+/// `policy-state`), end to end through `submit --bsmtp` with two messages
+/// in one process: the Python test policy `plugins-py/counting-policy`
+/// refuses every message after the first it has seen. Built for the plain
+/// `policy-plugin` world, each message is judged in a fresh instance, so
+/// both are queued; built for `stateful-policy-plugin` (it exports
+/// `policy-state`, declaring that it keeps state), its instance is reused
+/// and the second message is refused, as the plugin means.
+#[test]
+fn a_policy_instance_keeps_state_across_messages_only_when_it_says_so() {
+    if test_peers::componentize_py().is_none() {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let built = Command::new("bash")
+        .arg(root.join("plugins-py/build.sh"))
+        .args(["counting-policy", "counting-policy-stateful"])
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let wasms: Vec<String> = String::from_utf8(built.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let batch = b"MAIL FROM:<ops@earth.example>\nRCPT TO:<ada@moon.example>\nDATA\nSubject: one\n\nx\n.\nMAIL FROM:<ops@earth.example>\nRCPT TO:<ada@moon.example>\nDATA\nSubject: two\n\nx\n.\n";
+    for (wasm, second_refused) in [(&wasms[0], false), (&wasms[1], true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(
+            dir.path(),
+            &format!(
+                "[stages]\npolicy = \"{wasm}\"\n[relay]\nsmtp = \"127.0.0.1:9\"\ndomains = [\"earth.example\"]\n"
+            ),
+        );
+        let o = submit(&cfg, &["--bsmtp"], batch);
+        let said = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{wasm}: {said}");
+        assert_eq!(
+            said.contains(
+                "message 2: <ada@moon.example> refused: 550 5.7.1 saw 1 message(s) before this one"
+            ),
+            second_refused,
+            "{wasm}: {said}"
+        );
+        assert!(!said.contains("message 1: <ada"), "{wasm}: {said}");
+        let queued = queue_json(&cfg)["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["destination"] == "moon.example")
+            .count();
+        assert_eq!(queued, if second_refused { 1 } else { 2 }, "{wasm}");
+    }
+}

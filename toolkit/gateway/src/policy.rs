@@ -49,6 +49,14 @@ impl GatewayPolicy {
             file: config.source.display().to_string(),
             detail: e.to_string(),
         })?;
+        match policy.keeps_state() {
+            Some(what) => {
+                tracing::info!(stage = "policy", plugin = %source, keeps = what, "the policy plugin keeps state across messages (it exports policy-state); its instances are reused for every check")
+            }
+            None => {
+                tracing::debug!(stage = "policy", plugin = %source, "each message is judged in a fresh policy instance")
+            }
+        }
         Ok(Some(GatewayPolicy { policy }))
     }
 

@@ -240,7 +240,38 @@ fn anchors(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, codec, fragmenter, anchors);
+/// What a policy call costs in the accept path: `check-sender` on a reused
+/// instance against `check-message` of a 4 KiB message on a fresh one (each
+/// message is judged in its own instance unless the plugin exports
+/// `policy-state`), with the default basic-policy.
+fn policy(c: &mut Criterion) {
+    let host = host();
+    let policy = deepmail_host::Policy::load(
+        &host,
+        &PluginSource::Builtin("basic-policy".into()),
+        vec![("max-message-bytes".into(), "10485760".into())],
+    )
+    .expect("basic-policy loads");
+    let envelope = deepmail_host::types::Envelope {
+        reverse_path: "ops@earth.example".into(),
+        mail_parameters: vec![],
+        forward_paths: vec![deepmail_host::types::ForwardPath {
+            mailbox: "ada@moon.example".into(),
+            parameters: vec![],
+        }],
+    };
+    let content = body(4 * KIB);
+    let mut g = c.benchmark_group("policy");
+    g.bench_function("check_sender (reused instance)", |b| {
+        b.iter(|| policy.check_sender("ops@earth.example", &[]).unwrap())
+    });
+    g.bench_function("check_message 4KiB (fresh instance)", |b| {
+        b.iter(|| policy.check_message(&envelope, &content).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, codec, fragmenter, anchors, policy);
 
 fn main() {
     benches();

@@ -487,6 +487,17 @@ impl LoadedPlugin {
         result
     }
 
+    /// Runs `f` on a fresh instance used for this call only: nothing an
+    /// earlier call left in a reused instance can reach it, and nothing it
+    /// leaves reaches a later one.
+    pub(crate) fn call_fresh<R>(
+        &self,
+        f: impl FnOnce(&mut Store<StoreState>, &Instance) -> wasmtime::Result<R>,
+    ) -> Result<R, StageError> {
+        let mut live = self.instantiate()?;
+        self.run(&mut live, f)
+    }
+
     /// A clean instance: pooled if there is one, else a fresh one.
     pub(crate) fn checkout(&self) -> Result<Live, StageError> {
         let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();

@@ -9,12 +9,17 @@
 //! must be RFC 3463 syntax of the same class, and the reason text is cut
 //! to one line of printable ASCII. A verdict that breaks the first two
 //! rules is a stage error (`invalid-verdict`), never a reply.
+//!
+//! `check_message` runs in a fresh instance, used for that call only,
+//! unless the plugin exports `policy-state` (it means to remember across
+//! messages): no message's content can reach the verdict on another by
+//! accident.
 
 use std::fmt;
 use std::sync::Arc;
 
 use crate::bindings::deepmail::stages::types::{self, Envelope, ForwardPath, SmtpParam};
-use crate::bindings::exports::deepmail::stages::policy;
+use crate::bindings::exports::deepmail::stages::{policy, policy_state};
 use crate::engine::Host;
 use crate::error::{LoadError, StageError};
 use crate::plugin::{LoadedPlugin, PluginInfo, PluginSource, Stage};
@@ -80,6 +85,9 @@ pub struct Policy {
     plugin: Arc<LoadedPlugin>,
     indices: Arc<policy::GuestIndices>,
     config: Vec<(String, String)>,
+    /// What the plugin says it keeps across messages, when it exports
+    /// `policy-state`.
+    keeps: Option<String>,
 }
 
 impl Policy {
@@ -98,11 +106,41 @@ impl Policy {
                 plugin: plugin.label().to_string(),
                 detail: format!("{e:#}"),
             })?;
+        let keeps = if plugin.exports_interface("policy-state") {
+            let state = policy_state::GuestIndices::new(plugin.instance_pre()).map_err(|e| {
+                LoadError::Link {
+                    plugin: plugin.label().to_string(),
+                    detail: format!("{e:#}"),
+                }
+            })?;
+            let said = plugin
+                .call(|store, instance| state.load(&mut *store, instance)?.call_keeps(&mut *store))
+                .map_err(|e| LoadError::Link {
+                    plugin: plugin.label().to_string(),
+                    detail: format!("policy-state.keeps: {e}"),
+                })?;
+            // Logged by the host: one line of printable ASCII.
+            Some(if said.trim().is_empty() {
+                "state across messages (the plugin does not say what)".to_string()
+            } else {
+                clean_reason(&said, 5)
+            })
+        } else {
+            None
+        };
         Ok(Policy {
             plugin,
             indices: Arc::new(indices),
             config,
+            keeps,
         })
+    }
+
+    /// What the plugin keeps across messages, in its words, if it exports
+    /// `policy-state`; then its instances are reused for every call.
+    /// `None`: each `check_message` gets a fresh instance.
+    pub fn keeps_state(&self) -> Option<&str> {
+        self.keeps.as_deref()
     }
 
     /// What the plugin is.
@@ -168,11 +206,16 @@ impl Policy {
         envelope: &Envelope,
         content: &[u8],
     ) -> Result<Verdict, StageError> {
-        let verdict = self.plugin.call(|store, instance| {
+        let call = |store: &mut wasmtime::Store<_>, instance: &wasmtime::component::Instance| {
             self.indices
                 .load(&mut *store, instance)?
                 .call_check_message(&mut *store, envelope, content, &self.config)
-        })?;
+        };
+        let verdict = if self.keeps.is_some() {
+            self.plugin.call(call)
+        } else {
+            self.plugin.call_fresh(call)
+        }?;
         self.verdict(verdict)
     }
 
