@@ -74,8 +74,16 @@ pub struct BpInbound {
     bib_keys: Vec<BibKey>,
 }
 
-fn io(e: std::io::Error) -> String {
-    e.to_string()
+/// Why the BP listener's receiving side could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BpInboundError {
+    /// The fragmenter plugin would not open a reassembler.
+    #[error("the fragmenter's reassembler: {0}")]
+    Reassembler(#[from] deepmail_host::StageError),
+    /// The held fragments in the spool could not be read, or their
+    /// directory made.
+    #[error("held fragments in the spool: {0}")]
+    Spool(#[from] std::io::Error),
 }
 
 impl BpInbound {
@@ -88,12 +96,10 @@ impl BpInbound {
         fragmenter: Fragmenter,
         metrics: Arc<Metrics>,
         wake: Arc<Notify>,
-    ) -> Result<BpInbound, String> {
-        let reassembler = fragmenter
-            .reassembler(reassembly_limits(&config))
-            .map_err(|e| e.to_string())?;
+    ) -> Result<BpInbound, BpInboundError> {
+        let reassembler = fragmenter.reassembler(reassembly_limits(&config))?;
         let fragments = spool.root().join("fragments");
-        fs::create_dir_all(&fragments).map_err(io)?;
+        fs::create_dir_all(&fragments)?;
         let bib_keys = config
             .bib_keys
             .iter()
@@ -146,18 +152,17 @@ impl BpInbound {
 
     /// Feeds every held fragment to the reassembler (after a restart, or
     /// to rebuild it).
-    fn reload(&self) -> Result<(), String> {
+    fn reload(&self) -> Result<(), BpInboundError> {
         let mut held = 0;
-        for dir in fs::read_dir(&self.fragments).map_err(io)? {
-            let dir = dir.map_err(io)?.path();
-            let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-                .map_err(io)?
+        for dir in fs::read_dir(&self.fragments)? {
+            let dir = dir?.path();
+            let mut files: Vec<PathBuf> = fs::read_dir(&dir)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "bundle"))
                 .collect();
             files.sort();
             for f in files {
-                let bytes = fs::read(&f).map_err(io)?;
+                let bytes = fs::read(&f)?;
                 held += 1;
                 if let Err(e) = self.take(&bytes, "restart", None) {
                     tracing::warn!(stage = "bp", file = %f.display(), error = ?e, "held fragment no longer usable; dropped");

@@ -65,7 +65,7 @@ pub use crate::spool::{
 };
 
 // The HTTP receiver and client, and the BP listener, to run on their own.
-pub use crate::bp::{BpHandler, BpInbound};
+pub use crate::bp::{BpHandler, BpInbound, BpInboundError};
 pub use crate::client::{batch_request, ClientError, Connection, HttpVersion};
 pub use crate::compress::gzip;
 pub use crate::deliver::dtn_ms;

@@ -24,7 +24,7 @@ use crate::deliver::backoff;
 use crate::metrics::Metrics;
 use crate::queue::now_ms;
 use crate::returns::{Failure, Returns};
-use crate::spool::{Spool, SpooledBatch, SpooledEnvelope};
+use crate::spool::{Spool, SpoolError, SpooledBatch, SpooledEnvelope};
 
 /// What the local MTA said about one message.
 #[derive(Debug, Default)]
@@ -131,6 +131,29 @@ pub(crate) async fn relay_message(
             .unwrap_or_default()
     );
     Ok(result)
+}
+
+/// Why a spooled batch waits for another relay attempt.
+#[derive(Debug, thiserror::Error)]
+enum RelayLater {
+    /// The local MTA failed temporarily (connection, 4xx to the
+    /// transaction).
+    #[error("{0}")]
+    Mta(String),
+    /// The local MTA deferred these recipients (4xx at RCPT or after DATA).
+    #[error("the local MTA deferred {}", .0.join(", "))]
+    Deferred(Vec<String>),
+    /// A DSN for refused recipients could not be queued.
+    #[error("cannot queue the DSN: {0}")]
+    Dsn(SpoolError),
+    /// The batch's progress could not be recorded.
+    #[error("cannot record progress in {}: {error}", path.display())]
+    Progress {
+        /// The progress file.
+        path: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
 }
 
 /// Recipients of one message already settled (accepted, or returned with a
@@ -266,7 +289,7 @@ impl Inbound {
 
     /// Relays every unsettled recipient of every message of `batch`.
     /// `Err` means try again later (progress so far is kept).
-    async fn relay_batch(&self, batch: &SpooledBatch) -> Result<(), String> {
+    async fn relay_batch(&self, batch: &SpooledBatch) -> Result<(), RelayLater> {
         let id = &batch.meta.batch_id;
         let messages = match batch.messages() {
             Ok(m) => m,
@@ -338,7 +361,7 @@ impl Inbound {
             };
             let mut result = match relayed {
                 Ok(r) => r,
-                Err(f) if f.transient => return Err(f.message),
+                Err(f) if f.transient => return Err(RelayLater::Mta(f.message)),
                 Err(f) => {
                     // The MTA refused the transaction itself (e.g. MAIL
                     // FROM): every pending recipient fails.
@@ -375,7 +398,7 @@ impl Inbound {
                     .collect();
                 self.returns
                     .return_to_sender(&envelope, &content, &failures, id)
-                    .map_err(|e| format!("cannot queue the DSN: {e}"))?;
+                    .map_err(RelayLater::Dsn)?;
             }
             // NOTIFY=SUCCESS (RFC 3461 §5.2.2): an MTA that offers DSN got
             // the NOTIFY and reports delivery itself; to one that does not,
@@ -384,7 +407,7 @@ impl Inbound {
             if !relayed.is_empty() {
                 self.returns
                     .return_to_sender(&envelope, &content, &relayed, id)
-                    .map_err(|e| format!("cannot queue the DSN: {e}"))?;
+                    .map_err(RelayLater::Dsn)?;
             }
             progress.settled.extend(result.accepted);
             progress
@@ -394,12 +417,12 @@ impl Inbound {
                 &progress_path,
                 &serde_json::to_vec(&progress).unwrap_or_default(),
             )
-            .map_err(|e| format!("cannot record progress in {}: {e}", progress_path.display()))?;
+            .map_err(|error| RelayLater::Progress {
+                path: progress_path.clone(),
+                error,
+            })?;
             if !result.deferred.is_empty() {
-                return Err(format!(
-                    "the local MTA deferred {}",
-                    result.deferred.join(", ")
-                ));
+                return Err(RelayLater::Deferred(result.deferred));
             }
         }
         Ok(())

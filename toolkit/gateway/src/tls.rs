@@ -65,17 +65,26 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
         detail,
     };
     let bytes = std::fs::read(path).map_err(|e| pem_error(e.to_string()))?;
-    let certs = parse_certs(&bytes).map_err(pem_error)?;
+    let certs = parse_certs(&bytes).map_err(|e| pem_error(e.to_string()))?;
     Ok(certs)
 }
 
+/// Why PEM text gave no certificates.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CertsError {
+    /// The text is not well-formed PEM.
+    #[error("bad PEM: {0}")]
+    Pem(#[from] rustls_pki_types::pem::Error),
+    /// Well-formed, but without a certificate.
+    #[error("no `-----BEGIN CERTIFICATE-----` section found")]
+    NoCertificate,
+}
+
 /// Parses every `CERTIFICATE` section of PEM text; fails when there is none.
-pub(crate) fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("bad PEM: {e}"))?;
+pub(crate) fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, CertsError> {
+    let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>()?;
     if certs.is_empty() {
-        return Err("no `-----BEGIN CERTIFICATE-----` section found".into());
+        return Err(CertsError::NoCertificate);
     }
     Ok(certs)
 }

@@ -15,7 +15,7 @@ use rustls_pki_types::CertificateDer;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::{handle, BodySource, ReceiveError, RequestHead, Shared, Transport, JSON};
+use super::{handle, BodyError, BodySource, ReceiveError, RequestHead, Shared, Transport, JSON};
 use crate::tls::certificate_subject;
 
 type H3Stream = h3::server::RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>;
@@ -23,11 +23,11 @@ type H3Stream = h3::server::RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>;
 struct H3Body<'a>(&'a mut H3Stream);
 
 impl BodySource for H3Body<'_> {
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, String> {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
         match self.0.recv_data().await {
             Ok(Some(mut data)) => Ok(Some(data.copy_to_bytes(data.remaining()))),
             Ok(None) => Ok(None),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         }
     }
 }

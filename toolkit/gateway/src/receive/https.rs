@@ -19,17 +19,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::{handle, BodySource, RequestHead, Shared, Transport, JSON};
+use super::{handle, BodyError, BodySource, RequestHead, Shared, Transport, JSON};
 use crate::tls::certificate_subject;
 
 struct HyperBody(Incoming);
 
 impl BodySource for HyperBody {
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, String> {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
         loop {
             match self.0.frame().await {
                 None => return Ok(None),
-                Some(Err(e)) => return Err(e.to_string()),
+                Some(Err(e)) => return Err(e.into()),
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         return Ok(Some(data));

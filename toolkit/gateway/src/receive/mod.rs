@@ -366,10 +366,13 @@ pub(crate) struct RequestHead {
     pub(crate) client_subject: Option<String>,
 }
 
+/// Why a request body could not be read (hyper's or h3's error).
+pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A request body, read chunk by chunk.
 pub(crate) trait BodySource: Send {
     /// The next chunk; `None` at the end.
-    fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, String>> + Send;
+    fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, BodyError>> + Send;
 }
 
 /// The response, transport-neutral.
