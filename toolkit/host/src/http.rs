@@ -68,41 +68,67 @@ pub(crate) struct HttpPolicy {
     client: Client<GrantConnector, WasiBody>,
 }
 
+/// Why an HTTP grant's TLS material is unusable.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GrantError {
+    /// No roots in the grant, and the system's could not be read.
+    #[error("no trust roots given and {SYSTEM_ROOTS}: {0}")]
+    NoSystemRoots(std::io::Error),
+    /// The roots are not PEM certificates.
+    #[error("trust roots: not PEM certificates: {0}")]
+    RootsNotPem(rustls::pki_types::pem::Error),
+    /// A root certificate rustls cannot use.
+    #[error("trust roots: unusable certificate: {0}")]
+    RootUnusable(rustls::Error),
+    /// PEM without a certificate.
+    #[error("trust roots: no certificate found in the PEM")]
+    NoRoots,
+    /// rustls refused the protocol versions.
+    #[error("TLS: {0}")]
+    Tls(rustls::Error),
+    /// The client certificate is not PEM.
+    #[error("client certificate: not PEM: {0}")]
+    ClientCertNotPem(rustls::pki_types::pem::Error),
+    /// The client key is not a PEM private key.
+    #[error("client key: not a PEM private key: {0}")]
+    ClientKeyNotPem(rustls::pki_types::pem::Error),
+    /// rustls refused the client certificate and key.
+    #[error("client certificate: {0}")]
+    ClientCert(rustls::Error),
+}
+
 impl HttpPolicy {
     /// Validates the grant's PEM material and builds the TLS client config.
-    pub(crate) fn new(grant: HttpGrant) -> Result<HttpPolicy, String> {
+    pub(crate) fn new(grant: HttpGrant) -> Result<HttpPolicy, GrantError> {
         let roots_pem = if grant.roots_pem.is_empty() {
-            system_roots_pem()
-                .map_err(|e| format!("no trust roots given and {SYSTEM_ROOTS}: {e}"))?
+            system_roots_pem().map_err(GrantError::NoSystemRoots)?
         } else {
             grant.roots_pem.clone()
         };
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(&roots_pem) {
-            let cert = cert.map_err(|e| format!("trust roots: not PEM certificates: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("trust roots: unusable certificate: {e}"))?;
+            let cert = cert.map_err(GrantError::RootsNotPem)?;
+            roots.add(cert).map_err(GrantError::RootUnusable)?;
         }
         if roots.is_empty() {
-            return Err("trust roots: no certificate found in the PEM".into());
+            return Err(GrantError::NoRoots);
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS: {e}"))?
+            .map_err(GrantError::Tls)?
             .with_root_certificates(roots);
         let mut tls = if grant.client_cert_pem.is_empty() {
             builder.with_no_client_auth()
         } else {
             let chain = CertificateDer::pem_slice_iter(&grant.client_cert_pem)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("client certificate: not PEM: {e}"))?;
+                .map_err(GrantError::ClientCertNotPem)?;
             let key = PrivateKeyDer::from_pem_slice(&grant.client_key_pem)
-                .map_err(|e| format!("client key: not a PEM private key: {e}"))?;
+                .map_err(GrantError::ClientKeyNotPem)?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("client certificate: {e}"))?
+                .map_err(GrantError::ClientCert)?
         };
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let connector = GrantConnector {

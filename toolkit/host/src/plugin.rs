@@ -338,10 +338,10 @@ impl LoadedPlugin {
     ) -> Result<LoadedPlugin, LoadError> {
         let label = source.to_string();
         let http = match network.as_ref().and_then(|n| n.http.clone()) {
-            Some(grant) => Some(Arc::new(HttpPolicy::new(grant).map_err(|detail| {
+            Some(grant) => Some(Arc::new(HttpPolicy::new(grant).map_err(|e| {
                 LoadError::Grant {
                     plugin: label.clone(),
-                    detail,
+                    detail: e.to_string(),
                 }
             })?)),
             None => None,

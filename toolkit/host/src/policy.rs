@@ -233,17 +233,39 @@ impl Policy {
         result: Result<policy::Verdict, types::StageError>,
     ) -> Result<Verdict, StageError> {
         let verdict = result.map_err(|e| self.stage_error(e))?;
-        checked_verdict(verdict).map_err(|message| StageError {
+        checked_verdict(verdict).map_err(|bad| StageError {
             code: "invalid-verdict".into(),
-            message,
+            message: bad.to_string(),
             offset: None,
             plugin: self.plugin.label().to_string(),
         })
     }
 }
 
+/// A verdict the host will not turn into an SMTP reply.
+#[derive(Debug, thiserror::Error)]
+enum BadVerdict {
+    /// A reply code of the wrong class for the verdict's kind.
+    #[error("policy plugin answered {kind} with reply code {code}; {kind} needs {class}xx")]
+    Code {
+        kind: &'static str,
+        code: u16,
+        class: u16,
+    },
+    /// An enhanced status code that is not RFC 3463 syntax of its class.
+    #[error(
+        "policy plugin answered {kind} with enhanced status code {enhanced:?}; expected \
+         {class}.<subject>.<detail> (RFC 3463), e.g. {class}.7.1"
+    )]
+    Enhanced {
+        kind: &'static str,
+        enhanced: String,
+        class: u16,
+    },
+}
+
 /// The plugin's verdict, checked and cleaned for use as an SMTP reply.
-fn checked_verdict(verdict: policy::Verdict) -> Result<Verdict, String> {
+fn checked_verdict(verdict: policy::Verdict) -> Result<Verdict, BadVerdict> {
     Ok(match verdict {
         policy::Verdict::Accept => Verdict::Accept,
         policy::Verdict::Reject(r) => Verdict::Reject(checked_refusal(r, 5)?),
@@ -251,13 +273,14 @@ fn checked_verdict(verdict: policy::Verdict) -> Result<Verdict, String> {
     })
 }
 
-fn checked_refusal(r: policy::Refusal, class: u16) -> Result<Refusal, String> {
+fn checked_refusal(r: policy::Refusal, class: u16) -> Result<Refusal, BadVerdict> {
     let kind = if class == 5 { "reject" } else { "defer" };
     if r.code / 100 != class {
-        return Err(format!(
-            "policy plugin answered {kind} with reply code {}; {kind} needs {class}xx",
-            r.code
-        ));
+        return Err(BadVerdict::Code {
+            kind,
+            code: r.code,
+            class,
+        });
     }
     let enhanced = if r.enhanced.is_empty() {
         format!("{class}.0.0")
@@ -271,11 +294,11 @@ fn checked_refusal(r: policy::Refusal, class: u16) -> Result<Refusal, String> {
             && number(parts[1], 3)
             && number(parts[2], 3);
         if !valid {
-            return Err(format!(
-                "policy plugin answered {kind} with enhanced status code {:?}; expected \
-                 {class}.<subject>.<detail> (RFC 3463), e.g. {class}.7.1",
-                r.enhanced
-            ));
+            return Err(BadVerdict::Enhanced {
+                kind,
+                enhanced: r.enhanced,
+                class,
+            });
         }
         r.enhanced
     };
@@ -395,7 +418,7 @@ mod tests {
             ),
         ] {
             let e = checked_verdict(v.clone()).unwrap_err();
-            assert!(e.contains(needle), "{v:?}: {e}");
+            assert!(e.to_string().contains(needle), "{v:?}: {e}");
         }
     }
 
