@@ -321,9 +321,9 @@ impl Conn {
         config: &ServerConfig,
         limit: Duration,
         half_rtt: Vec<u8>,
-    ) -> Result<(), String> {
+    ) -> Result<(), TlsStartError> {
         let Conn::Plain(tcp) = std::mem::replace(self, Conn::Gone) else {
-            return Err("TLS was asked for twice".into());
+            return Err(TlsStartError::Twice);
         };
         #[cfg(feature = "tls")]
         if let Some(acceptor) = &config.tls {
@@ -337,16 +337,30 @@ impl Conn {
                     *self = Conn::Tls(Box::new(tls));
                     Ok(())
                 }
-                Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
-                Err(_) => Err(format!(
-                    "no TLS handshake from the peer within {} ms",
-                    limit.as_millis()
-                )),
+                Ok(Err(e)) => Err(TlsStartError::Handshake(e)),
+                Err(_) => Err(TlsStartError::Timeout(limit)),
             };
         }
         let _ = (tcp, config, limit, half_rtt);
-        Err("TLS was negotiated but this server has no TLS configuration".into())
+        Err(TlsStartError::NotConfigured)
     }
+}
+
+/// Why a session's TLS handshake did not happen.
+#[derive(Debug, thiserror::Error)]
+enum TlsStartError {
+    /// The session asked for TLS a second time.
+    #[error("TLS was asked for twice")]
+    Twice,
+    /// The handshake itself failed.
+    #[error("TLS handshake failed: {0}")]
+    Handshake(std::io::Error),
+    /// The peer did not complete the handshake in time.
+    #[error("no TLS handshake from the peer within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    /// Negotiated, but this server has no certificate.
+    #[error("TLS was negotiated but this server has no TLS configuration")]
+    NotConfigured,
 }
 
 async fn run_session<H: BundleHandler>(
@@ -449,7 +463,7 @@ async fn run_session<H: BundleHandler>(
             match tcp.start_tls(&config, limit, sess_init).await {
                 Ok(()) => summary.tls = true,
                 Err(detail) => {
-                    summary.io_error = Some(detail);
+                    summary.io_error = Some(detail.to_string());
                     return summary;
                 }
             }
