@@ -436,7 +436,12 @@ impl Wire {
             match parser.push_line(&line) {
                 Ok(Some(reply)) => return Ok(reply),
                 Ok(None) => {}
-                Err(detail) => return Err(RelayError::Protocol { stage, detail }),
+                Err(e) => {
+                    return Err(RelayError::Protocol {
+                        stage,
+                        detail: e.to_string(),
+                    })
+                }
             }
         }
     }
@@ -1097,7 +1102,7 @@ mod tests {
         }
     }
 
-    fn parse(lines: &[&str]) -> Result<Option<Reply>, String> {
+    fn parse(lines: &[&str]) -> Result<Option<Reply>, wire::ReplyLineError> {
         let mut p = ReplyParser::default();
         let mut last = Ok(None);
         for line in lines {

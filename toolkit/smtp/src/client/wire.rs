@@ -138,6 +138,20 @@ pub fn dot_stuff(content: &[u8], out: &mut Vec<u8>) {
     stuffer.finish(out);
 }
 
+/// What is wrong with a reply line (RFC 5321 §4.2); the line is shown, cut
+/// at 80 octets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum ReplyLineError {
+    #[error("not an SMTP reply line: {0:?}")]
+    NotAReply(String),
+    #[error("reply code changes within a multi-line reply: {0:?}")]
+    CodeChanges(String),
+    #[error("bad separator after reply code: {0:?}")]
+    BadSeparator(String),
+    #[error("reply longer than {MAX_REPLY_LINES} lines")]
+    TooLong,
+}
+
 /// Assembles a [`Reply`] from the lines of a (possibly multi-line) reply.
 #[derive(Debug, Default)]
 pub(super) struct ReplyParser {
@@ -148,29 +162,26 @@ pub(super) struct ReplyParser {
 impl ReplyParser {
     /// Takes one line without its CRLF; returns the reply after its last
     /// line, or a description of what is wrong with the line.
-    pub(super) fn push_line(&mut self, line: &[u8]) -> Result<Option<Reply>, String> {
+    pub(super) fn push_line(&mut self, line: &[u8]) -> Result<Option<Reply>, ReplyLineError> {
         let shown = || String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned();
         let code = match line {
             [a @ b'2'..=b'5', b @ b'0'..=b'9', c @ b'0'..=b'9', ..] => {
                 u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
             }
-            _ => return Err(format!("not an SMTP reply line: {:?}", shown())),
+            _ => return Err(ReplyLineError::NotAReply(shown())),
         };
         if self.code.is_some_and(|c| c != code) {
-            return Err(format!(
-                "reply code changes within a multi-line reply: {:?}",
-                shown()
-            ));
+            return Err(ReplyLineError::CodeChanges(shown()));
         }
         self.code = Some(code);
         let (last, text) = match line.get(3) {
             None => (true, &[][..]),
             Some(b' ') => (true, &line[4..]),
             Some(b'-') => (false, &line[4..]),
-            Some(_) => return Err(format!("bad separator after reply code: {:?}", shown())),
+            Some(_) => return Err(ReplyLineError::BadSeparator(shown())),
         };
         if self.lines.len() >= MAX_REPLY_LINES {
-            return Err(format!("reply longer than {MAX_REPLY_LINES} lines"));
+            return Err(ReplyLineError::TooLong);
         }
         self.lines.push(String::from_utf8_lossy(text).into_owned());
         if !last {

@@ -533,7 +533,7 @@ impl ServerSession {
         };
         let reverse_path = match strip_source_route(path) {
             Ok(p) => p,
-            Err(why) => return self.error(Reply::new(501, Some("5.1.7"), why)),
+            Err(why) => return self.error(Reply::new(501, Some("5.1.7"), why.to_string())),
         };
         let params = match parse_params(params) {
             Ok(p) => p,
@@ -658,7 +658,7 @@ impl ServerSession {
         };
         let mailbox = match strip_source_route(path) {
             Ok(m) => m,
-            Err(why) => return self.error(Reply::new(501, Some("5.1.3"), why)),
+            Err(why) => return self.error(Reply::new(501, Some("5.1.3"), why.to_string())),
         };
         if mailbox.is_empty() {
             return self.error(Reply::new(

@@ -70,21 +70,53 @@ pub(super) fn split_path(s: &str) -> Result<(&str, &str), &'static str> {
     Err("missing closing angle bracket")
 }
 
+/// What is wrong with a path, a mailbox or a domain (RFC 5321 §4.1.2,
+/// §4.1.3, appendix C); the text goes into the 501 reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum PathError {
+    #[error("bad quoted pair in the local part")]
+    QuotedPair,
+    #[error("control character in the local part")]
+    ControlInLocalPart,
+    #[error("unterminated quoted local part")]
+    UnterminatedQuote,
+    #[error("expected @ after the quoted local part")]
+    NoAtAfterQuote,
+    #[error("no @ in {0}")]
+    NoAt(String),
+    #[error("empty local part")]
+    EmptyLocalPart,
+    #[error("character {0:?} in the local part (quote it)")]
+    LocalPartChar(char),
+    #[error("empty domain")]
+    EmptyDomain,
+    #[error("unterminated address literal")]
+    UnterminatedLiteral,
+    #[error("bad address literal [{0}]")]
+    BadLiteral(String),
+    #[error("bad domain {0}")]
+    BadDomain(String),
+    #[error("source route without a colon")]
+    RouteWithoutColon,
+    #[error("bad source route {0}")]
+    BadRoute(String),
+}
+
 /// RFC 5321 §4.1.2 / appendix C: `<@a,@b:user@c>` must be accepted and the
 /// route ignored.
-pub(super) fn strip_source_route(path: &str) -> Result<&str, String> {
+pub(super) fn strip_source_route(path: &str) -> Result<&str, PathError> {
     if !path.starts_with('@') {
         return Ok(path);
     }
     let Some(colon) = path.find(':') else {
-        return Err("source route without a colon".into());
+        return Err(PathError::RouteWithoutColon);
     };
     let route = &path[..colon];
     if route
         .split(',')
         .any(|hop| hop.len() < 2 || !hop.starts_with('@') || check_domain(&hop[1..]).is_err())
     {
-        return Err(format!("bad source route {route}"));
+        return Err(PathError::BadRoute(route.to_string()));
     }
     Ok(&path[colon + 1..])
 }
@@ -218,14 +250,14 @@ pub(super) fn is_xtext(s: &str) -> bool {
 /// Check `local@domain` (RFC 5321 §4.1.2, RFC 6531 §3.3 for UTF-8): a
 /// dot-string (leniently: dots anywhere) or quoted-string local part, a
 /// domain of letter/digit/hyphen labels or an address literal.
-pub(super) fn check_mailbox(mailbox: &str) -> Result<(), String> {
+pub(super) fn check_mailbox(mailbox: &str) -> Result<(), PathError> {
     let (local, domain) = if let Some(quoted) = mailbox.strip_prefix('"') {
         let mut escaped = false;
         let mut end = None;
         for (i, c) in quoted.char_indices() {
             if escaped {
                 if !(' '..='~').contains(&c) {
-                    return Err("bad quoted pair in the local part".into());
+                    return Err(PathError::QuotedPair);
                 }
                 escaped = false;
             } else if c == '\\' {
@@ -234,30 +266,30 @@ pub(super) fn check_mailbox(mailbox: &str) -> Result<(), String> {
                 end = Some(i);
                 break;
             } else if (c as u32) < 32 || c == '\x7f' {
-                return Err("control character in the local part".into());
+                return Err(PathError::ControlInLocalPart);
             }
         }
         let Some(end) = end else {
-            return Err("unterminated quoted local part".into());
+            return Err(PathError::UnterminatedQuote);
         };
         let after = &quoted[end + 1..];
         let Some(domain) = after.strip_prefix('@') else {
-            return Err("expected @ after the quoted local part".into());
+            return Err(PathError::NoAtAfterQuote);
         };
         (&mailbox[..end + 2], domain)
     } else {
         let Some((local, domain)) = mailbox.rsplit_once('@') else {
-            return Err(format!("no @ in {mailbox}"));
+            return Err(PathError::NoAt(mailbox.to_string()));
         };
         if local.is_empty() {
-            return Err("empty local part".into());
+            return Err(PathError::EmptyLocalPart);
         }
         const SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~.";
         if let Some(c) = local
             .chars()
             .find(|&c| !(c.is_ascii_alphanumeric() || SPECIALS.contains(c) || !c.is_ascii()))
         {
-            return Err(format!("character {c:?} in the local part (quote it)"));
+            return Err(PathError::LocalPartChar(c));
         }
         (local, domain)
     };
@@ -265,17 +297,17 @@ pub(super) fn check_mailbox(mailbox: &str) -> Result<(), String> {
     check_domain(domain)
 }
 
-pub(super) fn check_domain(domain: &str) -> Result<(), String> {
+pub(super) fn check_domain(domain: &str) -> Result<(), PathError> {
     if domain.is_empty() {
-        return Err("empty domain".into());
+        return Err(PathError::EmptyDomain);
     }
     if let Some(literal) = domain.strip_prefix('[') {
         let Some(inner) = literal.strip_suffix(']') else {
-            return Err("unterminated address literal".into());
+            return Err(PathError::UnterminatedLiteral);
         };
         // dcontent = %d33-90 / %d94-126
         if inner.is_empty() || !inner.bytes().all(|b| matches!(b, 33..=90 | 94..=126)) {
-            return Err(format!("bad address literal [{inner}]"));
+            return Err(PathError::BadLiteral(inner.to_string()));
         }
         return Ok(());
     }
@@ -287,7 +319,7 @@ pub(super) fn check_domain(domain: &str) -> Result<(), String> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii());
         if !label_ok {
-            return Err(format!("bad domain {domain}"));
+            return Err(PathError::BadDomain(domain.to_string()));
         }
     }
     Ok(())
