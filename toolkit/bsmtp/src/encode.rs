@@ -165,19 +165,53 @@ fn write_message(index: usize, message: &Message, out: &mut Vec<u8>) -> Result<(
     Ok(())
 }
 
+/// What is wrong with a path; the text follows the path in the error
+/// (`reverse path "x" contains ...`).
+#[derive(Debug, thiserror::Error)]
+enum PathFault {
+    #[error(
+        "contains {}; expected a mailbox such as local@domain without CR, LF, NUL, spaces or angle brackets",
+        describe_octet(*.0)
+    )]
+    Forbidden(u8),
+    #[error("is empty; the null path <> is only a reverse-path")]
+    Empty,
+    #[error("does not parse at octet {0}; expected a single mailbox")]
+    Trailing(usize),
+    #[error("does not parse at octet {at}: {reason} (RFC 5321 §4.1.2)")]
+    Syntax { at: usize, reason: &'static str },
+    #[error("is not ASCII; expected an ASCII path or the SMTPUTF8 MAIL parameter (RFC 6531)")]
+    NotAscii,
+}
+
+/// What is wrong with an ESMTP parameter (RFC 5321 §4.1.2).
+#[derive(Debug, thiserror::Error)]
+enum ParamFault {
+    #[error(
+        "keyword {0:?} is not valid; expected letters, digits and '-', starting with a letter or digit (RFC 5321 §4.1.2)"
+    )]
+    Keyword(String),
+    #[error(
+        "{keyword}={value:?} has an invalid value; expected 1 or more printable characters other than space and '='{note}"
+    )]
+    Value {
+        keyword: String,
+        value: String,
+        /// Why ASCII, when SMTPUTF8 is not declared.
+        note: &'static str,
+    },
+}
+
 /// Checks a non-null path; on failure says what is wrong with it.
-fn check_path(path: &str, kind: PathKind, utf8: bool) -> Result<(), String> {
+fn check_path(path: &str, kind: PathKind, utf8: bool) -> Result<(), PathFault> {
     if let Some(b) = path
         .bytes()
         .find(|b| matches!(b, b'\r' | b'\n' | 0 | b' ' | b'<' | b'>'))
     {
-        return Err(format!(
-            "contains {}; expected a mailbox such as local@domain without CR, LF, NUL, spaces or angle brackets",
-            describe_octet(b)
-        ));
+        return Err(PathFault::Forbidden(b));
     }
     if path.is_empty() {
-        return Err("is empty; the null path <> is only a reverse-path".to_owned());
+        return Err(PathFault::Empty);
     }
     let mut bracketed = Vec::with_capacity(path.len() + 2);
     bracketed.push(b'<');
@@ -185,47 +219,38 @@ fn check_path(path: &str, kind: PathKind, utf8: bool) -> Result<(), String> {
     bracketed.push(b'>');
     match syntax::parse_path(&bracketed, kind) {
         Ok(end) if end == bracketed.len() => {}
-        Ok(end) => {
-            return Err(format!(
-                "does not parse at octet {}; expected a single mailbox",
-                end - 1
-            ))
-        }
+        Ok(end) => return Err(PathFault::Trailing(end - 1)),
         Err(e) => {
-            return Err(format!(
-                "does not parse at octet {}: {} (RFC 5321 §4.1.2)",
-                e.at.saturating_sub(1),
-                e.reason
-            ))
+            return Err(PathFault::Syntax {
+                at: e.at.saturating_sub(1),
+                reason: e.reason,
+            })
         }
     }
     if !utf8 && !path.is_ascii() {
-        return Err(
-            "is not ASCII; expected an ASCII path or the SMTPUTF8 MAIL parameter (RFC 6531)"
-                .to_owned(),
-        );
+        return Err(PathFault::NotAscii);
     }
     Ok(())
 }
 
-fn write_params(params: &[SmtpParam], utf8: bool, out: &mut Vec<u8>) -> Result<(), String> {
+fn write_params(params: &[SmtpParam], utf8: bool, out: &mut Vec<u8>) -> Result<(), ParamFault> {
     for param in params {
         if !syntax::is_esmtp_keyword(param.keyword.as_bytes()) {
-            return Err(format!(
-                "keyword {:?} is not valid; expected letters, digits and '-', starting with a letter or digit (RFC 5321 §4.1.2)",
-                param.keyword
-            ));
+            return Err(ParamFault::Keyword(param.keyword.clone()));
         }
         out.push(b' ');
         out.extend_from_slice(param.keyword.as_bytes());
         if let Some(value) = &param.value {
             if !syntax::is_esmtp_value(value.as_bytes(), utf8) {
-                return Err(format!(
-                    "{}={:?} has an invalid value; expected 1 or more printable characters other than space and '='{}",
-                    param.keyword,
-                    value,
-                    if utf8 { "" } else { " (ASCII only without SMTPUTF8)" }
-                ));
+                return Err(ParamFault::Value {
+                    keyword: param.keyword.clone(),
+                    value: value.clone(),
+                    note: if utf8 {
+                        ""
+                    } else {
+                        " (ASCII only without SMTPUTF8)"
+                    },
+                });
             }
             out.push(b'=');
             out.extend_from_slice(value.as_bytes());
