@@ -5,10 +5,48 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use crate::protocol::{Implementation, ImplementationInfo, Request, Response};
+
+/// Why an adapter could not be started or spoken to.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    /// The program did not start.
+    #[error("cannot start adapter `{command}`: {error}")]
+    Start {
+        /// The command line.
+        command: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// Writing to or reading from the adapter failed.
+    #[error("{what} the adapter: {error}")]
+    Io {
+        /// `writing to` or `reading from`.
+        what: &'static str,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The adapter closed its output.
+    #[error("the adapter closed its output (did it crash? see its stderr above)")]
+    Closed,
+    /// The adapter answered with a line that is not JSON.
+    #[error("the adapter answered with a line that is not JSON: {line}")]
+    NotJson {
+        /// The line, trimmed.
+        line: String,
+    },
+    /// The `hello` handshake failed: no answer, a refusal, or a malformed
+    /// answer.
+    #[error("adapter `{command}` {detail}")]
+    Hello {
+        /// The command line.
+        command: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
 
 /// A running adapter program.
 pub struct ExternalImplementation {
@@ -21,7 +59,7 @@ pub struct ExternalImplementation {
 
 impl ExternalImplementation {
     /// Starts `program args...` and performs the `hello` handshake.
-    pub fn spawn(program: &str, args: &[String]) -> anyhow::Result<ExternalImplementation> {
+    pub fn spawn(program: &str, args: &[String]) -> Result<ExternalImplementation, AdapterError> {
         let command = std::iter::once(program.to_string())
             .chain(args.iter().cloned())
             .collect::<Vec<_>>()
@@ -32,49 +70,60 @@ impl ExternalImplementation {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .with_context(|| format!("cannot start adapter `{command}`"))?;
-        let stdin = child.stdin.take().context("adapter stdin")?;
-        let stdout = BufReader::new(child.stdout.take().context("adapter stdout")?);
+            .map_err(|error| AdapterError::Start {
+                command: command.clone(),
+                error,
+            })?;
+        // Both were asked for as pipes above.
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(AdapterError::Closed);
+        };
         let mut adapter = ExternalImplementation {
             child,
             stdin,
-            stdout,
+            stdout: BufReader::new(stdout),
             info: ImplementationInfo::default(),
             command: command.clone(),
         };
         let hello = adapter
             .exchange(&json!({"id": "hello", "operation": "hello", "format": "deepmail-adapter/1"}))
-            .with_context(|| format!("adapter `{command}` did not answer the hello handshake"))?;
+            .map_err(|e| AdapterError::Hello {
+                command: command.clone(),
+                detail: format!("did not answer the hello handshake: {e}"),
+            })?;
         if hello.get("result").and_then(Value::as_str) != Some("ok") {
-            bail!("adapter `{command}` refused the hello handshake: {hello}");
+            return Err(AdapterError::Hello {
+                command,
+                detail: format!("refused the hello handshake: {hello}"),
+            });
         }
         adapter.info = serde_json::from_value(hello.get("output").cloned().unwrap_or(Value::Null))
-            .with_context(|| {
-                format!("adapter `{command}` sent a malformed hello answer: {hello}")
+            .map_err(|e| AdapterError::Hello {
+                command: command.clone(),
+                detail: format!("sent a malformed hello answer: {hello}: {e}"),
             })?;
         Ok(adapter)
     }
 
-    fn exchange(&mut self, request: &Value) -> anyhow::Result<Value> {
-        let mut line = serde_json::to_string(request)?;
+    fn exchange(&mut self, request: &Value) -> Result<Value, AdapterError> {
+        // A Value always serialises.
+        let mut line = request.to_string();
         line.push('\n');
+        let io = |what| move |error| AdapterError::Io { what, error };
         self.stdin
             .write_all(line.as_bytes())
-            .context("writing to the adapter")?;
-        self.stdin.flush()?;
+            .map_err(io("writing to"))?;
+        self.stdin.flush().map_err(io("writing to"))?;
         let mut answer = String::new();
         let n = self
             .stdout
             .read_line(&mut answer)
-            .context("reading from the adapter")?;
+            .map_err(io("reading from"))?;
         if n == 0 {
-            bail!("the adapter closed its output (did it crash? see its stderr above)");
+            return Err(AdapterError::Closed);
         }
-        serde_json::from_str(&answer).with_context(|| {
-            format!(
-                "the adapter answered with a line that is not JSON: {}",
-                answer.trim()
-            )
+        serde_json::from_str(&answer).map_err(|_| AdapterError::NotJson {
+            line: answer.trim().to_string(),
         })
     }
 }
@@ -99,7 +148,7 @@ impl Implementation for ExternalImplementation {
             Err(e) => {
                 return Response::Error {
                     code: "adapter-failed".into(),
-                    message: format!("adapter `{}`: {e:#}", self.command),
+                    message: format!("adapter `{}`: {e}", self.command),
                 }
             }
         };

@@ -27,10 +27,10 @@ mod runner;
 mod vectors;
 mod wasm;
 
-pub use crate::external::ExternalImplementation;
+pub use crate::external::{AdapterError, ExternalImplementation};
 pub use crate::protocol::{Implementation, ImplementationInfo, Request, Response};
 pub use crate::report::{CaseReport, Report, Status, Summary};
-pub use crate::runner::{run, ExpectedFailures, RunOptions};
+pub use crate::runner::{run, ExpectedFailures, ExpectedFailuresError, RunOptions};
 pub use crate::vectors::{Case, Manifest, Suite, SuiteError};
 pub use crate::wasm::{bundle_info_json, bundle_version, crc_name, WasmImplementation};
 

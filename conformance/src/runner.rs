@@ -30,15 +30,39 @@ struct ExpectedFailureEntry {
     reason: String,
 }
 
+/// Why an expected-failures file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ExpectedFailuresError {
+    /// It could not be read.
+    #[error("cannot read expected-failures file {}: {error}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// It is not `{"expected_failures": [{"id", "reason"}]}` JSON.
+    #[error("{} is not an expected-failures file: {error}", path.display())]
+    Parse {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        error: serde_json::Error,
+    },
+}
+
 impl ExpectedFailures {
     /// Reads `{"implementation": ..., "expected_failures": [{"id", "reason"}]}`.
-    pub fn load(path: &Path) -> anyhow::Result<ExpectedFailures> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            anyhow::anyhow!("cannot read expected-failures file {}: {e}", path.display())
+    pub fn load(path: &Path) -> Result<ExpectedFailures, ExpectedFailuresError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ExpectedFailuresError::Read {
+            path: path.to_path_buf(),
+            error,
         })?;
-        let file: ExpectedFailuresFile = serde_json::from_str(&text).map_err(|e| {
-            anyhow::anyhow!("{} is not an expected-failures file: {e}", path.display())
-        })?;
+        let file: ExpectedFailuresFile =
+            serde_json::from_str(&text).map_err(|error| ExpectedFailuresError::Parse {
+                path: path.to_path_buf(),
+                error,
+            })?;
         Ok(ExpectedFailures {
             reasons: file
                 .expected_failures

@@ -79,11 +79,25 @@ pub struct BpInbound {
 pub enum BpInboundError {
     /// The fragmenter plugin would not open a reassembler.
     #[error("the fragmenter's reassembler: {0}")]
-    Reassembler(#[from] deepmail_host::StageError),
+    Reassembler(deepmail_host::StageError),
     /// The held fragments in the spool could not be read, or their
     /// directory made.
     #[error("held fragments in the spool: {0}")]
-    Spool(#[from] std::io::Error),
+    Spool(std::io::Error),
+}
+
+// (Not `#[from]`: that would also make them the `source`, and an error
+// chain printer would say the cause twice.)
+impl From<deepmail_host::StageError> for BpInboundError {
+    fn from(e: deepmail_host::StageError) -> Self {
+        BpInboundError::Reassembler(e)
+    }
+}
+
+impl From<std::io::Error> for BpInboundError {
+    fn from(e: std::io::Error) -> Self {
+        BpInboundError::Spool(e)
+    }
 }
 
 impl BpInbound {

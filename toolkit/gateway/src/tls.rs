@@ -74,7 +74,7 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 pub(crate) enum CertsError {
     /// The text is not well-formed PEM.
     #[error("bad PEM: {0}")]
-    Pem(#[from] rustls_pki_types::pem::Error),
+    Pem(rustls_pki_types::pem::Error),
     /// Well-formed, but without a certificate.
     #[error("no `-----BEGIN CERTIFICATE-----` section found")]
     NoCertificate,
@@ -82,7 +82,9 @@ pub(crate) enum CertsError {
 
 /// Parses every `CERTIFICATE` section of PEM text; fails when there is none.
 pub(crate) fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, CertsError> {
-    let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>()?;
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(CertsError::Pem)?;
     if certs.is_empty() {
         return Err(CertsError::NoCertificate);
     }
