@@ -157,9 +157,21 @@ pub fn skip_dir() -> PathBuf {
     ))
 }
 
+/// Why a peer was not found: what was looked for, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotFound(pub String);
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
+
 /// `found`, or the missing-peer decision: `None` and a visible, recorded
 /// skip outside CI; a panic under CI.
-pub fn require<T>(peer: Peer, found: Result<T, String>) -> Option<T> {
+pub fn require<T>(peer: Peer, found: Result<T, NotFound>) -> Option<T> {
     let missing = match found {
         Ok(value) => return Some(value),
         Err(missing) => missing,
@@ -239,19 +251,24 @@ fn first_file(candidates: &[&str]) -> Option<PathBuf> {
     candidates.iter().map(PathBuf::from).find(|p| p.is_file())
 }
 
-fn find_exim() -> Result<PathBuf, String> {
+fn find_exim() -> Result<PathBuf, NotFound> {
     if let Some(p) = std::env::var_os("DEEPMAIL_EXIM") {
         let p = PathBuf::from(p);
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(format!("DEEPMAIL_EXIM={} is not a file", p.display()))
+            Err(NotFound(format!(
+                "DEEPMAIL_EXIM={} is not a file",
+                p.display()
+            )))
         };
     }
     first_file(&["/usr/sbin/exim4", "/usr/sbin/exim"])
         .or_else(|| on_path("exim4"))
         .or_else(|| on_path("exim"))
-        .ok_or_else(|| "no exim4 in /usr/sbin or on PATH, and DEEPMAIL_EXIM is unset".into())
+        .ok_or_else(|| {
+            NotFound("no exim4 in /usr/sbin or on PATH, and DEEPMAIL_EXIM is unset".into())
+        })
 }
 
 /// Exim's binary.
@@ -270,7 +287,7 @@ pub struct MailStack {
     pub swaks: PathBuf,
 }
 
-fn find_mail_stack() -> Result<MailStack, String> {
+fn find_mail_stack() -> Result<MailStack, NotFound> {
     let exim = find_exim();
     let dovecot = std::env::var_os("DEEPMAIL_DOVECOT")
         .map(PathBuf::from)
@@ -295,7 +312,7 @@ fn find_mail_stack() -> Result<MailStack, String> {
             if swaks.is_none() {
                 missing.push("swaks");
             }
-            Err(format!("missing: {}", missing.join(", ")))
+            Err(NotFound(format!("missing: {}", missing.join(", "))))
         }
     }
 }
@@ -313,7 +330,7 @@ pub fn nsd() -> Option<PathBuf> {
         .or_else(|| first_file(&["/usr/sbin/nsd", "/usr/local/sbin/nsd"]))
         .or_else(|| on_path("nsd"))
         .ok_or_else(|| "no nsd in /usr/sbin, /usr/local/sbin or on PATH".to_string());
-    require(Peer::Nsd, found)
+    require(Peer::Nsd, found.map_err(NotFound))
 }
 
 /// The directory holding `dtnd` and its tools, found the way
@@ -341,7 +358,7 @@ pub fn dtnd() -> Option<PathBuf> {
             }
         }
     };
-    require(Peer::Dtnd, found)
+    require(Peer::Dtnd, found.map_err(NotFound))
 }
 
 /// `hardy-node`, as `scripts/peers/install-hardy.sh` finds it for the
@@ -361,11 +378,11 @@ pub fn hardy() -> Option<PathBuf> {
                 .filter(|p| p.is_file())
                 .ok_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string())
         });
-    require(Peer::Hardy, found)
+    require(Peer::Hardy, found.map_err(NotFound))
 }
 
 /// `py`, when it runs `check` (a Python statement) successfully.
-fn python_that(py: PathBuf, check: &str) -> Result<PathBuf, String> {
+fn python_that(py: PathBuf, check: &str) -> Result<PathBuf, NotFound> {
     let ok = Command::new(&py)
         .args(["-c", check])
         .stdout(Stdio::null())
@@ -375,7 +392,7 @@ fn python_that(py: PathBuf, check: &str) -> Result<PathBuf, String> {
     if ok {
         Ok(py)
     } else {
-        Err(format!("{} cannot run `{check}`", py.display()))
+        Err(NotFound(format!("{} cannot run `{check}`", py.display())))
     }
 }
 
@@ -433,7 +450,7 @@ pub fn rust_bp_adapters() -> Option<(PathBuf, PathBuf)> {
                 _ => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
             }
         });
-    require(Peer::RustBp, found)
+    require(Peer::RustBp, found.map_err(NotFound))
 }
 
 /// The `componentize-py` of the venv `plugins-py/build.sh` makes, when
@@ -453,7 +470,7 @@ pub fn componentize_py() -> Option<PathBuf> {
                 Err(format!("{} is `{text}`, not 0.25.1", bin.display()))
             }
         });
-    require(Peer::ComponentizePy, found)
+    require(Peer::ComponentizePy, found.map_err(NotFound))
 }
 
 /// The `jco` that `plugins-js/build.sh` installs (npm ci) for the
@@ -465,7 +482,7 @@ pub fn jco() -> Option<PathBuf> {
     } else {
         Err(format!("{} is not there", bin.display()))
     };
-    require(Peer::Jco, found)
+    require(Peer::Jco, found.map_err(NotFound))
 }
 
 /// Postfix's programs, unpacked by `scripts/peers/install-postfix.sh`.
@@ -508,7 +525,7 @@ pub fn postfix() -> Option<Postfix> {
             found.root.display()
         ))
     };
-    require(Peer::Postfix, found)
+    require(Peer::Postfix, found.map_err(NotFound))
 }
 
 #[cfg(test)]
@@ -541,7 +558,7 @@ mod tests {
 
     #[test]
     fn a_present_peer_is_returned_whatever_ci_says() {
-        assert_eq!(require(Peer::Exim, Ok(7)), Some(7));
+        assert_eq!(require(Peer::Exim, Ok::<_, NotFound>(7)), Some(7));
     }
 
     fn tempdir() -> PathBuf {
