@@ -32,7 +32,7 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn byte(&mut self) -> Result<u8, String> {
+    fn byte(&mut self) -> Result<u8, crate::Mismatch> {
         let b = *self
             .buf
             .get(self.pos)
@@ -42,12 +42,12 @@ impl Reader<'_> {
     }
 
     /// §4.1: base 128, most significant group first, top bit on all but the last octet.
-    fn sdnv(&mut self) -> Result<u64, String> {
+    fn sdnv(&mut self) -> Result<u64, crate::Mismatch> {
         let mut value: u64 = 0;
         loop {
             let b = self.byte()?;
             if value >> 57 != 0 {
-                return Err(format!("SDNV over 64 bits at {}", self.pos - 1));
+                return Err(format!("SDNV over 64 bits at {}", self.pos - 1).into());
             }
             value = (value << 7) | u64::from(b & 0x7f);
             if b & 0x80 == 0 {
@@ -56,7 +56,7 @@ impl Reader<'_> {
         }
     }
 
-    fn take(&mut self, n: u64) -> Result<&[u8], String> {
+    fn take(&mut self, n: u64) -> Result<&[u8], crate::Mismatch> {
         let end = usize::try_from(n)
             .ok()
             .and_then(|n| self.pos.checked_add(n))
@@ -68,7 +68,7 @@ impl Reader<'_> {
     }
 }
 
-fn dict_string(dict: &[u8], offset: u64) -> Result<String, String> {
+fn dict_string(dict: &[u8], offset: u64) -> Result<String, crate::Mismatch> {
     let start = usize::try_from(offset)
         .ok()
         .filter(|s| *s < dict.len())
@@ -78,15 +78,15 @@ fn dict_string(dict: &[u8], offset: u64) -> Result<String, String> {
         .position(|b| *b == 0)
         .ok_or_else(|| format!("dictionary string at {offset} has no NUL"))?;
     String::from_utf8(dict[start..start + len].to_vec())
-        .map_err(|_| format!("dictionary string at {offset} is not UTF-8"))
+        .map_err(|_| format!("dictionary string at {offset} is not UTF-8").into())
 }
 
 /// Parses one BPv6 bundle (the whole input).
-pub(crate) fn parse(buf: &[u8]) -> Result<Bundle6, String> {
+pub(crate) fn parse(buf: &[u8]) -> Result<Bundle6, crate::Mismatch> {
     let mut r = Reader { buf, pos: 0 };
     let version = r.byte()?;
     if version != 6 {
-        return Err(format!("version {version}, not 6"));
+        return Err(format!("version {version}, not 6").into());
     }
     let flags = r.sdnv()?;
     let length = r.sdnv()?;
@@ -106,9 +106,7 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Bundle6, String> {
         None
     };
     if r.pos as u64 != end {
-        return Err(format!(
-            "primary block length {length} does not match its fields"
-        ));
+        return Err(format!("primary block length {length} does not match its fields").into());
     }
     let mut eids = Vec::with_capacity(4);
     for pair in offsets.chunks(2) {
@@ -144,7 +142,7 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Bundle6, String> {
         }
     }
     if r.pos != buf.len() {
-        return Err(format!("{} bytes after the last block", buf.len() - r.pos));
+        return Err(format!("{} bytes after the last block", buf.len() - r.pos).into());
     }
     if blocks.iter().filter(|b| b.0 == 1).count() != 1 {
         return Err("not exactly one payload block".into());

@@ -56,7 +56,7 @@ pub(crate) fn judge(
                     Some(expected) => match compare(operation, case, out, expected, bundle_version)
                     {
                         Ok(()) => Verdict::Pass(None),
-                        Err(why) => Verdict::Fail(why),
+                        Err(why) => Verdict::Fail(why.0),
                     },
                 },
             };
@@ -80,7 +80,7 @@ fn compare(
     out: &Value,
     expected: &Value,
     bundle_version: u64,
-) -> Result<(), String> {
+) -> Result<(), crate::Mismatch> {
     match operation {
         "encode" => compare_bytes("batch", out.get("batch"), expected.get("batch")),
         "build" => compare_bytes("bundle", out.get("bundle"), expected.get("bundle")),
@@ -94,17 +94,22 @@ fn compare(
                     "bibs: got {}, want {}",
                     out.get("bibs").unwrap_or(&Value::Null),
                     expected.get("bibs").unwrap_or(&Value::Null)
-                ))
+                )
+                .into())
             }
         }
         "fragment" if bundle_version == 6 => crate::check::fragment6::check(case, out, expected),
         "fragment" => crate::check::fragment::check(case, out, expected),
         "parse-answer" => compare_next_hops(out.get("next_hops"), expected.get("next_hops")),
-        other => Err(format!("the runner does not know operation `{other}`")),
+        other => Err(format!("the runner does not know operation `{other}`").into()),
     }
 }
 
-fn compare_bytes(name: &str, got: Option<&Value>, want: Option<&Value>) -> Result<(), String> {
+fn compare_bytes(
+    name: &str,
+    got: Option<&Value>,
+    want: Option<&Value>,
+) -> Result<(), crate::Mismatch> {
     let want = want
         .map(hex_bytes)
         .transpose()?
@@ -132,11 +137,12 @@ fn compare_bytes(name: &str, got: Option<&Value>, want: Option<&Value>) -> Resul
         want.len(),
         show(&got),
         show(&want)
-    ))
+    )
+    .into())
 }
 
 /// A message reduced to what the format compares.
-fn message_key(m: &Value) -> Result<Value, String> {
+fn message_key(m: &Value) -> Result<Value, crate::Mismatch> {
     let params = |v: Option<&Value>| -> Value {
         match v {
             Some(Value::Array(ps)) => Value::Array(
@@ -174,21 +180,17 @@ fn message_key(m: &Value) -> Result<Value, String> {
     }))
 }
 
-fn compare_messages(got: Option<&Value>, want: Option<&Value>) -> Result<(), String> {
-    let list = |v: Option<&Value>, what: &str| -> Result<Vec<Value>, String> {
+fn compare_messages(got: Option<&Value>, want: Option<&Value>) -> Result<(), crate::Mismatch> {
+    let list = |v: Option<&Value>, what: &str| -> Result<Vec<Value>, crate::Mismatch> {
         match v {
             Some(Value::Array(items)) => items.iter().map(message_key).collect(),
-            _ => Err(format!("{what} has no `messages` array")),
+            _ => Err(format!("{what} has no `messages` array").into()),
         }
     };
     let got = list(got, "output")?;
     let want = list(want, "vector")?;
     if got.len() != want.len() {
-        return Err(format!(
-            "decoded {} message(s), expected {}",
-            got.len(),
-            want.len()
-        ));
+        return Err(format!("decoded {} message(s), expected {}", got.len(), want.len()).into());
     }
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         for key in [
@@ -203,7 +205,7 @@ fn compare_messages(got: Option<&Value>, want: Option<&Value>) -> Result<(), Str
                 } else {
                     (&g[key], &w[key])
                 };
-                return Err(format!("message {i}: {key} is {g}, expected {w}"));
+                return Err(format!("message {i}: {key} is {g}, expected {w}").into());
             }
         }
     }
@@ -212,7 +214,7 @@ fn compare_messages(got: Option<&Value>, want: Option<&Value>) -> Result<(), Str
 
 /// Every field present in `want` must be equal in `got` (recursively for
 /// objects; arrays element by element with the same length).
-pub(crate) fn subset(path: &str, got: &Value, want: &Value) -> Result<(), String> {
+pub(crate) fn subset(path: &str, got: &Value, want: &Value) -> Result<(), crate::Mismatch> {
     match (got, want) {
         (Value::Object(g), Value::Object(w)) => {
             for (k, wv) in w {
@@ -224,18 +226,16 @@ pub(crate) fn subset(path: &str, got: &Value, want: &Value) -> Result<(), String
                 match g.get(k) {
                     Some(gv) => subset(&p, gv, wv)?,
                     None if wv.is_null() => {}
-                    None => return Err(format!("`{p}` missing from output (expected {wv})")),
+                    None => return Err(format!("`{p}` missing from output (expected {wv})").into()),
                 }
             }
             Ok(())
         }
         (Value::Array(g), Value::Array(w)) => {
             if g.len() != w.len() {
-                return Err(format!(
-                    "`{path}` has {} entries, expected {}",
-                    g.len(),
-                    w.len()
-                ));
+                return Err(
+                    format!("`{path}` has {} entries, expected {}", g.len(), w.len()).into(),
+                );
             }
             g.iter()
                 .zip(w)
@@ -248,14 +248,14 @@ pub(crate) fn subset(path: &str, got: &Value, want: &Value) -> Result<(), String
         {
             Ok(())
         }
-        (g, w) => Err(format!("`{path}` is {g}, expected {w}")),
+        (g, w) => Err(format!("`{path}` is {g}, expected {w}").into()),
     }
 }
 
 /// Next hops: the same records as a multiset, priorities non-decreasing in
 /// the output's order (order within a priority is random by design), and
 /// `ttl` equal where the vector gives one.
-fn compare_next_hops(got: Option<&Value>, want: Option<&Value>) -> Result<(), String> {
+fn compare_next_hops(got: Option<&Value>, want: Option<&Value>) -> Result<(), crate::Mismatch> {
     let (Some(Value::Array(got)), Some(Value::Array(want))) = (got, want) else {
         return Err("output or vector has no `next_hops` array".into());
     };
@@ -268,14 +268,14 @@ fn compare_next_hops(got: Option<&Value>, want: Option<&Value>) -> Result<(), St
     };
     let prios: Vec<Option<u64>> = got.iter().map(|h| h["priority"].as_u64()).collect();
     if prios.windows(2).any(|w| w[0] > w[1]) {
-        return Err(format!("next hops are not in priority order: {prios:?}"));
+        return Err(format!("next hops are not in priority order: {prios:?}").into());
     }
     let mut g: Vec<_> = got.iter().map(key).collect();
     let mut w: Vec<_> = want.iter().map(key).collect();
     g.sort();
     w.sort();
     if g != w {
-        return Err(format!("next hops {g:?}, expected {w:?}"));
+        return Err(format!("next hops {g:?}, expected {w:?}").into());
     }
     for hop in want
         .iter()
@@ -288,7 +288,8 @@ fn compare_next_hops(got: Option<&Value>, want: Option<&Value>) -> Result<(), St
                 hop["uri"],
                 found.map(|h| h["ttl"].to_string()).unwrap_or_default(),
                 hop["ttl"]
-            ));
+            )
+            .into());
         }
     }
     Ok(())
@@ -376,7 +377,7 @@ pub(crate) mod fragment {
         payload: Vec<u8>,
     }
 
-    fn original(input: &Value) -> Result<Original, String> {
+    fn original(input: &Value) -> Result<Original, crate::Mismatch> {
         if let Some(b) = input.get("bundle") {
             let bytes = hex_bytes(b)?;
             let bundle = Bundle::parse(&bytes)
@@ -422,7 +423,7 @@ pub(crate) mod fragment {
     }
 
     /// Checks the properties listed in vectors/README.md for `fragment`.
-    pub(crate) fn check(case: &Case, out: &Value, expected: &Value) -> Result<(), String> {
+    pub(crate) fn check(case: &Case, out: &Value, expected: &Value) -> Result<(), crate::Mismatch> {
         let orig = original(&case.input)?;
         let mtu = case
             .input
@@ -440,10 +441,9 @@ pub(crate) mod fragment {
         for (i, b) in list.iter().enumerate() {
             let bytes = hex_bytes(b)?;
             if bytes.len() as u64 > mtu {
-                return Err(format!(
-                    "bundle {i} is {} bytes, over the MTU of {mtu}",
-                    bytes.len()
-                ));
+                return Err(
+                    format!("bundle {i} is {} bytes, over the MTU of {mtu}", bytes.len()).into(),
+                );
             }
             let bundle =
                 Bundle::parse(&bytes).map_err(|e| format!("bundle {i} does not parse: {e}"))?;
@@ -480,7 +480,8 @@ pub(crate) mod fragment {
                 if got != want {
                     return Err(format!(
                         "bundle {i}: {what} is {got}, the original's is {want} (§5.8)"
-                    ));
+                    )
+                    .into());
                 }
             }
             let fragmented = list.len() > 1 || was_fragment;
@@ -488,13 +489,15 @@ pub(crate) mod fragment {
                 if !info.is_fragment {
                     return Err(format!(
                         "bundle {i} is one of several but is not flagged as a fragment (§5.8)"
-                    ));
+                    )
+                    .into());
                 }
                 if info.total_adu_length != Some(orig.total) {
                     return Err(format!(
                         "bundle {i}: total ADU length {:?}, expected {} (§5.8)",
                         info.total_adu_length, orig.total
-                    ));
+                    )
+                    .into());
                 }
             }
             pieces.push((
@@ -510,25 +513,25 @@ pub(crate) mod fragment {
             if *offset > cursor {
                 return Err(format!(
                     "gap in the payload: bytes {cursor}..{offset} are in no fragment"
-                ));
+                )
+                .into());
             }
             let rel = (*offset - orig.offset) as usize;
             let Some(want) = orig.payload.get(rel..rel + payload.len()) else {
-                return Err(format!(
-                    "fragment at offset {offset} runs past the original payload"
-                ));
+                return Err(
+                    format!("fragment at offset {offset} runs past the original payload").into(),
+                );
             };
             if want != payload.as_slice() {
                 return Err(format!(
                     "fragment at offset {offset} carries different bytes from the original"
-                ));
+                )
+                .into());
             }
             cursor = cursor.max(*offset + payload.len() as u64);
         }
         if cursor != end {
-            return Err(format!(
-                "fragments cover the payload only up to {cursor} of {end}"
-            ));
+            return Err(format!("fragments cover the payload only up to {cursor} of {end}").into());
         }
         if let Some(info) = &orig.info {
             let first_offset = pieces[0].0;
@@ -546,7 +549,7 @@ pub(crate) mod fragment {
                         return Err(format!(
                             "block type {} (flags {:#x}) missing from the fragment at offset {offset} (§5.8)",
                             block.block_type, block.flags
-                        ));
+                        ).into());
                     }
                 }
             }
@@ -571,7 +574,7 @@ pub(crate) mod fragment6 {
 
     /// [`check`] for `input` fragmented at `mtu` into `out`, outside a
     /// manifest.
-    pub(crate) fn judge(input: &[u8], mtu: u64, out: &[Vec<u8>]) -> Result<(), String> {
+    pub(crate) fn judge(input: &[u8], mtu: u64, out: &[Vec<u8>]) -> Result<(), crate::Mismatch> {
         let case = Case {
             id: "t".into(),
             comment: String::new(),
@@ -594,7 +597,7 @@ pub(crate) mod fragment6 {
     }
 
     /// Checks the properties listed in vectors/README.md ("BPv6") for `fragment`.
-    pub(crate) fn check(case: &Case, out: &Value, expected: &Value) -> Result<(), String> {
+    pub(crate) fn check(case: &Case, out: &Value, expected: &Value) -> Result<(), crate::Mismatch> {
         let input = case
             .input
             .get("bundle")
@@ -619,10 +622,9 @@ pub(crate) mod fragment6 {
         for (i, b) in list.iter().enumerate() {
             let bytes = hex_bytes(b)?;
             if bytes.len() as u64 > mtu {
-                return Err(format!(
-                    "bundle {i} is {} bytes, over the MTU of {mtu}",
-                    bytes.len()
-                ));
+                return Err(
+                    format!("bundle {i} is {} bytes, over the MTU of {mtu}", bytes.len()).into(),
+                );
             }
             let got = parse(&bytes).map_err(|e| format!("bundle {i} does not parse: {e}"))?;
             let same = [
@@ -651,22 +653,24 @@ pub(crate) mod fragment6 {
             ];
             for (what, g, w) in same {
                 if g != w {
-                    return Err(format!(
-                        "bundle {i}: {what} is {g}, the original's is {w} (§5.8)"
-                    ));
+                    return Err(
+                        format!("bundle {i}: {what} is {g}, the original's is {w} (§5.8)").into(),
+                    );
                 }
             }
             if fragmented {
                 if got.flags & FRAGMENT == 0 {
                     return Err(format!(
                         "bundle {i} is one of several but is not flagged as a fragment (§5.8)"
-                    ));
+                    )
+                    .into());
                 }
                 if got.fragment.map(|f| f.1) != Some(orig_total) {
                     return Err(format!(
                         "bundle {i}: total ADU length {:?}, expected {orig_total} (§5.8)",
                         got.fragment.map(|f| f.1)
-                    ));
+                    )
+                    .into());
                 }
             }
             pieces.push((got.fragment.map(|f| f.0).unwrap_or(0), got));
@@ -680,7 +684,8 @@ pub(crate) mod fragment6 {
             if *offset > cursor {
                 return Err(format!(
                     "gap in the payload: bytes {cursor}..{offset} are in no fragment"
-                ));
+                )
+                .into());
             }
             let want = offset
                 .checked_sub(orig_offset)
@@ -692,14 +697,13 @@ pub(crate) mod fragment6 {
             if want != payload {
                 return Err(format!(
                     "fragment at offset {offset} carries different bytes from the original"
-                ));
+                )
+                .into());
             }
             cursor = cursor.max(*offset + payload.len() as u64);
         }
         if cursor != end {
-            return Err(format!(
-                "fragments cover the payload only up to {cursor} of {end}"
-            ));
+            return Err(format!("fragments cover the payload only up to {cursor} of {end}").into());
         }
         // §5.8: blocks before the payload in the first fragment, blocks after
         // it in the last, "replicate" blocks in every one, in their original
@@ -722,7 +726,8 @@ pub(crate) mod fragment6 {
                 if previous.is_some_and(|p| p > at) {
                     return Err(format!(
                         "the fragment at offset {offset} changes the order of the blocks (§5.8)"
-                    ));
+                    )
+                    .into());
                 }
                 previous = Some(at);
             }
@@ -741,7 +746,7 @@ pub(crate) mod fragment6 {
                     };
                     return Err(format!(
                         "block type {t} ({place}) missing from the fragment at offset {offset} (§5.8)"
-                    ));
+                    ).into());
                 }
             }
         }
@@ -785,22 +790,22 @@ pub(crate) mod fragment6 {
                 first.len() as u64 - 1,
                 &[first.clone(), second.clone()],
             );
-            assert!(over.unwrap_err().contains("over the MTU"));
+            assert!(over.unwrap_err().0.contains("over the MTU"));
             let gap = judge(&orig, 30, std::slice::from_ref(&first)).unwrap_err();
-            assert!(gap.contains("cover the payload only up to 3"), "{gap}");
+            assert!(gap.0.contains("cover the payload only up to 3"), "{gap}");
             let no_ext = bundle(Some((0, 6)), None, b"abc");
             let lost = judge(&orig, 30, &[no_ext, second.clone()]).unwrap_err();
-            assert!(lost.contains("block type 192"), "{lost}");
+            assert!(lost.0.contains("block type 192"), "{lost}");
             let wrong = bundle(Some((3, 6)), None, b"xyz");
             let bytes = judge(&orig, 30, &[first.clone(), wrong]).unwrap_err();
-            assert!(bytes.contains("different bytes"), "{bytes}");
+            assert!(bytes.0.contains("different bytes"), "{bytes}");
             let total = bundle(Some((3, 7)), None, b"def");
             let t = judge(&orig, 30, &[first.clone(), total]).unwrap_err();
-            assert!(t.contains("total ADU length"), "{t}");
+            assert!(t.0.contains("total ADU length"), "{t}");
             // A replicated block must be in every fragment.
             let rep = bundle(None, Some((0x01, b"ext")), b"abcdef");
             let r = judge(&rep, 30, &[first.clone(), second.clone()]).unwrap_err();
-            assert!(r.contains("replicated"), "{r}");
+            assert!(r.0.contains("replicated"), "{r}");
         }
     }
 }

@@ -21,6 +21,7 @@
 mod bp6;
 mod check;
 mod external;
+mod mismatch;
 mod protocol;
 mod report;
 mod runner;
@@ -28,6 +29,7 @@ mod vectors;
 mod wasm;
 
 pub use crate::external::{AdapterError, ExternalImplementation};
+pub use crate::mismatch::Mismatch;
 pub use crate::protocol::{Implementation, ImplementationInfo, Request, Response};
 pub use crate::report::{CaseReport, Report, Status, Summary};
 pub use crate::runner::{run, ExpectedFailures, ExpectedFailuresError, RunOptions};
@@ -46,7 +48,7 @@ pub fn check_bp6_fragmentation(
     whole: &[u8],
     mtu: u64,
     fragments: &[Vec<u8>],
-) -> Result<(), String> {
+) -> Result<(), crate::Mismatch> {
     let parsed =
         bp6::parse(whole).map_err(|e| format!("the whole bundle does not parse as BPv6: {e}"))?;
     if parsed.payload() != adu {
@@ -54,7 +56,8 @@ pub fn check_bp6_fragmentation(
             "the whole bundle's payload ({} bytes) is not the ADU ({} bytes)",
             parsed.payload().len(),
             adu.len()
-        ));
+        )
+        .into());
     }
     check::fragment6::judge(whole, mtu, fragments)
 }

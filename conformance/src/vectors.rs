@@ -105,7 +105,7 @@ impl Suite {
                 } else {
                     format!("{dir}/{file}")
                 };
-                lookup(&rel).ok_or_else(|| format!("embedded file {rel} not found"))
+                lookup(&rel).ok_or_else(|| format!("embedded file {rel} not found").into())
             })?);
         }
         manifests.sort_by(|a, b| a.path.cmp(&b.path));
@@ -144,7 +144,7 @@ impl Suite {
                     let base = path.parent().unwrap_or(root).to_path_buf();
                     manifests.push(parse_manifest(&rel, &bytes, &|file: &str| {
                         std::fs::read(base.join(file))
-                            .map_err(|e| format!("{}: {e}", base.join(file).display()))
+                            .map_err(|e| format!("{}: {e}", base.join(file).display()).into())
                     })?);
                 }
             }
@@ -175,7 +175,7 @@ fn parent(rel: &str) -> &str {
 fn parse_manifest(
     path: &str,
     bytes: &[u8],
-    read_file: &dyn Fn(&str) -> Result<Vec<u8>, String>,
+    read_file: &dyn Fn(&str) -> Result<Vec<u8>, crate::Mismatch>,
 ) -> Result<Manifest, SuiteError> {
     let format_err = |detail: String| SuiteError::Format {
         path: path.to_string(),
@@ -183,7 +183,7 @@ fn parse_manifest(
     };
     let mut raw: Value =
         serde_json::from_slice(bytes).map_err(|e| format_err(format!("not valid JSON: {e}")))?;
-    resolve_bytes(&mut raw, read_file).map_err(format_err)?;
+    resolve_bytes(&mut raw, read_file).map_err(|m| format_err(m.0))?;
     let mut manifest: Manifest = serde_json::from_value(raw)
         .map_err(|e| format_err(format!("not a deepmail-vectors/1 manifest: {e}")))?;
     if manifest.format != "deepmail-vectors/1" {
@@ -211,8 +211,8 @@ pub(crate) fn is_bytes_object(map: &Map<String, Value>) -> bool {
 /// Decodes one Bytes object.
 pub(crate) fn bytes_of(
     map: &Map<String, Value>,
-    read_file: &dyn Fn(&str) -> Result<Vec<u8>, String>,
-) -> Result<Vec<u8>, String> {
+    read_file: &dyn Fn(&str) -> Result<Vec<u8>, crate::Mismatch>,
+) -> Result<Vec<u8>, crate::Mismatch> {
     let one = if let Some(Value::String(t)) = map.get("text") {
         t.as_bytes().to_vec()
     } else if let Some(Value::String(h)) = map.get("hex") {
@@ -247,8 +247,8 @@ pub(crate) fn bytes_of(
 /// Replaces every Bytes object in `v` with `{"hex": ...}`.
 fn resolve_bytes(
     v: &mut Value,
-    read_file: &dyn Fn(&str) -> Result<Vec<u8>, String>,
-) -> Result<(), String> {
+    read_file: &dyn Fn(&str) -> Result<Vec<u8>, crate::Mismatch>,
+) -> Result<(), crate::Mismatch> {
     match v {
         Value::Object(map) if is_bytes_object(map) => {
             let bytes = bytes_of(map, read_file)?;
@@ -273,11 +273,11 @@ pub(crate) fn hex_value(bytes: &[u8]) -> Value {
 }
 
 /// The bytes of a resolved (or any) Bytes value.
-pub(crate) fn hex_bytes(v: &Value) -> Result<Vec<u8>, String> {
+pub(crate) fn hex_bytes(v: &Value) -> Result<Vec<u8>, crate::Mismatch> {
     match v {
         Value::Object(map) if is_bytes_object(map) => {
-            bytes_of(map, &|f| Err(format!("file `{f}` not resolved")))
+            bytes_of(map, &|f| Err(format!("file `{f}` not resolved").into()))
         }
-        other => Err(format!("expected a Bytes object, found {other}")),
+        other => Err(format!("expected a Bytes object, found {other}").into()),
     }
 }

@@ -147,7 +147,7 @@ fn u64_field(v: &Value, name: &str) -> Result<u64, Response> {
 }
 
 fn bytes_field(v: &Value, name: &str) -> Result<Vec<u8>, Response> {
-    hex_bytes(field(v, name)?).map_err(bad_input)
+    hex_bytes(field(v, name)?).map_err(|m| bad_input(m.0))
 }
 
 fn params(v: Option<&Value>) -> Result<Vec<SmtpParam>, Response> {

@@ -269,7 +269,8 @@ pub(super) fn measure(
             let whole = f
                 .build(adu, &plugin_spec(crc))
                 .map_err(|e| format!("the plugin cannot build the whole bundle: {e}"))?;
-            deepmail_conformance::check_bp6_fragmentation(adu, &whole, mtu, &bundles)?;
+            deepmail_conformance::check_bp6_fragmentation(adu, &whole, mtu, &bundles)
+                .map_err(|m| m.0)?;
         }
         _ => check_bundles(adu, &bundles, mtu, limits)?,
     }
