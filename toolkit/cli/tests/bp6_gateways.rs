@@ -13,19 +13,6 @@ use std::time::{Duration, Instant};
 
 use deepmail_smtp::client::{relay, RelayConfig};
 
-fn bp6_wasm(root: &Path) -> String {
-    let built = std::process::Command::new("bash")
-        .arg(root.join("scripts/bp6/build.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    String::from_utf8(built.stdout).unwrap().trim().to_string()
-}
-
 fn wait_for(what: &str, secs: u64, dir: &Path, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
@@ -58,8 +45,7 @@ impl Drop for Kill {
 
 #[test]
 fn two_gateways_carry_mail_as_bpv6_by_config_alone() {
-    let root = common::root();
-    let wasm = bp6_wasm(&root);
+    let wasm = common::built_by("scripts/bp6/build.sh", &[]).remove(0);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{fails, ok, run};
+use common::{built_by, fails, ok, run};
 
 fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/moon-hello.eml")
@@ -16,7 +16,7 @@ fn s(p: &Path) -> &str {
 
 /// `deepmail conformance ARGS --vectors <checkout>/vectors --json`: the report.
 fn conformance_json(args: &[&str]) -> serde_json::Value {
-    let vectors = workspace_root().join("vectors");
+    let vectors = common::root().join("vectors");
     let mut all = vec!["conformance"];
     all.extend_from_slice(args);
     all.extend(["--vectors", s(&vectors), "--json"]);
@@ -34,26 +34,6 @@ fn assert_conforms(what: &str, report: &serde_json::Value, min: u64) {
     );
 }
 
-/// Runs a plugin build script of the checkout; the `.wasm` paths it prints.
-fn built_by(script: &str, args: &[&str]) -> Vec<String> {
-    let built = std::process::Command::new("bash")
-        .arg(workspace_root().join(script))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    String::from_utf8(built.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| l.ends_with(".wasm"))
-        .map(str::to_string)
-        .collect()
-}
-
 /// The conformance reports are read by other projects' CI: the table,
 /// the JSON and the JUnit XML of a small run (nine codec cases, one of
 /// them listed as an expected failure that passes, so the XPASS shape is
@@ -68,7 +48,7 @@ fn conformance_reports_are_a_contract() {
     )
     .unwrap();
     let junit = dir.path().join("report.xml");
-    let vectors = workspace_root().join("vectors");
+    let vectors = common::root().join("vectors");
     let run = |extra: &[&str]| {
         let mut args = vec![
             "conformance",
@@ -80,10 +60,7 @@ fn conformance_reports_are_a_contract() {
             s(&xfail),
         ];
         args.extend_from_slice(extra);
-        std::process::Command::new(env!("CARGO_BIN_EXE_deepmail"))
-            .args(&args)
-            .output()
-            .unwrap()
+        common::deepmail().args(&args).output().unwrap()
     };
     let table = run(&["--strict", "--junit", s(&junit)]);
     insta::assert_snapshot!(
@@ -436,20 +413,13 @@ fn help_teaches() {
     insta::assert_snapshot!("help_fragment", ok(&["fragment", "--help"]));
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
 /// The external-program path of the runner, against a real independent
 /// BPv7 parser (pyD3TN from PyPI, `conformance/adapters/setup-pyd3tn.sh`).
 /// Skipped visibly without it outside CI, a failure under CI: it never
 /// passes without the peer.
 #[test]
 fn pyd3tn_adapter_runs_through_the_external_protocol() {
-    let root = workspace_root();
+    let root = common::root();
     let Some(python) = test_peers::pyd3tn_python() else {
         return;
     };
@@ -470,7 +440,7 @@ fn pyd3tn_adapter_runs_through_the_external_protocol() {
 /// with the README's error classes; the JUnit report names each case.
 #[test]
 fn dnspython_adapter_parses_every_resolver_vector() {
-    let root = workspace_root();
+    let root = common::root();
     let Some(python) = test_peers::dnspython_python() else {
         return;
     };
@@ -521,7 +491,7 @@ fn dnspython_adapter_parses_every_resolver_vector() {
 /// outside CI, a failure under CI (`scripts/peers/install-exim.sh`).
 #[test]
 fn exim_departs_from_the_codec_vectors_only_where_its_list_says() {
-    let root = workspace_root();
+    let root = common::root();
     if test_peers::exim().is_none() {
         return;
     }
@@ -579,7 +549,7 @@ fn exim_departs_from_the_codec_vectors_only_where_its_list_says() {
 /// too (`--strict`), so the lists stay true.
 #[test]
 fn bp7_and_hardy_bpv7_depart_only_where_their_lists_say() {
-    let root = workspace_root();
+    let root = common::root();
     let Some((bp7, hardy)) = test_peers::rust_bp_adapters() else {
         return;
     };
@@ -650,7 +620,7 @@ fn the_published_interop_matrix_is_current() {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let mut matrix = std::process::Command::new("python3");
     matrix
-        .arg(workspace_root().join("conformance/matrix.py"))
+        .arg(common::root().join("conformance/matrix.py"))
         .args(["--deepmail", env!("CARGO_BIN_EXE_deepmail"), "--check-docs"]);
     if ci {
         matrix.arg("--require-all");
@@ -669,7 +639,7 @@ fn the_published_interop_matrix_is_current() {
 /// and interoperates with pyD3TN's BPv6 both ways.
 #[test]
 fn bpv6_fragmenter_round_trips_through_the_host_and_with_pyd3tn() {
-    let root = workspace_root();
+    let root = common::root();
     let crate_dir = root.join("plugins-standalone/bp6-fragmenter");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let tests = std::process::Command::new(&cargo)
@@ -818,7 +788,7 @@ fn bpv6_fragmenter_passes_the_bpv6_vectors() {
 #[test]
 fn the_bpv6_plugin_runs_in_bench_fragment_and_roundtrip() {
     let wasm = built_by("scripts/bp6/build.sh", &[]).remove(0);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deepmail"))
+    let out = common::deepmail()
         .args(["--plugin", &format!("fragmenter={wasm}")])
         .args([
             "bench",
@@ -843,7 +813,7 @@ fn the_bpv6_plugin_runs_in_bench_fragment_and_roundtrip() {
         assert!(c["bundles"].as_u64().unwrap() >= 1, "{c}");
         assert!(c["fragment"]["median_ns"].as_f64().unwrap() > 0.0, "{c}");
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deepmail"))
+    let out = common::deepmail()
         .args(["--plugin", &format!("fragmenter={wasm}"), "roundtrip"])
         .output()
         .unwrap();
@@ -956,7 +926,7 @@ fn plugin_new_makes_projects_that_build_and_check() {
     if test_peers::componentize_py().is_none() {
         return;
     }
-    let venv = workspace_root().join("target/componentize-py-venv");
+    let venv = common::root().join("target/componentize-py-venv");
     let check = std::process::Command::new("make")
         .args(["-C", s(&python), "check"])
         .arg(format!("DEEPMAIL={bin}"))
@@ -1009,7 +979,7 @@ fn plugin_new_makes_projects_that_build_and_check() {
 /// default codec's component file, loaded from disk instead of the binary.
 #[test]
 fn plugin_from_a_wasm_path_is_used_everywhere() {
-    let wasm = workspace_root()
+    let wasm = common::root()
         .join("target/wasm-plugins/wasm32-wasip2/wasm-plugin/deepmail_plugin_bsmtp_codec.wasm");
     assert!(
         wasm.is_file(),

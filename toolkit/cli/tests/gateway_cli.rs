@@ -415,22 +415,10 @@ fn a_policy_instance_keeps_state_across_messages_only_when_it_says_so() {
     if test_peers::componentize_py().is_none() {
         return;
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let built = Command::new("bash")
-        .arg(root.join("plugins-py/build.sh"))
-        .args(["counting-policy", "counting-policy-stateful"])
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
+    let wasms = common::built_by(
+        "plugins-py/build.sh",
+        &["counting-policy", "counting-policy-stateful"],
     );
-    let wasms: Vec<String> = String::from_utf8(built.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
     let batch = b"MAIL FROM:<ops@earth.example>\nRCPT TO:<ada@moon.example>\nDATA\nSubject: one\n\nx\n.\nMAIL FROM:<ops@earth.example>\nRCPT TO:<ada@moon.example>\nDATA\nSubject: two\n\nx\n.\n";
     for (wasm, second_refused) in [(&wasms[0], false), (&wasms[1], true)] {
         let dir = tempfile::tempdir().unwrap();

@@ -16,6 +16,27 @@ pub(crate) fn root() -> PathBuf {
         .unwrap()
 }
 
+/// Runs a plugin build script of the checkout (`scripts/bp6/build.sh`,
+/// `plugins-py/build.sh NAME...`); the `.wasm` paths it prints.
+pub(crate) fn built_by(script: &str, args: &[&str]) -> Vec<String> {
+    let built = Command::new("bash")
+        .arg(root().join(script))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    String::from_utf8(built.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.ends_with(".wasm"))
+        .map(str::to_string)
+        .collect()
+}
+
 /// The `deepmail` binary, with compiled plugins cached once for all tests.
 pub(crate) fn deepmail() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_deepmail"));
