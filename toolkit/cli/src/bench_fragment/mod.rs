@@ -401,7 +401,13 @@ pub(crate) fn run(stages: &Stages, args: FragmentBenchArgs) -> anyhow::Result<Ex
         print!("{table}");
     }
     if let Some(path) = &args.json {
-        let doc = render_json(&cells, &plan, &source.to_string(), fragmenter.as_ref());
+        let doc = render_json(
+            &cells,
+            &plan,
+            &source.to_string(),
+            fragmenter.as_ref(),
+            bp_version,
+        );
         let mut text = serde_json::to_string_pretty(&doc)?;
         text.push('\n');
         write_output(Some(path), text.as_bytes())?;

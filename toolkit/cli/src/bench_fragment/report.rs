@@ -178,6 +178,7 @@ pub(super) fn render_json(
     plan: &Plan,
     source: &str,
     plugin: Option<&Fragmenter>,
+    plugin_bp_version: u64,
 ) -> Value {
     let cells: Vec<Value> = cells
         .iter()
@@ -220,7 +221,7 @@ pub(super) fn render_json(
         "plugin": match plugin {
             Some(f) => {
                 let i = f.info();
-                json!({"source": i.source, "name": i.name, "version": i.version, "size_bytes": i.size_bytes, "bundle_protocol_version": deepmail_conformance::bundle_version(f)})
+                json!({"source": i.source, "name": i.name, "version": i.version, "size_bytes": i.size_bytes, "bundle_protocol_version": plugin_bp_version})
             }
             None => json!({"source": source}),
         },
