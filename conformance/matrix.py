@@ -43,6 +43,8 @@ import subprocess
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "conformance", "adapters"))
+from exim_adapter import find_exim  # noqa: E402 - Exim as its adapter finds it
 BEGIN = "<!-- interop-matrix:begin (python3 conformance/matrix.py --update-docs) -->"
 END = "<!-- interop-matrix:end -->"
 
@@ -69,17 +71,6 @@ def rust_adapters():
         if path and os.path.exists(path):
             found[name] = path
     return found
-
-
-def find_exim():
-    """Exim as the adapter finds it: $DEEPMAIL_EXIM, /usr/sbin/exim4, exim4 on PATH."""
-    env = os.environ.get("DEEPMAIL_EXIM")
-    if env:
-        return env if os.access(env, os.X_OK) else None
-    for c in ("/usr/sbin/exim4", "/usr/sbin/exim"):
-        if os.access(c, os.X_OK):
-            return c
-    return shutil.which("exim4") or shutil.which("exim")
 
 
 def implementations():

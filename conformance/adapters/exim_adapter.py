@@ -146,7 +146,9 @@ def find_exim():
     return shutil.which("exim4") or shutil.which("exim")
 
 
-EXIM = find_exim()
+# Found when the adapter starts (main), not on import: matrix.py imports
+# find_exim from here.
+EXIM = None
 
 
 def exim_version():
@@ -160,7 +162,7 @@ def exim_version():
     return m.group(1) if m else None
 
 
-VERSION = exim_version()
+VERSION = None
 
 
 class Sandbox:
@@ -363,6 +365,9 @@ def answer(req):
 
 
 def main():
+    global EXIM, VERSION
+    EXIM = find_exim()
+    VERSION = exim_version()
     for line in sys.stdin:
         if not line.strip():
             continue
