@@ -21,10 +21,10 @@ answers `unsupported`. Run it with the interpreter of the venv that
 `setup-dnspython.sh` creates.
 """
 
-import json
 import re
 import struct
-import sys
+
+from adapterlib import serve
 
 try:
     import dns.exception
@@ -153,17 +153,7 @@ def answer(req):
 
 
 def main():
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        try:
-            req = json.loads(line)
-        except ValueError as e:
-            out = {"id": None, "result": "error", "error": {"code": "malformed", "message": str(e)}}
-        else:
-            out = answer(req)
-        sys.stdout.write(json.dumps(out) + "\n")
-        sys.stdout.flush()
+    serve(answer, "malformed")
 
 
 if __name__ == "__main__":

@@ -51,13 +51,13 @@ runner compares only accepted/refused, and the message carries Exim's own
 words. Any Python 3 runs it (stdlib only).
 """
 
-import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
+
+from adapterlib import serve
 
 FORMAT = "deepmail-adapter/1"
 TIMEOUT = 60
@@ -368,17 +368,7 @@ def main():
     global EXIM, VERSION
     EXIM = find_exim()
     VERSION = exim_version()
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        try:
-            req = json.loads(line)
-        except ValueError as e:
-            out = {"id": None, "result": "error", "error": {"code": "adapter-failed", "message": str(e)}}
-        else:
-            out = answer(req)
-        sys.stdout.write(json.dumps(out) + "\n")
-        sys.stdout.flush()
+    serve(answer, "adapter-failed")
 
 
 if __name__ == "__main__":
