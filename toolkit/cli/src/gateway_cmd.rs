@@ -424,7 +424,10 @@ fn submit(stages: &Stages, args: SubmitArgs) -> anyhow::Result<ExitCode> {
                 mode: DecodeMode::Lenient,
             },
         ) {
-            Ok(m) => m.into_iter().map(smtp_message).collect(),
+            Ok(m) => m
+                .into_iter()
+                .map(|m| (deepmail_gateway::smtp_envelope(&m.envelope), m.content))
+                .collect(),
             Err(e) => {
                 eprintln!("deepmail submit: the Batch SMTP on stdin does not decode: {e}");
                 return Ok(ExitCode::from(sysexits::DATAERR));
@@ -509,28 +512,6 @@ fn submit(stages: &Stages, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         worst = 0;
     }
     Ok(ExitCode::from(worst))
-}
-
-/// A decoded message as the SMTP envelope and content the gateway takes.
-fn smtp_message(m: deepmail_host::types::Message) -> (deepmail_smtp::Envelope, Vec<u8>) {
-    let param = |p: &deepmail_host::types::SmtpParam| deepmail_smtp::Param {
-        keyword: p.keyword.clone(),
-        value: p.value.clone(),
-    };
-    let envelope = deepmail_smtp::Envelope {
-        reverse_path: m.envelope.reverse_path.clone(),
-        mail_params: m.envelope.mail_parameters.iter().map(param).collect(),
-        recipients: m
-            .envelope
-            .forward_paths
-            .iter()
-            .map(|f| deepmail_smtp::Recipient {
-                mailbox: f.mailbox.clone(),
-                params: f.parameters.iter().map(param).collect(),
-            })
-            .collect(),
-    };
-    (envelope, m.content)
 }
 
 /// `<a@b>` or `a@b` as `a@b`.

@@ -112,6 +112,31 @@ pub(crate) fn host_envelope(e: &deepmail_smtp::Envelope) -> HostEnvelope {
     }
 }
 
+/// The SMTP envelope from the host's (a message a codec plugin decoded,
+/// e.g. a Batch SMTP file given to `deepmail submit --bsmtp`).
+pub fn smtp_envelope(e: &HostEnvelope) -> deepmail_smtp::Envelope {
+    let params = |p: &[SmtpParam]| {
+        p.iter()
+            .map(|p| deepmail_smtp::Param {
+                keyword: p.keyword.clone(),
+                value: p.value.clone(),
+            })
+            .collect()
+    };
+    deepmail_smtp::Envelope {
+        reverse_path: e.reverse_path.clone(),
+        mail_params: params(&e.mail_parameters),
+        recipients: e
+            .forward_paths
+            .iter()
+            .map(|f| deepmail_smtp::Recipient {
+                mailbox: f.mailbox.clone(),
+                params: params(&f.parameters),
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +164,7 @@ mod tests {
         );
         assert_eq!(a.mail_parameters[0].keyword, "BODY");
         assert_eq!(b.mail_parameters[0].value.as_deref(), Some("8BITMIME"));
+        // And back from the host's: SMTP → host → SMTP is the identity too.
+        assert_eq!(smtp_envelope(&a), smtp);
     }
 }

@@ -52,6 +52,7 @@ pub use deepmail_gateway_config as config;
 
 // Running a gateway, and submitting to one.
 pub use crate::config::{ConfigError, GatewayConfig};
+pub use crate::envelope::smtp_envelope;
 pub use crate::gateway::{load_tls_files, RunningGateway, StartError, TlsFiles};
 pub use crate::metrics::Metrics;
 pub use crate::policy::{GatewayPolicy, PolicyLoadError};
