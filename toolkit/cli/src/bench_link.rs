@@ -361,11 +361,11 @@ fn report(args: &LinkBenchArgs, rows: &[Row]) -> anyhow::Result<()> {
             "note": r.note,
         })).collect::<Vec<_>>(),
     });
-    match args.json.as_deref() {
-        Some("-") => println!("{}", serde_json::to_string_pretty(&doc)?),
-        Some(path) => std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
-            .with_context(|| format!("writing {path}"))?,
-        None => {}
+    if let Some(path) = args.json.as_deref() {
+        crate::output::write_output(
+            Some(std::path::Path::new(path)),
+            (serde_json::to_string_pretty(&doc)? + "\n").as_bytes(),
+        )?;
     }
     if args.json.as_deref() != Some("-") {
         if args.scale == 1 {
