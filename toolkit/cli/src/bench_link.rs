@@ -278,6 +278,14 @@ async fn measure(
                     d.data_reply
                 );
             }
+            // The instants come from the gateways' own `last_*_unix_us`
+            // gauges, stamped when each event happened; the loops below
+            // only wait for the events, so a late wake-up under load
+            // does not move the times.
+            let accepted = earth
+                .metrics
+                .last_smtp_accept_unix_us
+                .load(Ordering::Relaxed);
             let deadline = t0 + Duration::from_secs(60) + owlt * 20;
             while moon.metrics.messages_received.load(Ordering::Relaxed) <= before {
                 if Instant::now() > deadline {
@@ -288,13 +296,21 @@ async fn measure(
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            let elapsed = t0.elapsed();
+            let spooled = moon
+                .metrics
+                .last_batch_received_unix_us
+                .load(Ordering::Relaxed);
+            let elapsed = since(accepted, spooled)?;
             // The sender knows when the Earth gateway records the answer.
             let back = Instant::now() + Duration::from_secs(60) + owlt * 20;
             let mut answer = None;
             loop {
                 if earth.metrics.batches_sent.load(Ordering::Relaxed) >= n as u64 {
-                    answer = Some(t0.elapsed());
+                    let known = earth
+                        .metrics
+                        .last_batch_sent_unix_us
+                        .load(Ordering::Relaxed);
+                    answer = Some(since(accepted, known)?);
                     break;
                 }
                 if Instant::now() > back {
@@ -325,6 +341,15 @@ async fn measure(
     link.stop();
     let _ = stop_sink.send(true);
     Ok(rows)
+}
+
+/// The time from one gateway gauge stamp (`Metrics::stamp`,
+/// microseconds since the Unix epoch) to a later one.
+fn since(from_us: u64, to_us: u64) -> anyhow::Result<Duration> {
+    if from_us == 0 || to_us < from_us {
+        bail!("the gateways' event stamps are out of order ({from_us} µs, then {to_us} µs): was the clock set back during the run?");
+    }
+    Ok(Duration::from_micros(to_us - from_us))
 }
 
 /// A duration at human scale: ms, s or min.

@@ -435,6 +435,7 @@ impl BpInbound {
         match outcome {
             Ok(StoreOutcome::Stored) => {
                 Metrics::inc(&self.metrics.batches_received);
+                Metrics::stamp(&self.metrics.last_batch_received_unix_us);
                 self.metrics
                     .messages_received
                     .fetch_add(messages.len() as u64, std::sync::atomic::Ordering::Relaxed);

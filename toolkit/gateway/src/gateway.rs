@@ -336,6 +336,7 @@ impl RunningGateway {
                 .with_request_log(move |r| {
                     if r.status == 200 && !r.duplicate {
                         Metrics::inc(&m.batches_received);
+                        Metrics::stamp(&m.last_batch_received_unix_us);
                         m.messages_received
                             .fetch_add(r.messages as u64, std::sync::atomic::Ordering::Relaxed);
                         wake.notify_one();

@@ -361,6 +361,7 @@ impl Handler for SmtpIngress {
             .unwrap_or_else(|e| Reply::new(451, Some("4.3.0"), format!("internal error: {e}")));
         if reply.is_positive() {
             Metrics::inc(&metrics.smtp_messages_accepted);
+            Metrics::stamp(&metrics.last_smtp_accept_unix_us);
         }
         reply
     }

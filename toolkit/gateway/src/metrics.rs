@@ -66,12 +66,25 @@ counters! {
     sender_sessions_open: "connections sender plugins keep open between deliveries (TCPCL sessions)",
     queue_messages: "messages in the outbound queue",
     queue_bytes_waiting: "bytes of queued messages not on their way now (waiting for a window, a retry or a delivery slot)",
+    last_smtp_accept_unix_us: "when a message was last accepted over SMTP (its 250 sent), microseconds since the Unix epoch; 0: not yet",
+    last_batch_sent_unix_us: "when the next hop last accepted a batch, microseconds since the Unix epoch; 0: not yet",
+    last_batch_received_unix_us: "when a received batch was last spooled (HTTPS, HTTP/3 or BP), microseconds since the Unix epoch; 0: not yet",
 }
 
 impl Metrics {
     /// Adds one.
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sets a `last_*_unix_us` gauge to now. It records the instant of the
+    /// event itself, so a reader (an alert on "no delivery for an hour",
+    /// `bench link`'s timings) does not depend on when it polls.
+    pub fn stamp(gauge: &AtomicU64) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        gauge.fetch_max(now, Ordering::Relaxed);
     }
 
     /// Prometheus text exposition format, names prefixed `deepmail_`.
@@ -144,5 +157,32 @@ mod tests {
         assert!(text.contains("deepmail_batches_sent_total 1\n"), "{text}");
         assert!(text.contains("# TYPE deepmail_dead_letters_total counter"));
         assert!(text.contains("# TYPE deepmail_sender_sessions_open gauge"));
+    }
+
+    #[test]
+    fn a_stamp_is_the_time_of_the_event_and_never_goes_back() {
+        let m = Metrics::default();
+        assert_eq!(m.last_batch_sent_unix_us.load(Ordering::Relaxed), 0);
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64;
+        Metrics::stamp(&m.last_batch_sent_unix_us);
+        let stamped = m.last_batch_sent_unix_us.load(Ordering::Relaxed);
+        assert!(
+            stamped >= before && stamped < before + 60_000_000,
+            "{stamped} vs {before}"
+        );
+        // A stamp from a thread that read the clock earlier cannot undo a later one.
+        m.last_batch_sent_unix_us
+            .store(u64::MAX - 1, Ordering::Relaxed);
+        Metrics::stamp(&m.last_batch_sent_unix_us);
+        assert_eq!(
+            m.last_batch_sent_unix_us.load(Ordering::Relaxed),
+            u64::MAX - 1
+        );
+        assert!(m
+            .prometheus()
+            .contains("# TYPE deepmail_last_batch_sent_unix_us gauge"));
     }
 }

@@ -1896,6 +1896,31 @@ async fn https_batches_reuse_one_connection() {
         relay_stats.connections, 1,
         "three batches over one kept connection: {relay_stats:?}"
     );
+    // The event stamps: the third batch left after its 250, crossed the
+    // 30 ms link, was spooled on the Moon, and its answer crossed back.
+    let accepted = earth
+        .metrics
+        .last_smtp_accept_unix_us
+        .load(Ordering::Relaxed);
+    let received = moon
+        .metrics
+        .last_batch_received_unix_us
+        .load(Ordering::Relaxed);
+    let answered = earth
+        .metrics
+        .last_batch_sent_unix_us
+        .load(Ordering::Relaxed);
+    assert!(accepted > 0, "no SMTP accept stamped");
+    assert!(
+        received >= accepted + 30_000,
+        "spooled {} µs after the 250, across a 30 ms link",
+        received as i64 - accepted as i64
+    );
+    assert!(
+        answered >= received + 30_000,
+        "answer recorded {} µs after the Moon spooled, across a 30 ms link",
+        answered as i64 - received as i64
+    );
 }
 
 /// One gateway per spool: a second on the same spool is refused with a

@@ -645,6 +645,7 @@ impl Outbound {
             Attempt::Delivered(said) => {
                 tracing::info!(stage = "deliver", batch = %batch.id, to = %batch.destination, messages = members.len(), elapsed_ms = started.elapsed().as_millis() as u64, said = %said, "delivered");
                 Metrics::inc(&self.metrics.batches_sent);
+                Metrics::stamp(&self.metrics.last_batch_sent_unix_us);
                 for (e, _) in &members {
                     self.metrics
                         .messages_sent
