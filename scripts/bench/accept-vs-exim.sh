@@ -165,7 +165,7 @@ run_load() { # NAME PID PORT SIZE_KIB CONNECTIONS -> "rate cpu_ms"
 queued() { # NAME DIR -> messages on disk
     case "$1" in
         exim) find "$2/spool/input" -name '*-H' 2>/dev/null | wc -l ;;
-        deepmail) find "$2/spool/queue" -name 'entry.json' 2>/dev/null | wc -l ;;
+        deepmail) find "$2/spool/queue" -name '*.msg' 2>/dev/null | wc -l ;;
     esac
 }
 

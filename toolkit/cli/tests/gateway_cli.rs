@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use common::deepmail;
 
-/// Where message `id` lives in the spool at `spool` (its shard).
-fn message_dir(spool: &Path, id: &str) -> std::path::PathBuf {
+/// The content of queued message `id` in the spool at `spool`.
+fn queued_content(spool: &Path, id: &str) -> Vec<u8> {
     deepmail_gateway::Queue::open(spool, false)
         .unwrap()
-        .message_dir(id)
+        .content(id)
+        .unwrap()
 }
 
 fn config(dir: &Path, extra: &str) -> std::path::PathBuf {
@@ -154,8 +155,7 @@ fn submit_queues_with_sendmail_exit_codes_and_queue_manages_it() {
         .unwrap();
     assert_eq!(exim["from"], "ops@earth.example");
     let id = msgs[0]["id"].as_str().unwrap().to_string();
-    let content =
-        std::fs::read(message_dir(&dir.path().join("spool"), &id).join("message.eml")).unwrap();
+    let content = queued_content(&dir.path().join("spool"), &id);
     let text = String::from_utf8_lossy(&content);
     assert!(
         text.contains("\r\nSubject: pipe\r\n"),
@@ -348,10 +348,7 @@ fn a_refused_recipient_in_a_bsmtp_batch_becomes_a_dsn_and_the_rest_is_queued() {
         .unwrap();
     assert_eq!(dsn["from"], "");
     assert_eq!(dsn["to"], serde_json::json!(["ops@earth.example"]));
-    let bytes = std::fs::read(
-        message_dir(&dir.path().join("spool"), dsn["id"].as_str().unwrap()).join("message.eml"),
-    )
-    .unwrap();
+    let bytes = queued_content(&dir.path().join("spool"), dsn["id"].as_str().unwrap());
     let parsed = deepmail_smtp::dsn::parse_dsn(&bytes).unwrap();
     assert!(parsed.recipients[0]
         .final_recipient

@@ -60,7 +60,9 @@ pub use crate::stages::{authority_of, system_nameservers, GatewayStages, SenderE
 pub use crate::submit::{submit, MessageReport, SubmitError, SubmitReport};
 
 // The queue and the spool, for tools that read them (`deepmail queue`).
-pub use crate::queue::{header_value, shard_of, Destination, Queue, QueueEntry, Snapshot};
+pub use crate::queue::{
+    header_value, record_bytes, shard_of, Destination, Queue, QueueEntry, Snapshot,
+};
 pub use crate::spool::{
     BatchMeta, Spool, SpoolError, SpooledBatch, SpooledEnvelope, SpooledRecipient, StoreOutcome,
 };

@@ -55,7 +55,7 @@ counters! {
     relay_recipients_refused: "recipients the local MTA refused (a DSN goes back)",
     relay_attempts_failed: "relay attempts that failed temporarily (will retry)",
     dead_letters: "messages kept in dead-letter/ (no sender to return them to)",
-    queue_quarantined: "damaged queue records (entry.json, batch records) moved into quarantine/",
+    queue_quarantined: "damaged queue records (message records, batch records) moved into quarantine/",
     bundles_sent: "bundles handed to the BP sender (a bundle sent again after a failure counts again)",
     bundle_bytes_sent: "bytes of the bundles handed to the BP sender",
     bundles_acknowledged: "bundles the far BP node acknowledged (TCPCL XFER_ACK)",

@@ -5,17 +5,25 @@
 //!
 //! ```text
 //! SPOOL/
-//!   queue/<shard>/<msg_id>/  one message for one destination (appears atomically);
-//!                            <shard> is one of 256 (`00`..`ff`, a hash of the id),
-//!                            made when first needed
-//!     message.eml            RFC 5322 content, byte for byte
-//!     entry.json             envelope, destination, received_at, size, sha256, origin
-//!   batches/<batch_id>.json  a batch: its members, attempts, next attempt, last error
-//!   tmp/                     partial writes (removed at start)
-//!   quarantine/              damaged records the gateway moved aside (kept, never read again)
-//!     queue/<msg_id>/          a message whose entry.json did not parse, with reason.txt
-//!     batches/<batch_id>.json  a batch record that did not parse, with .reason beside it
+//!   queue/<shard>/<msg_id>.msg  one message for one destination, one file (appears
+//!                               atomically): its entry (envelope, destination,
+//!                               received time, size, origin) as a line of JSON,
+//!                               then the RFC 5322 content byte for byte (`record.rs`);
+//!                               <shard> is one of 256 (`00`..`ff`, a hash of the id),
+//!                               made when first needed
+//!   queue/<shard>/<msg_id>.warned  the sender had its delay warning
+//!   batches/<batch_id>.json     a batch: its members, attempts, next attempt, last error
+//!   tmp/                        partial writes (removed at start)
+//!   quarantine/                 damaged records the gateway moved aside (kept, never read again)
+//!     queue/<msg_id>.msg          a message record that did not read back, with .reason beside it
+//!     batches/<batch_id>.json     a batch record that did not parse, with .reason beside it
 //! ```
+//!
+//! Spools written before the one-file record keep each message as a
+//! directory (`<msg_id>/message.eml`, `<msg_id>/entry.json`, maybe
+//! `delay-warned`), in its shard or directly under `queue/`. Tools read
+//! them as they are; the gateway rewrites them as records when it opens
+//! the queue.
 //!
 //! A damaged record (an empty or truncated file, as a power loss can leave)
 //! must not stop the queue: the gateway moves it into `quarantine/`, logs
@@ -48,6 +56,7 @@ use serde::{Deserialize, Serialize};
 use crate::spool::{io_err, sync_dir, to_json, write_synced, SpoolError, SpooledEnvelope};
 
 mod index;
+mod record;
 pub(crate) use index::Index;
 
 /// A record that could not be read: its path and why.
@@ -212,7 +221,14 @@ impl Queue {
             }
         }
         if owner {
-            migrate_flat(&queue)?;
+            let moved = migrate_legacy(&queue, &tmp)?;
+            if moved > 0 {
+                tracing::info!(
+                    stage = "queue",
+                    messages = moved,
+                    "rewrote the messages of an older spool as one-file records"
+                );
+            }
         }
         Ok(Queue {
             queue,
@@ -252,8 +268,14 @@ impl Queue {
     /// (a file beside it), so it is sent once, across restarts too.
     pub fn mark_warned(&self, id: &str) -> Result<(), SpoolError> {
         valid_id(id)?;
-        let dir = self.message_dir(id);
-        write_synced(&dir.join(WARNED), b"")?;
+        let (marker, dir) = match self.locate(id) {
+            Some(Stored::Legacy(dir)) => (dir.join(WARNED), dir),
+            _ => (self.warned_marker(id), self.queue.join(shard_of(id))),
+        };
+        match write_synced(&marker, b"") {
+            Err(SpoolError::Io { error, .. }) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            other => other?,
+        }
         sync_dir(&dir)?;
         if let Some(index) = self.index().as_mut() {
             if let Some(e) = index.entries.get(id) {
@@ -306,18 +328,18 @@ impl Queue {
     fn build_index(&self) -> Result<(Index, Vec<Quarantined>), SpoolError> {
         let mut index = Index::default();
         let mut quarantined = Vec::new();
-        for dir in self.message_dirs()? {
-            match read_json::<QueueEntry>(&dir.join("entry.json")) {
-                Ok(e) => index.add_entry_warned(&e, dir.join(WARNED).exists()),
+        for stored in self.records()? {
+            match self.read_entry(&stored) {
+                Ok(e) => index.add_entry_warned(&e, self.is_warned(&stored, &e.id)),
                 Err(SpoolError::Damaged { path, detail }) => {
                     let reason = format!("{} is damaged: {detail}", path.display());
-                    quarantined.push(self.quarantine("queue", &dir, &reason)?);
+                    quarantined.push(self.quarantine_message(&stored, &reason)?);
                 }
-                // No entry.json at all (a removal cut short): moved aside
-                // too, content kept.
+                // Unreadable (a directory without entry.json: a removal
+                // cut short): moved aside too, content kept.
                 Err(e) => {
-                    let reason = format!("{} cannot be read: {e}", dir.display());
-                    quarantined.push(self.quarantine("queue", &dir, &reason)?);
+                    let reason = format!("{} cannot be read: {e}", stored.path().display());
+                    quarantined.push(self.quarantine_message(&stored, &reason)?);
                 }
             }
         }
@@ -332,7 +354,8 @@ impl Queue {
     }
 
     /// Adds a message durably and returns its entry. When this returns, the
-    /// files and the directory entry are on disk.
+    /// record and its name are on disk: the record fdatasync'd in `tmp/`,
+    /// renamed into its shard, the shard fsynced (two fsyncs).
     pub fn enqueue(
         &self,
         destination: Destination,
@@ -351,12 +374,8 @@ impl Queue {
             message_id: header_value(content, "message-id").unwrap_or_default(),
         };
         let work = self.tmp.join(format!("q-{id}"));
-        fs::create_dir(&work).map_err(io_err("create", &work))?;
-        let written = write_synced(&work.join("message.eml"), content)
-            .and_then(|()| write_synced(&work.join("entry.json"), &to_json(&entry)))
-            .and_then(|()| sync_dir(&work));
-        if let Err(e) = written {
-            let _ = fs::remove_dir_all(&work);
+        if let Err(e) = record::write(&work, &entry, content) {
+            let _ = fs::remove_file(&work);
             return Err(e);
         }
         let shard = self.queue.join(shard_of(&id));
@@ -366,7 +385,7 @@ impl Queue {
             Ok(()) => sync_dir(&self.queue)?,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => {
-                let _ = fs::remove_dir_all(&work);
+                let _ = fs::remove_file(&work);
                 return Err(SpoolError::Io {
                     op: "create",
                     path: shard,
@@ -374,52 +393,91 @@ impl Queue {
                 });
             }
         }
-        let target = shard.join(&id);
+        let target = shard.join(record::file_name(&id));
         fs::rename(&work, &target).map_err(io_err("rename", &target))?;
         sync_dir(&shard)?;
         self.changed(|i| i.add_entry(&entry));
         Ok(entry)
     }
 
-    /// The directory of message `id` (valid): in its shard, or directly
-    /// under `queue/` in a spool written before sharding.
-    pub fn message_dir(&self, id: &str) -> PathBuf {
-        let sharded = self.queue.join(shard_of(id)).join(id);
-        if sharded.exists() {
-            return sharded;
+    /// Where message `id` (valid) is: its record, or the directory of a
+    /// spool written before records (in its shard, or directly under
+    /// `queue/` before sharding). `None`: not queued.
+    fn locate(&self, id: &str) -> Option<Stored> {
+        let shard = self.queue.join(shard_of(id));
+        let file = shard.join(record::file_name(id));
+        if file.is_file() {
+            return Some(Stored::Record(file));
         }
-        let flat = self.queue.join(id);
-        if flat.join("entry.json").exists() {
-            flat
-        } else {
-            sharded
+        [shard.join(id), self.queue.join(id)]
+            .into_iter()
+            .find(|dir| dir.join("entry.json").is_file())
+            .map(Stored::Legacy)
+    }
+
+    /// Where message `id`'s delay-warning marker goes (beside its record).
+    fn warned_marker(&self, id: &str) -> PathBuf {
+        self.queue
+            .join(shard_of(id))
+            .join(format!("{id}.{WARNED_EXT}"))
+    }
+
+    /// Whether the sender of the message stored at `stored` had its delay
+    /// warning.
+    fn is_warned(&self, stored: &Stored, id: &str) -> bool {
+        match stored {
+            Stored::Record(_) => self.warned_marker(id).exists(),
+            Stored::Legacy(dir) => dir.join(WARNED).exists(),
         }
     }
 
-    /// Every message directory: in the shards, and any left directly
-    /// under `queue/` (a spool written before sharding).
-    fn message_dirs(&self) -> Result<Vec<PathBuf>, SpoolError> {
+    /// The path of message `id`'s record (or, in a spool written before
+    /// records, its directory), for tools and tests that look at the files.
+    pub fn message_path(&self, id: &str) -> PathBuf {
+        match self.locate(id) {
+            Some(s) => s.path().to_path_buf(),
+            None => self.queue.join(shard_of(id)).join(record::file_name(id)),
+        }
+    }
+
+    /// Every stored message: the records and directories in the shards,
+    /// and any directory left directly under `queue/` (a spool written
+    /// before sharding). Other files (delay-warning markers) are not
+    /// messages.
+    fn records(&self) -> Result<Vec<Stored>, SpoolError> {
         let mut out = Vec::new();
         for dirent in fs::read_dir(&self.queue).map_err(io_err("list", &self.queue))? {
             let dir = dirent.map_err(io_err("list", &self.queue))?.path();
             if is_shard(&dir) {
                 for inner in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
-                    out.push(inner.map_err(io_err("list", &dir))?.path());
+                    let inner = inner.map_err(io_err("list", &dir))?;
+                    let name = inner.file_name();
+                    let is_dir = inner.file_type().is_ok_and(|t| t.is_dir());
+                    if is_dir {
+                        out.push(Stored::Legacy(inner.path()));
+                    } else if name.to_str().and_then(record::id_of).is_some() {
+                        out.push(Stored::Record(inner.path()));
+                    }
                 }
             } else if dir.is_dir() {
-                out.push(dir);
+                out.push(Stored::Legacy(dir));
             }
         }
         Ok(out)
     }
 
+    /// The entry of a stored message.
+    fn read_entry(&self, stored: &Stored) -> Result<QueueEntry, SpoolError> {
+        match stored {
+            Stored::Record(path) => Ok(record::read_head(path)?.entry),
+            Stored::Legacy(dir) => read_json(&dir.join("entry.json")),
+        }
+    }
+
     /// Every queued message, oldest first. Damaged entries are reported,
     /// not skipped silently: they come back as errors with their path.
     pub fn entries(&self) -> Result<Vec<Result<QueueEntry, SpoolError>>, SpoolError> {
-        let mut out = Vec::new();
-        for dir in self.message_dirs()? {
-            out.push(read_json::<QueueEntry>(&dir.join("entry.json")));
-        }
+        let mut out: Vec<_> = self.records()?.iter().map(|s| self.read_entry(s)).collect();
         out.sort_by_key(|e| match e {
             Ok(e) => (e.received_ms, e.id.clone()),
             Err(_) => (0, String::new()),
@@ -430,34 +488,75 @@ impl Queue {
     /// One entry.
     pub fn entry(&self, id: &str) -> Result<QueueEntry, SpoolError> {
         valid_id(id)?;
-        read_json(&self.message_dir(id).join("entry.json"))
+        match self.locate(id) {
+            Some(stored) => self.read_entry(&stored),
+            None => Err(not_queued(self.message_path(id))),
+        }
     }
 
     /// Whether message `id` is still queued.
     pub fn contains(&self, id: &str) -> bool {
-        valid_id(id).is_ok() && self.message_dir(id).join("entry.json").is_file()
+        valid_id(id).is_ok() && self.locate(id).is_some()
     }
 
     /// A message's content.
     pub fn content(&self, id: &str) -> Result<Vec<u8>, SpoolError> {
+        Ok(self.message(id)?.1)
+    }
+
+    /// A message's entry and content, read together (one open of its
+    /// record).
+    pub fn message(&self, id: &str) -> Result<(QueueEntry, Vec<u8>), SpoolError> {
         valid_id(id)?;
-        let path = self.message_dir(id).join("message.eml");
-        fs::read(&path).map_err(io_err("read", &path))
+        let path = self.queue.join(shard_of(id)).join(record::file_name(id));
+        match record::read_head(&path) {
+            Ok(head) => head.content(&path),
+            Err(SpoolError::Io { error, .. }) if error.kind() == io::ErrorKind::NotFound => {
+                match self.locate(id) {
+                    Some(Stored::Legacy(dir)) => {
+                        let entry = read_json(&dir.join("entry.json"))?;
+                        let path = dir.join("message.eml");
+                        let content = fs::read(&path).map_err(io_err("read", &path))?;
+                        Ok((entry, content))
+                    }
+                    Some(Stored::Record(path)) => record::read_head(&path)?.content(&path),
+                    None => Err(not_queued(path)),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Removes a message (delivered, returned with a DSN, or deleted by
     /// the operator).
     pub fn remove(&self, id: &str) -> Result<(), SpoolError> {
         valid_id(id)?;
-        let dir = self.message_dir(id);
-        let removed = match fs::remove_dir_all(&dir) {
-            Ok(()) => sync_dir(dir.parent().unwrap_or(&self.queue)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(SpoolError::Io {
-                op: "remove",
-                path: dir,
-                error: e,
-            }),
+        let removed = match self.locate(id) {
+            None => Ok(()),
+            Some(Stored::Record(path)) => {
+                let shard = path.parent().unwrap_or(&self.queue).to_path_buf();
+                match fs::remove_file(&path) {
+                    Ok(()) => {
+                        let _ = fs::remove_file(self.warned_marker(id));
+                        sync_dir(&shard)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(SpoolError::Io {
+                        op: "remove",
+                        path,
+                        error: e,
+                    }),
+                }
+            }
+            Some(Stored::Legacy(dir)) => match fs::remove_dir_all(&dir) {
+                Ok(()) => sync_dir(dir.parent().unwrap_or(&self.queue)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(SpoolError::Io {
+                    op: "remove",
+                    path: dir,
+                    error: e,
+                }),
+            },
         };
         if removed.is_ok() {
             self.changed(|i| i.remove_entry(id));
@@ -580,6 +679,23 @@ impl Queue {
         })
     }
 
+    /// Moves a damaged message (record or directory) into
+    /// `quarantine/queue/`; a record's delay-warning marker goes with
+    /// nothing left to mark.
+    fn quarantine_message(&self, stored: &Stored, reason: &str) -> Result<Quarantined, SpoolError> {
+        let moved = self.quarantine("queue", stored.path(), reason)?;
+        if let Stored::Record(path) = stored {
+            if let Some(id) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(record::id_of)
+            {
+                let _ = fs::remove_file(self.warned_marker(id));
+            }
+        }
+        Ok(moved)
+    }
+
     /// What `quarantine/` holds: (path, reason), for `deepmail queue list`.
     pub fn quarantined(&self) -> Vec<(PathBuf, String)> {
         let mut out = Vec::new();
@@ -611,19 +727,18 @@ impl Queue {
         let mut entries = BTreeMap::new();
         let mut damaged = Vec::new();
         let mut quarantined = Vec::new();
-        for e in self.entries()? {
-            match e {
+        let mut warned = HashSet::new();
+        for stored in self.records()? {
+            match self.read_entry(&stored) {
                 Ok(e) => {
+                    if self.is_warned(&stored, &e.id) {
+                        warned.insert(e.id.clone());
+                    }
                     entries.insert(e.id.clone(), e);
                 }
                 Err(SpoolError::Damaged { path, detail }) if self.owner => {
                     let reason = format!("{} is damaged: {detail}", path.display());
-                    match path.parent() {
-                        Some(message_dir) => {
-                            quarantined.push(self.quarantine("queue", message_dir, &reason)?)
-                        }
-                        None => damaged.push(reason),
-                    }
+                    quarantined.push(self.quarantine_message(&stored, &reason)?);
                 }
                 Err(e) => damaged.push(e.to_string()),
             }
@@ -655,11 +770,6 @@ impl Queue {
                 .or_default()
                 .push(e.clone());
         }
-        let warned = entries
-            .keys()
-            .filter(|id| self.message_dir(id).join(WARNED).exists())
-            .cloned()
-            .collect();
         Ok(Snapshot {
             entries,
             batches,
@@ -690,8 +800,47 @@ pub struct Snapshot {
     pub warned: HashSet<String>,
 }
 
-/// Beside `entry.json`: the sender had its delay warning.
+/// In a message directory of a spool written before records, beside
+/// `entry.json`: the sender had its delay warning.
 const WARNED: &str = "delay-warned";
+
+/// A record's delay-warning marker: `<id>.warned` beside `<id>.msg`.
+const WARNED_EXT: &str = "warned";
+
+/// How a queued message is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stored {
+    /// One file, `<shard>/<id>.msg` (`record.rs`).
+    Record(PathBuf),
+    /// A directory with `message.eml` and `entry.json`, as spools were
+    /// written before records.
+    Legacy(PathBuf),
+}
+
+impl Stored {
+    fn path(&self) -> &Path {
+        match self {
+            Stored::Record(p) | Stored::Legacy(p) => p,
+        }
+    }
+}
+
+/// The error for a message that is not (or no longer) queued.
+fn not_queued(path: PathBuf) -> SpoolError {
+    SpoolError::Io {
+        op: "read",
+        path,
+        error: io::Error::new(io::ErrorKind::NotFound, "no such queued message"),
+    }
+}
+
+/// The bytes of a queue record (entry and content) as the gateway writes
+/// it, without syncing: for tools that build a spool to measure
+/// (`deepmail bench queue`), which rename it to
+/// `queue/<shard_of(id)>/<id>.msg`.
+pub fn record_bytes(entry: &QueueEntry, content: &[u8]) -> Vec<u8> {
+    record::bytes(entry, content)
+}
 
 /// Shard directories under `queue/`.
 const SHARDS: u32 = 256;
@@ -705,40 +854,79 @@ pub fn shard_of(id: &str) -> String {
     format!("{:02x}", h % SHARDS)
 }
 
+/// Rewrites every message a spool written before records keeps as a
+/// directory (in a shard, or directly under `queue/` before sharding) as
+/// one record in its shard. Each record is durable before its directory
+/// is removed; a crash half way leaves both, and the next start removes
+/// the directory whose record exists. A directory whose files do not
+/// read is left as it is, for the index build to quarantine.
+fn migrate_legacy(queue: &Path, tmp: &Path) -> Result<usize, SpoolError> {
+    let mut dirs = Vec::new();
+    for dirent in fs::read_dir(queue).map_err(io_err("list", queue))? {
+        let dir = dirent.map_err(io_err("list", queue))?.path();
+        if is_shard(&dir) {
+            for inner in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
+                let inner = inner.map_err(io_err("list", &dir))?;
+                if inner.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(inner.path());
+                }
+            }
+        } else if dir.is_dir() {
+            dirs.push(dir);
+        }
+    }
+    let mut moved = 0;
+    let mut touched = std::collections::BTreeSet::new();
+    for dir in dirs {
+        let Some(id) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+            continue;
+        };
+        if valid_id(&id).is_err() {
+            continue;
+        }
+        let shard = queue.join(shard_of(&id));
+        let target = shard.join(record::file_name(&id));
+        if !target.is_file() {
+            let Ok(entry) = read_json::<QueueEntry>(&dir.join("entry.json")) else {
+                continue;
+            };
+            let Ok(content) = fs::read(dir.join("message.eml")) else {
+                continue;
+            };
+            if entry.id != id || entry.bytes != content.len() as u64 {
+                continue;
+            }
+            if !shard.is_dir() {
+                fs::create_dir(&shard).map_err(io_err("create", &shard))?;
+                sync_dir(queue)?;
+            }
+            let work = tmp.join(format!("q-{id}"));
+            let _ = fs::remove_file(&work);
+            record::write(&work, &entry, &content)?;
+            if dir.join(WARNED).exists() {
+                let marker = shard.join(format!("{id}.{WARNED_EXT}"));
+                let _ = fs::remove_file(&marker);
+                write_synced(&marker, b"")?;
+            }
+            fs::rename(&work, &target).map_err(io_err("rename", &target))?;
+            sync_dir(&shard)?;
+        }
+        fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+        touched.insert(dir.parent().unwrap_or(queue).to_path_buf());
+        moved += 1;
+    }
+    for dir in touched {
+        sync_dir(&dir)?;
+    }
+    Ok(moved)
+}
+
 /// Whether `dir` is a shard directory (two hex digits, no `entry.json`).
 fn is_shard(dir: &Path) -> bool {
     dir.file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_hexdigit()))
         && !dir.join("entry.json").exists()
-}
-
-/// Moves messages a spool written before sharding keeps directly under
-/// `queue/` into their shards (a rename each; a crash half way leaves
-/// both layouts, which are both read).
-fn migrate_flat(queue: &Path) -> Result<(), SpoolError> {
-    let mut moved = false;
-    for dirent in fs::read_dir(queue).map_err(io_err("list", queue))? {
-        let dir = dirent.map_err(io_err("list", queue))?.path();
-        let Some(id) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
-            continue;
-        };
-        if is_shard(&dir) || !dir.is_dir() {
-            continue;
-        }
-        let shard = queue.join(shard_of(&id));
-        if !shard.is_dir() {
-            fs::create_dir(&shard).map_err(io_err("create", &shard))?;
-        }
-        let target = shard.join(&id);
-        fs::rename(&dir, &target).map_err(io_err("rename", &target))?;
-        sync_dir(&shard)?;
-        moved = true;
-    }
-    if moved {
-        sync_dir(queue)?;
-    }
-    Ok(())
 }
 
 fn valid_id(id: &str) -> Result<(), SpoolError> {
@@ -860,14 +1048,23 @@ mod tests {
         let e = q
             .enqueue(Destination::Local, env("a@b"), b"x", "t".into())
             .unwrap();
-        fs::write(q.message_dir(&e.id).join("entry.json"), b"{").unwrap();
+        let path = q.message_path(&e.id);
+        assert!(path.ends_with(format!("{}/{}.msg", shard_of(&e.id), e.id)));
+        // Cut short, as a crash before the fsync can leave it.
+        let full = fs::read(&path).unwrap();
+        fs::write(&path, &full[..full.len() - 1]).unwrap();
         // A tool (not the owner) sees it as damaged and leaves it alone.
         let tool = Queue::open(dir.path(), false).unwrap();
         let s = tool.snapshot().unwrap();
         assert!(s.entries.is_empty());
         assert_eq!(s.damaged.len(), 1);
-        assert!(s.damaged[0].contains("entry.json"), "{}", s.damaged[0]);
-        assert!(q.message_dir(&e.id).join("entry.json").is_file());
+        assert!(
+            s.damaged[0].contains(".msg") && s.damaged[0].contains("0 octets of content"),
+            "{}",
+            s.damaged[0]
+        );
+        assert!(path.is_file());
+        assert!(tool.content(&e.id).is_err(), "never a cut message");
     }
 
     #[test]
@@ -891,7 +1088,9 @@ mod tests {
             b"",
         )
         .unwrap();
-        fs::write(q.message_dir(&bad.id).join("entry.json"), b"{\"id\": \"q").unwrap();
+        let bad_path = q.message_path(&bad.id);
+        let full = fs::read(&bad_path).unwrap();
+        fs::write(&bad_path, &full[..30]).unwrap();
 
         let s = q.snapshot().unwrap();
         assert!(s.damaged.is_empty(), "{:?}", s.damaged);
@@ -899,12 +1098,19 @@ mod tests {
         // The good message flows: unbatched again, ready for a new batch.
         assert!(s.batches.is_empty());
         assert_eq!(s.unbatched[&Destination::Local][0].id, good.id);
-        // The damaged message's content is kept, with the reason.
-        let moved = dir.path().join("quarantine/queue").join(&bad.id);
-        assert_eq!(fs::read(moved.join("message.eml")).unwrap(), b"kept");
-        assert!(fs::read_to_string(moved.join("reason.txt"))
-            .unwrap()
-            .contains("entry.json is damaged"));
+        // The damaged record is kept as it was, with the reason.
+        let moved = dir
+            .path()
+            .join("quarantine/queue")
+            .join(format!("{}.msg", bad.id));
+        assert_eq!(fs::read(&moved).unwrap(), &full[..30]);
+        let reason = fs::read_to_string(
+            dir.path()
+                .join("quarantine/queue")
+                .join(format!("{}.msg.reason", bad.id)),
+        )
+        .unwrap();
+        assert!(reason.contains(".msg is damaged"), "{reason}");
         let listed = q.quarantined();
         assert_eq!(listed.len(), 2, "{listed:?}");
         assert!(listed
@@ -917,31 +1123,128 @@ mod tests {
         assert_eq!(again.unbatched[&Destination::Local].len(), 1);
     }
 
-    /// A spool written before sharding (messages directly under queue/)
-    /// is read by tools as it is, and moved into shards by the gateway.
+    /// Writes message `e` with `content` as a spool written before records
+    /// kept it: a directory at `dir`.
+    fn legacy(dir: &Path, e: &QueueEntry, content: &[u8], warned: bool) {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("message.eml"), content).unwrap();
+        fs::write(dir.join("entry.json"), to_json(e)).unwrap();
+        if warned {
+            fs::write(dir.join(WARNED), b"").unwrap();
+        }
+    }
+
+    /// Spools written before records (a directory per message, in its
+    /// shard or directly under queue/ before sharding) are read by tools
+    /// as they are, and rewritten as records by the gateway, delay
+    /// warnings kept.
     #[test]
-    fn a_flat_spool_is_read_and_moved_into_shards() {
+    fn an_older_spool_is_read_and_rewritten_as_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), true).unwrap();
+        let a = q
+            .enqueue(Destination::Local, env("a@b"), b"flat", "t".into())
+            .unwrap();
+        let b = q
+            .enqueue(Destination::Local, env("c@d"), b"sharded", "t".into())
+            .unwrap();
+        let c = q
+            .enqueue(Destination::Local, env("e@f"), b"damaged", "t".into())
+            .unwrap();
+        for e in [&a, &b, &c] {
+            q.remove(&e.id).unwrap();
+        }
+        let queue = dir.path().join("queue");
+        let flat = queue.join(&a.id);
+        let sharded = queue.join(shard_of(&b.id)).join(&b.id);
+        let broken = queue.join(shard_of(&c.id)).join(&c.id);
+        legacy(&flat, &a, b"flat", false);
+        legacy(&sharded, &b, b"sharded", true);
+        legacy(&broken, &c, b"damaged", false);
+        fs::write(broken.join("entry.json"), b"{").unwrap();
+
+        let tool = Queue::open(dir.path(), false).unwrap();
+        assert_eq!(tool.content(&a.id).unwrap(), b"flat");
+        assert_eq!(
+            tool.message(&b.id).unwrap(),
+            (b.clone(), b"sharded".to_vec())
+        );
+        let s = tool.snapshot().unwrap();
+        assert_eq!(s.entries.len(), 2);
+        assert_eq!(s.damaged.len(), 1, "{:?}", s.damaged);
+        assert!(s.warned.contains(&b.id));
+        assert!(flat.is_dir() && sharded.is_dir(), "a tool moves nothing");
+
+        let gateway = Queue::open(dir.path(), true).unwrap();
+        assert!(!flat.exists() && !sharded.exists());
+        assert!(broken.is_dir(), "what does not read is left for quarantine");
+        for (e, content) in [(&a, &b"flat"[..]), (&b, b"sharded")] {
+            let path = gateway.message_path(&e.id);
+            assert!(path.ends_with(format!("{}.msg", e.id)), "{path:?}");
+            assert_eq!(
+                gateway.message(&e.id).unwrap(),
+                ((*e).clone(), content.to_vec())
+            );
+        }
+        let quarantined = gateway.refresh().unwrap();
+        assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+        let s = gateway.snapshot().unwrap();
+        assert_eq!(s.entries.len(), 2);
+        assert!(s.warned.contains(&b.id) && !s.warned.contains(&a.id));
+        gateway.remove(&b.id).unwrap();
+        assert!(!gateway.warned_marker(&b.id).exists());
+        assert!(!gateway.contains(&b.id));
+    }
+
+    /// A crash after an older message's record was written but before its
+    /// directory was removed leaves both: the next start keeps the record
+    /// and removes the directory.
+    #[test]
+    fn a_rewrite_cut_short_by_a_crash_finishes_at_the_next_start() {
         let dir = tempfile::tempdir().unwrap();
         let q = Queue::open(dir.path(), true).unwrap();
         let e = q
-            .enqueue(Destination::Local, env("a@b"), b"old", "t".into())
+            .enqueue(Destination::Local, env("a@b"), b"both", "t".into())
             .unwrap();
-        let sharded = q.message_dir(&e.id);
+        let old = dir.path().join("queue").join(shard_of(&e.id)).join(&e.id);
+        legacy(&old, &e, b"both", false);
+        let q = Queue::open(dir.path(), true).unwrap();
+        assert!(!old.exists());
+        assert_eq!(q.snapshot().unwrap().entries.len(), 1);
+        assert_eq!(q.content(&e.id).unwrap(), b"both");
+    }
+
+    /// One fsync'd file per message: nothing else is left in the shard or
+    /// in tmp/, and a delay warning is a marker beside the record that
+    /// goes with it.
+    #[test]
+    fn a_message_is_one_file_in_its_shard() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(dir.path(), true).unwrap();
+        let e = q
+            .enqueue(Destination::Local, env("a@b"), b"one", "t".into())
+            .unwrap();
+        let shard = dir.path().join("queue").join(shard_of(&e.id));
+        let names = |d: &Path| -> Vec<String> {
+            let mut v: Vec<String> = fs::read_dir(d)
+                .unwrap()
+                .map(|x| x.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&shard), vec![format!("{}.msg", e.id)]);
+        assert!(names(&dir.path().join("tmp")).is_empty());
+        q.mark_warned(&e.id).unwrap();
+        q.mark_warned(&e.id).unwrap();
         assert_eq!(
-            sharded,
-            dir.path().join("queue").join(shard_of(&e.id)).join(&e.id)
+            names(&shard),
+            vec![format!("{}.msg", e.id), format!("{}.warned", e.id)]
         );
-        let flat = dir.path().join("queue").join(&e.id);
-        fs::rename(&sharded, &flat).unwrap();
-        let tool = Queue::open(dir.path(), false).unwrap();
-        assert_eq!(tool.content(&e.id).unwrap(), b"old");
-        assert_eq!(tool.snapshot().unwrap().entries.len(), 1);
-        assert!(flat.is_dir(), "a tool moves nothing");
-        let gateway = Queue::open(dir.path(), true).unwrap();
-        assert!(!flat.exists() && sharded.is_dir());
-        assert_eq!(gateway.snapshot().unwrap().entries.len(), 1);
-        gateway.remove(&e.id).unwrap();
-        assert!(gateway.snapshot().unwrap().entries.is_empty());
+        assert!(q.snapshot().unwrap().warned.contains(&e.id));
+        q.remove(&e.id).unwrap();
+        assert!(names(&shard).is_empty());
+        assert!(q.entry(&e.id).is_err() && q.content(&e.id).is_err());
     }
 
     #[test]

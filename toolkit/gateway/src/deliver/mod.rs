@@ -497,9 +497,9 @@ impl Outbound {
                 .collect()
         };
         for id in due {
-            let (entry, content) = match (self.queue.entry(&id), self.queue.content(&id)) {
-                (Ok(e), Ok(c)) => (e, c),
-                _ => {
+            let (entry, content) = match self.queue.message(&id) {
+                Ok(m) => m,
+                Err(_) => {
                     self.queue.remove_from_index(&id);
                     continue;
                 }
@@ -575,9 +575,9 @@ impl Outbound {
             }
         }
         for (id, last_error) in expired {
-            let (entry, content) = match (self.queue.entry(&id), self.queue.content(&id)) {
-                (Ok(e), Ok(c)) => (e, c),
-                _ => {
+            let (entry, content) = match self.queue.message(&id) {
+                Ok(m) => m,
+                Err(_) => {
                     // Gone meanwhile, or unreadable: the index forgets it;
                     // a damaged record is quarantined at the next rebuild.
                     self.queue.remove_from_index(&id);
@@ -594,11 +594,11 @@ impl Outbound {
     async fn attempt(self: &Arc<Self>, mut batch: Batch) {
         let mut members: Vec<(QueueEntry, Vec<u8>)> = Vec::new();
         for id in &batch.members {
-            match (self.queue.entry(id), self.queue.content(id)) {
-                (Ok(e), Ok(c)) => members.push((e, c)),
+            match self.queue.message(id) {
+                Ok(m) => members.push(m),
                 // Deleted meanwhile (`deepmail queue delete`): skip it.
                 _ if !self.queue.contains(id) => {}
-                (Err(e), _) | (_, Err(e)) => {
+                Err(e) => {
                     tracing::error!(stage = "queue", batch = %batch.id, msg = %id, error = %e, "unreadable queued message left in place");
                 }
             }
