@@ -4,87 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use clap::{Args, ValueEnum};
-use deepmail_host::types::{BundleInfo, BundleSpec, CrcType, ReassemblyLimits};
+use clap::Args;
+use deepmail_host::types::{BundleInfo, ReassemblyLimits};
 use serde_json::{json, Value};
 
-use crate::output::{write_directory, write_output};
-use crate::{read_input, Stages};
-
-/// DTN time (ms since 2000-01-01T00:00:00Z, RFC 9171 §4.2.6) now.
-pub(crate) fn dtn_now() -> u64 {
-    let unix_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    unix_ms.saturating_sub(946_684_800_000)
-}
-
-/// CRC type names on the command line.
-#[derive(Clone, Copy, ValueEnum, Debug, PartialEq, Eq)]
-pub(crate) enum Crc {
-    None,
-    Crc16,
-    Crc32c,
-}
-
-impl From<Crc> for CrcType {
-    fn from(c: Crc) -> CrcType {
-        match c {
-            Crc::None => CrcType::None,
-            Crc::Crc16 => CrcType::Crc16,
-            Crc::Crc32c => CrcType::Crc32c,
-        }
-    }
-}
-
-/// Primary-block fields for new bundles.
-#[derive(Args, Clone, Debug)]
-pub(crate) struct BundleOptions {
-    /// Source node EID.
-    #[arg(long = "src", value_name = "EID", default_value = "ipn:1.0")]
-    pub(crate) source: String,
-    /// Destination EID; mail goes to service 25.
-    #[arg(long = "dst", value_name = "EID", default_value = "ipn:2.25")]
-    pub(crate) destination: String,
-    /// Report-to EID.
-    #[arg(long, value_name = "EID", default_value = "dtn:none")]
-    pub(crate) report_to: String,
-    /// Bundle lifetime in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
-    pub(crate) lifetime: u64,
-    /// Creation time, DTN ms (default: now).
-    #[arg(long, value_name = "DTN_MS")]
-    pub(crate) creation_time: Option<u64>,
-    /// Creation timestamp sequence number.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub(crate) seq: u64,
-    /// CRC of the primary block (RFC 9171 §4.3.1 requires one).
-    #[arg(long, value_enum, default_value_t = Crc::Crc32c)]
-    pub(crate) crc: Crc,
-    /// CRC of the payload block.
-    #[arg(long, value_enum, default_value_t = Crc::Crc32c)]
-    pub(crate) block_crc: Crc,
-    /// Flag the bundle "must not be fragmented".
-    #[arg(long)]
-    pub(crate) must_not_fragment: bool,
-}
-
-impl BundleOptions {
-    pub(crate) fn spec(&self) -> BundleSpec {
-        BundleSpec {
-            source: self.source.clone(),
-            destination: self.destination.clone(),
-            report_to: self.report_to.clone(),
-            creation_time: self.creation_time.unwrap_or_else(dtn_now),
-            sequence_number: self.seq,
-            lifetime_ms: self.lifetime.saturating_mul(1000),
-            crc: self.crc.into(),
-            block_crc: self.block_crc.into(),
-            must_not_fragment: self.must_not_fragment,
-        }
-    }
-}
+use deepmail_bench::bundle_options::{dtn_now, BundleOptions};
+use deepmail_bench::output::{write_directory, write_output};
+use deepmail_bench::{read_input, Stages};
 
 #[derive(Args)]
 pub(crate) struct FragmentArgs {
@@ -207,7 +133,7 @@ pub(crate) fn reassemble(stages: &Stages, args: ReassembleArgs) -> anyhow::Resul
         }
     }
     match delivered.len() {
-        1 => write_output(args.output.as_deref(), &delivered[0].adu),
+        1 => Ok(write_output(args.output.as_deref(), &delivered[0].adu)?),
         0 => {
             let pending = session.pending().map_err(|e| anyhow::anyhow!("{e}"))?;
             let gaps = total_len

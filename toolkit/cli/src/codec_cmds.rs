@@ -2,29 +2,16 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
-use base64::Engine as _;
+use anyhow::bail;
 use clap::{Args, ValueEnum};
-use deepmail_host::types::{
-    DecodeMode, DecodeOptions, EncodeOptions, Envelope, ForwardPath, Greeting, Message, SmtpParam,
-};
-use serde_json::{json, Value};
+use deepmail_host::types::{DecodeMode, DecodeOptions, EncodeOptions, Envelope, Greeting, Message};
+use serde_json::Value;
 
-use crate::output::{write_directory, write_output};
-use crate::{read_input, Format, Stages};
+use deepmail_bench::mail::{envelope_from, message_json, Body};
+use deepmail_bench::output::{write_directory, write_output};
+use deepmail_bench::{read_input, Stages};
 
-/// Which BODY parameter to declare on MAIL FROM.
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-pub(crate) enum Body {
-    /// BODY=8BITMIME when the content has 8-bit octets or lines over 998 octets.
-    Auto,
-    /// Declare nothing.
-    #[value(name = "7bit")]
-    SevenBit,
-    /// Always BODY=8BITMIME.
-    #[value(name = "8bitmime")]
-    EightBitMime,
-}
+use crate::Format;
 
 /// Whose Batch SMTP reader the output is for.
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
@@ -91,32 +78,11 @@ pub(crate) struct DecodeArgs {
     eml_dir: Option<PathBuf>,
 }
 
-fn parse_param(text: &str) -> SmtpParam {
-    match text.split_once('=') {
-        Some((k, v)) => SmtpParam {
-            keyword: k.to_string(),
-            value: Some(v.to_string()),
-        },
-        None => SmtpParam {
-            keyword: text.to_string(),
-            value: None,
-        },
-    }
-}
-
-fn strip_brackets(a: &str) -> String {
-    let a = a.trim();
-    a.strip_prefix('<')
-        .and_then(|x| x.strip_suffix('>'))
-        .unwrap_or(a)
-        .to_string()
-}
-
 /// Builds the envelope for one message from flags and, where flags are
 /// silent, from its headers.
 fn envelope_for(args: &EncodeArgs, name: &str, content: &[u8]) -> anyhow::Result<Envelope> {
     if args.dialect == Dialect::Rfc {
-        return envelope_from(
+        return Ok(envelope_from(
             args.from.as_deref(),
             &args.to,
             &args.params,
@@ -124,7 +90,7 @@ fn envelope_for(args: &EncodeArgs, name: &str, content: &[u8]) -> anyhow::Result
             name,
             content,
             true,
-        );
+        )?);
     }
     if let Some(p) = args.params.first() {
         bail!("--param {p}: exim -bS accepts no ESMTP parameters on MAIL FROM; drop it or use --dialect rfc");
@@ -144,99 +110,6 @@ fn envelope_for(args: &EncodeArgs, name: &str, content: &[u8]) -> anyhow::Result
     // Exim reads UTF-8 addresses without the SMTPUTF8 keyword.
     envelope.mail_parameters.clear();
     Ok(envelope)
-}
-
-/// The envelope for `content`: `from`/`to` where given, else the headers;
-/// BODY=8BITMIME and SMTPUTF8 added when the content or addresses need them.
-pub(crate) fn envelope_from(
-    from: Option<&str>,
-    to: &[String],
-    params: &[String],
-    body: Body,
-    name: &str,
-    content: &[u8],
-    say: bool,
-) -> anyhow::Result<Envelope> {
-    let parsed = mail_parser::MessageParser::default().parse(content);
-    let reverse_path = match from {
-        Some(f) => strip_brackets(f),
-        None => {
-            let msg = parsed
-                .as_ref()
-                .with_context(|| format!("{name}: not an RFC 5322 message; give --from"))?;
-            let from = msg
-                .return_address()
-                .map(strip_brackets)
-                .or_else(|| {
-                    msg.from()
-                        .and_then(|a| a.first())
-                        .and_then(|a| a.address())
-                        .map(str::to_string)
-                })
-                .with_context(|| format!("{name}: no Return-Path or From address; give --from"))?;
-            if say {
-                eprintln!("deepmail: {name}: envelope sender {from} (from the headers)");
-            }
-            from
-        }
-    };
-    let recipients: Vec<String> = if !to.is_empty() {
-        to.iter().map(|t| strip_brackets(t)).collect()
-    } else {
-        let msg = parsed
-            .as_ref()
-            .with_context(|| format!("{name}: not an RFC 5322 message; give --to"))?;
-        let mut r: Vec<String> = [msg.to(), msg.cc()]
-            .into_iter()
-            .flatten()
-            .flat_map(|list| {
-                list.iter()
-                    .filter_map(|a| a.address().map(str::to_string))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        r.dedup();
-        if r.is_empty() {
-            bail!("{name}: no To or Cc addresses; give --to");
-        }
-        if say {
-            eprintln!(
-                "deepmail: {name}: envelope recipients {} (from the headers)",
-                r.join(", ")
-            );
-        }
-        r
-    };
-    let mut mail_parameters: Vec<SmtpParam> = params.iter().map(|p| parse_param(p)).collect();
-    let has = |ps: &[SmtpParam], k: &str| ps.iter().any(|p| p.keyword.eq_ignore_ascii_case(k));
-    let needs_8bit =
-        content.iter().any(|b| *b >= 0x80) || content.split(|b| *b == b'\n').any(|l| l.len() > 999);
-    if !has(&mail_parameters, "BODY")
-        && (body == Body::EightBitMime || (body == Body::Auto && needs_8bit))
-    {
-        mail_parameters.push(SmtpParam {
-            keyword: "BODY".into(),
-            value: Some("8BITMIME".into()),
-        });
-    }
-    let non_ascii = !reverse_path.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
-    if non_ascii && !has(&mail_parameters, "SMTPUTF8") {
-        mail_parameters.push(SmtpParam {
-            keyword: "SMTPUTF8".into(),
-            value: None,
-        });
-    }
-    Ok(Envelope {
-        reverse_path,
-        mail_parameters,
-        forward_paths: recipients
-            .into_iter()
-            .map(|mailbox| ForwardPath {
-                mailbox,
-                parameters: vec![],
-            })
-            .collect(),
-    })
 }
 
 pub(crate) fn encode(stages: &Stages, args: EncodeArgs) -> anyhow::Result<()> {
@@ -262,39 +135,7 @@ pub(crate) fn encode(stages: &Stages, args: EncodeArgs) -> anyhow::Result<()> {
             },
         )
         .map_err(|e| anyhow::anyhow!("encoding failed: {e}"))?;
-    write_output(args.output.as_deref(), &batch)
-}
-
-fn params_text(ps: &[SmtpParam]) -> Vec<String> {
-    ps.iter()
-        .map(|p| match &p.value {
-            Some(v) => format!("{}={v}", p.keyword),
-            None => p.keyword.clone(),
-        })
-        .collect()
-}
-
-/// A decoded message as JSON for people and tools.
-pub(crate) fn message_json(index: usize, m: &Message) -> Value {
-    let parsed = mail_parser::MessageParser::default().parse(&m.content);
-    let mut v = json!({
-        "index": index,
-        "reverse_path": m.envelope.reverse_path,
-        "mail_parameters": params_text(&m.envelope.mail_parameters),
-        "forward_paths": m.envelope.forward_paths.iter().map(|f| json!({
-            "mailbox": f.mailbox, "parameters": params_text(&f.parameters)})).collect::<Vec<_>>(),
-        "size": m.content.len(),
-        "subject": parsed.as_ref().and_then(|p| p.subject()).map(str::to_string),
-        "message_id": parsed.as_ref().and_then(|p| p.message_id()).map(str::to_string),
-    });
-    match std::str::from_utf8(&m.content) {
-        Ok(text) => v["content"] = Value::String(text.to_string()),
-        Err(_) => {
-            v["content_base64"] =
-                Value::String(base64::engine::general_purpose::STANDARD.encode(&m.content))
-        }
-    }
-    v
+    Ok(write_output(args.output.as_deref(), &batch)?)
 }
 
 pub(crate) fn decode(stages: &Stages, args: DecodeArgs) -> anyhow::Result<()> {

@@ -11,7 +11,7 @@ use deepmail_conformance::{
     WasmImplementation,
 };
 
-use crate::Stages;
+use deepmail_bench::Stages;
 
 /// Which stages to check.
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use deepmail_gateway::GatewayPolicy;
 use deepmail_gateway::Queue;
 use deepmail_gateway::SubmitError;
@@ -16,7 +16,8 @@ use deepmail_gateway::{GatewayConfig, RunningGateway};
 use deepmail_host::types::{DecodeMode, DecodeOptions};
 use serde_json::json;
 
-use crate::Stages;
+use deepmail_bench::logging::{init_logging, LogFormat};
+use deepmail_bench::Stages;
 
 /// sysexits(3), what MTAs' pipe transports understand.
 mod sysexits {
@@ -25,15 +26,6 @@ mod sysexits {
     pub(super) const TEMPFAIL: u8 = 75;
     pub(super) const NOPERM: u8 = 77;
     pub(super) const CONFIG: u8 = 78;
-}
-
-/// Log line format.
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub(crate) enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 #[derive(Args)]
@@ -50,22 +42,6 @@ pub(crate) struct GatewayArgs {
     /// Check the configuration and the plugins, then exit.
     #[arg(long)]
     check: bool,
-}
-
-/// Installs the tracing subscriber (stderr).
-pub(crate) fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
-    let level: tracing::Level = level.parse().map_err(|_| {
-        anyhow::anyhow!("--log-level {level}: one of error, warn, info, debug, trace")
-    })?;
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    let result = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.with_ansi(false).try_init(),
-    };
-    result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
 }
 
 /// A host whose plugin calls may take a whole delivery.
@@ -230,7 +206,9 @@ pub(crate) fn run_queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
     };
     match args.action {
         QueueAction::List { json } => {
-            let now = crate::bench_cmd::unix_ms();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
             let rows: Vec<_> = snapshot
                 .entries
                 .values()
@@ -448,7 +426,7 @@ fn submit(stages: &Stages, args: SubmitArgs) -> anyhow::Result<ExitCode> {
                     .collect(),
             },
             // Pipe input may have LF line ends: SMTP content is CRLF.
-            crate::demo::crlf(&input),
+            deepmail_bench::mail::crlf(&input),
         )]
     };
     if messages.is_empty() {

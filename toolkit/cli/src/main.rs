@@ -2,34 +2,24 @@
 //! runs as a WebAssembly component loaded by the host; `--plugin
 //! STAGE=SOURCE` swaps one for your own `.wasm` on any command.
 
-mod bench_cmd;
-mod bench_compress;
-mod bench_contact;
-mod bench_fragment;
-mod bench_link;
-mod bench_queue;
 mod bundle_cmds;
 mod certs_cmd;
 mod codec_cmds;
 mod conformance_cmd;
-mod demo;
 mod gateway_cmd;
 mod link_cmd;
 mod mta_config_cmd;
-mod output;
 mod plugin_new;
 mod receive_cmd;
 mod resolve_cmd;
-mod roundtrip;
 mod send_cmd;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use deepmail_host::{Codec, Fragmenter, Host, HostConfig, PluginSource, Stage};
+use deepmail_bench::Stages;
+use deepmail_host::{Codec, Fragmenter, PluginSource, Stage};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -92,7 +82,7 @@ struct PluginArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Show the whole pipeline on one email: encode -> fragment -> shuffle -> reassemble -> decode.
-    Roundtrip(roundtrip::RoundtripArgs),
+    Roundtrip(deepmail_bench::roundtrip::RoundtripArgs),
     /// Encode an RFC 5322 message and its envelope as Batch SMTP (RFC 2442).
     Encode(codec_cmds::EncodeArgs),
     /// Decode Batch SMTP into messages (JSON, or one .eml per message).
@@ -118,9 +108,9 @@ enum Command {
     /// Generate a test CA, server and client certificates (rcgen).
     Certs(certs_cmd::CertsArgs),
     /// Measure: `bench gateway` (messages/s, memory), `bench fragment` (fragmenters), `bench link` (latency per transport), `bench queue` (cost of a long queue), `bench compress` (link bytes per message byte), `bench contact` (the Mars month: contact windows and a conjunction, with and without a plan).
-    Bench(bench_cmd::BenchArgs),
+    Bench(deepmail_bench::bench::BenchArgs),
     /// Earth -> Moon through two gateways on this machine, with a delayed link: prints a timeline.
-    Demo(demo::DemoArgs),
+    Demo(deepmail_bench::demo::DemoArgs),
     /// Run a gateway from its TOML file: SMTP in, queue, send, receive, relay to the MTA, DSNs.
     Gateway(gateway_cmd::GatewayArgs),
     /// List, retry or delete messages in a gateway's outbound queue.
@@ -161,71 +151,6 @@ enum Format {
     Text,
 }
 
-/// The host plus the plugin chosen for each stage.
-pub(crate) struct Stages {
-    pub(crate) host: Host,
-    chosen: Vec<(Stage, PluginSource)>,
-}
-
-impl Stages {
-    fn new(args: &PluginArgs) -> anyhow::Result<Stages> {
-        if !(args.plugin_timeout > 0.0 && args.plugin_timeout.is_finite()) {
-            bail!("--plugin-timeout must be a positive number of seconds");
-        }
-        let config = HostConfig {
-            memory_limit_bytes: args.plugin_memory.saturating_mul(1 << 20),
-            call_timeout: Duration::from_secs_f64(args.plugin_timeout),
-            ..HostConfig::default()
-        };
-        let host = Host::new(config).context("starting the WebAssembly host")?;
-        let mut chosen = Vec::new();
-        for spec in &args.plugin {
-            let (stage, source) = spec.split_once('=').with_context(|| {
-                format!("--plugin {spec}: expected STAGE=SOURCE, e.g. codec=./my_codec.wasm")
-            })?;
-            let stage: Stage = stage
-                .parse()
-                .map_err(|e| anyhow::anyhow!("--plugin {spec}: {e}"))?;
-            let source: PluginSource = source.parse().unwrap_or_else(|e| match e {});
-            chosen.retain(|(s, _)| *s != stage);
-            chosen.push((stage, source));
-        }
-        Ok(Stages { host, chosen })
-    }
-
-    /// Whether the user chose a plugin for `stage`.
-    pub(crate) fn chosen(&self, stage: Stage) -> Option<&PluginSource> {
-        self.chosen
-            .iter()
-            .find(|(s, _)| *s == stage)
-            .map(|(_, p)| p)
-    }
-
-    pub(crate) fn source(&self, stage: Stage) -> anyhow::Result<PluginSource> {
-        self.chosen(stage)
-            .cloned()
-            .or_else(|| PluginSource::default_for(stage))
-            .with_context(|| format!("no plugin for the {stage} stage: pass --plugin {stage}=PATH"))
-    }
-
-    /// Lets `--plugin` choices override a gateway file's `[stages]`.
-    pub(crate) fn apply_to(&self, stages: &mut std::collections::BTreeMap<String, String>) {
-        for (stage, source) in &self.chosen {
-            stages.insert(stage.name().to_string(), source.to_string());
-        }
-    }
-
-    pub(crate) fn codec(&self) -> anyhow::Result<Codec> {
-        let source = self.source(Stage::Codec)?;
-        Ok(Codec::load(&self.host, &source)?)
-    }
-
-    pub(crate) fn fragmenter(&self) -> anyhow::Result<Fragmenter> {
-        let source = self.source(Stage::Fragmenter)?;
-        Ok(Fragmenter::load(&self.host, &source)?)
-    }
-}
-
 fn list_plugins(stages: &Stages, args: &PluginsArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for b in deepmail_host::builtin::BUILTINS {
@@ -243,7 +168,7 @@ fn list_plugins(stages: &Stages, args: &PluginsArgs) -> anyhow::Result<()> {
         };
         rows.push((source, b.stage, role));
     }
-    for (stage, source) in &stages.chosen {
+    for (stage, source) in stages.all_chosen() {
         if matches!(source, PluginSource::Path(_)) {
             rows.push((source.clone(), *stage, "in use"));
         }
@@ -307,9 +232,14 @@ fn list_plugins(stages: &Stages, args: &PluginsArgs) -> anyhow::Result<()> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let stages = Stages::new(&cli.plugins)?;
+    let plugins = &cli.plugins;
+    let stages = Stages::new(
+        plugins.plugin_timeout,
+        plugins.plugin_memory,
+        &plugins.plugin,
+    )?;
     match cli.command {
-        Command::Roundtrip(a) => roundtrip::run(&stages, a),
+        Command::Roundtrip(a) => Ok(deepmail_bench::roundtrip::run(&stages, a)?.into()),
         Command::Encode(a) => codec_cmds::encode(&stages, a).map(|_| ExitCode::SUCCESS),
         Command::Decode(a) => codec_cmds::decode(&stages, a).map(|_| ExitCode::SUCCESS),
         Command::Fragment(a) => bundle_cmds::fragment(&stages, a).map(|_| ExitCode::SUCCESS),
@@ -324,8 +254,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Conformance(a) => conformance_cmd::run_cmd(&stages, a),
         Command::Receive(a) => receive_cmd::run(&stages, a).map(|_| ExitCode::SUCCESS),
         Command::Certs(a) => certs_cmd::run(a).map(|_| ExitCode::SUCCESS),
-        Command::Demo(a) => demo::run(&stages, a),
-        Command::Bench(a) => bench_cmd::run(&stages, a),
+        Command::Demo(a) => Ok(deepmail_bench::demo::run(&stages, a)?.into()),
+        Command::Bench(a) => Ok(deepmail_bench::bench::run(&stages, a)?.into()),
         Command::Gateway(a) => gateway_cmd::run_gateway(&stages, a),
         Command::Queue(a) => gateway_cmd::run_queue(a),
         Command::Submit(a) => Ok(gateway_cmd::run_submit(&stages, a)),
@@ -365,16 +295,4 @@ fn quiet_on_broken_pipe() {
         }
         default(info);
     }));
-}
-
-/// Reads a file, or stdin for `-`.
-pub(crate) fn read_input(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
-    if path.as_os_str() == "-" {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
-            .context("reading standard input")?;
-        Ok(buf)
-    } else {
-        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-    }
 }

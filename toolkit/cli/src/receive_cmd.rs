@@ -15,7 +15,7 @@ use deepmail_gateway::{
 };
 use serde::Deserialize;
 
-use crate::Stages;
+use deepmail_bench::Stages;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 

@@ -7,7 +7,7 @@ use clap::Args;
 use deepmail_host::{PluginSource, Resolver, Stage};
 use serde_json::json;
 
-use crate::Stages;
+use deepmail_bench::Stages;
 
 #[derive(Args)]
 pub(crate) struct ResolveArgs {

@@ -12,7 +12,7 @@ use deepmail_host::types::{Outcome, Payload};
 use deepmail_host::{HttpGrant, NetworkGrant, PluginSource, Sender, Stage};
 use sha2::{Digest, Sha256};
 
-use crate::{read_input, Stages};
+use deepmail_bench::{read_input, Stages};
 
 /// sysexits(3): what MTAs calling us expect.
 const EX_DATAERR: u8 = 65;

@@ -7,7 +7,7 @@ mod common;
 use common::{built_by, fails, ok, run};
 
 fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/moon-hello.eml")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/samples/moon-hello.eml")
 }
 
 fn s(p: &Path) -> &str {

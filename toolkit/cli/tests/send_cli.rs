@@ -84,7 +84,7 @@ impl Drop for H3Peer {
 
 fn sample_batch(dir: &Path) -> PathBuf {
     let out = dir.join("m.bsmtp");
-    let eml = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/moon-hello.eml");
+    let eml = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/samples/moon-hello.eml");
     let o = deepmail(&["encode", eml.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     out

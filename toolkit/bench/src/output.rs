@@ -6,10 +6,10 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use crate::BenchError;
 
 /// Writes `bytes` to `path` (or stdout for `-`/`None`) atomically.
-pub(crate) fn write_output(path: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<(), BenchError> {
     match path {
         None => stdout(bytes),
         Some(p) if p.as_os_str() == "-" => stdout(bytes),
@@ -17,18 +17,18 @@ pub(crate) fn write_output(path: Option<&Path>, bytes: &[u8]) -> anyhow::Result<
     }
 }
 
-fn stdout(bytes: &[u8]) -> anyhow::Result<()> {
+fn stdout(bytes: &[u8]) -> Result<(), BenchError> {
     let mut out = std::io::stdout().lock();
     let written = out.write_all(bytes).and_then(|()| out.flush());
     match written {
         // The reader went away (`| head`): stop quietly, as `cat` does.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-        other => other.context("writing to standard output"),
+        other => other.map_err(BenchError::system("writing to standard output")),
     }
 }
 
 /// Writes a file via a temporary sibling, fsync, rename.
-pub(crate) fn write_file_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), BenchError> {
     let dir = parent_dir(path);
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
@@ -45,7 +45,7 @@ pub(crate) fn write_file_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+        return Err(BenchError::io("cannot write", path)(e));
     }
     Ok(())
 }
@@ -59,20 +59,16 @@ fn parent_dir(path: &Path) -> PathBuf {
 
 /// Writes `files` (name, bytes) into a new directory `dir`. The directory
 /// must not exist, or be empty; it appears complete or not at all.
-pub(crate) fn write_directory(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+pub fn write_directory(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), BenchError> {
     if dir.exists() {
         let empty = fs::read_dir(dir)
-            .with_context(|| format!("cannot read {}", dir.display()))?
+            .map_err(BenchError::io("cannot read", dir))?
             .next()
             .is_none();
         if !empty {
-            bail!(
-                "{} already exists and is not empty; choose a new directory",
-                dir.display()
-            );
+            return Err(BenchError::DirectoryNotEmpty(dir.to_path_buf()));
         }
-        fs::remove_dir(dir)
-            .with_context(|| format!("cannot replace empty directory {}", dir.display()))?;
+        fs::remove_dir(dir).map_err(BenchError::io("cannot replace empty directory", dir))?;
     }
     let name = dir
         .file_name()
@@ -90,7 +86,7 @@ pub(crate) fn write_directory(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow
     })();
     if let Err(e) = result {
         let _ = fs::remove_dir_all(&tmp);
-        return Err(e).with_context(|| format!("cannot write directory {}", dir.display()));
+        return Err(BenchError::io("cannot write directory", dir)(e));
     }
     Ok(())
 }

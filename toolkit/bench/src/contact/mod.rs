@@ -17,12 +17,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use deepmail_gateway::RunningGateway;
 use deepmail_link::contact_plan::{self, ContactPlan};
@@ -30,8 +28,8 @@ use deepmail_link::{DownMode, Link, LinkConfig, Schedule};
 use deepmail_smtp::{Envelope, Param, Recipient};
 use serde_json::json;
 
-use crate::demo::{start_sink, warm_plugins, write_config, Sink};
-use crate::Stages;
+use crate::harness::{start_sink, status_kib, unix_ms, warm_plugins, write_config, Sink};
+use crate::{BenchError, Outcome, Stages};
 
 mod load;
 mod report;
@@ -62,6 +60,7 @@ impl RunKind {
     }
 }
 
+/// `bench contact`: the month, the link, the load, the outputs.
 #[derive(Args)]
 pub(crate) struct ContactBenchArgs {
     /// Sols (Mars days of 88,775 s) during which mail arrives.
@@ -170,20 +169,23 @@ struct RunResult {
     wall: Duration,
 }
 
-pub(crate) fn run(stages: &Stages, args: ContactBenchArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(stages: &Stages, args: ContactBenchArgs) -> Result<Outcome, BenchError> {
     let scenario = Scenario::new(&args)?;
     if let Some(level) = &args.log_level {
-        crate::gateway_cmd::init_logging(crate::gateway_cmd::LogFormat::Text, level)?;
+        crate::logging::init_logging(crate::logging::LogFormat::Text, level)?;
     }
     if args.runs.is_empty() {
-        bail!("--runs names no run; give plan, baseline or both");
+        return Err(BenchError::BadArgument(
+            "--runs names no run; give plan, baseline or both".into(),
+        ));
     }
     let load = plan_load(&scenario, args.load, args.seed);
     let dir = std::env::temp_dir().join(format!("deepmail-bench-contact-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&dir).map_err(BenchError::io("creating", &dir))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(BenchError::system("starting the async runtime"))?;
     let mut results = Vec::new();
     for kind in &args.runs {
         eprintln!(
@@ -207,7 +209,7 @@ pub(crate) fn run(stages: &Stages, args: ContactBenchArgs) -> anyhow::Result<Exi
     // says why they are not deleted between runs.
     eprintln!("bench contact: spools in {}", dir.display());
     report(&args, &scenario, &load, &results)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Passed)
 }
 
 /// The Earth gateway's configuration: with or without the plan, every
@@ -245,13 +247,13 @@ async fn measure(
     load: &[Planned],
     kind: RunKind,
     seed: u64,
-) -> anyhow::Result<RunResult> {
+) -> Result<RunResult, BenchError> {
     if dir.exists() {
         // Keep an earlier run's spool (deleting a big one slows the disk).
-        let aside = dir.with_extension(format!("old-{}", crate::bench_cmd::unix_ms()));
-        std::fs::rename(dir, &aside)?;
+        let aside = dir.with_extension(format!("old-{}", unix_ms()));
+        std::fs::rename(dir, &aside).map_err(BenchError::io("moving aside", dir))?;
     }
-    std::fs::create_dir_all(dir)?;
+    std::fs::create_dir_all(dir).map_err(BenchError::io("creating", dir))?;
     warm_plugins(&host, &["tcpcl-sender"]).await?;
     // Peak RSS per run (Linux: writing 5 resets VmHWM).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -267,16 +269,18 @@ async fn measure(
         host.clone(),
     )
     .await?;
-    let tcpcl = mars.tcpcl_addr.context("no TCPCL address on Mars")?;
+    let tcpcl = mars
+        .tcpcl_addr
+        .ok_or(BenchError::NoAddress("no TCPCL address on Mars"))?;
 
     // The plan starts on a whole second a little ahead: the gateway reads
     // it with that `@` reference, the emulator gets the same windows
     // relative to its own start.
-    let start_unix = (crate::bench_cmd::unix_ms() / 1000 + 3) * 1000;
+    let start_unix = (unix_ms() / 1000 + 3) * 1000;
     let plan_text = s.plan_text(start_unix);
-    let plan = ContactPlan::parse(&plan_text, 0).context("the generated plan")?;
+    let plan = ContactPlan::parse(&plan_text, 0).map_err(BenchError::Plan)?;
     let mut schedule = Schedule::from_plan(&plan, 1, 2, DownMode::Hold);
-    let link_unix = crate::bench_cmd::unix_ms();
+    let link_unix = unix_ms();
     let shift = |l: &contact_plan::Link| {
         contact_plan::Link::new(
             l.windows()
@@ -295,10 +299,10 @@ async fn measure(
     let link = Arc::new(
         Link::start(LinkConfig {
             schedule: Some(schedule),
-            ..LinkConfig::with_delay(s.wall(s.owlt)).tcp("127.0.0.1:0".parse()?, tcpcl)
+            ..LinkConfig::with_delay(s.wall(s.owlt)).tcp(([127, 0, 0, 1], 0).into(), tcpcl)
         })
         .await
-        .context("starting the link emulator")?,
+        .map_err(BenchError::Link)?,
     );
     let link_start = Instant::now();
     let across = link.tcp_listen_addrs()[0];
@@ -310,7 +314,9 @@ async fn measure(
         host.clone(),
     )
     .await?;
-    let smtp = earth.smtp_addr.context("no SMTP address on Earth")?;
+    let smtp = earth
+        .smtp_addr
+        .ok_or(BenchError::NoAddress("no SMTP address on Earth"))?;
     // Real time 0: the plan's reference.
     let t0 = link_start + Duration::from_millis(start_unix.saturating_sub(link_unix));
     tokio::time::sleep_until(t0.into()).await;
@@ -425,7 +431,7 @@ async fn measure(
     let wall = wall_start.elapsed();
     let _ = stop_tx.send(true);
     let _ = sampler.await;
-    let peak_rss_kib = crate::bench_cmd::status_kib("VmHWM:");
+    let peak_rss_kib = status_kib("VmHWM:");
     let m = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let still_queued = m(&earth.metrics.queue_messages);
     let delay_warnings = m(&earth.metrics.delay_warnings) as usize;

@@ -22,20 +22,19 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use clap::Args;
 use deepmail_gateway::{RunningGateway, TestPki};
 use deepmail_link::{Link, LinkConfig};
 use deepmail_smtp::{Envelope, Recipient};
 use serde_json::json;
 
-use crate::demo::{start_sink, warm_plugins, write_config};
-use crate::Stages;
+use crate::harness::{start_sink, warm_plugins, write_config};
+use crate::{BenchError, Outcome, Stages};
 
+/// `bench link`: the light time, its scale, the messages, the outputs.
 #[derive(Args)]
 pub(crate) struct LinkBenchArgs {
     /// One-way light time of the emulated link, milliseconds (Moon: 1280).
@@ -86,43 +85,48 @@ fn message(route: &str, n: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-pub(crate) fn run(stages: &Stages, args: LinkBenchArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(stages: &Stages, args: LinkBenchArgs) -> Result<Outcome, BenchError> {
     if args.owlt_ms == 0 || args.messages == 0 || args.scale == 0 {
-        bail!("--owlt-ms, --messages and --scale must be at least 1");
+        return Err(BenchError::BadArgument(
+            "--owlt-ms, --messages and --scale must be at least 1".into(),
+        ));
     }
     if args.owlt_ms / u64::from(args.scale) < 20 {
-        bail!(
+        return Err(BenchError::BadArgument(format!(
             "--owlt-ms {} / --scale {} leaves {} ms each way; keep the emulated delay at 20 ms or more, or the bench measures the machine instead of the link",
             args.owlt_ms,
             args.scale,
             args.owlt_ms / u64::from(args.scale)
-        );
+        )));
     }
     let dir = std::env::temp_dir().join(format!("deepmail-bench-link-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&dir).map_err(BenchError::io("creating", &dir))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(BenchError::system("starting the async runtime"))?;
     let result = runtime.block_on(measure(stages.host.clone(), &dir, &args));
     let _ = std::fs::remove_dir_all(&dir);
     let rows = result?;
     report(&args, &rows)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Passed)
 }
 
 async fn measure(
     host: deepmail_host::Host,
     dir: &Path,
     args: &LinkBenchArgs,
-) -> anyhow::Result<Vec<Row>> {
+) -> Result<Vec<Row>, BenchError> {
     // The emulated one-way delay; every timer below derives from it.
     let owlt = Duration::from_millis(args.owlt_ms) / args.scale;
     let scale = args.scale;
     // Compile the senders first: the table measures the link, not Cranelift.
     warm_plugins(&host, &["https-sender", "quic-sender", "tcpcl-sender"]).await?;
     let pki = TestPki::generate(&["localhost".into()], "bench")?;
-    pki.write_to(&dir.join("certs"))?;
+    let certs = dir.join("certs");
+    pki.write_to(&certs)
+        .map_err(BenchError::io("writing", &certs))?;
 
     // The Moon: an MTA (sink) and a gateway that receives by HTTPS, HTTP/3
     // and TCPCL, its handshake timers at four OWLT (docs/GATEWAY.md, "Long
@@ -140,11 +144,14 @@ async fn measure(
     )
     .await?;
     let (https, h3, tcpcl) = (
-        moon.https_addr.context("no HTTPS address")?,
-        moon.h3_addr.context("no HTTP/3 address")?,
-        moon.tcpcl_addr.context("no TCPCL address")?,
+        moon.https_addr
+            .ok_or(BenchError::NoAddress("no HTTPS address"))?,
+        moon.h3_addr
+            .ok_or(BenchError::NoAddress("no HTTP/3 address"))?,
+        moon.tcpcl_addr
+            .ok_or(BenchError::NoAddress("no TCPCL address"))?,
     );
-    let any: SocketAddr = "127.0.0.1:0".parse()?;
+    let any: SocketAddr = ([127, 0, 0, 1], 0).into();
     let link = Link::start(
         LinkConfig::with_delay(owlt)
             .tcp(any, sink_addr)
@@ -153,7 +160,7 @@ async fn measure(
             .udp(any, h3),
     )
     .await
-    .context("starting the link emulator")?;
+    .map_err(BenchError::Link)?;
     let (l_smtp, l_https, l_tcpcl) = (
         link.tcp_listen_addrs()[0],
         link.tcp_listen_addrs()[1],
@@ -208,7 +215,10 @@ async fn measure(
             }
         };
         if !d.all_accepted() {
-            bail!("the Moon MTA refused the SMTP baseline: {:?}", d.data_reply);
+            return Err(BenchError::Refused(format!(
+                "the Moon MTA refused the SMTP baseline: {:?}",
+                d.data_reply
+            )));
         }
         let at = sink
             .received
@@ -216,7 +226,9 @@ async fn measure(
             .unwrap_or_else(|e| e.into_inner())
             .get(before)
             .map(|(_, _, at)| *at)
-            .context("the sink lost the SMTP baseline message")?;
+            .ok_or_else(|| {
+                BenchError::CheckFailed("the sink lost the SMTP baseline message".into())
+            })?;
         rows.push(Row {
             route: "SMTP across the link",
             message: n,
@@ -265,18 +277,24 @@ async fn measure(
             host.clone(),
         )
         .await?;
-        let smtp = earth.smtp_addr.context("no Earth SMTP address")?;
+        let smtp = earth
+            .smtp_addr
+            .ok_or(BenchError::NoAddress("no Earth SMTP address"))?;
         for n in 1..=args.messages {
             let before = moon.metrics.messages_received.load(Ordering::Relaxed);
             let config = deepmail_smtp::client::RelayConfig::new("mta.earth.example");
-            let d =
-                deepmail_smtp::client::relay(smtp, &config, &envelope(), &message(name, n)).await?;
+            let d = deepmail_smtp::client::relay(smtp, &config, &envelope(), &message(name, n))
+                .await
+                .map_err(|source| BenchError::Smtp {
+                    what: format!("handing the {name} message to the Earth gateway"),
+                    source,
+                })?;
             let t0 = Instant::now();
             if !d.all_accepted() {
-                bail!(
+                return Err(BenchError::Refused(format!(
                     "the Earth gateway refused the {name} message: {:?}",
                     d.data_reply
-                );
+                )));
             }
             // The instants come from the gateways' own `last_*_unix_us`
             // gauges, stamped when each event happened; the loops below
@@ -289,10 +307,10 @@ async fn measure(
             let deadline = t0 + Duration::from_secs(60) + owlt * 20;
             while moon.metrics.messages_received.load(Ordering::Relaxed) <= before {
                 if Instant::now() > deadline {
-                    bail!(
+                    return Err(BenchError::CheckFailed(format!(
                         "the {name} message did not reach the Moon spool within {:?}",
                         deadline - t0
-                    );
+                    )));
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
@@ -345,9 +363,9 @@ async fn measure(
 
 /// The time from one gateway gauge stamp (`Metrics::stamp`,
 /// microseconds since the Unix epoch) to a later one.
-fn since(from_us: u64, to_us: u64) -> anyhow::Result<Duration> {
+fn since(from_us: u64, to_us: u64) -> Result<Duration, BenchError> {
     if from_us == 0 || to_us < from_us {
-        bail!("the gateways' event stamps are out of order ({from_us} µs, then {to_us} µs): was the clock set back during the run?");
+        return Err(BenchError::CheckFailed(format!("the gateways' event stamps are out of order ({from_us} µs, then {to_us} µs): was the clock set back during the run?")));
     }
     Ok(Duration::from_micros(to_us - from_us))
 }
@@ -364,7 +382,7 @@ fn human(d: Duration) -> String {
     }
 }
 
-fn report(args: &LinkBenchArgs, rows: &[Row]) -> anyhow::Result<()> {
+fn report(args: &LinkBenchArgs, rows: &[Row]) -> Result<(), BenchError> {
     let scale = f64::from(args.scale);
     // The emulated OWLT: what the measured times are multiples of.
     let owlt = args.owlt_ms as f64 / scale;
@@ -437,7 +455,7 @@ fn report(args: &LinkBenchArgs, rows: &[Row]) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.svg {
         std::fs::write(path, svg(args.owlt_ms, args.scale, rows))
-            .with_context(|| format!("writing {}", path.display()))?;
+            .map_err(BenchError::io("writing", path))?;
     }
     Ok(())
 }

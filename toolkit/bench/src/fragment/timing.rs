@@ -68,16 +68,13 @@ impl Subject<'_> {
         adu: &[u8],
         crc: BenchCrc,
         mtu: u64,
-    ) -> Result<Vec<Vec<u8>>, String> {
+    ) -> Result<Vec<Vec<u8>>, CellFailure> {
         match self {
             Subject::Native => {
                 let mtu = usize::try_from(mtu).unwrap_or(usize::MAX);
-                deepmail_bundle::fragment_adu(adu, &native_spec(crc), mtu)
-                    .map_err(|e| e.to_string())
+                Ok(deepmail_bundle::fragment_adu(adu, &native_spec(crc), mtu)?)
             }
-            Subject::Plugin(f, _) => f
-                .fragment_adu(adu, &plugin_spec(crc), mtu)
-                .map_err(|e| e.to_string()),
+            Subject::Plugin(f, _) => Ok(f.fragment_adu(adu, &plugin_spec(crc), mtu)?),
         }
     }
 
@@ -86,34 +83,37 @@ impl Subject<'_> {
         &self,
         bundles: &[Vec<u8>],
         limits: ReassemblyLimits,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, CellFailure> {
         let now = CREATION_TIME + 1;
         let mut delivered = None;
         match self {
             Subject::Native => {
                 let mut r = Reassembler::new(limits);
                 for b in bundles {
-                    if let Some(d) = r.push(b, now).map_err(|e| e.to_string())? {
+                    if let Some(d) = r.push(b, now)? {
                         delivered = Some(d.adu);
                     }
                 }
             }
             Subject::Plugin(f, _) => {
-                let mut session = f
-                    .reassembler(types::ReassemblyLimits {
-                        max_adu_bytes: limits.max_adu_bytes,
-                        max_pending_bytes: limits.max_pending_bytes,
-                        max_pending_bundles: limits.max_pending_bundles,
-                    })
-                    .map_err(|e| e.to_string())?;
+                let mut session = f.reassembler(types::ReassemblyLimits {
+                    max_adu_bytes: limits.max_adu_bytes,
+                    max_pending_bytes: limits.max_pending_bytes,
+                    max_pending_bundles: limits.max_pending_bundles,
+                })?;
                 for b in bundles {
-                    if let Some(d) = session.push(b, now).map_err(|e| e.to_string())? {
+                    if let Some(d) = session.push(b, now)? {
                         delivered = Some(d.adu);
                     }
                 }
             }
         }
-        delivered.ok_or_else(|| format!("{} bundle(s) pushed, no ADU delivered", bundles.len()))
+        delivered.ok_or_else(|| {
+            CellFailure::Check(format!(
+                "{} bundle(s) pushed, no ADU delivered",
+                bundles.len()
+            ))
+        })
     }
 }
 
@@ -125,16 +125,17 @@ pub(super) fn check_bundles(
     bundles: &[Vec<u8>],
     mtu: u64,
     limits: ReassemblyLimits,
-) -> Result<(), String> {
+) -> Result<(), CellFailure> {
+    let check = |sentence: String| Err(CellFailure::Check(sentence));
     if bundles.is_empty() {
-        return Err("no bundles".into());
+        return check("no bundles".into());
     }
     if let Some((i, b)) = bundles
         .iter()
         .enumerate()
         .find(|(_, b)| b.len() as u64 > mtu)
     {
-        return Err(format!(
+        return check(format!(
             "bundle {} of {} is {} bytes, more than the MTU of {mtu}",
             i + 1,
             bundles.len(),
@@ -148,7 +149,7 @@ pub(super) fn check_bundles(
             Ok(Some(d)) => delivered.push((i, d.adu)),
             Ok(None) => {}
             Err(e) => {
-                return Err(format!(
+                return check(format!(
                     "bundle {} of {} is refused by the reference reassembler: {e}",
                     i + 1,
                     bundles.len()
@@ -157,13 +158,13 @@ pub(super) fn check_bundles(
         }
     }
     match delivered.as_slice() {
-        [] => Err(format!(
+        [] => check(format!(
             "the {} bundles do not reassemble: {} byte(s) still missing",
             bundles.len(),
             adu.len() as u64 - r.pending().bytes.min(adu.len() as u64)
         )),
         [(i, got)] if *i + 1 == bundles.len() && got == adu => Ok(()),
-        [(_, got)] if got != adu => Err(format!(
+        [(_, got)] if got != adu => check(format!(
             "the bundles reassemble to {} bytes that differ from the {}-byte ADU{}",
             got.len(),
             adu.len(),
@@ -173,12 +174,12 @@ pub(super) fn check_bundles(
                 .map(|p| format!(" (first difference at byte {p})"))
                 .unwrap_or_default()
         )),
-        [(i, _)] => Err(format!(
+        [(i, _)] => check(format!(
             "the ADU is complete after bundle {} of {}; the rest are extra",
             i + 1,
             bundles.len()
         )),
-        more => Err(format!(
+        more => check(format!(
             "the bundles deliver {} ADUs instead of one",
             more.len()
         )),
@@ -191,7 +192,7 @@ pub(super) struct Cell {
     pub(super) adu_bytes: u64,
     pub(super) mtu: u64,
     pub(super) crc: BenchCrc,
-    pub(super) outcome: Result<Measured, String>,
+    pub(super) outcome: Result<Measured, CellFailure>,
 }
 
 pub(super) struct Measured {
@@ -258,7 +259,7 @@ pub(super) fn measure(
     crc: BenchCrc,
     plan: &Plan,
     limits: ReassemblyLimits,
-) -> Result<Measured, String> {
+) -> Result<Measured, CellFailure> {
     // The first run warms up (instances, caches) and is checked, not timed.
     let bundles = subject.fragment(adu, crc, mtu)?;
     match subject {
@@ -266,22 +267,21 @@ pub(super) fn measure(
         // checks them against the plugin's whole bundle of the same ADU,
         // as it checks the vectors/bundle6 fragment cases.
         Subject::Plugin(f, 6) => {
-            let whole = f
-                .build(adu, &plugin_spec(crc))
-                .map_err(|e| format!("the plugin cannot build the whole bundle: {e}"))?;
-            deepmail_conformance::check_bp6_fragmentation(adu, &whole, mtu, &bundles)
-                .map_err(|m| m.0)?;
+            let whole = f.build(adu, &plugin_spec(crc)).map_err(|e| {
+                CellFailure::Check(format!("the plugin cannot build the whole bundle: {e}"))
+            })?;
+            deepmail_conformance::check_bp6_fragmentation(adu, &whole, mtu, &bundles)?;
         }
         _ => check_bundles(adu, &bundles, mtu, limits)?,
     }
     if plan.reassemble {
         let back = subject.reassemble(&bundles, limits)?;
         if back != adu {
-            return Err(format!(
+            return Err(CellFailure::Check(format!(
                 "its reassembler returned {} bytes that differ from the {}-byte ADU",
                 back.len(),
                 adu.len()
-            ));
+            )));
         }
     }
     let wire_bytes = bundles.iter().map(|b| b.len() as u64).sum();
@@ -291,10 +291,10 @@ pub(super) fn measure(
         if got.len() == count {
             Ok(())
         } else {
-            Err(format!(
+            Err(CellFailure::Check(format!(
                 "not deterministic: {count} bundles on the first run, {} on a later one",
                 got.len()
-            ))
+            )))
         }
     };
 
@@ -331,11 +331,11 @@ pub(super) fn measure(
             }
             reassemble_ns.push(t.elapsed().as_secs_f64() * 1e9 / batch as f64);
             if let Some(b) = back.iter().find(|b| b.len() != adu.len()) {
-                return Err(format!(
+                return Err(CellFailure::Check(format!(
                     "its reassembler returned {} bytes for the {}-byte ADU",
                     b.len(),
                     adu.len()
-                ));
+                )));
             }
         }
     }

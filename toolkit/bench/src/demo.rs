@@ -6,25 +6,24 @@
 //! timeline of each stage and the message as the Moon MTA received it.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use clap::Args;
-use deepmail_gateway::{GatewayConfig, RunningGateway, TestPki};
-use deepmail_smtp::serve::{Handler, ServerConfig, SessionInfo};
-use deepmail_smtp::{Envelope, Param, Recipient, Reply};
+use deepmail_gateway::{RunningGateway, TestPki};
+use deepmail_smtp::{Envelope, Recipient};
 use serde_json::json;
-use std::sync::atomic::Ordering;
-use tokio::sync::Notify;
 
-use crate::Stages;
+use crate::harness::{start_sink, warm_plugins, write_config};
+use crate::logging::{init_logging, LogFormat};
+use crate::mail::crlf;
+use crate::{BenchError, Outcome, Stages};
 
 const SAMPLE: &[u8] = include_bytes!("../samples/moon-hello.eml");
 
+/// `deepmail demo`: the message, the light time, what to print and keep.
 #[derive(Args)]
-pub(crate) struct DemoArgs {
+pub struct DemoArgs {
     /// RFC 5322 message to send (default: a built-in sample with 8-bit text,
     /// dot-leading lines and a binary attachment).
     #[arg(value_name = "MESSAGE")]
@@ -44,114 +43,29 @@ pub(crate) struct DemoArgs {
     verbose: bool,
 }
 
-/// The Moon MTA of the demo: takes every message and remembers it.
-#[derive(Default)]
-pub(crate) struct Sink {
-    pub(crate) received: Mutex<Vec<(Envelope, Vec<u8>, Instant)>>,
-    pub(crate) arrived: Notify,
-}
-
-impl Handler for Sink {
-    async fn mail_from(&self, _: &SessionInfo, _: &str, _: &[Param]) -> Reply {
-        Reply::new(250, Some("2.1.0"), "ok")
-    }
-    async fn rcpt_to(&self, _: &SessionInfo, _: &Envelope, _: &Recipient) -> Reply {
-        Reply::new(250, Some("2.1.5"), "ok")
-    }
-    async fn message(&self, _: &SessionInfo, envelope: Envelope, content: Vec<u8>) -> Reply {
-        self.received
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((envelope, content, Instant::now()));
-        self.arrived.notify_waiters();
-        Reply::new(250, Some("2.0.0"), "delivered to the habitat's mailboxes")
-    }
-}
-
-/// Compiles `builtins` (sender plugins, which gateways load on first use)
-/// into `host`'s cache, so a timeline measures the link, not Cranelift.
-pub(crate) async fn warm_plugins(
-    host: &deepmail_host::Host,
-    builtins: &[&str],
-) -> anyhow::Result<()> {
-    let host = host.clone();
-    let names: Vec<String> = builtins.iter().map(|b| b.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        for name in names {
-            let source = deepmail_host::PluginSource::Builtin(name);
-            deepmail_host::Sender::load(&host, &source, Vec::new(), None)
-                .with_context(|| format!("loading {source}"))?;
-        }
-        Ok::<_, anyhow::Error>(())
-    })
-    .await?
-}
-
-/// Starts a [`Sink`] on a loopback port: its address, and a sender that
-/// stops it.
-pub(crate) async fn start_sink(
-    name: &str,
-) -> anyhow::Result<(
-    Arc<Sink>,
-    std::net::SocketAddr,
-    tokio::sync::watch::Sender<bool>,
-)> {
-    let sink = Arc::new(Sink::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let config = Arc::new(ServerConfig::new(name.to_string()));
-    let s = sink.clone();
-    tokio::spawn(async move {
-        deepmail_smtp::serve::serve(listener, config, s, async move {
-            let _ = stopped.wait_for(|v| *v).await;
-        })
-        .await;
-    });
-    Ok((sink, addr, stop))
-}
-
-pub(crate) fn write_config(path: &Path, text: &str) -> anyhow::Result<GatewayConfig> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-    Ok(GatewayConfig::load(path)?)
-}
-
 /// Whether `dir` has anything in it (a batch appears there atomically).
 fn has_entries(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
 }
 
-/// `content` with every line ending in CRLF (LF or CRLF in), ending in one.
-pub(crate) fn crlf(content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + content.len() / 40 + 2);
-    for (i, line) in content.split(|b| *b == b'\n').enumerate() {
-        if i > 0 {
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
-    }
-    if !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-pub(crate) fn run(stages: &Stages, args: DemoArgs) -> anyhow::Result<ExitCode> {
+/// Runs the demo and prints its timeline (or JSON); [`Outcome::Failed`]
+/// when the message changed in transit.
+pub fn run(stages: &Stages, args: DemoArgs) -> Result<Outcome, BenchError> {
     if args.verbose {
-        crate::gateway_cmd::init_logging(crate::gateway_cmd::LogFormat::Text, "info")?;
+        init_logging(LogFormat::Text, "info")?;
     }
     let message = match &args.input {
-        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        Some(p) => std::fs::read(p).map_err(BenchError::io("reading", p))?,
         None => SAMPLE.to_vec(),
     };
     let content = crlf(&message);
     let dir = std::env::temp_dir().join(format!("deepmail-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(BenchError::io("creating", &dir))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
+        .map_err(BenchError::system("starting the async runtime"))?;
     let host = stages.host.clone();
     let result = runtime.block_on(demo(host, &dir, &args, content));
     if args.keep {
@@ -167,7 +81,7 @@ async fn demo(
     dir: &Path,
     args: &DemoArgs,
     content: Vec<u8>,
-) -> anyhow::Result<ExitCode> {
+) -> Result<Outcome, BenchError> {
     let owlt = Duration::from_millis(args.owlt_ms);
     let setup = Instant::now();
     let pki = TestPki::generate(
@@ -175,7 +89,8 @@ async fn demo(
         "gw.earth.example",
     )?;
     let certs = dir.join("certs");
-    pki.write_to(&certs)?;
+    pki.write_to(&certs)
+        .map_err(BenchError::io("writing", &certs))?;
 
     // The Moon MTA (embedded sink).
     let (sink, sink_addr, stop_sink) = start_sink("mta.moon.example").await?;
@@ -199,15 +114,16 @@ domains = ["moon.example"]
     warm_plugins(&host, &["https-sender"]).await?;
     let moon_spool = moon_config.spool.clone();
     let moon = RunningGateway::start(moon_config, host.clone()).await?;
-    let moon_https = moon
-        .https_addr
-        .context("the Moon gateway has no HTTPS address")?;
+    let moon_https = moon.https_addr.ok_or(BenchError::NoAddress(
+        "the Moon gateway has no HTTPS address",
+    ))?;
 
     // The link: every byte waits one OWLT, each way.
     let link = deepmail_link::Link::start(
-        deepmail_link::LinkConfig::with_delay(owlt).tcp("127.0.0.1:0".parse()?, moon_https),
+        deepmail_link::LinkConfig::with_delay(owlt).tcp(([127, 0, 0, 1], 0).into(), moon_https),
     )
-    .await?;
+    .await
+    .map_err(BenchError::Link)?;
     let link_addr = link.tcp_listen_addrs()[0];
 
     // The Earth gateway: SMTP in, HTTPS across the link.
@@ -232,9 +148,9 @@ ca = "certs/ca.pem"
         ),
     )?;
     let earth = RunningGateway::start(earth_config, host).await?;
-    let earth_smtp = earth
-        .smtp_addr
-        .context("the Earth gateway has no SMTP address")?;
+    let earth_smtp = earth.smtp_addr.ok_or(BenchError::NoAddress(
+        "the Earth gateway has no SMTP address",
+    ))?;
     let setup_ms = setup.elapsed().as_secs_f64() * 1000.0;
 
     // An Earth MTA hands the message to the Earth gateway by SMTP.
@@ -250,7 +166,10 @@ ca = "certs/ca.pem"
     let client_config = deepmail_smtp::client::RelayConfig::new("mta.earth.example");
     let delivery = deepmail_smtp::client::relay(earth_smtp, &client_config, &envelope, &content)
         .await
-        .context("handing the message to the Earth gateway")?;
+        .map_err(|source| BenchError::Smtp {
+            what: "handing the message to the Earth gateway".into(),
+            source,
+        })?;
     let accepted_at = t0.elapsed();
     let accepted_reply = delivery
         .data_reply
@@ -258,7 +177,9 @@ ca = "certs/ca.pem"
         .map(|r| r.to_string())
         .unwrap_or_default();
     if !delivery.all_accepted() {
-        bail!("the Earth gateway refused the sample: {accepted_reply}");
+        return Err(BenchError::Refused(format!(
+            "the Earth gateway refused the sample: {accepted_reply}"
+        )));
     }
 
     // Watch each stage happen.
@@ -289,13 +210,13 @@ ca = "certs/ca.pem"
             break;
         }
         if now > deadline {
-            bail!(
+            return Err(BenchError::CheckFailed(format!(
                 "the message did not make it within {:?}: spooled on the Moon {:?}, delivered {:?}, acknowledged {:?}",
                 deadline - t0,
                 spooled_at,
                 delivered_at,
                 acked_at
-            );
+            )));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -314,7 +235,7 @@ ca = "certs/ca.pem"
         .unwrap_or_else(|e| e.into_inner())
         .first()
         .cloned()
-        .context("the sink lost the message")?;
+        .ok_or_else(|| BenchError::CheckFailed("the sink lost the message".into()))?;
     let intact = got.ends_with(&content);
     let stats = link.counters();
     let link_bytes = stats
@@ -395,8 +316,8 @@ ca = "certs/ca.pem"
         }
     }
     Ok(if intact {
-        ExitCode::SUCCESS
+        Outcome::Passed
     } else {
-        ExitCode::from(1)
+        Outcome::Failed
     })
 }

@@ -4,24 +4,23 @@
 //! result is compared with what went in.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::Args;
 use deepmail_host::types::{
     DecodeMode, DecodeOptions, EncodeOptions, Greeting, Message, ReassemblyLimits,
 };
 use serde_json::json;
 
-use crate::bundle_cmds::{info_json, BundleOptions};
-use crate::codec_cmds::{envelope_from, Body};
-use crate::Stages;
+use crate::bundle_options::BundleOptions;
+use crate::mail::{envelope_from, message_json, Body};
+use crate::{read_input, BenchError, Outcome, Stages};
 
 const SAMPLE: &[u8] = include_bytes!("../samples/moon-hello.eml");
 
+/// `deepmail roundtrip`: the message, the link's MTU and shuffle, the bundles.
 #[derive(Args)]
-pub(crate) struct RoundtripArgs {
+pub struct RoundtripArgs {
     /// RFC 5322 message to send (default: a built-in sample with 8-bit text,
     /// dot-leading lines and a binary attachment).
     #[arg(value_name = "MESSAGE")]
@@ -72,9 +71,11 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-pub(crate) fn run(stages: &Stages, args: RoundtripArgs) -> anyhow::Result<ExitCode> {
+/// Runs the round trip and prints its table (or JSON); [`Outcome::Failed`]
+/// when the message came back different.
+pub fn run(stages: &Stages, args: RoundtripArgs) -> Result<Outcome, BenchError> {
     let (name, content) = match &args.input {
-        Some(p) => (p.display().to_string(), crate::read_input(p)?),
+        Some(p) => (p.display().to_string(), read_input(p)?),
         None => (
             "built-in sample (moon-hello.eml)".to_string(),
             SAMPLE.to_vec(),
@@ -98,7 +99,7 @@ pub(crate) fn run(stages: &Stages, args: RoundtripArgs) -> anyhow::Result<ExitCo
                 quit: false,
             },
         )
-        .map_err(|e| anyhow::anyhow!("encode: {e}"))?;
+        .map_err(BenchError::plugin("encode"))?;
     rows.push((
         "encode",
         codec.info().source.clone(),
@@ -111,7 +112,7 @@ pub(crate) fn run(stages: &Stages, args: RoundtripArgs) -> anyhow::Result<ExitCo
     let t = Instant::now();
     let bundles = fragmenter
         .fragment_adu(&batch, &spec, args.mtu)
-        .map_err(|e| anyhow::anyhow!("fragment: {e}"))?;
+        .map_err(BenchError::plugin("fragment"))?;
     let wire: usize = bundles.iter().map(Vec::len).sum();
     let largest = bundles.iter().map(Vec::len).max().unwrap_or(0);
     rows.push((
@@ -126,7 +127,7 @@ pub(crate) fn run(stages: &Stages, args: RoundtripArgs) -> anyhow::Result<ExitCo
     ));
     let first = fragmenter
         .inspect(&bundles[0])
-        .map_err(|e| anyhow::anyhow!("inspect: {e}"))?;
+        .map_err(BenchError::plugin("inspect"))?;
 
     // The link: reorder everything and deliver one bundle twice.
     let mut order: Vec<usize> = (0..bundles.len()).collect();
@@ -157,18 +158,20 @@ pub(crate) fn run(stages: &Stages, args: RoundtripArgs) -> anyhow::Result<ExitCo
     };
     let mut session = fragmenter
         .reassembler(limits)
-        .map_err(|e| anyhow::anyhow!("reassembler: {e}"))?;
+        .map_err(BenchError::plugin("reassembler"))?;
     let now = spec.creation_time.saturating_add(1280);
     let mut adu = None;
     for &i in &order {
         if let Some(done) = session
             .push(&bundles[i], now)
-            .map_err(|e| anyhow::anyhow!("reassemble bundle {}: {e}", i + 1))?
+            .map_err(BenchError::plugin(format!("reassemble bundle {}", i + 1)))?
         {
             adu = Some(done);
         }
     }
-    let adu = adu.context("reassembly did not complete: a fragment went missing")?;
+    let adu = adu.ok_or_else(|| {
+        BenchError::CheckFailed("reassembly did not complete: a fragment went missing".into())
+    })?;
     rows.push((
         "reassemble",
         fragmenter.info().source.clone(),
@@ -185,7 +188,7 @@ pub(crate) fn run(stages: &Stages, args: RoundtripArgs) -> anyhow::Result<ExitCo
                 mode: DecodeMode::Strict,
             },
         )
-        .map_err(|e| anyhow::anyhow!("decode: {e}"))?;
+        .map_err(BenchError::plugin("decode"))?;
     rows.push((
         "decode",
         codec.info().source.clone(),
@@ -206,8 +209,8 @@ pub(crate) fn run(stages: &Stages, args: RoundtripArgs) -> anyhow::Result<ExitCo
             "mtu": args.mtu,
             "plugin_load_ms": load_ms,
             "stages": rows.iter().map(|(s, p, i, o, t)| json!({"stage": s, "plugin": p, "input": i, "output": o, "ms": t})).collect::<Vec<_>>(),
-            "first_bundle": info_json(&first),
-            "envelope": crate::codec_cmds::message_json(1, &decoded[0])["forward_paths"].clone(),
+            "first_bundle": deepmail_conformance::bundle_info_json(&first),
+            "envelope": message_json(1, &decoded[0])["forward_paths"].clone(),
             "intact": intact,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -274,8 +277,8 @@ pub(crate) fn run(stages: &Stages, args: RoundtripArgs) -> anyhow::Result<ExitCo
         }
     }
     Ok(if intact {
-        ExitCode::SUCCESS
+        Outcome::Passed
     } else {
-        ExitCode::FAILURE
+        Outcome::Failed
     })
 }

@@ -7,19 +7,18 @@
 //! gzipped as the gateway does.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-use anyhow::Context;
 use base64::Engine;
 use clap::Args;
 use deepmail_host::types::{EncodeOptions, Envelope, ForwardPath, Greeting, Message};
 use serde_json::json;
 
-use crate::Stages;
+use crate::{BenchError, Outcome, Stages};
 
 /// Where Debian puts CPython's email test messages.
 const CPYTHON_EMAIL_DATA: &str = "/usr/lib/python3.11/test/test_email/data";
 
+/// `bench compress`: the corpus and the output format.
 #[derive(Args)]
 pub(crate) struct CompressBenchArgs {
     /// Directory of messages (`*.txt`, RFC 5322) and other files (sent as
@@ -134,7 +133,7 @@ struct Row {
     gzip_bytes: u64,
 }
 
-pub(crate) fn run(stages: &Stages, args: CompressBenchArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(stages: &Stages, args: CompressBenchArgs) -> Result<Outcome, BenchError> {
     let dir = args
         .corpus
         .clone()
@@ -147,7 +146,7 @@ pub(crate) fn run(stages: &Stages, args: CompressBenchArgs) -> anyhow::Result<Ex
             let mut texts = Vec::new();
             let mut attachments = Vec::new();
             for p in &paths {
-                let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+                let bytes = std::fs::read(p).map_err(BenchError::io("reading", p))?;
                 if p.extension().is_some_and(|e| e == "txt") {
                     texts.push(crlf(&bytes));
                 } else {
@@ -159,7 +158,7 @@ pub(crate) fn run(stages: &Stages, args: CompressBenchArgs) -> anyhow::Result<Ex
             classes.push((format!("its other files as attachments ({})", dir.display()), attachments));
         }
         Err(e) if args.corpus.is_some() => {
-            anyhow::bail!("cannot read the corpus {}: {e}", dir.display())
+            return Err(BenchError::io("cannot read the corpus", &dir)(e))
         }
         Err(_) => eprintln!(
             "bench compress: no corpus at {} (apt-get install libpython3.11-testsuite, or --corpus DIR); generated messages only",
@@ -203,7 +202,9 @@ pub(crate) fn run(stages: &Stages, args: CompressBenchArgs) -> anyhow::Result<Ex
                         quit: false,
                     },
                 )
-                .map_err(|e| anyhow::anyhow!("the codec cannot encode a corpus message: {e}"))?;
+                .map_err(BenchError::plugin(
+                    "the codec cannot encode a corpus message",
+                ))?;
             row.bsmtp_bytes += bsmtp.len() as u64;
             row.gzip_bytes += deepmail_gateway::gzip(&bsmtp).len() as u64;
         }
@@ -251,5 +252,5 @@ pub(crate) fn run(stages: &Stages, args: CompressBenchArgs) -> anyhow::Result<Ex
             b as f64 / m as f64
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Passed)
 }

@@ -107,7 +107,7 @@ pub(super) fn report(
     s: &Scenario,
     load: &[Planned],
     results: &[RunResult],
-) -> anyhow::Result<()> {
+) -> Result<(), BenchError> {
     let by_id: HashMap<usize, &Planned> = load.iter().map(|p| (p.id, p)).collect();
     let groups = |r: &RunResult| {
         let mut g: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -297,8 +297,7 @@ pub(super) fn report(
         }
     }
     if let Some(path) = &args.svg {
-        std::fs::write(path, svg(s, results))
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, svg(s, results)).map_err(BenchError::io("writing", path))?;
     }
     if let Some(path) = &args.samples {
         let mut csv =
@@ -317,7 +316,7 @@ pub(super) fn report(
                 ));
             }
         }
-        std::fs::write(path, csv).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, csv).map_err(BenchError::io("writing", path))?;
     }
     Ok(())
 }

@@ -4,22 +4,19 @@
 //! SMTP out to an embedded sink) and reports messages per second at each
 //! stage and the process's peak memory.
 
-use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use deepmail_gateway::{RunningGateway, TestPki};
-use deepmail_smtp::client::{RelayConfig, SmtpClient};
-use deepmail_smtp::{Envelope, Recipient};
 use serde_json::json;
 
-use crate::demo::{start_sink, write_config};
-use crate::Stages;
+use crate::harness::{smtp_load, start_sink, status_kib, write_config};
+use crate::{BenchError, Outcome, Stages};
 
+/// `deepmail bench`: which benchmark, and its options.
 #[derive(Args)]
-pub(crate) struct BenchArgs {
+pub struct BenchArgs {
     #[command(subcommand)]
     what: BenchWhat,
 }
@@ -30,22 +27,22 @@ enum BenchWhat {
     Gateway(GatewayBenchArgs),
     /// Fragmenter implementations compared: native deepmail-bundle against the
     /// fragmenter plugin in use, over ADU sizes × MTUs × CRC types (table, JSON, SVG).
-    Fragment(crate::bench_fragment::FragmentBenchArgs),
+    Fragment(crate::fragment::FragmentBenchArgs),
     /// The latency table: one message by SMTP, HTTPS, HTTP/3 and BP over an
     /// emulated link, accepted on Earth to spooled on the Moon, in OWLT.
-    Link(crate::bench_link::LinkBenchArgs),
+    Link(crate::link::LinkBenchArgs),
     /// What a long queue costs: start time, idle CPU, SMTP accept rate and
     /// CPU per message with 0 to 200,000 messages queued behind a route
     /// that is down.
-    Queue(crate::bench_queue::QueueBenchArgs),
+    Queue(crate::queue::QueueBenchArgs),
     /// Bytes on the link per message byte with `compress = "gzip"`, on
     /// CPython's email test messages, attachments and generated mail.
-    Compress(crate::bench_compress::CompressBenchArgs),
+    Compress(crate::compress::CompressBenchArgs),
     /// The Mars-month benchmark: two gateways across the link emulator
     /// playing a contact plan (windows a sol, light time, a conjunction
     /// blackout), mail arriving all the time; with the plan and without
     /// (baseline), time and volume scaled (table, JSON, SVG).
-    Contact(crate::bench_contact::ContactBenchArgs),
+    Contact(crate::contact::ContactBenchArgs),
 }
 
 #[derive(Args)]
@@ -67,100 +64,36 @@ struct GatewayBenchArgs {
     json: bool,
 }
 
-pub(crate) fn run(stages: &Stages, args: BenchArgs) -> anyhow::Result<ExitCode> {
+/// Runs the benchmark `args` names, printing its report.
+pub fn run(stages: &Stages, args: BenchArgs) -> Result<Outcome, BenchError> {
     match args.what {
         BenchWhat::Gateway(a) => gateway(stages, a),
-        BenchWhat::Fragment(a) => crate::bench_fragment::run(stages, a),
-        BenchWhat::Link(a) => crate::bench_link::run(stages, a),
-        BenchWhat::Queue(a) => crate::bench_queue::run(stages, a),
-        BenchWhat::Compress(a) => crate::bench_compress::run(stages, a),
-        BenchWhat::Contact(a) => crate::bench_contact::run(stages, a),
+        BenchWhat::Fragment(a) => crate::fragment::run(stages, a),
+        BenchWhat::Link(a) => crate::link::run(stages, a),
+        BenchWhat::Queue(a) => crate::queue::run(stages, a),
+        BenchWhat::Compress(a) => crate::compress::run(stages, a),
+        BenchWhat::Contact(a) => crate::contact::run(stages, a),
     }
 }
 
-/// Sends `messages` messages of `size_kib` KiB to `crew<N>@<domain>` over
-/// `connections` SMTP sessions at once (each reused for its share), and
-/// fails on the first refusal: the load of `bench gateway` and `bench queue`.
-pub(crate) async fn smtp_load(
-    smtp: std::net::SocketAddr,
-    messages: usize,
-    connections: usize,
-    size_kib: usize,
-    domain: &str,
-) -> anyhow::Result<()> {
-    let body_line = "The quick brown fox jumps over the lazy dog, in deep space. 0123456789\r\n";
-    let body: String = body_line.repeat((size_kib * 1024).div_ceil(body_line.len()).max(1));
-    let mut senders = tokio::task::JoinSet::new();
-    for c in 0..connections {
-        let share: Vec<usize> = (0..messages).filter(|i| i % connections == c).collect();
-        let body = body.clone();
-        let domain = domain.to_string();
-        senders.spawn(async move {
-            let config = RelayConfig::new("mta.earth.example");
-            let mut client = SmtpClient::connect(smtp, &config).await?;
-            for i in share {
-                let envelope = Envelope {
-                    reverse_path: "ops@earth.example".into(),
-                    mail_params: vec![],
-                    recipients: vec![Recipient {
-                        mailbox: format!("crew{}@{domain}", i % 7),
-                        params: vec![],
-                    }],
-                };
-                let content = format!(
-                    "Message-ID: <bench-{i}@earth.example>\r\nSubject: bench {i}\r\n\r\n{body}"
-                );
-                let d = client.send(&envelope, content.as_bytes()).await?;
-                if !d.all_accepted() {
-                    bail!("message {i} refused: {:?}", d.data_reply);
-                }
-            }
-            let _ = client.quit().await;
-            Ok::<_, anyhow::Error>(())
-        });
-    }
-    while let Some(r) = senders.join_next().await {
-        r??;
-    }
-    Ok(())
-}
-
-/// A `/proc/self/status` field in KiB, e.g. `VmHWM:` (peak resident
-/// memory) or `VmRSS:`.
-pub(crate) fn status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// Peak resident memory of this process (VmHWM), KiB.
-fn peak_rss_kib() -> Option<u64> {
-    status_kib("VmHWM:")
-}
-
-/// Now, Unix milliseconds.
-pub(crate) fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn gateway(stages: &Stages, args: GatewayBenchArgs) -> anyhow::Result<ExitCode> {
+fn gateway(stages: &Stages, args: GatewayBenchArgs) -> Result<Outcome, BenchError> {
     if args.messages == 0 || args.connections == 0 {
-        bail!("--messages and --connections must be at least 1");
+        return Err(BenchError::BadArgument(
+            "--messages and --connections must be at least 1".into(),
+        ));
     }
     let dir = std::env::temp_dir().join(format!("deepmail-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&dir).map_err(BenchError::io("creating", &dir))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(BenchError::system("starting the async runtime"))?;
     let host = stages.host.clone();
     let result = runtime.block_on(async {
         let pki = TestPki::generate(&["localhost".into()], "bench")?;
-        pki.write_to(&dir.join("certs"))?;
+        let certs = dir.join("certs");
+        pki.write_to(&certs).map_err(BenchError::io("writing", &certs))?;
         let (sink, sink_addr, stop_sink) = start_sink("mta.moon.example").await?;
         let moon = RunningGateway::start(
             write_config(
@@ -172,7 +105,10 @@ fn gateway(stages: &Stages, args: GatewayBenchArgs) -> anyhow::Result<ExitCode> 
             host.clone(),
         )
         .await?;
-        let moon_port = moon.https_addr.context("no Moon HTTPS address")?.port();
+        let moon_port = moon
+            .https_addr
+            .ok_or(BenchError::NoAddress("no Moon HTTPS address"))?
+            .port();
         let earth = RunningGateway::start(
             write_config(
                 &dir.join("earth.toml"),
@@ -185,7 +121,9 @@ fn gateway(stages: &Stages, args: GatewayBenchArgs) -> anyhow::Result<ExitCode> 
             host,
         )
         .await?;
-        let earth_smtp = earth.smtp_addr.context("no Earth SMTP address")?;
+        let earth_smtp = earth
+            .smtp_addr
+            .ok_or(BenchError::NoAddress("no Earth SMTP address"))?;
         let started = Instant::now();
         smtp_load(earth_smtp, args.messages, args.connections, args.size_kib, "moon.example").await?;
         let accepted = started.elapsed();
@@ -200,7 +138,9 @@ fn gateway(stages: &Stages, args: GatewayBenchArgs) -> anyhow::Result<ExitCode> 
                 break;
             }
             if Instant::now() > deadline {
-                bail!("not all messages arrived within 300 s");
+                return Err(BenchError::CheckFailed(
+                    "not all messages arrived within 300 s".into(),
+                ));
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -210,12 +150,12 @@ fn gateway(stages: &Stages, args: GatewayBenchArgs) -> anyhow::Result<ExitCode> 
         earth.shutdown(Duration::from_secs(5)).await;
         moon.shutdown(Duration::from_secs(5)).await;
         let _ = stop_sink.send(true);
-        Ok::<_, anyhow::Error>((accepted, spooled, relayed, batches))
+        Ok::<_, BenchError>((accepted, spooled, relayed, batches))
     });
     let _ = std::fs::remove_dir_all(&dir);
     let (accepted, spooled, relayed, batches) = result?;
     let rate = |d: Duration| args.messages as f64 / d.as_secs_f64();
-    let peak = peak_rss_kib();
+    let peak = status_kib("VmHWM:");
     if args.json {
         println!(
             "{}",
@@ -258,5 +198,5 @@ fn gateway(stages: &Stages, args: GatewayBenchArgs) -> anyhow::Result<ExitCode> 
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Passed)
 }

@@ -208,7 +208,7 @@ pub(super) fn render_json(
                 }
                 Err(e) => {
                     v["status"] = json!("failed");
-                    v["error"] = json!(e);
+                    v["error"] = json!(e.to_string());
                 }
             }
             v

@@ -17,10 +17,8 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use deepmail_bundle::{Eid, Reassembler, ReassemblyLimits};
 use deepmail_host::types::{self, BundleSpec};
@@ -28,7 +26,7 @@ use deepmail_host::{Fragmenter, Stage};
 use serde_json::{json, Value};
 
 use crate::output::write_output;
-use crate::Stages;
+use crate::{BenchError, CellFailure, Outcome, Stages};
 
 mod report;
 mod svg;
@@ -59,6 +57,7 @@ const QUICK_MTUS: &[u64] = &[512, 9000];
 const DEFAULT_MIN_TIME_MS: u64 = 300;
 const QUICK_MIN_TIME_MS: u64 = 20;
 
+/// `bench fragment`: the grid, the times, the outputs.
 #[derive(Args)]
 pub(crate) struct FragmentBenchArgs {
     /// ADU sizes, comma-separated: bytes, or with a unit KiB/MiB (K/M), e.g.
@@ -152,61 +151,93 @@ impl Impl {
     }
 }
 
-fn parse_crc(s: &str) -> Result<BenchCrc, String> {
+/// Why a `--sizes`, `--mtus` or `--crcs` value is refused; clap prints
+/// it after the flag and the value.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FlagError {
+    /// No digits.
+    #[error(
+        "`{0}` is not a size: expected a number of bytes, optionally with KiB or MiB, e.g. 64KiB"
+    )]
+    NotASize(String),
+    /// More than a `u64` of bytes.
+    #[error("`{0}` is too large")]
+    TooLarge(String),
+    /// kB or MB: 1000 or 1024?
+    #[error(
+        "`{0}`: decimal units are ambiguous here; use KiB (1024 bytes) or MiB (1048576 bytes)"
+    )]
+    DecimalUnit(String),
+    /// A unit that is none of B, KiB, MiB.
+    #[error("`{input}`: unknown unit `{unit}`; use a number of bytes, KiB or MiB, e.g. 64KiB")]
+    UnknownUnit {
+        /// The value given.
+        input: String,
+        /// Its unit.
+        unit: String,
+    },
+    /// An ADU of 0 bytes.
+    #[error("an ADU of 0 bytes has nothing to fragment; use at least 1")]
+    EmptyAdu,
+    /// An ADU over [`MAX_ADU`].
+    #[error("`{0}` is more than the benchmark's largest ADU, {largest}", largest = human_bytes(MAX_ADU))]
+    AduTooLarge(String),
+    /// An MTU of 0 bytes.
+    #[error("an MTU of 0 bytes fits no bundle")]
+    ZeroMtu,
+    /// `none`: the primary block needs a CRC.
+    #[error("the primary block needs a CRC (RFC 9171 §4.3.1); use crc16 or crc32c")]
+    NoCrc,
+    /// Not a CRC type.
+    #[error("expected crc16 or crc32c")]
+    UnknownCrc,
+}
+
+fn parse_crc(s: &str) -> Result<BenchCrc, FlagError> {
     match s.trim().to_ascii_lowercase().as_str() {
         "crc16" => Ok(BenchCrc::Crc16),
         "crc32c" => Ok(BenchCrc::Crc32c),
-        "none" => {
-            Err("the primary block needs a CRC (RFC 9171 §4.3.1); use crc16 or crc32c".into())
-        }
-        _ => Err("expected crc16 or crc32c".into()),
+        "none" => Err(FlagError::NoCrc),
+        _ => Err(FlagError::UnknownCrc),
     }
 }
 
 /// `1024`, `1KiB`, `64K`, `16MiB`, `2M`: a byte count.
-fn parse_bytes(s: &str) -> Result<u64, String> {
+fn parse_bytes(s: &str) -> Result<u64, FlagError> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
     if digits.is_empty() {
-        return Err(format!(
-            "`{s}` is not a size: expected a number of bytes, optionally with KiB or MiB, e.g. 64KiB"
-        ));
+        return Err(FlagError::NotASize(s.into()));
     }
-    let n: u64 = digits.parse().map_err(|_| format!("`{s}` is too large"))?;
+    let n: u64 = digits.parse().map_err(|_| FlagError::TooLarge(s.into()))?;
     let scale = match unit.trim() {
         "" | "B" | "b" => 1,
         "K" | "k" | "KiB" | "kiB" | "KIB" | "kib" => KIB,
         "M" | "m" | "MiB" | "MIB" | "mib" => MIB,
-        "KB" | "kB" | "kb" | "MB" | "mb" => {
-            return Err(format!(
-            "`{s}`: decimal units are ambiguous here; use KiB (1024 bytes) or MiB (1048576 bytes)"
-        ))
-        }
+        "KB" | "kB" | "kb" | "MB" | "mb" => return Err(FlagError::DecimalUnit(s.into())),
         other => {
-            return Err(format!(
-                "`{s}`: unknown unit `{other}`; use a number of bytes, KiB or MiB, e.g. 64KiB"
-            ))
+            return Err(FlagError::UnknownUnit {
+                input: s.into(),
+                unit: other.into(),
+            })
         }
     };
     n.checked_mul(scale)
-        .ok_or_else(|| format!("`{s}` is too large"))
+        .ok_or_else(|| FlagError::TooLarge(s.into()))
 }
 
-fn parse_adu_size(s: &str) -> Result<u64, String> {
+fn parse_adu_size(s: &str) -> Result<u64, FlagError> {
     match parse_bytes(s)? {
-        0 => Err("an ADU of 0 bytes has nothing to fragment; use at least 1".into()),
-        n if n > MAX_ADU => Err(format!(
-            "`{s}` is more than the benchmark's largest ADU, {}",
-            human_bytes(MAX_ADU)
-        )),
+        0 => Err(FlagError::EmptyAdu),
+        n if n > MAX_ADU => Err(FlagError::AduTooLarge(s.into())),
         n => Ok(n),
     }
 }
 
-fn parse_mtu(s: &str) -> Result<u64, String> {
+fn parse_mtu(s: &str) -> Result<u64, FlagError> {
     match parse_bytes(s)? {
-        0 => Err("an MTU of 0 bytes fits no bundle".into()),
+        0 => Err(FlagError::ZeroMtu),
         n => Ok(n),
     }
 }
@@ -255,7 +286,7 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(args: &FragmentBenchArgs) -> anyhow::Result<Plan> {
+    fn new(args: &FragmentBenchArgs) -> Result<Plan, BenchError> {
         let pick = |given: &[u64], quick: &[u64], default: &[u64]| -> Vec<u64> {
             let mut v = if !given.is_empty() {
                 given.to_vec()
@@ -285,7 +316,9 @@ impl Plan {
         impls.sort_unstable();
         impls.dedup();
         if args.min_samples == 0 {
-            bail!("--min-samples must be at least 1");
+            return Err(BenchError::BadArgument(
+                "--min-samples must be at least 1".into(),
+            ));
         }
         let min_time_ms = args.min_time_ms.unwrap_or(if args.quick {
             QUICK_MIN_TIME_MS
@@ -312,18 +345,16 @@ impl Plan {
     }
 }
 
-pub(crate) fn run(stages: &Stages, args: FragmentBenchArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(stages: &Stages, args: FragmentBenchArgs) -> Result<Outcome, BenchError> {
     let plan = Plan::new(&args)?;
     let source = stages.source(Stage::Fragmenter)?;
     let fragmenter = if plan.impls.contains(&Impl::Plugin) {
-        let loaded = Fragmenter::load(&stages.host, &source).map_err(|e| {
+        let loaded = Fragmenter::load(&stages.host, &source).map_err(|error| {
             let chosen = match stages.chosen(Stage::Fragmenter) {
                 Some(_) => format!("--plugin fragmenter={source}"),
                 None => format!("the default fragmenter {source}"),
             };
-            anyhow::anyhow!(
-                "{chosen}: {e}; give a component exporting the fragmenter interface, or measure only --impl native"
-            )
+            BenchError::NotAFragmenter { chosen, error }
         })?;
         Some(loaded)
     } else {
@@ -345,7 +376,11 @@ pub(crate) fn run(stages: &Stages, args: FragmentBenchArgs) -> anyhow::Result<Ex
     let mut progress = Progress::new(args.quiet, plan.cells());
     let mut cells = Vec::new();
     for &adu_bytes in &plan.sizes {
-        let adu = sample_adu(usize::try_from(adu_bytes).context("ADU size")?);
+        let adu = sample_adu(usize::try_from(adu_bytes).map_err(|_| {
+            BenchError::BadArgument(format!(
+                "an ADU of {adu_bytes} bytes does not fit in memory"
+            ))
+        })?);
         for &crc in &plan.crcs {
             for &mtu in &plan.mtus {
                 for &implementation in &plan.impls {
@@ -422,9 +457,9 @@ pub(crate) fn run(stages: &Stages, args: FragmentBenchArgs) -> anyhow::Result<Ex
             "deepmail: bench fragment: {failed} of {} cells failed (see the table)",
             cells.len()
         );
-        return Ok(ExitCode::FAILURE);
+        return Ok(Outcome::Failed);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Passed)
 }
 #[cfg(test)]
 mod tests {
@@ -436,12 +471,15 @@ mod tests {
         assert_eq!(parse_bytes("1KiB"), Ok(1024));
         assert_eq!(parse_bytes("64K"), Ok(64 * 1024));
         assert_eq!(parse_bytes(" 16MiB "), Ok(16 << 20));
-        assert!(parse_bytes("1MB").unwrap_err().contains("MiB"));
+        assert!(parse_bytes("1MB").unwrap_err().to_string().contains("MiB"));
         assert!(parse_bytes("KiB").is_err());
-        assert!(parse_bytes("12XB").unwrap_err().contains("unknown unit"));
+        assert!(parse_bytes("12XB")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown unit"));
         assert!(parse_adu_size("0").is_err());
         assert!(parse_adu_size("1024MiB").is_err());
-        assert!(parse_crc("none").unwrap_err().contains("4.3.1"));
+        assert!(parse_crc("none").unwrap_err().to_string().contains("4.3.1"));
     }
 
     #[test]
@@ -467,15 +505,17 @@ mod tests {
         let good = Subject::Native
             .fragment(&adu, BenchCrc::Crc32c, 1024)
             .unwrap();
-        assert_eq!(check_bundles(&adu, &good, 1024, limits), Ok(()));
+        check_bundles(&adu, &good, 1024, limits).unwrap();
         // Too big for a smaller MTU.
         assert!(check_bundles(&adu, &good, 512, limits)
             .unwrap_err()
+            .to_string()
             .contains("MTU"));
         // One fragment missing.
         let short = &good[..good.len() - 1];
         assert!(check_bundles(&adu, short, 1024, limits)
             .unwrap_err()
+            .to_string()
             .contains("missing"));
         // The bundles of a different ADU.
         let mut other = adu.clone();
@@ -485,6 +525,7 @@ mod tests {
             .unwrap();
         assert!(check_bundles(&adu, &wrong, 1024, limits)
             .unwrap_err()
+            .to_string()
             .contains("byte 4000"));
     }
 

@@ -73,7 +73,7 @@ pub(super) struct Scenario {
 }
 
 impl Scenario {
-    pub(super) fn new(a: &ContactBenchArgs) -> anyhow::Result<Scenario> {
+    pub(super) fn new(a: &ContactBenchArgs) -> Result<Scenario, BenchError> {
         for (v, what) in [
             (a.sols, "--sols"),
             (a.scale, "--scale"),
@@ -82,26 +82,30 @@ impl Scenario {
             (a.load, "--load"),
         ] {
             if !(v.is_finite() && v > 0.0) {
-                bail!("{what} must be a positive number, not {v}");
+                return Err(BenchError::BadArgument(format!(
+                    "{what} must be a positive number, not {v}"
+                )));
             }
         }
         if a.windows_per_sol == 0 || a.rate_bps < 8 {
-            bail!("--windows-per-sol must be at least 1 and --rate-bps at least 8");
+            return Err(BenchError::BadArgument(
+                "--windows-per-sol must be at least 1 and --rate-bps at least 8".into(),
+            ));
         }
         let spacing = SOL / f64::from(a.windows_per_sol);
         if a.window_hours * 3600.0 > spacing {
-            bail!(
+            return Err(BenchError::BadArgument(format!(
                 "{} windows of {} h do not fit in a sol of {:.1} h",
                 a.windows_per_sol,
                 a.window_hours,
                 SOL / 3600.0
-            );
+            )));
         }
         if a.load > 1.0 {
-            bail!(
+            return Err(BenchError::BadArgument(format!(
                 "--load {} offers more than the windows carry; at most 1",
                 a.load
-            );
+            )));
         }
         let blackout = (
             a.blackout_start * SOL,
@@ -132,18 +136,18 @@ impl Scenario {
             windows,
         };
         if s.emulated_rate() > 50_000_000 {
-            bail!(
+            return Err(BenchError::BadArgument(format!(
                 "--scale {} / --volume-scale {} makes the emulated link {} MB/s; keep it under 50 (raise --volume-scale)",
                 a.scale,
                 a.volume_scale,
                 s.emulated_rate() / 1_000_000
-            );
+            )));
         }
         if s.wall(s.owlt) < Duration::from_millis(5) {
-            bail!(
+            return Err(BenchError::BadArgument(format!(
                 "--scale {} leaves a light time under 5 ms; lower it",
                 a.scale
-            );
+            )));
         }
         Ok(s)
     }

@@ -6,19 +6,18 @@
 //! accepted message with that queue, and the process's memory.
 
 use std::path::Path;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use clap::Args;
 use deepmail_gateway::RunningGateway;
 use deepmail_gateway::{Destination, QueueEntry};
 use deepmail_gateway::{SpooledEnvelope, SpooledRecipient};
 use serde_json::json;
 
-use crate::demo::write_config;
-use crate::Stages;
+use crate::harness::{smtp_load, status_kib, unix_ms, write_config};
+use crate::{BenchError, Outcome, Stages};
 
+/// `bench queue`: the queue lengths and the load at each.
 #[derive(Args)]
 pub(crate) struct QueueBenchArgs {
     /// Queue lengths to measure, comma-separated (messages already queued
@@ -56,10 +55,10 @@ fn cpu_time() -> Option<Duration> {
 /// Writes `n` queued messages for `mars.example` straight into `spool`
 /// (the layout `Queue::enqueue` writes, without its fsyncs: this is setup,
 /// not what is measured).
-fn prefill(spool: &Path, n: usize, content: &[u8]) -> anyhow::Result<()> {
+fn prefill(spool: &Path, n: usize, content: &[u8]) -> Result<(), BenchError> {
     let queue = spool.join("queue");
-    std::fs::create_dir_all(&queue)?;
-    let base = crate::bench_cmd::unix_ms();
+    std::fs::create_dir_all(&queue).map_err(BenchError::io("creating", &queue))?;
+    let base = unix_ms();
     for i in 0..n {
         let id = format!("{base:011x}-prefill-{i}");
         let entry = QueueEntry {
@@ -79,9 +78,11 @@ fn prefill(spool: &Path, n: usize, content: &[u8]) -> anyhow::Result<()> {
             message_id: format!("<prefill-{i}@earth.example>"),
         };
         let dir = queue.join(deepmail_gateway::shard_of(&id)).join(&id);
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("message.eml"), content)?;
-        std::fs::write(dir.join("entry.json"), serde_json::to_vec(&entry)?)?;
+        std::fs::create_dir_all(&dir).map_err(BenchError::io("creating", &dir))?;
+        let (message, record) = (dir.join("message.eml"), dir.join("entry.json"));
+        std::fs::write(&message, content).map_err(BenchError::io("writing", &message))?;
+        std::fs::write(&record, serde_json::to_vec(&entry)?)
+            .map_err(BenchError::io("writing", &record))?;
     }
     Ok(())
 }
@@ -96,21 +97,24 @@ struct Row {
     rss_kib: u64,
 }
 
-pub(crate) fn run(stages: &Stages, args: QueueBenchArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(stages: &Stages, args: QueueBenchArgs) -> Result<Outcome, BenchError> {
     if args.messages == 0 || args.connections == 0 || args.queued.is_empty() {
-        bail!("--messages, --connections and --queued must be given and at least 1");
+        return Err(BenchError::BadArgument(
+            "--messages, --connections and --queued must be given and at least 1".into(),
+        ));
     }
     let root = std::env::temp_dir().join(format!("deepmail-bench-queue-{}", std::process::id()));
-    std::fs::create_dir_all(&root)?;
+    std::fs::create_dir_all(&root).map_err(BenchError::io("creating", &root))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(BenchError::system("starting the async runtime"))?;
     let body_line = "The quick brown fox jumps over the lazy dog, on Mars. 0123456789\r\n";
     let body: String = body_line.repeat((args.size_kib * 1024).div_ceil(body_line.len()).max(1));
     let mut rows = Vec::new();
     for (run, &queued) in args.queued.iter().enumerate() {
         let dir = root.join(format!("run{run}-{queued}"));
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir).map_err(BenchError::io("creating", &dir))?;
         let t = Instant::now();
         let content = format!("Subject: queued\r\n\r\n{body}");
         prefill(&dir.join("spool"), queued, content.as_bytes())?;
@@ -135,10 +139,13 @@ pub(crate) fn run(stages: &Stages, args: QueueBenchArgs) -> anyhow::Result<ExitC
             let t = Instant::now();
             let gateway = RunningGateway::start(config, host).await?;
             let start = t.elapsed();
-            let smtp = gateway.smtp_addr.context("no SMTP address")?;
+            let smtp = gateway
+                .smtp_addr
+                .ok_or(BenchError::NoAddress("no SMTP address"))?;
             // Let the first attempts fail and the routes be held.
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let cpu0 = cpu_time().context("no /proc/self/stat")?;
+            let cpu0 =
+                cpu_time().ok_or_else(|| BenchError::CheckFailed("no /proc/self/stat".into()))?;
             let t = Instant::now();
             tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
             let idle =
@@ -146,7 +153,7 @@ pub(crate) fn run(stages: &Stages, args: QueueBenchArgs) -> anyhow::Result<ExitC
 
             let cpu0 = cpu_time().unwrap_or_default();
             let t = Instant::now();
-            crate::bench_cmd::smtp_load(
+            smtp_load(
                 smtp,
                 args.messages,
                 args.connections,
@@ -156,9 +163,9 @@ pub(crate) fn run(stages: &Stages, args: QueueBenchArgs) -> anyhow::Result<ExitC
             .await?;
             let accept = t.elapsed();
             let cpu = cpu_time().unwrap_or(cpu0) - cpu0;
-            let rss_kib = crate::bench_cmd::status_kib("VmRSS:").unwrap_or(0);
+            let rss_kib = status_kib("VmRSS:").unwrap_or(0);
             gateway.shutdown(Duration::from_secs(5)).await;
-            Ok::<_, anyhow::Error>(Row {
+            Ok::<_, BenchError>(Row {
                 queued,
                 prefill: prefill_time,
                 start,
@@ -207,7 +214,7 @@ pub(crate) fn run(stages: &Stages, args: QueueBenchArgs) -> anyhow::Result<ExitC
             "{}",
             serde_json::to_string_pretty(&json!({
                 "messages": args.messages, "connections": args.connections, "size_kib": args.size_kib,
-                "idle_secs": args.idle_secs, "runs": out, "peak_rss_kib": crate::bench_cmd::status_kib("VmHWM:"),
+                "idle_secs": args.idle_secs, "runs": out, "peak_rss_kib": status_kib("VmHWM:"),
             }))?
         );
     } else {
@@ -231,12 +238,12 @@ pub(crate) fn run(stages: &Stages, args: QueueBenchArgs) -> anyhow::Result<ExitC
                 r.rss_kib as f64 / 1024.0
             );
         }
-        if let Some(kib) = crate::bench_cmd::status_kib("VmHWM:") {
+        if let Some(kib) = status_kib("VmHWM:") {
             println!(
                 "  peak memory of this process over all runs: {:.1} MiB",
                 kib as f64 / 1024.0
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Passed)
 }

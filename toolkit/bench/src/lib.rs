@@ -1,0 +1,56 @@
+//! `deepmail-bench`: what `deepmail bench`, `deepmail demo` and `deepmail
+//! roundtrip` run, as a library the CLI calls. Each harness takes its
+//! clap arguments (so `--help` is defined once, here) and the [`Stages`]
+//! (the WebAssembly host and the plugin chosen for each stage), prints its
+//! report, writes its files and returns an [`Outcome`] or a typed
+//! [`BenchError`].
+//!
+//! * [`bench`]: `bench gateway`, `fragment`, `link`, `queue`, `compress`,
+//!   `contact`; each bench's module documentation says what it measures
+//!   and how.
+//! * [`demo`]: Earth to Moon through two gateways on this machine.
+//! * [`roundtrip`]: one email through every stage plugin and back.
+//!
+//! The helpers the CLI's other commands share with them live here too:
+//! [`output`] (atomic files), [`mail`] (envelopes from headers, messages
+//! as JSON), [`bundle_options`] (primary-block flags), [`logging`], and
+//! [`read_input`].
+
+pub mod bench;
+pub mod bundle_options;
+pub mod demo;
+pub mod logging;
+pub mod mail;
+pub mod output;
+pub mod roundtrip;
+
+mod compress;
+mod contact;
+mod error;
+mod fragment;
+mod harness;
+mod link;
+mod queue;
+mod stages;
+
+pub use crate::error::{BenchError, CellFailure};
+pub use crate::stages::{read_input, Stages};
+
+/// How a run that completed ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything measured checked out.
+    Passed,
+    /// The run completed but found a failure it reports (a cell that
+    /// failed its check, content changed in transit).
+    Failed,
+}
+
+impl From<Outcome> for std::process::ExitCode {
+    fn from(outcome: Outcome) -> std::process::ExitCode {
+        match outcome {
+            Outcome::Passed => std::process::ExitCode::SUCCESS,
+            Outcome::Failed => std::process::ExitCode::FAILURE,
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Messages from files and flags: the envelope a message is sent with, a
+//! decoded message as JSON, and CRLF line ends.
+
+use base64::Engine as _;
+use clap::ValueEnum;
+use deepmail_host::types::{Envelope, ForwardPath, Message, SmtpParam};
+use serde_json::{json, Value};
+
+use crate::BenchError;
+
+/// Which BODY parameter to declare on MAIL FROM.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+pub enum Body {
+    /// BODY=8BITMIME when the content has 8-bit octets or lines over 998 octets.
+    Auto,
+    /// Declare nothing.
+    #[value(name = "7bit")]
+    SevenBit,
+    /// Always BODY=8BITMIME.
+    #[value(name = "8bitmime")]
+    EightBitMime,
+}
+
+fn parse_param(text: &str) -> SmtpParam {
+    match text.split_once('=') {
+        Some((k, v)) => SmtpParam {
+            keyword: k.to_string(),
+            value: Some(v.to_string()),
+        },
+        None => SmtpParam {
+            keyword: text.to_string(),
+            value: None,
+        },
+    }
+}
+
+fn strip_brackets(a: &str) -> String {
+    let a = a.trim();
+    a.strip_prefix('<')
+        .and_then(|x| x.strip_suffix('>'))
+        .unwrap_or(a)
+        .to_string()
+}
+
+/// The envelope for `content`: `from`/`to` where given, else the headers;
+/// BODY=8BITMIME and SMTPUTF8 added when the content or addresses need them.
+pub fn envelope_from(
+    from: Option<&str>,
+    to: &[String],
+    params: &[String],
+    body: Body,
+    name: &str,
+    content: &[u8],
+    say: bool,
+) -> Result<Envelope, BenchError> {
+    let parsed = mail_parser::MessageParser::default().parse(content);
+    let reverse_path = match from {
+        Some(f) => strip_brackets(f),
+        None => {
+            let msg = parsed
+                .as_ref()
+                .ok_or_else(|| bad(format!("{name}: not an RFC 5322 message; give --from")))?;
+            let from = msg
+                .return_address()
+                .map(strip_brackets)
+                .or_else(|| {
+                    msg.from()
+                        .and_then(|a| a.first())
+                        .and_then(|a| a.address())
+                        .map(str::to_string)
+                })
+                .ok_or_else(|| {
+                    bad(format!(
+                        "{name}: no Return-Path or From address; give --from"
+                    ))
+                })?;
+            if say {
+                eprintln!("deepmail: {name}: envelope sender {from} (from the headers)");
+            }
+            from
+        }
+    };
+    let recipients: Vec<String> = if !to.is_empty() {
+        to.iter().map(|t| strip_brackets(t)).collect()
+    } else {
+        let msg = parsed
+            .as_ref()
+            .ok_or_else(|| bad(format!("{name}: not an RFC 5322 message; give --to")))?;
+        let mut r: Vec<String> = [msg.to(), msg.cc()]
+            .into_iter()
+            .flatten()
+            .flat_map(|list| {
+                list.iter()
+                    .filter_map(|a| a.address().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        r.dedup();
+        if r.is_empty() {
+            return Err(bad(format!("{name}: no To or Cc addresses; give --to")));
+        }
+        if say {
+            eprintln!(
+                "deepmail: {name}: envelope recipients {} (from the headers)",
+                r.join(", ")
+            );
+        }
+        r
+    };
+    let mut mail_parameters: Vec<SmtpParam> = params.iter().map(|p| parse_param(p)).collect();
+    let has = |ps: &[SmtpParam], k: &str| ps.iter().any(|p| p.keyword.eq_ignore_ascii_case(k));
+    let needs_8bit =
+        content.iter().any(|b| *b >= 0x80) || content.split(|b| *b == b'\n').any(|l| l.len() > 999);
+    if !has(&mail_parameters, "BODY")
+        && (body == Body::EightBitMime || (body == Body::Auto && needs_8bit))
+    {
+        mail_parameters.push(SmtpParam {
+            keyword: "BODY".into(),
+            value: Some("8BITMIME".into()),
+        });
+    }
+    let non_ascii = !reverse_path.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
+    if non_ascii && !has(&mail_parameters, "SMTPUTF8") {
+        mail_parameters.push(SmtpParam {
+            keyword: "SMTPUTF8".into(),
+            value: None,
+        });
+    }
+    Ok(Envelope {
+        reverse_path,
+        mail_parameters,
+        forward_paths: recipients
+            .into_iter()
+            .map(|mailbox| ForwardPath {
+                mailbox,
+                parameters: vec![],
+            })
+            .collect(),
+    })
+}
+
+fn params_text(ps: &[SmtpParam]) -> Vec<String> {
+    ps.iter()
+        .map(|p| match &p.value {
+            Some(v) => format!("{}={v}", p.keyword),
+            None => p.keyword.clone(),
+        })
+        .collect()
+}
+
+/// A decoded message as JSON for people and tools.
+pub fn message_json(index: usize, m: &Message) -> Value {
+    let parsed = mail_parser::MessageParser::default().parse(&m.content);
+    let mut v = json!({
+        "index": index,
+        "reverse_path": m.envelope.reverse_path,
+        "mail_parameters": params_text(&m.envelope.mail_parameters),
+        "forward_paths": m.envelope.forward_paths.iter().map(|f| json!({
+            "mailbox": f.mailbox, "parameters": params_text(&f.parameters)})).collect::<Vec<_>>(),
+        "size": m.content.len(),
+        "subject": parsed.as_ref().and_then(|p| p.subject()).map(str::to_string),
+        "message_id": parsed.as_ref().and_then(|p| p.message_id()).map(str::to_string),
+    });
+    match std::str::from_utf8(&m.content) {
+        Ok(text) => v["content"] = Value::String(text.to_string()),
+        Err(_) => {
+            v["content_base64"] =
+                Value::String(base64::engine::general_purpose::STANDARD.encode(&m.content))
+        }
+    }
+    v
+}
+
+/// `content` with every line ending in CRLF (LF or CRLF in), ending in one.
+pub fn crlf(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + content.len() / 40 + 2);
+    for (i, line) in content.split(|b| *b == b'\n').enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn bad(sentence: String) -> BenchError {
+    BenchError::BadArgument(sentence)
+}
