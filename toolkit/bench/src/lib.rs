@@ -32,6 +32,7 @@ mod harness;
 mod link;
 mod queue;
 mod stages;
+mod svg;
 
 pub use crate::error::{BenchError, CellFailure};
 pub use crate::stages::{read_input, Stages};

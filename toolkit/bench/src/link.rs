@@ -32,6 +32,7 @@ use deepmail_smtp::{Envelope, Recipient};
 use serde_json::json;
 
 use crate::harness::{start_sink, warm_plugins, write_config};
+use crate::svg::Svg;
 use crate::{BenchError, Outcome, Stages};
 
 /// `bench link`: the light time, its scale, the messages, the outputs.
@@ -460,12 +461,6 @@ fn report(args: &LinkBenchArgs, rows: &[Row]) -> Result<(), BenchError> {
     Ok(())
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 /// A horizontal bar per row, in OWLT, with a line at 1 OWLT (the limit);
 /// a failed route is a label instead of a bar.
 fn svg(owlt_ms: u64, scale: u32, rows: &[Row]) -> String {
@@ -478,7 +473,6 @@ fn svg(owlt_ms: u64, scale: u32, rows: &[Row]) -> String {
         .fold(1.0f64, f64::max)
         .ceil();
     let px = width / max;
-    let height = 90.0 + rows.len() as f64 * (bar_h + gap);
     let owlt = if scale == 1 {
         format!("{owlt_ms} ms")
     } else {
@@ -487,10 +481,17 @@ fn svg(owlt_ms: u64, scale: u32, rows: &[Row]) -> String {
             human(Duration::from_millis(owlt_ms))
         )
     };
-    let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">Accepted on Earth to spooled on the far side, in one-way light times (OWLT = {})</text>\n",
-        escape(&owlt),
-        w = left + width + 90.0
+    let mut out = Svg::new(
+        left + width + 90.0,
+        90.0 + rows.len() as f64 * (bar_h + gap),
+    );
+    out.text(
+        10.0,
+        22.0,
+        r#" font-size="15" font-weight="bold""#,
+        &format!(
+            "Accepted on Earth to spooled on the far side, in one-way light times (OWLT = {owlt})"
+        ),
     );
     for (i, r) in rows.iter().enumerate() {
         let y = 45.0 + i as f64 * (bar_h + gap);
@@ -500,33 +501,43 @@ fn svg(owlt_ms: u64, scale: u32, rows: &[Row]) -> String {
             x if x.starts_with("HTTP/3") => "#8e44ad",
             _ => "#27ae60",
         };
-        out.push_str(&format!(
-            "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{} #{}</text>\n",
+        out.text(
             left - 8.0,
             y + 15.0,
-            escape(r.route),
-            r.message
-        ));
+            r#" text-anchor="end""#,
+            &format!("{} #{}", r.route, r.message),
+        );
         match multiple(r) {
-            Some(v) => out.push_str(&format!(
-                "<rect x=\"{left}\" y=\"{y:.0}\" width=\"{:.1}\" height=\"{bar_h}\" fill=\"{color}\"/>\n<text x=\"{:.1}\" y=\"{:.0}\">{v:.2}</text>\n",
-                v * px,
-                left + v * px + 6.0,
-                y + 15.0
-            )),
-            None => out.push_str(&format!(
-                "<text x=\"{:.1}\" y=\"{:.0}\" fill=\"{color}\">fails (times out)</text>\n",
+            Some(v) => {
+                out.rect(left, y, v * px, bar_h, &format!(r#" fill="{color}""#));
+                out.text(left + v * px + 6.0, y + 15.0, "", &format!("{v:.2}"));
+            }
+            None => out.text(
                 left + 6.0,
-                y + 15.0
-            )),
+                y + 15.0,
+                &format!(r#" fill="{color}""#),
+                "fails (times out)",
+            ),
         }
     }
     let axis_y = 45.0 + rows.len() as f64 * (bar_h + gap) + 4.0;
-    out.push_str(&format!(
-        "<line x1=\"{left}\" y1=\"40\" x2=\"{left}\" y2=\"{axis_y}\" stroke=\"black\"/>\n<line x1=\"{x1:.1}\" y1=\"40\" x2=\"{x1:.1}\" y2=\"{axis_y}\" stroke=\"black\" stroke-dasharray=\"4 3\"/>\n<text x=\"{x1:.1}\" y=\"{ty:.0}\" text-anchor=\"middle\">1 OWLT (the limit)</text>\n<text x=\"{xm:.1}\" y=\"{ty:.0}\" text-anchor=\"middle\">{max:.0} OWLT</text>\n</svg>\n",
-        x1 = left + px,
-        xm = left + width,
-        ty = axis_y + 16.0
-    ));
-    out
+    out.line((left, 40.0), (left, axis_y), r#" stroke="black""#);
+    out.line(
+        (left + px, 40.0),
+        (left + px, axis_y),
+        r#" stroke="black" stroke-dasharray="4 3""#,
+    );
+    out.text(
+        left + px,
+        axis_y + 16.0,
+        r#" text-anchor="middle""#,
+        "1 OWLT (the limit)",
+    );
+    out.text(
+        left + width,
+        axis_y + 16.0,
+        r#" text-anchor="middle""#,
+        &format!("{max:.0} OWLT"),
+    );
+    out.finish()
 }
