@@ -77,11 +77,10 @@ fn prefill(spool: &Path, n: usize, content: &[u8]) -> Result<(), BenchError> {
             origin: "bench prefill".into(),
             message_id: format!("<prefill-{i}@earth.example>"),
         };
-        let dir = queue.join(deepmail_gateway::shard_of(&id)).join(&id);
-        std::fs::create_dir_all(&dir).map_err(BenchError::io("creating", &dir))?;
-        let (message, record) = (dir.join("message.eml"), dir.join("entry.json"));
-        std::fs::write(&message, content).map_err(BenchError::io("writing", &message))?;
-        std::fs::write(&record, serde_json::to_vec(&entry)?)
+        let shard = queue.join(deepmail_gateway::shard_of(&id));
+        std::fs::create_dir_all(&shard).map_err(BenchError::io("creating", &shard))?;
+        let record = shard.join(format!("{id}.msg"));
+        std::fs::write(&record, deepmail_gateway::record_bytes(&entry, content))
             .map_err(BenchError::io("writing", &record))?;
     }
     Ok(())
@@ -144,6 +143,17 @@ pub(crate) fn run(stages: &Stages, args: QueueBenchArgs) -> Result<Outcome, Benc
                 .ok_or(BenchError::NoAddress("no SMTP address"))?;
             // Let the first attempts fail and the routes be held.
             tokio::time::sleep(Duration::from_secs(2)).await;
+            // The prefilled spool is what the gateway reads: a layout it
+            // did not recognise would measure an empty queue.
+            let seen = gateway
+                .metrics
+                .queue_messages
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if seen < queued as u64 {
+                return Err(BenchError::CheckFailed(format!(
+                    "the gateway sees {seen} of the {queued} messages written into its spool"
+                )));
+            }
             let cpu0 =
                 cpu_time().ok_or_else(|| BenchError::CheckFailed("no /proc/self/stat".into()))?;
             let t = Instant::now();
