@@ -56,9 +56,18 @@ fn two_gateways_carry_mail_as_bpv6_by_config_alone() {
     let (sink, sink_addr) = common::start_sink(&runtime);
     let stages = format!("[stages]\nfragmenter = \"{wasm}\"\n");
     let moon_tcpcl = common::free_port();
+    // Each Moon has a spool of its own: the BPv7 Moon that replaces the
+    // BPv6 one (killed) must not relay again what the first had received
+    // but not yet recorded as relayed when it was killed (at-least-once
+    // across a crash is the gateway's contract; this test counts arrivals).
     let moon_toml = |fragmenter: &str| {
+        let spool = if fragmenter.is_empty() {
+            "spool-moon7"
+        } else {
+            "spool-moon6"
+        };
         format!(
-            "name = \"gw.moon.example\"\nspool = \"spool-moon\"\n{fragmenter}[bp]\nnode-id = \"ipn:2.0\"\nlisten = \"127.0.0.1:{moon_tcpcl}\"\nendpoints = [\"ipn:2.25\"]\n[relay]\nsmtp = \"{sink_addr}\"\ndomains = [\"moon.example\"]\n"
+            "name = \"gw.moon.example\"\nspool = \"{spool}\"\n{fragmenter}[bp]\nnode-id = \"ipn:2.0\"\nlisten = \"127.0.0.1:{moon_tcpcl}\"\nendpoints = [\"ipn:2.25\"]\n[relay]\nsmtp = \"{sink_addr}\"\ndomains = [\"moon.example\"]\n"
         )
     };
     let mut procs = Kill(vec![common::spawn_gateway(dir, "moon", moon_toml(&stages))]);
