@@ -10,11 +10,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use deepmail_gateway::GatewayPolicy;
-use deepmail_gateway::Queue;
 use deepmail_gateway::SubmitError;
 use deepmail_gateway::{GatewayConfig, RunningGateway};
+use deepmail_gateway::{Queue, QueueReport};
 use deepmail_host::types::{DecodeMode, DecodeOptions};
-use serde_json::json;
 
 use deepmail_bench::logging::{init_logging, LogFormat};
 use deepmail_bench::Stages;
@@ -139,170 +138,26 @@ enum QueueAction {
     },
 }
 
-/// Per destination: what is queued and, for routes with a contact plan,
-/// the next window and what is expected to leave in it (oldest first, as
-/// much as the window carries).
-fn destination_rows(
-    config: &GatewayConfig,
-    snapshot: &deepmail_gateway::Snapshot,
-    now: u64,
-) -> Vec<serde_json::Value> {
-    let mut by_dest: std::collections::BTreeMap<String, Vec<(u64, u64)>> = Default::default();
-    for e in snapshot.entries.values() {
-        by_dest
-            .entry(e.destination.to_string())
-            .or_default()
-            .push((e.received_ms, e.bytes));
-    }
-    let at = |ms: u64| {
-        deepmail_link::contact_plan::civil::rfc3339(
-            std::time::UNIX_EPOCH + Duration::from_millis(ms),
-        )
-    };
-    by_dest
-        .into_iter()
-        .map(|(dest, mut msgs)| {
-            msgs.sort_unstable();
-            let bytes: u64 = msgs.iter().map(|m| m.1).sum();
-            let mut row = json!({"destination": dest, "messages": msgs.len(), "bytes": bytes});
-            let window = config
-                .route_for(&dest)
-                .and_then(|r| r.plan.as_ref())
-                .and_then(|p| p.link.next(now).map(|w| (p, w)));
-            if let Some((plan, w)) = window {
-                let mut room = w.bytes_left(now.max(w.start_ms).saturating_add(w.owlt_ms));
-                let (mut n, mut b) = (0u64, 0u64);
-                for (_, size) in &msgs {
-                    if *size > room {
-                        break;
-                    }
-                    room -= size;
-                    n += 1;
-                    b += size;
-                }
-                row["next_window"] = json!({
-                    "plan": plan.source, "from_node": plan.nodes.0, "to_node": plan.nodes.1,
-                    "opens": at(w.start_ms), "closes": at(w.end_ms), "open_now": w.start_ms <= now,
-                    "opens_in_secs": w.start_ms.saturating_sub(now) / 1000,
-                    "rate_bytes_per_sec": w.rate, "owlt_ms": w.owlt_ms,
-                });
-                row["expected_to_leave"] = json!({"messages": n, "bytes": b});
-            }
-            row
-        })
-        .collect()
-}
-
 pub(crate) fn run_queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
     let config = GatewayConfig::load(&args.config)?;
     let queue = Queue::open(&config.spool, false)?;
     let snapshot = queue.snapshot()?;
-    let quarantined = queue.quarantined();
-    let batch_of = |id: &str| {
-        snapshot
-            .batches
-            .iter()
-            .find(|b| b.members.iter().any(|m| m == id))
-    };
     match args.action {
         QueueAction::List { json } => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
-            let rows: Vec<_> = snapshot
-                .entries
-                .values()
-                .map(|e| {
-                    let b = batch_of(&e.id);
-                    json!({
-                        "id": e.id,
-                        "destination": e.destination.to_string(),
-                        "from": e.envelope.reverse_path,
-                        "to": e.envelope.forward_paths.iter().map(|f| f.mailbox.clone()).collect::<Vec<_>>(),
-                        "bytes": e.bytes,
-                        "age_secs": now.saturating_sub(e.received_ms) / 1000,
-                        "message_id": e.message_id,
-                        "batch": b.map(|b| b.id.clone()),
-                        "attempts": b.map(|b| b.attempts).unwrap_or(0),
-                        "next_attempt_in_secs": b.map(|b| b.next_attempt_ms.saturating_sub(now) / 1000).unwrap_or(0),
-                        "last_error": b.and_then(|b| b.last_error.clone()),
-                    })
-                })
-                .collect();
-            let destinations = destination_rows(&config, &snapshot, now);
+            let report = QueueReport::new(&config, &queue, &snapshot, now);
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &json!({"spool": config.spool, "messages": rows, "destinations": destinations, "damaged": snapshot.damaged,
-                                "quarantined": quarantined.iter().map(|(p, r)| json!({"path": p, "reason": r})).collect::<Vec<_>>()})
-                    )?
-                );
-            } else if rows.is_empty() {
-                println!("queue of {} is empty", config.name);
+                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
             } else {
-                println!(
-                    "{:<44} {:<16} {:>9} {:>6} {:>4}  from -> to / last error",
-                    "id", "destination", "bytes", "age s", "try"
-                );
-                for r in &rows {
-                    println!(
-                        "{:<44} {:<16} {:>9} {:>6} {:>4}  {} -> {}",
-                        r["id"].as_str().unwrap_or(""),
-                        r["destination"].as_str().unwrap_or(""),
-                        // (A JSON value's Display ignores width: numbers.)
-                        r["bytes"].as_u64().unwrap_or(0),
-                        r["age_secs"].as_u64().unwrap_or(0),
-                        r["attempts"].as_u64().unwrap_or(0),
-                        r["from"].as_str().filter(|f| !f.is_empty()).unwrap_or("<>"),
-                        r["to"]
-                            .as_array()
-                            .map(|a| a
-                                .iter()
-                                .filter_map(|v| v.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", "))
-                            .unwrap_or_default(),
-                    );
-                    if let Some(err) = r["last_error"].as_str() {
-                        println!("{:>44}   last error: {err}", "");
-                    }
-                }
-                println!("{} message(s)", rows.len());
-                for d in &destinations {
-                    let Some(w) = d.get("next_window") else {
-                        continue;
-                    };
-                    println!(
-                        "{}: {} queued ({} bytes); next window {} to {} ({}), {} B/s: {} message(s), {} bytes expected to leave in it",
-                        d["destination"].as_str().unwrap_or(""),
-                        d["messages"],
-                        d["bytes"],
-                        w["opens"].as_str().unwrap_or(""),
-                        w["closes"].as_str().unwrap_or(""),
-                        if w["open_now"].as_bool() == Some(true) {
-                            "open now".to_string()
-                        } else {
-                            format!("in {} s", w["opens_in_secs"])
-                        },
-                        w["rate_bytes_per_sec"],
-                        d["expected_to_leave"]["messages"],
-                        d["expected_to_leave"]["bytes"],
-                    );
-                }
+                print!("{}", report.text());
             }
-            for d in &snapshot.damaged {
+            for d in report.damaged() {
                 eprintln!("deepmail: damaged queue entry: {d}");
             }
-            if !json && !quarantined.is_empty() {
-                println!(
-                    "\n{} damaged record(s) moved aside into {} (not sent; kept for you):",
-                    quarantined.len(),
-                    config.spool.join("quarantine").display()
-                );
-                for (path, reason) in &quarantined {
-                    println!("  {}: {reason}", path.display());
-                }
+            if !json {
+                print!("{}", report.quarantine_text());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -310,14 +165,7 @@ pub(crate) fn run_queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
             if ids.is_empty() && !all {
                 anyhow::bail!("name queue ids to retry, or give --all");
             }
-            let mut touched = 0;
-            for mut b in snapshot.batches.clone() {
-                if all || b.members.iter().any(|m| ids.contains(m)) {
-                    b.next_attempt_ms = 0;
-                    queue.save_batch(&b)?;
-                    touched += b.members.len();
-                }
-            }
+            let touched = deepmail_gateway::make_due(&queue, &snapshot, &ids, all)?;
             for id in &ids {
                 if !snapshot.entries.contains_key(id) {
                     eprintln!("deepmail: {id} is not queued");

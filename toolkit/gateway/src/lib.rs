@@ -39,6 +39,7 @@ mod metrics;
 pub mod mta_config;
 mod policy;
 mod queue;
+mod queue_report;
 mod receive;
 mod relay;
 mod returns;
@@ -63,6 +64,7 @@ pub use crate::submit::{submit, MessageReport, SubmitError, SubmitReport};
 pub use crate::queue::{
     header_value, record_bytes, shard_of, Destination, Queue, QueueEntry, Snapshot,
 };
+pub use crate::queue_report::{make_due, QueueReport};
 pub use crate::spool::{
     BatchMeta, Spool, SpoolError, SpooledBatch, SpooledEnvelope, SpooledRecipient, StoreOutcome,
 };
