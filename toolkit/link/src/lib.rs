@@ -53,11 +53,17 @@
 //! direction with a cap, and without one whatever the senders write
 //! within one delay.
 //!
+//! [`LinkOptions`] are the emulator's settings as `deepmail link` takes
+//! them (a `clap::Args` with the `cli` feature), [`LinkOptions::link_config`]
+//! the [`LinkConfig`] they make; [`listening_text`] and [`listening_json`]
+//! describe a started link.
+//!
 //! ```
 #![doc = include_str!("../examples/mars_link.rs")]
 //! ```
 #![warn(missing_docs)]
 
+mod args;
 mod channel;
 mod config;
 mod delay_line;
@@ -66,6 +72,11 @@ mod stats;
 mod tcp;
 mod udp;
 
+pub use crate::args::{
+    describe, directed_duration, directed_probability, directed_rate, down_mode, listening_json,
+    listening_text, node_pair, positive_number, ArgError, Directed, LinkOptions, LinkOptionsError,
+    Which,
+};
 pub use crate::config::{
     parse_duration, parse_probability, ConfigError, DirectionConfig, DownMode, LinkConfig,
     ParseError, Rate, RelaySpec, Schedule, DEFAULT_MSS, DEFAULT_QUEUE_LIMIT,
