@@ -15,6 +15,9 @@
 //! Where an operation's output is the implementation's choice (fragment
 //! boundaries), the runner checks properties with the reference parser in
 //! `deepmail-bundle` instead of comparing bytes.
+//!
+//! [`scaffold`] makes new plugin projects whose `make check` runs this
+//! suite on them (`deepmail plugin new`).
 
 #![warn(missing_docs)]
 
@@ -25,6 +28,7 @@ mod mismatch;
 mod protocol;
 mod report;
 mod runner;
+pub mod scaffold;
 mod vectors;
 mod wasm;
 

@@ -9,7 +9,6 @@ mod conformance_cmd;
 mod gateway_cmd;
 mod link_cmd;
 mod mta_config_cmd;
-mod plugin_new;
 mod receive_cmd;
 mod resolve_cmd;
 mod send_cmd;
@@ -134,7 +133,7 @@ enum PluginCommand {
     /// Scaffold a stage plugin project that builds to a component: the WIT,
     /// the source, a README and a Makefile whose `make check` runs the
     /// conformance vectors on it.
-    New(plugin_new::NewArgs),
+    New(deepmail_conformance::scaffold::NewPlugin),
 }
 
 #[derive(Args)]
@@ -231,6 +230,29 @@ fn list_plugins(stages: &Stages, args: &PluginsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `plugin new`: makes the project, says what it wrote and what to run.
+fn new_plugin(args: &deepmail_conformance::scaffold::NewPlugin) -> anyhow::Result<()> {
+    let made = deepmail_conformance::scaffold::create(args)?;
+    println!(
+        "created {} ({} {} plugin `{}`):",
+        made.dir.display(),
+        made.lang_name,
+        made.stage,
+        made.name
+    );
+    for rel in &made.files {
+        println!("  {rel}");
+    }
+    println!(
+        "next: cd {} && make check DEEPMAIL={}",
+        made.dir.display(),
+        std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "deepmail".into())
+    );
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let plugins = &cli.plugins;
     let stages = Stages::new(
@@ -249,7 +271,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Send(a) => send_cmd::run(&stages, a),
         Command::Plugins(a) => list_plugins(&stages, &a).map(|_| ExitCode::SUCCESS),
         Command::Plugin(a) => match a.command {
-            PluginCommand::New(n) => plugin_new::run(n).map(|_| ExitCode::SUCCESS),
+            PluginCommand::New(n) => new_plugin(&n).map(|_| ExitCode::SUCCESS),
         },
         Command::Conformance(a) => conformance_cmd::run_cmd(&stages, a),
         Command::Receive(a) => receive_cmd::run(&stages, a).map(|_| ExitCode::SUCCESS),

@@ -1,19 +1,20 @@
-//! `plugin new`: scaffolds a stage plugin project that builds to a
-//! component, with the WIT, a README and a Makefile whose `check` runs the
-//! conformance vectors on it.
+//! Scaffolding (`deepmail plugin new`): a stage plugin project that builds
+//! to a component, with the WIT, a README and a Makefile whose `check`
+//! runs the conformance vectors on it.
 //!
-//! Templates live in `toolkit/cli/templates/` and are embedded in the
-//! binary, with the WIT of this build, so a project made here matches the
-//! host that made it.
+//! Templates live in `conformance/templates/` and are embedded in the
+//! library, with the WIT of this build, so a project made here matches the
+//! host that made it. With the `cli` feature the options derive
+//! `clap::Args`, so the command's `--help` is defined here.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
-use clap::{Args, ValueEnum};
+use thiserror::Error;
 
 /// The language of the new plugin.
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-pub(crate) enum Lang {
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum Lang {
     /// Rust with wit-bindgen, built for wasm32-wasip2: a skeleton whose
     /// functions answer `not-implemented` until written.
     Rust,
@@ -26,8 +27,9 @@ pub(crate) enum Lang {
 }
 
 /// The stage the plugin implements.
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-pub(crate) enum NewStage {
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum NewStage {
     /// Batch SMTP codec (world `codec-plugin`).
     Codec,
     /// BPv7 fragmenter (world `fragmenter-plugin`).
@@ -40,69 +42,133 @@ pub(crate) enum NewStage {
     Policy,
 }
 
-#[derive(Args)]
-pub(crate) struct NewArgs {
+/// What to make: `plugin new STAGE --lang LANG [--dir DIR] [--name NAME]`.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct NewPlugin {
     /// The stage the plugin implements.
-    #[arg(value_enum)]
-    stage: NewStage,
+    #[cfg_attr(feature = "cli", arg(value_enum))]
+    pub stage: NewStage,
     /// The language it is written in.
-    #[arg(long, value_enum)]
-    lang: Lang,
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub lang: Lang,
     /// Directory to create (must not exist, or be empty); default
     /// `./<name>`.
-    #[arg(long, value_name = "DIR")]
-    dir: Option<PathBuf>,
+    #[cfg_attr(feature = "cli", arg(long, value_name = "DIR"))]
+    pub dir: Option<PathBuf>,
     /// The plugin's name: lowercase letters, digits and `-` (also the crate
     /// and component file name); default `my-<stage>`.
-    #[arg(long)]
-    name: Option<String>,
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub name: Option<String>,
 }
 
-const WIT: &str = include_str!("../../../wit/deepmail.wit");
+/// Why no project was made.
+#[derive(Debug, Error)]
+pub enum ScaffoldError {
+    /// The name is not lowercase letters, digits and `-`.
+    #[error("--name `{0}`: use lowercase letters, digits and `-`, starting with a letter (e.g. my-codec)")]
+    InvalidName(String),
+    /// No template for this stage in this language.
+    #[error(
+        "no template for the {stage:?} stage in {lang:?}; there are: codec in rust and python, \
+         fragmenter in js. Otherwise start from the world in wit/deepmail.wit and \
+         docs/PLUGINS.md (plugins/ has a Rust plugin for every stage)"
+    )]
+    NoTemplate {
+        /// The stage asked for.
+        stage: NewStage,
+        /// The language asked for.
+        lang: Lang,
+    },
+    /// The directory has something in it.
+    #[error("{} exists and is not empty; choose another --dir", .0.display())]
+    NotEmpty(PathBuf),
+    /// A directory could not be created.
+    #[error("cannot create {}", path.display())]
+    Create {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
+    /// The directory could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
+}
+
+/// The project that was made.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// Where.
+    pub dir: PathBuf,
+    /// The plugin's name.
+    pub name: String,
+    /// The stage, as in `wit/deepmail.wit` (`codec`, ...).
+    pub stage: &'static str,
+    /// The language, for people (`Rust`, `Python`, `JavaScript`).
+    pub lang_name: &'static str,
+    /// The files written, relative to `dir`.
+    pub files: Vec<&'static str>,
+}
+
+const WIT: &str = include_str!("../../wit/deepmail.wit");
 const README: &str = include_str!("../templates/README.md.tmpl");
 const RUST_CARGO: &str = include_str!("../templates/rust-codec/Cargo.toml.tmpl");
 const RUST_LIB: &str = include_str!("../templates/rust-codec/lib.rs.tmpl");
 const RUST_MAKEFILE: &str = include_str!("../templates/rust-codec/Makefile.tmpl");
-const PYTHON_APP: &str = include_str!("../../../plugins-py/bsmtp-codec/app.py");
+const PYTHON_APP: &str = include_str!("../../plugins-py/bsmtp-codec/app.py");
 const PYTHON_MAKEFILE: &str = include_str!("../templates/python-codec/Makefile.tmpl");
 const JS_MAKEFILE: &str = include_str!("../templates/js-fragmenter/Makefile.tmpl");
 /// The JavaScript fragmenter's files, as they are in plugins-js/fragmenter.
 const JS_FILES: [(&str, &str); 9] = [
-    (
-        "app.js",
-        include_str!("../../../plugins-js/fragmenter/app.js"),
-    ),
+    ("app.js", include_str!("../../plugins-js/fragmenter/app.js")),
     (
         "package.json",
-        include_str!("../../../plugins-js/fragmenter/package.json"),
+        include_str!("../../plugins-js/fragmenter/package.json"),
     ),
     (
         "package-lock.json",
-        include_str!("../../../plugins-js/fragmenter/package-lock.json"),
+        include_str!("../../plugins-js/fragmenter/package-lock.json"),
     ),
     (
         "src/bundle.js",
-        include_str!("../../../plugins-js/fragmenter/src/bundle.js"),
+        include_str!("../../plugins-js/fragmenter/src/bundle.js"),
     ),
     (
         "src/cbor.js",
-        include_str!("../../../plugins-js/fragmenter/src/cbor.js"),
+        include_str!("../../plugins-js/fragmenter/src/cbor.js"),
     ),
     (
         "src/crc.js",
-        include_str!("../../../plugins-js/fragmenter/src/crc.js"),
+        include_str!("../../plugins-js/fragmenter/src/crc.js"),
     ),
     (
         "src/eid.js",
-        include_str!("../../../plugins-js/fragmenter/src/eid.js"),
+        include_str!("../../plugins-js/fragmenter/src/eid.js"),
     ),
     (
         "src/errors.js",
-        include_str!("../../../plugins-js/fragmenter/src/errors.js"),
+        include_str!("../../plugins-js/fragmenter/src/errors.js"),
     ),
     (
         "src/reassembler.js",
-        include_str!("../../../plugins-js/fragmenter/src/reassembler.js"),
+        include_str!("../../plugins-js/fragmenter/src/reassembler.js"),
     ),
 ];
 
@@ -121,7 +187,9 @@ fn fill(template: &str, vars: &[(&str, &str)]) -> String {
     out
 }
 
-pub(crate) fn run(args: NewArgs) -> anyhow::Result<()> {
+/// Writes the project `args` asks for into its directory, which must not
+/// exist or be empty.
+pub fn create(args: &NewPlugin) -> Result<Created, ScaffoldError> {
     let stage = match args.stage {
         NewStage::Codec => "codec",
         NewStage::Fragmenter => "fragmenter",
@@ -138,7 +206,7 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<()> {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !valid {
-        bail!("--name `{name}`: use lowercase letters, digits and `-`, starting with a letter (e.g. my-codec)");
+        return Err(ScaffoldError::InvalidName(name.to_string()));
     }
     let crate_name = name.replace('-', "_");
     let vars = [
@@ -179,18 +247,14 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<()> {
                     it from there. docs/PLUGINS.md says how the WIT maps to JavaScript.",
             table: "| `app.js`, `src/*.js`, `package.json`, `package-lock.json` | the fragmenter |",
         },
-        (stage, lang) => bail!(
-            "no template for the {stage:?} stage in {lang:?}; there are: codec in rust and python, \
-             fragmenter in js. Otherwise start from the world in wit/deepmail.wit and \
-             docs/PLUGINS.md (plugins/ has a Rust plugin for every stage)"
-        ),
+        (stage, lang) => return Err(ScaffoldError::NoTemplate { stage, lang }),
     };
     let (lang, lang_name) = match args.lang {
         Lang::Rust => ("rust", "Rust"),
         Lang::Python => ("python", "Python"),
         Lang::Js => ("js", "JavaScript"),
     };
-    let dir = args.dir.unwrap_or_else(|| PathBuf::from(name));
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(name));
     prepare(&dir)?;
     let readme = fill(
         README,
@@ -209,43 +273,40 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<()> {
     for (rel, text) in &files {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|error| ScaffoldError::Create {
+                path: parent.to_path_buf(),
+                error,
+            })?;
         }
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, text).map_err(|error| ScaffoldError::Write { path, error })?;
     }
-    println!(
-        "created {} ({lang_name} {stage} plugin `{name}`):",
-        dir.display()
-    );
-    for (rel, _) in &files {
-        println!("  {rel}");
-    }
-    println!(
-        "next: cd {} && make check DEEPMAIL={}",
-        dir.display(),
-        std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "deepmail".into())
-    );
-    Ok(())
+    Ok(Created {
+        dir,
+        name: name.to_string(),
+        stage,
+        lang_name,
+        files: files.iter().map(|(rel, _)| *rel).collect(),
+    })
 }
 
 /// `dir` must not exist or be empty: nothing of the user's is overwritten.
-fn prepare(dir: &Path) -> anyhow::Result<()> {
+fn prepare(dir: &Path) -> Result<(), ScaffoldError> {
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
-                bail!(
-                    "{} exists and is not empty; choose another --dir",
-                    dir.display()
-                );
+                return Err(ScaffoldError::NotEmpty(dir.to_path_buf()));
             }
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+            std::fs::create_dir_all(dir).map_err(|error| ScaffoldError::Create {
+                path: dir.to_path_buf(),
+                error,
+            })
         }
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        Err(error) => Err(ScaffoldError::Read {
+            path: dir.to_path_buf(),
+            error,
+        }),
     }
 }
