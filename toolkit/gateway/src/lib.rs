@@ -75,8 +75,8 @@ pub use crate::client::{batch_request, ClientError, Connection, HttpVersion};
 pub use crate::compress::gzip;
 pub use crate::deliver::dtn_ms;
 pub use crate::receive::{
-    shutdown_signal, ReceiveError, Receiver, ReceiverConfig, RequestRecord, Transport, BATCH_SMTP,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH,
+    shutdown_signal, ReceiveError, ReceiveSettings, ReceiveSettingsError, ReceiveSetup, Receiver,
+    ReceiverConfig, RequestRecord, Transport, BATCH_SMTP, DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH,
 };
 
 // TLS material: loading it, and a throwaway PKI for tests and demos.

@@ -13,6 +13,7 @@
 
 mod h3;
 mod https;
+mod settings;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ use crate::spool::{self, BatchMeta, NewBatch, Spool, StoreOutcome};
 use crate::tls::{self, TlsError};
 
 pub use deepmail_gateway_config::DEFAULT_PATH;
+pub use settings::{ReceiveSettings, ReceiveSettingsError, ReceiveSetup};
 /// The default size limit of one batch: 64 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 << 20;
 /// The media type of Batch SMTP (RFC 2442).
