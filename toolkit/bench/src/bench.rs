@@ -82,13 +82,7 @@ fn gateway(stages: &Stages, args: GatewayBenchArgs) -> Result<Outcome, BenchErro
             "--messages and --connections must be at least 1".into(),
         ));
     }
-    let dir = std::env::temp_dir().join(format!("deepmail-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(BenchError::io("creating", &dir))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(BenchError::system("starting the async runtime"))?;
+    let (dir, runtime) = crate::harness::workspace("bench", true)?;
     let host = stages.host.clone();
     let result = runtime.block_on(async {
         let pki = TestPki::generate(&["localhost".into()], "bench")?;

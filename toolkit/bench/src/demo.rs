@@ -59,13 +59,7 @@ pub fn run(stages: &Stages, args: DemoArgs) -> Result<Outcome, BenchError> {
         None => SAMPLE.to_vec(),
     };
     let content = crlf(&message);
-    let dir = std::env::temp_dir().join(format!("deepmail-demo-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(BenchError::io("creating", &dir))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(BenchError::system("starting the async runtime"))?;
+    let (dir, runtime) = crate::harness::workspace("demo", true)?;
     let host = stages.host.clone();
     let result = runtime.block_on(demo(host, &dir, &args, content));
     if args.keep {

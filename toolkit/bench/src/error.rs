@@ -58,6 +58,14 @@ pub enum BenchError {
         /// Why.
         source: LoadError,
     },
+    /// A plugin could not be loaded to describe it (`plugins`).
+    #[error("loading {plugin}")]
+    Describe {
+        /// The plugin, as `builtin:<name>` or its path.
+        plugin: String,
+        /// Why.
+        source: LoadError,
+    },
     /// The fragmenter to measure is not one (or cannot be loaded).
     #[error("{chosen}: {error}; give a component exporting the fragmenter interface, or measure only --impl native")]
     NotAFragmenter {

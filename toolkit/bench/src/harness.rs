@@ -3,7 +3,7 @@
 //! sender plugins compiled ahead, an SMTP load, and readings of this
 //! process from `/proc`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -176,4 +176,24 @@ pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What a bench that runs gateways starts from: its work directory,
+/// `deepmail-NAME-PID` in the temporary directory (emptied first when
+/// `fresh`; the queue and contact benches keep what earlier runs left),
+/// and a multi-threaded runtime.
+pub(crate) fn workspace(
+    name: &str,
+    fresh: bool,
+) -> Result<(PathBuf, tokio::runtime::Runtime), BenchError> {
+    let dir = std::env::temp_dir().join(format!("deepmail-{name}-{}", std::process::id()));
+    if fresh {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    std::fs::create_dir_all(&dir).map_err(BenchError::io("creating", &dir))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(BenchError::system("starting the async runtime"))?;
+    Ok((dir, runtime))
 }

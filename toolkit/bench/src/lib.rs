@@ -13,8 +13,8 @@
 //!
 //! The helpers the CLI's other commands share with them live here too:
 //! [`output`] (atomic files), [`mail`] (envelopes from headers, messages
-//! as JSON), [`bundle_options`] (primary-block flags), [`logging`], and
-//! [`read_input`].
+//! as JSON), [`bundle_options`] (primary-block flags), [`logging`],
+//! [`read_input`], and [`Stages::plugin_list`] (`deepmail plugins`).
 
 pub mod bench;
 pub mod bundle_options;
@@ -30,11 +30,13 @@ mod error;
 mod fragment;
 mod harness;
 mod link;
+mod plugins;
 mod queue;
 mod stages;
 mod svg;
 
 pub use crate::error::{BenchError, CellFailure};
+pub use crate::plugins::PluginList;
 pub use crate::stages::{read_input, Stages};
 
 /// How a run that completed ended.

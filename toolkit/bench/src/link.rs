@@ -100,13 +100,7 @@ pub(crate) fn run(stages: &Stages, args: LinkBenchArgs) -> Result<Outcome, Bench
             args.owlt_ms / u64::from(args.scale)
         )));
     }
-    let dir = std::env::temp_dir().join(format!("deepmail-bench-link-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(BenchError::io("creating", &dir))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(BenchError::system("starting the async runtime"))?;
+    let (dir, runtime) = crate::harness::workspace("bench-link", true)?;
     let result = runtime.block_on(measure(stages.host.clone(), &dir, &args));
     let _ = std::fs::remove_dir_all(&dir);
     let rows = result?;

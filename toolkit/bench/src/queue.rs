@@ -102,12 +102,7 @@ pub(crate) fn run(stages: &Stages, args: QueueBenchArgs) -> Result<Outcome, Benc
             "--messages, --connections and --queued must be given and at least 1".into(),
         ));
     }
-    let root = std::env::temp_dir().join(format!("deepmail-bench-queue-{}", std::process::id()));
-    std::fs::create_dir_all(&root).map_err(BenchError::io("creating", &root))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(BenchError::system("starting the async runtime"))?;
+    let (root, runtime) = crate::harness::workspace("bench-queue", false)?;
     let body_line = "The quick brown fox jumps over the lazy dog, on Mars. 0123456789\r\n";
     let body: String = body_line.repeat((args.size_kib * 1024).div_ceil(body_line.len()).max(1));
     let mut rows = Vec::new();

@@ -15,10 +15,8 @@ mod send_cmd;
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use deepmail_bench::Stages;
-use deepmail_host::{Codec, Fragmenter, PluginSource, Stage};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -151,77 +149,11 @@ enum Format {
 }
 
 fn list_plugins(stages: &Stages, args: &PluginsArgs) -> anyhow::Result<()> {
-    let mut rows = Vec::new();
-    for b in deepmail_host::builtin::BUILTINS {
-        let source = PluginSource::Builtin(b.name.to_string());
-        let role = if stages.chosen(b.stage) == Some(&source)
-            || (b.default && stages.chosen(b.stage).is_none())
-        {
-            "in use"
-        } else if b.default {
-            "default"
-        } else if b.test_only {
-            "test only"
-        } else {
-            "available"
-        };
-        rows.push((source, b.stage, role));
-    }
-    for (stage, source) in stages.all_chosen() {
-        if matches!(source, PluginSource::Path(_)) {
-            rows.push((source.clone(), *stage, "in use"));
-        }
-    }
-    let mut json_rows = Vec::new();
-    let mut loaded = Vec::new();
-    for (source, stage, role) in rows {
-        let info = match stage {
-            Stage::Codec => Codec::load(&stages.host, &source).map(|c| c.info().clone()),
-            Stage::Resolver => deepmail_host::Resolver::load(&stages.host, &source, vec![])
-                .map(|r| r.info().clone()),
-            Stage::Sender => deepmail_host::Sender::load(&stages.host, &source, vec![], None)
-                .map(|s| s.info().clone()),
-            Stage::Policy => {
-                deepmail_host::Policy::load(&stages.host, &source, vec![]).map(|p| p.info().clone())
-            }
-            _ => Fragmenter::load(&stages.host, &source).map(|f| f.info().clone()),
-        }
-        .with_context(|| format!("loading {source}"))?;
-        json_rows.push(serde_json::json!({
-            "source": info.source, "stage": stage.name(), "world": info.world,
-            "interface": info.interface, "name": info.name, "version": info.version,
-            "description": info.description, "size_bytes": info.size_bytes, "role": role,
-        }));
-        loaded.push((info, stage, role));
-    }
-    // Columns as wide as their longest entry (a path given with --plugin
-    // can be long).
-    let width = |f: &dyn Fn(&deepmail_host::PluginInfo) -> usize, min: usize| {
-        loaded
-            .iter()
-            .map(|(i, _, _)| f(i))
-            .max()
-            .unwrap_or(0)
-            .max(min)
-    };
-    let (ws, ww) = (
-        width(&|i| i.source.len(), "plugin".len()),
-        width(&|i| i.world.len(), "world".len()),
-    );
-    let mut text = format!(
-        "{:<ws$} {:<11} {:<ww$} {:<9} {:>9}  {:<9} description\n",
-        "plugin", "stage", "world", "version", "bytes", "role"
-    );
-    for (info, stage, role) in &loaded {
-        text.push_str(&format!(
-            "{:<ws$} {:<11} {:<ww$} {:<9} {:>9}  {:<9} {}\n",
-            info.source, stage, info.world, info.version, info.size_bytes, role, info.description
-        ));
-    }
+    let list = stages.plugin_list()?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json_rows)?);
+        println!("{}", serde_json::to_string_pretty(&list.to_json())?);
     } else {
-        print!("{text}");
+        print!("{}", list.table());
         println!(
             "\nWIT package: {}  (see wit/deepmail.wit)",
             deepmail_host::WIT_PACKAGE

@@ -180,12 +180,7 @@ pub(crate) fn run(stages: &Stages, args: ContactBenchArgs) -> Result<Outcome, Be
         ));
     }
     let load = plan_load(&scenario, args.load, args.seed);
-    let dir = std::env::temp_dir().join(format!("deepmail-bench-contact-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(BenchError::io("creating", &dir))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(BenchError::system("starting the async runtime"))?;
+    let (dir, runtime) = crate::harness::workspace("bench-contact", false)?;
     let mut results = Vec::new();
     for kind in &args.runs {
         eprintln!(
