@@ -15,6 +15,15 @@ pub enum BenchError {
     /// flag or file and what would do instead.
     #[error("{0}")]
     BadArgument(String),
+    /// An address given on the command line does not parse: `what`
+    /// names the flag and the value.
+    #[error("{what}")]
+    Address {
+        /// The flag, the value and what is expected.
+        what: String,
+        /// Why it does not parse.
+        source: std::net::AddrParseError,
+    },
     /// Reading or writing a named file or directory failed: `what` is
     /// the sentence's start (`cannot read`, `writing`, ...).
     #[error("{what} {}", path.display())]

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use deepmail_host::{Codec, Fragmenter, Host, HostConfig, PluginSource, Stage};
+use deepmail_host::{Codec, Fragmenter, Host, HostConfig, PluginSource, Resolver, Stage};
 
 use crate::BenchError;
 
@@ -90,6 +90,61 @@ impl Stages {
     pub fn fragmenter(&self) -> Result<Fragmenter, BenchError> {
         let source = self.source(Stage::Fragmenter)?;
         Ok(Fragmenter::load(&self.host, &source)?)
+    }
+
+    /// The resolver the flags ask for: static routes (`--route`, the
+    /// static-resolver unless `--plugin resolver=...` says otherwise) or
+    /// DNS (`--dns-server`, default the nameservers of /etc/resolv.conf),
+    /// with each server checked and granted to the plugin. `resolve` and
+    /// `send` use it.
+    pub fn resolver(
+        &self,
+        dns_servers: &[String],
+        routes: &[String],
+        timeout_ms: u64,
+    ) -> Result<Resolver, BenchError> {
+        let (source, config) = if !routes.is_empty() {
+            let source = self
+                .chosen(Stage::Resolver)
+                .cloned()
+                .unwrap_or(PluginSource::Builtin("static-resolver".into()));
+            (
+                source,
+                routes
+                    .iter()
+                    .map(|r| ("route".to_string(), r.clone()))
+                    .collect::<Vec<_>>(),
+            )
+        } else {
+            let servers = if dns_servers.is_empty() {
+                deepmail_gateway::system_nameservers()
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect()
+            } else {
+                dns_servers.to_vec()
+            };
+            if servers.is_empty() {
+                return Err(BenchError::BadArgument(
+                    "no DNS server to ask: give --dns-server ADDR:PORT (/etc/resolv.conf has none)"
+                        .into(),
+                ));
+            }
+            for s in &servers {
+                s.parse::<std::net::SocketAddr>()
+                    .map_err(|source| BenchError::Address {
+                        what: format!("--dns-server {s}: expected address:port, e.g. 127.0.0.1:53"),
+                        source,
+                    })?;
+            }
+            let mut config: Vec<(String, String)> = servers
+                .into_iter()
+                .map(|s| ("server".to_string(), s))
+                .collect();
+            config.push(("timeout-ms".into(), timeout_ms.to_string()));
+            (self.source(Stage::Resolver)?, config)
+        };
+        Ok(Resolver::load(&self.host, &source, config)?)
     }
 }
 

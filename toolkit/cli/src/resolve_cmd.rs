@@ -2,9 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
-use deepmail_host::{PluginSource, Resolver, Stage};
 use serde_json::json;
 
 use deepmail_bench::Stages;
@@ -36,59 +34,8 @@ pub(crate) struct ResolveArgs {
     json: bool,
 }
 
-/// The resolver the flags ask for: static routes (`--route`, the
-/// static-resolver unless `--plugin resolver=...` says otherwise) or DNS
-/// (`--dns-server`, default the nameservers of /etc/resolv.conf), with
-/// each server checked and granted to the plugin. `send` uses it too.
-pub(crate) fn load_resolver(
-    stages: &Stages,
-    dns_servers: &[String],
-    routes: &[String],
-    timeout_ms: u64,
-) -> anyhow::Result<Resolver> {
-    let (source, config) = if !routes.is_empty() {
-        let source = stages
-            .chosen(Stage::Resolver)
-            .cloned()
-            .unwrap_or(PluginSource::Builtin("static-resolver".into()));
-        (
-            source,
-            routes
-                .iter()
-                .map(|r| ("route".to_string(), r.clone()))
-                .collect::<Vec<_>>(),
-        )
-    } else {
-        let servers = if dns_servers.is_empty() {
-            deepmail_gateway::system_nameservers()
-                .iter()
-                .map(|a| a.to_string())
-                .collect()
-        } else {
-            dns_servers.to_vec()
-        };
-        if servers.is_empty() {
-            anyhow::bail!(
-                "no DNS server to ask: give --dns-server ADDR:PORT (/etc/resolv.conf has none)"
-            );
-        }
-        for s in &servers {
-            s.parse::<std::net::SocketAddr>().with_context(|| {
-                format!("--dns-server {s}: expected address:port, e.g. 127.0.0.1:53")
-            })?;
-        }
-        let mut config: Vec<(String, String)> = servers
-            .into_iter()
-            .map(|s| ("server".to_string(), s))
-            .collect();
-        config.push(("timeout-ms".into(), timeout_ms.to_string()));
-        (stages.source(Stage::Resolver)?, config)
-    };
-    Ok(Resolver::load(&stages.host, &source, config)?)
-}
-
 pub(crate) fn run(stages: &Stages, args: ResolveArgs) -> anyhow::Result<ExitCode> {
-    let resolver = load_resolver(stages, &args.dns_servers, &args.routes, args.timeout_ms)?;
+    let resolver = stages.resolver(&args.dns_servers, &args.routes, args.timeout_ms)?;
     let seed = args.seed.unwrap_or_else(|| {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -135,8 +135,7 @@ pub(crate) fn run(stages: &Stages, args: SendArgs) -> anyhow::Result<ExitCode> {
     let hops: Vec<String> = match (&args.to_uri, &args.domain) {
         (Some(uri), _) => vec![uri.clone()],
         (None, Some(domain)) => {
-            let resolver =
-                crate::resolve_cmd::load_resolver(stages, &args.dns_servers, &args.routes, 2000)?;
+            let resolver = stages.resolver(&args.dns_servers, &args.routes, 2000)?;
             let seed = u64::from(std::process::id()) ^ key.len() as u64;
             let schemes = if args.allow_plain_http {
                 vec!["https".into(), "http".into()]
