@@ -24,6 +24,23 @@ pub enum BenchError {
         /// Why it does not parse.
         source: std::net::AddrParseError,
     },
+    /// A next hop's name could not be resolved.
+    #[error("cannot resolve {authority}")]
+    Lookup {
+        /// `host:port`.
+        authority: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// HTTP/3 without `--ca` and without system trust roots.
+    #[error(
+        "--h3 needs trust roots: give --ca PEM (none in {})",
+        deepmail_host::SYSTEM_ROOTS
+    )]
+    NoRoots {
+        /// Why the system's could not be read.
+        source: std::io::Error,
+    },
     /// Reading or writing a named file or directory failed: `what` is
     /// the sentence's start (`cannot read`, `writing`, ...).
     #[error("{what} {}", path.display())]

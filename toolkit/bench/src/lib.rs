@@ -14,7 +14,8 @@
 //! The helpers the CLI's other commands share with them live here too:
 //! [`output`] (atomic files), [`mail`] (envelopes from headers, messages
 //! as JSON), [`bundle_options`] (primary-block flags), [`logging`],
-//! [`read_input`], and [`Stages::plugin_list`] (`deepmail plugins`).
+//! [`read_input`], [`send`] (the sender for one next hop), and
+//! [`Stages::plugin_list`] (`deepmail plugins`).
 
 pub mod bench;
 pub mod bundle_options;
@@ -23,6 +24,7 @@ pub mod logging;
 pub mod mail;
 pub mod output;
 pub mod roundtrip;
+pub mod send;
 
 mod compress;
 mod contact;

@@ -9,43 +9,16 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 use deepmail_host::types::{Outcome, Payload};
-use deepmail_host::{HttpGrant, NetworkGrant, PluginSource, Sender, Stage};
+use deepmail_host::{PluginSource, Stage};
 use sha2::{Digest, Sha256};
 
+use deepmail_bench::send::{load_sender, SendOptions};
 use deepmail_bench::{read_input, Stages};
 
 /// sysexits(3): what MTAs calling us expect.
 const EX_DATAERR: u8 = 65;
 const EX_TEMPFAIL: u8 = 75;
 const EX_CONFIG: u8 = 78;
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn authority_gets_the_scheme_default_port() {
-        assert_eq!(
-            super::authority_of("https://GW.moon.example/inboundmail").unwrap(),
-            "gw.moon.example:443"
-        );
-        assert_eq!(
-            super::authority_of("https://gw.moon.example:8443/in").unwrap(),
-            "gw.moon.example:8443"
-        );
-        assert_eq!(
-            super::authority_of("http://127.0.0.1?x").unwrap(),
-            "127.0.0.1:80"
-        );
-        assert_eq!(
-            super::authority_of("https://[::1]/in").unwrap(),
-            "[::1]:443"
-        );
-        assert_eq!(
-            super::authority_of("https://[::1]:9/in").unwrap(),
-            "[::1]:9"
-        );
-        assert!(super::authority_of("ftp://x/").is_err());
-    }
-}
 
 #[derive(Args)]
 pub(crate) struct SendArgs {
@@ -98,29 +71,10 @@ pub(crate) struct SendArgs {
     quic: Vec<String>,
 }
 
-/// The next hop's address for a plugin that opens its own sockets: the
-/// host resolves the name (plugins have no name lookup).
-fn socket_addr_of(authority: &str) -> anyhow::Result<std::net::SocketAddr> {
-    use std::net::ToSocketAddrs;
-    authority
-        .to_socket_addrs()
-        .with_context(|| format!("cannot resolve {authority}"))?
-        .next()
-        .with_context(|| format!("{authority} has no address"))
-}
-
 fn read_pem(path: &Option<PathBuf>) -> anyhow::Result<Vec<u8>> {
     match path {
         Some(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display())),
         None => Ok(Vec::new()),
-    }
-}
-
-/// `host:port` of an http(s) URI, lower case, with the scheme's default port.
-fn authority_of(uri: &str) -> anyhow::Result<String> {
-    match deepmail_gateway::authority_of(uri) {
-        Some(a) => Ok(a),
-        None => bail!("next hop `{uri}` is not an http(s) URI; the https-sender cannot use it"),
     }
 }
 
@@ -169,13 +123,19 @@ pub(crate) fn run(stages: &Stages, args: SendArgs) -> anyhow::Result<ExitCode> {
     } else {
         stages.host.clone()
     };
-    let mut config = vec![(
-        "timeout-ms".to_string(),
-        args.timeout.saturating_mul(1000).to_string(),
-    )];
-    if let Some(token) = &args.token {
-        config.push(("bearer-token".into(), token.clone()));
-    }
+    let options = SendOptions {
+        timeout_secs: args.timeout,
+        token: args.token.clone(),
+        roots_pem,
+        // clap makes --cert and --key come together.
+        client: args
+            .cert
+            .is_some()
+            .then_some((client_cert_pem, client_key_pem)),
+        allow_plain_http: args.allow_plain_http,
+        h3: args.h3,
+        quic: args.quic.clone(),
+    };
 
     let mut delay = Duration::from_millis(args.retry_delay_ms);
     let mut last = String::new();
@@ -190,68 +150,7 @@ pub(crate) fn run(stages: &Stages, args: SendArgs) -> anyhow::Result<ExitCode> {
             delay = delay.saturating_mul(2);
         }
         for hop in &hops {
-            let authority = authority_of(hop)?;
-            let sender = if args.h3 {
-                // QUIC runs inside the plugin over wasi:sockets: the host
-                // resolves the name and grants UDP to exactly that address.
-                let addr = socket_addr_of(&authority)?;
-                let mut quic = config.clone();
-                quic.push(("connect-to".into(), addr.to_string()));
-                let roots = if roots_pem.is_empty() {
-                    deepmail_host::system_roots_pem().with_context(|| {
-                        format!(
-                            "--h3 needs trust roots: give --ca PEM (none in {})",
-                            deepmail_host::SYSTEM_ROOTS
-                        )
-                    })?
-                } else {
-                    roots_pem.clone()
-                };
-                quic.push((
-                    "ca-pem".into(),
-                    String::from_utf8_lossy(&roots).into_owned(),
-                ));
-                // Mutual TLS: the plugin has no file system, so it gets the
-                // PEM text (clap makes --cert and --key come together).
-                if args.cert.is_some() {
-                    quic.push((
-                        "client-cert-pem".into(),
-                        String::from_utf8_lossy(&client_cert_pem).into_owned(),
-                    ));
-                    quic.push((
-                        "client-key-pem".into(),
-                        String::from_utf8_lossy(&client_key_pem).into_owned(),
-                    ));
-                }
-                for kv in &args.quic {
-                    let (k, v) = kv
-                        .split_once('=')
-                        .with_context(|| format!("--quic {kv}: expected KEY=VALUE"))?;
-                    quic.push((k.to_string(), v.to_string()));
-                }
-                let grant = NetworkGrant {
-                    udp: true,
-                    remote: vec![addr],
-                    ..NetworkGrant::default()
-                };
-                Sender::load(&host, &source, quic, Some(grant))?
-            } else {
-                // HTTPS goes through wasi:http: the host connects, to this
-                // authority only, trusting only these roots.
-                let grant = NetworkGrant {
-                    http: Some(HttpGrant {
-                        authorities: vec![authority.clone()],
-                        roots_pem: roots_pem.clone(),
-                        client_cert_pem: client_cert_pem.clone(),
-                        client_key_pem: client_key_pem.clone(),
-                        allow_plain_http: args.allow_plain_http,
-                        connect_timeout_ms: args.timeout.saturating_mul(1000),
-                        response_timeout_ms: args.timeout.saturating_mul(1000),
-                    }),
-                    ..NetworkGrant::default()
-                };
-                Sender::load(&host, &source, config.clone(), Some(grant))?
-            };
+            let sender = load_sender(&host, &source, hop, &options)?;
             match sender.send(hop, &key, Payload::Bsmtp(body.clone())) {
                 Ok(Outcome::Delivered(said)) => {
                     println!("delivered to {hop} (batch {key}): {said}");
