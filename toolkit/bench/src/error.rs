@@ -108,6 +108,9 @@ pub enum BenchError {
         /// The plugin's or the host's error.
         source: StageError,
     },
+    /// A plugin call failed and its error says it all (the reassembler).
+    #[error("{0}")]
+    Stage(StageError),
     /// A gateway's configuration, written by the harness, was refused.
     #[error(transparent)]
     Config(#[from] deepmail_gateway::ConfigError),

@@ -14,7 +14,8 @@
 //! The helpers the CLI's other commands share with them live here too:
 //! [`output`] (atomic files), [`mail`] (envelopes from headers, messages
 //! as JSON), [`bundle_options`] (primary-block flags), [`logging`],
-//! [`read_input`], [`send`] (the sender for one next hop), and
+//! [`read_input`], [`reassembly`] (bundle files into their ADU), [`send`]
+//! (the sender for one next hop), and
 //! [`Stages::plugin_list`] (`deepmail plugins`).
 
 pub mod bench;
@@ -23,6 +24,7 @@ pub mod demo;
 pub mod logging;
 pub mod mail;
 pub mod output;
+pub mod reassembly;
 pub mod roundtrip;
 pub mod send;
 

@@ -3,13 +3,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Args;
 use deepmail_host::types::{BundleInfo, ReassemblyLimits};
 use serde_json::{json, Value};
 
 use deepmail_bench::bundle_options::{dtn_now, BundleOptions};
 use deepmail_bench::output::{write_directory, write_output};
+use deepmail_bench::reassembly::reassemble_files;
 use deepmail_bench::{read_input, Stages};
 
 #[derive(Args)]
@@ -88,23 +89,6 @@ pub(crate) fn fragment(stages: &Stages, args: FragmentArgs) -> anyhow::Result<()
     Ok(())
 }
 
-/// Byte ranges of `0..total` that no fragment covers.
-fn missing_ranges(total: u64, mut have: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
-    have.sort();
-    let mut missing = Vec::new();
-    let mut cursor = 0;
-    for (start, len) in have {
-        if start > cursor {
-            missing.push((cursor, start));
-        }
-        cursor = cursor.max(start + len);
-    }
-    if cursor < total {
-        missing.push((cursor, total));
-    }
-    missing
-}
-
 pub(crate) fn reassemble(stages: &Stages, args: ReassembleArgs) -> anyhow::Result<()> {
     let fragmenter = stages.fragmenter()?;
     let max = args.max_adu.saturating_mul(1 << 20);
@@ -113,55 +97,9 @@ pub(crate) fn reassemble(stages: &Stages, args: ReassembleArgs) -> anyhow::Resul
         max_pending_bytes: max.saturating_mul(2),
         max_pending_bundles: 64,
     };
-    let mut session = fragmenter
-        .reassembler(limits)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let now = args.now.unwrap_or_else(dtn_now);
-    let mut delivered = Vec::new();
-    let mut coverage: Vec<(u64, u64)> = Vec::new();
-    let mut total_len = None;
-    for path in &args.bundles {
-        let bytes = read_input(path)?;
-        if let Ok(info) = fragmenter.inspect(&bytes) {
-            coverage.push((info.fragment_offset.unwrap_or(0), info.payload_length));
-            total_len = total_len.or(info.total_adu_length);
-        }
-        match session.push(&bytes, now) {
-            Ok(Some(adu)) => delivered.push(adu),
-            Ok(None) => {}
-            Err(e) => bail!("{}: {e}", path.display()),
-        }
-    }
-    match delivered.len() {
-        1 => Ok(write_output(args.output.as_deref(), &delivered[0].adu)?),
-        0 => {
-            let pending = session.pending().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let gaps = total_len
-                .map(|t| {
-                    missing_ranges(t, coverage)
-                        .iter()
-                        .map(|(a, b)| format!("{a}..{b}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
-            bail!(
-                "incomplete: {} bundle(s) read, {} ADU(s) still pending with {} bytes held; missing byte ranges: {}",
-                args.bundles.len(),
-                pending.bundles,
-                pending.bytes,
-                if gaps.is_empty() { "unknown".into() } else { gaps }
-            )
-        }
-        n => bail!(
-            "these files complete {n} different ADUs ({}); reassemble each one's bundles separately",
-            delivered
-                .iter()
-                .map(|d| format!("{} #{}.{}", d.source, d.creation_time, d.sequence_number))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
+    let adu = reassemble_files(&fragmenter, &args.bundles, limits, now)?;
+    Ok(write_output(args.output.as_deref(), &adu)?)
 }
 
 pub(crate) fn inspect(stages: &Stages, args: InspectArgs) -> anyhow::Result<ExitCode> {
