@@ -1,5 +1,6 @@
-//! Messages from files and flags: the envelope a message is sent with, a
-//! decoded message as JSON, and CRLF line ends.
+//! Messages from files and flags: the envelope a message is sent with
+//! (for an RFC or an Exim reader), a decoded message as JSON, and CRLF
+//! line ends.
 
 use base64::Engine as _;
 use clap::ValueEnum;
@@ -7,6 +8,44 @@ use deepmail_host::types::{Envelope, ForwardPath, Message, SmtpParam};
 use serde_json::{json, Value};
 
 use crate::BenchError;
+
+/// Whose Batch SMTP reader the output is for.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+pub enum Dialect {
+    /// RFC 2442 / RFC 5321: MAIL and RCPT carry ESMTP parameters
+    /// (BODY=8BITMIME, SMTPUTF8, ...) as the content needs them.
+    Rfc,
+    /// Exim's `exim -bS`, which reads MAIL FROM as one address and refuses
+    /// every ESMTP parameter: none are written (8-bit content is still
+    /// delivered intact by Exim).
+    Exim,
+}
+
+/// [`envelope_from`] for a reader of `dialect`: for `exim -bS`, refuses
+/// `--param` and `--body 8bitmime` and writes no ESMTP parameters.
+pub fn envelope_for_dialect(
+    dialect: Dialect,
+    from: Option<&str>,
+    to: &[String],
+    params: &[String],
+    body: Body,
+    name: &str,
+    content: &[u8],
+) -> Result<Envelope, BenchError> {
+    if dialect == Dialect::Rfc {
+        return envelope_from(from, to, params, body, name, content, true);
+    }
+    if let Some(p) = params.first() {
+        return Err(bad(format!("--param {p}: exim -bS accepts no ESMTP parameters on MAIL FROM; drop it or use --dialect rfc")));
+    }
+    if body == Body::EightBitMime {
+        return Err(bad("--body 8bitmime: exim -bS accepts no ESMTP parameters on MAIL FROM; drop it or use --dialect rfc".into()));
+    }
+    let mut envelope = envelope_from(from, to, &[], Body::SevenBit, name, content, true)?;
+    // Exim reads UTF-8 addresses without the SMTPUTF8 keyword.
+    envelope.mail_parameters.clear();
+    Ok(envelope)
+}
 
 /// Which BODY parameter to declare on MAIL FROM.
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]

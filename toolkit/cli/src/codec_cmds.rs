@@ -2,28 +2,15 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
-use clap::{Args, ValueEnum};
-use deepmail_host::types::{DecodeMode, DecodeOptions, EncodeOptions, Envelope, Greeting, Message};
+use clap::Args;
+use deepmail_host::types::{DecodeMode, DecodeOptions, EncodeOptions, Greeting, Message};
 use serde_json::Value;
 
-use deepmail_bench::mail::{envelope_from, message_json, Body};
+use deepmail_bench::mail::{envelope_for_dialect, message_json, Body, Dialect};
 use deepmail_bench::output::{write_directory, write_output};
 use deepmail_bench::{read_input, Stages};
 
 use crate::Format;
-
-/// Whose Batch SMTP reader the output is for.
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-pub(crate) enum Dialect {
-    /// RFC 2442 / RFC 5321: MAIL and RCPT carry ESMTP parameters
-    /// (BODY=8BITMIME, SMTPUTF8, ...) as the content needs them.
-    Rfc,
-    /// Exim's `exim -bS`, which reads MAIL FROM as one address and refuses
-    /// every ESMTP parameter: none are written (8-bit content is still
-    /// delivered intact by Exim).
-    Exim,
-}
 
 #[derive(Args)]
 pub(crate) struct EncodeArgs {
@@ -78,46 +65,20 @@ pub(crate) struct DecodeArgs {
     eml_dir: Option<PathBuf>,
 }
 
-/// Builds the envelope for one message from flags and, where flags are
-/// silent, from its headers.
-fn envelope_for(args: &EncodeArgs, name: &str, content: &[u8]) -> anyhow::Result<Envelope> {
-    if args.dialect == Dialect::Rfc {
-        return Ok(envelope_from(
-            args.from.as_deref(),
-            &args.to,
-            &args.params,
-            args.body,
-            name,
-            content,
-            true,
-        )?);
-    }
-    if let Some(p) = args.params.first() {
-        bail!("--param {p}: exim -bS accepts no ESMTP parameters on MAIL FROM; drop it or use --dialect rfc");
-    }
-    if args.body == Body::EightBitMime {
-        bail!("--body 8bitmime: exim -bS accepts no ESMTP parameters on MAIL FROM; drop it or use --dialect rfc");
-    }
-    let mut envelope = envelope_from(
-        args.from.as_deref(),
-        &args.to,
-        &[],
-        Body::SevenBit,
-        name,
-        content,
-        true,
-    )?;
-    // Exim reads UTF-8 addresses without the SMTPUTF8 keyword.
-    envelope.mail_parameters.clear();
-    Ok(envelope)
-}
-
 pub(crate) fn encode(stages: &Stages, args: EncodeArgs) -> anyhow::Result<()> {
     let mut messages = Vec::new();
     for path in &args.input {
         let content = read_input(path)?;
         let name = path.display().to_string();
-        let envelope = envelope_for(&args, &name, &content)?;
+        let envelope = envelope_for_dialect(
+            args.dialect,
+            args.from.as_deref(),
+            &args.to,
+            &args.params,
+            args.body,
+            &name,
+            &content,
+        )?;
         messages.push(Message { envelope, content });
     }
     let greeting = match (&args.helo, &args.ehlo) {
