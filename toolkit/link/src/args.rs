@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use crate::config::{
     parse_duration, parse_probability, ConfigError, DirectionConfig, DownMode, LinkConfig,
-    ParseError, Rate, RelaySpec, Schedule, DEFAULT_MSS, DEFAULT_QUEUE_LIMIT,
+    ParseError, Rate, RelaySpec, Schedule,
 };
 use crate::contact_plan::{ContactPlan, PlanError};
 
@@ -54,12 +54,12 @@ pub struct LinkOptions {
     #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
     pub seed: Option<u64>,
     /// TCP segment size: the unit of serialisation and of loss.
-    #[cfg_attr(feature = "cli", arg(long, value_name = "BYTES", default_value_t = DEFAULT_MSS,
+    #[cfg_attr(feature = "cli", arg(long, value_name = "BYTES", default_value_t = crate::DEFAULT_MSS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)))]
     pub mss: usize,
     /// With --rate, a UDP datagram finding more than BYTES queued for the
     /// transmitter is dropped.
-    #[cfg_attr(feature = "cli", arg(long, value_name = "BYTES", default_value_t = DEFAULT_QUEUE_LIMIT))]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "BYTES", default_value_t = crate::DEFAULT_QUEUE_LIMIT))]
     pub queue_limit: usize,
     /// A contact plan in ION's syntax (`a contact +START +END FROM TO
     /// BYTES/S`, `a range ...`): the link is up only in its windows, at
