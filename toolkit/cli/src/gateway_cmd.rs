@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use deepmail_gateway::GatewayPolicy;
+use deepmail_gateway::sysexits;
 use deepmail_gateway::SubmitError;
 use deepmail_gateway::{GatewayConfig, RunningGateway};
 use deepmail_gateway::{Queue, QueueReport};
@@ -17,15 +17,6 @@ use deepmail_host::types::{DecodeMode, DecodeOptions};
 
 use deepmail_bench::logging::{init_logging, LogFormat};
 use deepmail_bench::Stages;
-
-/// sysexits(3), what MTAs' pipe transports understand.
-mod sysexits {
-    pub(super) const DATAERR: u8 = 65;
-    pub(super) const NOUSER: u8 = 67;
-    pub(super) const TEMPFAIL: u8 = 75;
-    pub(super) const NOPERM: u8 = 77;
-    pub(super) const CONFIG: u8 = 78;
-}
 
 #[derive(Args)]
 pub(crate) struct GatewayArgs {
@@ -43,44 +34,20 @@ pub(crate) struct GatewayArgs {
     check: bool,
 }
 
-/// A host whose plugin calls may take a whole delivery.
-fn gateway_host(stages: &Stages, config: &GatewayConfig) -> anyhow::Result<deepmail_host::Host> {
-    let needed = config.delivery.timeout + Duration::from_secs(10);
-    if stages.host.config().call_timeout >= needed {
-        return Ok(stages.host.clone());
-    }
-    let host_config = deepmail_host::HostConfig {
-        call_timeout: needed,
-        ..stages.host.config().clone()
-    };
-    deepmail_host::Host::new(host_config).context("starting the WebAssembly host")
-}
-
 pub(crate) fn run_gateway(stages: &Stages, args: GatewayArgs) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format, &args.log_level)?;
     let mut config = GatewayConfig::load(&args.config)?;
     stages.apply_to(&mut config.stages);
-    let host = gateway_host(stages, &config)?;
+    let host =
+        RunningGateway::host_for(&stages.host, &config).context("starting the WebAssembly host")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         if args.check {
-            deepmail_gateway::load_tls_files(&config)?;
-            let stages = deepmail_gateway::GatewayStages::load(host.clone(), &config)?;
-            let policy = GatewayPolicy::load(&host, &config)?;
-            println!(
-                "{}: ok (codec {}, resolver {}, policy {})",
-                args.config.display(),
-                stages.codec.info().source,
-                stages
-                    .resolver
-                    .as_ref()
-                    .map(|r| r.info().source.clone())
-                    .unwrap_or_else(|| "not needed".into()),
-                if policy.is_some() { "loaded" } else { "none" }
-            );
+            let report = RunningGateway::check(&config, host)?;
+            println!("{}: ok ({report})", args.config.display());
             return Ok(ExitCode::SUCCESS);
         }
         let gateway = RunningGateway::start(config, host).await?;
@@ -210,16 +177,6 @@ pub(crate) struct SubmitArgs {
     recipients: Vec<String>,
 }
 
-/// Exit code for an SMTP refusal.
-fn exit_for(reply: &deepmail_smtp::Reply) -> u8 {
-    match reply.enhanced.as_deref() {
-        _ if reply.is_transient() => sysexits::TEMPFAIL,
-        Some(e) if e.starts_with("5.1.") => sysexits::NOUSER,
-        Some(e) if e.starts_with("5.7.") => sysexits::NOPERM,
-        _ => sysexits::DATAERR,
-    }
-}
-
 pub(crate) fn run_submit(stages: &Stages, args: SubmitArgs) -> ExitCode {
     match submit(stages, args) {
         Ok(code) => code,
@@ -260,21 +217,10 @@ fn submit(stages: &Stages, args: SubmitArgs) -> anyhow::Result<ExitCode> {
             }
         }
     } else {
-        vec![(
-            deepmail_smtp::Envelope {
-                reverse_path: strip_brackets(args.from.as_deref().unwrap_or_default()),
-                mail_params: Vec::new(),
-                recipients: args
-                    .recipients
-                    .iter()
-                    .map(|r| deepmail_smtp::Recipient {
-                        mailbox: strip_brackets(r),
-                        params: Vec::new(),
-                    })
-                    .collect(),
-            },
-            // Pipe input may have LF line ends: SMTP content is CRLF.
-            deepmail_bench::mail::crlf(&input),
+        vec![deepmail_gateway::pipe_message(
+            args.from.as_deref().unwrap_or_default(),
+            &args.recipients,
+            &input,
         )]
     };
     if messages.is_empty() {
@@ -297,11 +243,9 @@ fn submit(stages: &Stages, args: SubmitArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    let mut worst = 0u8;
     for (n, m) in report.messages.iter().enumerate() {
         for (r, reply) in &m.refused {
             eprintln!("deepmail submit: message {}: <{r}> refused: {reply}", n + 1);
-            worst = worst.max(exit_for(reply));
         }
     }
     if report.nothing_queued {
@@ -313,7 +257,7 @@ fn submit(stages: &Stages, args: SubmitArgs) -> anyhow::Result<ExitCode> {
             Some(reply) if reply.is_positive() => println!("message {}: {reply}", n + 1),
             Some(reply) => {
                 eprintln!("deepmail submit: message {}: {reply}", n + 1);
-                return Ok(ExitCode::from(exit_for(reply)));
+                return Ok(ExitCode::from(sysexits::for_reply(reply)));
             }
             None => {}
         }
@@ -334,15 +278,9 @@ fn submit(stages: &Stages, args: SubmitArgs) -> anyhow::Result<ExitCode> {
     }
     // A single message answers with its exit code, as sendmail does; in a
     // batch the refusals became DSNs.
-    if args.bsmtp {
-        worst = 0;
-    }
-    Ok(ExitCode::from(worst))
-}
-
-/// `<a@b>` or `a@b` as `a@b`.
-fn strip_brackets(path: &str) -> String {
-    path.trim_start_matches('<')
-        .trim_end_matches('>')
-        .to_string()
+    Ok(ExitCode::from(if args.bsmtp {
+        0
+    } else {
+        report.refusals_exit()
+    }))
 }

@@ -201,7 +201,73 @@ fn lock_spool(config: &GatewayConfig) -> Result<File, StartError> {
     Ok(file)
 }
 
+/// What [`RunningGateway::check`] loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    /// The codec plugin's source.
+    pub codec: String,
+    /// The resolver plugin's source, when a route needs one.
+    pub resolver: Option<String>,
+    /// Whether a policy plugin is configured (and loaded).
+    pub policy: bool,
+}
+
+impl std::fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "codec {}, resolver {}, policy {}",
+            self.codec,
+            self.resolver.as_deref().unwrap_or("not needed"),
+            if self.policy { "loaded" } else { "none" }
+        )
+    }
+}
+
+/// Why [`RunningGateway::check`] failed: the error of the step, as
+/// start-up would give it.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// A TLS certificate or key does not load.
+    #[error(transparent)]
+    Tls(#[from] StartError),
+    /// A stage plugin does not load.
+    #[error(transparent)]
+    Plugins(#[from] deepmail_host::LoadError),
+    /// The policy plugin does not load.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyLoadError),
+}
+
 impl RunningGateway {
+    /// Loads what start-up loads (the TLS files, the stage plugins, the
+    /// policy plugin) without opening the spool or binding anything:
+    /// `deepmail gateway --check`.
+    pub fn check(config: &GatewayConfig, host: Host) -> Result<CheckReport, CheckError> {
+        load_tls_files(config)?;
+        let stages = GatewayStages::load(host.clone(), config)?;
+        let policy = GatewayPolicy::load(&host, config)?;
+        Ok(CheckReport {
+            codec: stages.codec.info().source.clone(),
+            resolver: stages.resolver.as_ref().map(|r| r.info().source.clone()),
+            policy: policy.is_some(),
+        })
+    }
+
+    /// A host whose plugin calls may each take a whole delivery
+    /// (`[delivery] timeout-secs` and 10 s): `host` itself when it allows
+    /// that already, else one like it with the longer call timeout.
+    pub fn host_for(host: &Host, config: &GatewayConfig) -> Result<Host, deepmail_host::HostError> {
+        let needed = config.delivery.timeout + std::time::Duration::from_secs(10);
+        if host.config().call_timeout >= needed {
+            return Ok(host.clone());
+        }
+        Host::new(deepmail_host::HostConfig {
+            call_timeout: needed,
+            ..host.config().clone()
+        })
+    }
+
     /// Opens the spool, loads the plugins, binds every listener and starts
     /// every loop. Call inside a tokio runtime; `host` should allow one
     /// plugin call the delivery timeout.

@@ -54,11 +54,13 @@ pub use deepmail_gateway_config as config;
 // Running a gateway, and submitting to one.
 pub use crate::config::{ConfigError, GatewayConfig};
 pub use crate::envelope::smtp_envelope;
-pub use crate::gateway::{load_tls_files, RunningGateway, StartError, TlsFiles};
+pub use crate::gateway::{
+    load_tls_files, CheckError, CheckReport, RunningGateway, StartError, TlsFiles,
+};
 pub use crate::metrics::Metrics;
 pub use crate::policy::{GatewayPolicy, PolicyLoadError};
 pub use crate::stages::{authority_of, system_nameservers, GatewayStages, SenderError};
-pub use crate::submit::{submit, MessageReport, SubmitError, SubmitReport};
+pub use crate::submit::{pipe_message, submit, sysexits, MessageReport, SubmitError, SubmitReport};
 
 // The queue and the spool, for tools that read them (`deepmail queue`).
 pub use crate::queue::{
