@@ -39,6 +39,54 @@ pub enum SubmitError {
     Spool(#[from] SpoolError),
 }
 
+/// sysexits(3) codes, what MTAs' pipe transports understand: `deepmail
+/// submit` exits with them, so the MTA bounces, defers or accepts.
+pub mod sysexits {
+    /// The input was not a message (bad Batch SMTP, nothing on stdin).
+    pub const DATAERR: u8 = 65;
+    /// A recipient does not exist here (`5.1.x`).
+    pub const NOUSER: u8 = 67;
+    /// Try again later (any 4xx, a spool that cannot be written).
+    pub const TEMPFAIL: u8 = 75;
+    /// Refused by policy (`5.7.x`).
+    pub const NOPERM: u8 = 77;
+    /// The gateway's configuration is wrong.
+    pub const CONFIG: u8 = 78;
+
+    /// The exit code for an SMTP refusal.
+    pub fn for_reply(reply: &deepmail_smtp::Reply) -> u8 {
+        match reply.enhanced.as_deref() {
+            _ if reply.is_transient() => TEMPFAIL,
+            Some(e) if e.starts_with("5.1.") => NOUSER,
+            Some(e) if e.starts_with("5.7.") => NOPERM,
+            _ => DATAERR,
+        }
+    }
+}
+
+/// The one message `sendmail -f FROM -- RCPT...` hands over: the paths as
+/// given (angle brackets optional; `<>` or empty is the null sender), the
+/// content from the pipe with CRLF line ends.
+pub fn pipe_message(from: &str, recipients: &[String], input: &[u8]) -> (Envelope, Vec<u8>) {
+    let bare = |path: &str| {
+        path.trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string()
+    };
+    let envelope = Envelope {
+        reverse_path: bare(from),
+        mail_params: Vec::new(),
+        recipients: recipients
+            .iter()
+            .map(|r| deepmail_smtp::Recipient {
+                mailbox: bare(r),
+                params: Vec::new(),
+            })
+            .collect(),
+    };
+    (envelope, deepmail_smtp::crlf_lines(input))
+}
+
 /// What became of one submitted message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageReport {
@@ -66,6 +114,17 @@ pub struct SubmitReport {
 }
 
 impl SubmitReport {
+    /// The sysexits code of the worst refused recipient (0 when none was
+    /// refused).
+    pub fn refusals_exit(&self) -> u8 {
+        self.messages
+            .iter()
+            .flat_map(|m| &m.refused)
+            .map(|(_, reply)| sysexits::for_reply(reply))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The first message whose queueing failed, with the answer: processing
     /// stopped there, and the messages after it were not queued.
     pub fn queue_failure(&self) -> Option<(usize, &Reply)> {
@@ -198,4 +257,58 @@ pub fn submit(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipe_message_has_bare_paths_and_crlf_content() {
+        let (envelope, content) = pipe_message(
+            "<ops@earth.example>",
+            &["ada@moon.example".into(), "<bob@moon.example>".into()],
+            b"Subject: x\n\nhello\r\nbye",
+        );
+        assert_eq!(envelope.reverse_path, "ops@earth.example");
+        let to: Vec<&str> = envelope
+            .recipients
+            .iter()
+            .map(|r| r.mailbox.as_str())
+            .collect();
+        assert_eq!(to, ["ada@moon.example", "bob@moon.example"]);
+        assert_eq!(content, b"Subject: x\r\n\r\nhello\r\nbye\r\n");
+        assert_eq!(pipe_message("<>", &[], b"").0.reverse_path, "");
+    }
+
+    #[test]
+    fn refusals_map_to_sysexits_and_the_worst_wins() {
+        let reply = |code, enhanced| Reply::new(code, Some(enhanced), "no");
+        assert_eq!(
+            sysexits::for_reply(&reply(450, "4.2.0")),
+            sysexits::TEMPFAIL
+        );
+        assert_eq!(sysexits::for_reply(&reply(550, "5.1.1")), sysexits::NOUSER);
+        assert_eq!(sysexits::for_reply(&reply(550, "5.7.1")), sysexits::NOPERM);
+        assert_eq!(sysexits::for_reply(&reply(554, "5.6.0")), sysexits::DATAERR);
+        let message = |refused: Vec<(String, Reply)>| MessageReport {
+            sender: "ops@earth.example".into(),
+            refused,
+            queued: None,
+            dsn_queued: None,
+        };
+        let report = SubmitReport {
+            messages: vec![
+                message(vec![("a@b".into(), reply(550, "5.1.1"))]),
+                message(vec![("c@d".into(), reply(550, "5.7.1"))]),
+            ],
+            nothing_queued: false,
+        };
+        assert_eq!(report.refusals_exit(), sysexits::NOPERM);
+        let clean = SubmitReport {
+            messages: vec![message(vec![])],
+            nothing_queued: false,
+        };
+        assert_eq!(clean.refusals_exit(), 0);
+    }
 }

@@ -23,6 +23,23 @@ pub mod server;
 
 use std::fmt;
 
+/// `content` with every line ending in CRLF, as SMTP carries it (LF or
+/// CRLF in; a last line without an end gets one): what a pipe or a file
+/// with Unix line ends becomes before it is queued or sent.
+pub fn crlf_lines(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + content.len() / 40 + 2);
+    for (i, line) in content.split(|b| *b == b'\n').enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
 /// One ESMTP parameter (`BODY=8BITMIME`, `SMTPUTF8`, `SIZE=1234`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Param {
@@ -145,6 +162,14 @@ impl fmt::Display for Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crlf_lines_ends_every_line_in_crlf() {
+        assert_eq!(crlf_lines(b"a\nb\r\nc"), b"a\r\nb\r\nc\r\n");
+        assert_eq!(crlf_lines(b"a\r\n"), b"a\r\n");
+        assert_eq!(crlf_lines(b"\n\n"), b"\r\n\r\n");
+        assert_eq!(crlf_lines(b""), b"\r\n");
+    }
 
     #[test]
     fn reply_wire_single_and_multi_line() {
