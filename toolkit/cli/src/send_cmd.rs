@@ -6,14 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use clap::Args;
-use deepmail_host::types::{Outcome, Payload};
-use deepmail_host::{PluginSource, Stage};
-use sha2::{Digest, Sha256};
 
-use deepmail_bench::send::{load_sender, SendOptions};
-use deepmail_bench::{read_input, Stages};
+use deepmail_bench::send::{deliver, SendEvent, SendOutcome, SendRequest};
+use deepmail_bench::Stages;
 
 /// sysexits(3): what MTAs calling us expect.
 const EX_DATAERR: u8 = 65;
@@ -71,123 +67,54 @@ pub(crate) struct SendArgs {
     quic: Vec<String>,
 }
 
-fn read_pem(path: &Option<PathBuf>) -> anyhow::Result<Vec<u8>> {
-    match path {
-        Some(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display())),
-        None => Ok(Vec::new()),
-    }
-}
-
 pub(crate) fn run(stages: &Stages, args: SendArgs) -> anyhow::Result<ExitCode> {
-    let body = read_input(&args.input)?;
-    if body.is_empty() {
-        bail!("{} is empty: nothing to send", args.input.display());
-    }
-    let key = hex::encode(Sha256::digest(&body));
-
-    // Next hops: the given URI, or the resolver's answer.
-    let hops: Vec<String> = match (&args.to_uri, &args.domain) {
-        (Some(uri), _) => vec![uri.clone()],
-        (None, Some(domain)) => {
-            let resolver = stages.resolver(&args.dns_servers, &args.routes, 2000)?;
-            let seed = u64::from(std::process::id()) ^ key.len() as u64;
-            let schemes = if args.allow_plain_http {
-                vec!["https".into(), "http".into()]
-            } else {
-                vec!["https".into()]
-            };
-            let resolved = resolver
-                .resolve(domain, &schemes, seed)
-                .map_err(|e| anyhow::anyhow!("cannot find the gateway for {domain}: {e}"))?;
-            resolved.hops.into_iter().map(|h| h.uri).collect()
-        }
-        (None, None) => bail!("give --domain or --to-uri"),
-    };
-
-    let roots_pem = read_pem(&args.ca)?;
-    let client_cert_pem = read_pem(&args.cert)?;
-    let client_key_pem = read_pem(&args.key)?;
-    let source = match (stages.chosen(Stage::Sender), args.h3) {
-        (Some(chosen), _) => chosen.clone(),
-        (None, true) => PluginSource::Builtin("quic-sender".into()),
-        (None, false) => stages.source(Stage::Sender)?,
-    };
-    // A plugin call carries a whole transfer: allow it the transfer's time.
-    let needed = Duration::from_secs(args.timeout.saturating_add(10));
-    let host = if stages.host.config().call_timeout < needed {
-        let config = deepmail_host::HostConfig {
-            call_timeout: needed,
-            ..stages.host.config().clone()
-        };
-        deepmail_host::Host::new(config).context("starting the WebAssembly host")?
-    } else {
-        stages.host.clone()
-    };
-    let options = SendOptions {
-        timeout_secs: args.timeout,
-        token: args.token.clone(),
-        roots_pem,
+    let request = SendRequest {
+        input: args.input,
+        to_uri: args.to_uri,
+        domain: args.domain,
+        dns_servers: args.dns_servers,
+        routes: args.routes,
+        ca: args.ca,
         // clap makes --cert and --key come together.
-        client: args
-            .cert
-            .is_some()
-            .then_some((client_cert_pem, client_key_pem)),
+        client: args.cert.zip(args.key),
+        token: args.token,
+        timeout_secs: args.timeout,
+        retries: args.retries,
+        retry_delay: Duration::from_millis(args.retry_delay_ms),
         allow_plain_http: args.allow_plain_http,
         h3: args.h3,
-        quic: args.quic.clone(),
+        quic: args.quic,
     };
-
-    let mut delay = Duration::from_millis(args.retry_delay_ms);
-    let mut last = String::new();
-    for round in 0..=args.retries {
-        if round > 0 {
-            eprintln!(
-                "deepmail: retrying in {} ms (round {round} of {})",
-                delay.as_millis(),
-                args.retries
-            );
-            std::thread::sleep(delay);
-            delay = delay.saturating_mul(2);
+    let outcome = deliver(stages, &request, |event| match event {
+        SendEvent::Retrying {
+            delay,
+            round,
+            rounds,
+        } => eprintln!(
+            "deepmail: retrying in {} ms (round {round} of {rounds})",
+            delay.as_millis()
+        ),
+        SendEvent::TemporaryFailure { hop, said } => {
+            eprintln!("deepmail: {hop}: temporary failure: {said}")
         }
-        for hop in &hops {
-            let sender = load_sender(&host, &source, hop, &options)?;
-            match sender.send(hop, &key, Payload::Bsmtp(body.clone())) {
-                Ok(Outcome::Delivered(said)) => {
-                    println!("delivered to {hop} (batch {key}): {said}");
-                    return Ok(ExitCode::SUCCESS);
-                }
-                Ok(Outcome::PermanentFailure(said)) => {
-                    eprintln!("deepmail: {hop} refused the batch for good: {said}");
-                    return Ok(ExitCode::from(EX_DATAERR));
-                }
-                Ok(Outcome::TemporaryFailure(said)) => {
-                    eprintln!("deepmail: {hop}: temporary failure: {said}");
-                    last = said;
-                }
-                Err(e) if e.is_plugin_fault() => {
-                    return Err(anyhow::anyhow!("sender plugin failed: {e}"))
-                }
-                // The plugin's settings are wrong: retrying cannot help.
-                Err(e)
-                    if matches!(
-                        e.code.as_str(),
-                        "invalid-config" | "invalid-next-hop" | "unsupported-payload"
-                    ) =>
-                {
-                    eprintln!("deepmail: {hop}: {e}");
-                    return Ok(ExitCode::from(EX_CONFIG));
-                }
-                Err(e) => {
-                    eprintln!("deepmail: {hop}: {e}");
-                    last = e.to_string();
-                }
-            }
+        SendEvent::Failed { hop, error } => eprintln!("deepmail: {hop}: {error}"),
+    })?;
+    Ok(match outcome {
+        SendOutcome::Delivered { hop, key, said } => {
+            println!("delivered to {hop} (batch {key}): {said}");
+            ExitCode::SUCCESS
         }
-    }
-    eprintln!(
-        "deepmail: not delivered after {} round(s) over {} next hop(s); last: {last}",
-        args.retries + 1,
-        hops.len()
-    );
-    Ok(ExitCode::from(EX_TEMPFAIL))
+        SendOutcome::Refused { hop, said } => {
+            eprintln!("deepmail: {hop} refused the batch for good: {said}");
+            ExitCode::from(EX_DATAERR)
+        }
+        SendOutcome::Misconfigured { hop, error } => {
+            eprintln!("deepmail: {hop}: {error}");
+            ExitCode::from(EX_CONFIG)
+        }
+        SendOutcome::NotDelivered { rounds, hops, last } => {
+            eprintln!("deepmail: not delivered after {rounds} round(s) over {hops} next hop(s); last: {last}");
+            ExitCode::from(EX_TEMPFAIL)
+        }
+    })
 }
