@@ -1,13 +1,17 @@
 //! Messages from files and flags: the envelope a message is sent with
-//! (for an RFC or an Exim reader), a decoded message as JSON, and CRLF
-//! line ends.
+//! (for an RFC or an Exim reader), a batch decoded with a hint for
+//! lenient input, decoded messages as JSON, one line of text or `.eml`
+//! files, and CRLF line ends.
+
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use clap::ValueEnum;
-use deepmail_host::types::{Envelope, ForwardPath, Message, SmtpParam};
+use deepmail_host::types::{DecodeMode, DecodeOptions, Envelope, ForwardPath, Message, SmtpParam};
+use deepmail_host::Codec;
 use serde_json::{json, Value};
 
-use crate::BenchError;
+use crate::{read_input, BenchError};
 
 /// Whose Batch SMTP reader the output is for.
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
@@ -45,6 +49,114 @@ pub fn envelope_for_dialect(
     // Exim reads UTF-8 addresses without the SMTPUTF8 keyword.
     envelope.mail_parameters.clear();
     Ok(envelope)
+}
+
+/// The flags that choose each message's envelope (`deepmail encode`).
+#[derive(Debug, Clone, Copy)]
+pub struct EnvelopeFlags<'a> {
+    /// Whose reader the batch is for.
+    pub dialect: Dialect,
+    /// `--from`: the envelope sender (default: from the headers).
+    pub from: Option<&'a str>,
+    /// `--to`: the envelope recipients (default: from the headers).
+    pub to: &'a [String],
+    /// `--param`: extra MAIL parameters.
+    pub params: &'a [String],
+    /// `--body`: the BODY parameter to declare.
+    pub body: Body,
+}
+
+/// Reads each file of `paths` (`-`: standard input) as one message of a
+/// batch, with the envelope `flags` give it ([`envelope_for_dialect`]).
+pub fn messages_from_files(
+    paths: &[PathBuf],
+    flags: EnvelopeFlags<'_>,
+) -> Result<Vec<Message>, BenchError> {
+    let mut messages = Vec::new();
+    for path in paths {
+        let content = read_input(path)?;
+        let name = path.display().to_string();
+        let envelope = envelope_for_dialect(
+            flags.dialect,
+            flags.from,
+            flags.to,
+            flags.params,
+            flags.body,
+            &name,
+            &content,
+        )?;
+        messages.push(Message { envelope, content });
+    }
+    Ok(messages)
+}
+
+/// Decodes the Batch SMTP `batch` read from `name`, strictly or as Exim
+/// would; a strict refusal that lenient decoding would accept says so.
+pub fn decode_batch(
+    codec: &Codec,
+    batch: &[u8],
+    lenient: bool,
+    name: &Path,
+) -> Result<Vec<Message>, BenchError> {
+    let mode = if lenient {
+        DecodeMode::Lenient
+    } else {
+        DecodeMode::Strict
+    };
+    codec.decode(batch, DecodeOptions { mode }).map_err(|e| {
+        let hint = if !lenient
+            && matches!(
+                e.code.as_str(),
+                "bare-lf" | "line-too-long" | "trailing-garbage"
+            ) {
+            "\nhint: batches written by Exim and other MTAs may need --lenient"
+        } else {
+            ""
+        };
+        BenchError::BadArgument(format!(
+            "{} is not valid Batch SMTP: {e}{hint}",
+            name.display()
+        ))
+    })
+}
+
+/// Each message's content as `NNNN.eml` (from `0001.eml`), for
+/// [`crate::output::write_directory`].
+pub fn eml_files(messages: &[Message]) -> Vec<(String, Vec<u8>)> {
+    messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (format!("{:04}.eml", i + 1), m.content.clone()))
+        .collect()
+}
+
+/// The messages as a JSON array of [`message_json`], numbered from 1.
+pub fn messages_json(messages: &[Message]) -> Value {
+    Value::Array(
+        messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| message_json(i + 1, m))
+            .collect(),
+    )
+}
+
+/// One line about message number `index`: its envelope, size and subject.
+pub fn message_line(index: usize, m: &Message) -> String {
+    let j = message_json(index, m);
+    let to: Vec<&str> = m
+        .envelope
+        .forward_paths
+        .iter()
+        .map(|f| f.mailbox.as_str())
+        .collect();
+    format!(
+        "#{index} from <{}> to {} ({} bytes) subject: {}",
+        m.envelope.reverse_path,
+        to.join(", "),
+        m.content.len(),
+        j["subject"].as_str().unwrap_or("(none)")
+    )
 }
 
 /// Which BODY parameter to declare on MAIL FROM.

@@ -3,10 +3,12 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use deepmail_host::types::{DecodeMode, DecodeOptions, EncodeOptions, Greeting, Message};
-use serde_json::Value;
+use deepmail_host::types::{EncodeOptions, Greeting};
 
-use deepmail_bench::mail::{envelope_for_dialect, message_json, Body, Dialect};
+use deepmail_bench::mail::{
+    decode_batch, eml_files, message_line, messages_from_files, messages_json, Body, Dialect,
+    EnvelopeFlags,
+};
 use deepmail_bench::output::{write_directory, write_output};
 use deepmail_bench::{read_input, Stages};
 
@@ -66,96 +68,47 @@ pub(crate) struct DecodeArgs {
 }
 
 pub(crate) fn encode(stages: &Stages, args: EncodeArgs) -> anyhow::Result<()> {
-    let mut messages = Vec::new();
-    for path in &args.input {
-        let content = read_input(path)?;
-        let name = path.display().to_string();
-        let envelope = envelope_for_dialect(
-            args.dialect,
-            args.from.as_deref(),
-            &args.to,
-            &args.params,
-            args.body,
-            &name,
-            &content,
-        )?;
-        messages.push(Message { envelope, content });
-    }
+    let flags = EnvelopeFlags {
+        dialect: args.dialect,
+        from: args.from.as_deref(),
+        to: &args.to,
+        params: &args.params,
+        body: args.body,
+    };
+    let messages = messages_from_files(&args.input, flags)?;
     let greeting = match (&args.helo, &args.ehlo) {
         (Some(d), _) => Greeting::Helo(d.clone()),
         (_, Some(d)) => Greeting::Ehlo(d.clone()),
         _ => Greeting::None,
     };
     let codec = stages.codec()?;
+    let options = EncodeOptions {
+        greeting,
+        quit: args.quit,
+    };
     let batch = codec
-        .encode(
-            &messages,
-            &EncodeOptions {
-                greeting,
-                quit: args.quit,
-            },
-        )
+        .encode(&messages, &options)
         .map_err(|e| anyhow::anyhow!("encoding failed: {e}"))?;
     Ok(write_output(args.output.as_deref(), &batch)?)
 }
 
 pub(crate) fn decode(stages: &Stages, args: DecodeArgs) -> anyhow::Result<()> {
     let batch = read_input(&args.input)?;
-    let mode = if args.lenient {
-        DecodeMode::Lenient
-    } else {
-        DecodeMode::Strict
-    };
     let codec = stages.codec()?;
-    let messages = codec.decode(&batch, DecodeOptions { mode }).map_err(|e| {
-        let hint = if !args.lenient
-            && matches!(
-                e.code.as_str(),
-                "bare-lf" | "line-too-long" | "trailing-garbage"
-            ) {
-            "\nhint: batches written by Exim and other MTAs may need --lenient"
-        } else {
-            ""
-        };
-        anyhow::anyhow!(
-            "{} is not valid Batch SMTP: {e}{hint}",
-            args.input.display()
-        )
-    })?;
+    let messages = decode_batch(&codec, &batch, args.lenient, &args.input)?;
     if let Some(dir) = &args.eml_dir {
-        let files: Vec<(String, Vec<u8>)> = messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (format!("{:04}.eml", i + 1), m.content.clone()))
-            .collect();
-        write_directory(dir, &files)?;
+        write_directory(dir, &eml_files(&messages))?;
     }
     match args.format {
         Format::Json => {
-            let all: Vec<Value> = messages
-                .iter()
-                .enumerate()
-                .map(|(i, m)| message_json(i + 1, m))
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&all)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&messages_json(&messages))?
+            );
         }
         Format::Text => {
             for (i, m) in messages.iter().enumerate() {
-                let j = message_json(i + 1, m);
-                let to: Vec<&str> = m
-                    .envelope
-                    .forward_paths
-                    .iter()
-                    .map(|f| f.mailbox.as_str())
-                    .collect();
-                println!(
-                    "#{} from <{}> to {} ({} bytes) subject: {}",
-                    i + 1,
-                    m.envelope.reverse_path,
-                    to.join(", "),
-                    m.content.len(),
-                    j["subject"].as_str().unwrap_or("(none)")
-                );
+                println!("{}", message_line(i + 1, m));
             }
             println!("{} message(s)", messages.len());
         }
