@@ -61,6 +61,14 @@ pub enum BenchError {
         /// Why.
         source: std::io::Error,
     },
+    /// Reading one of several named inputs failed (`inspect`).
+    #[error("reading {}", path.display())]
+    Reading {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<BenchError>,
+    },
     /// A directory to write into already holds files.
     #[error("{} already exists and is not empty; choose a new directory", .0.display())]
     DirectoryNotEmpty(PathBuf),

@@ -14,15 +14,19 @@
 //! The helpers the CLI's other commands share with them live here too:
 //! [`output`] (atomic files), [`mail`] (envelopes from headers, messages
 //! as JSON), [`bundle_options`] (primary-block flags), [`logging`],
-//! [`read_input`], [`reassembly`] (bundle files into their ADU), [`send`]
-//! (the sender for one next hop), and
+//! [`read_input`], [`bundles`] (`fragment` and `inspect` on files),
+//! [`next_hops`] (`resolve`'s answer), [`reassembly`] (bundle files into
+//! their ADU), [`send`] (the sender for one next hop and the retry rounds
+//! of `send`), and
 //! [`Stages::plugin_list`] (`deepmail plugins`).
 
 pub mod bench;
 pub mod bundle_options;
+pub mod bundles;
 pub mod demo;
 pub mod logging;
 pub mod mail;
+pub mod next_hops;
 pub mod output;
 pub mod reassembly;
 pub mod roundtrip;

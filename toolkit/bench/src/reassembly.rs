@@ -9,6 +9,17 @@ use deepmail_host::Fragmenter;
 
 use crate::{read_input, BenchError};
 
+/// The limits for ADUs of at most `max_adu_mib` MiB: twice that held
+/// pending, in at most 64 bundles.
+pub fn limits_for(max_adu_mib: u64) -> ReassemblyLimits {
+    let max = max_adu_mib.saturating_mul(1 << 20);
+    ReassemblyLimits {
+        max_adu_bytes: max,
+        max_pending_bytes: max.saturating_mul(2),
+        max_pending_bundles: 64,
+    }
+}
+
 /// Byte ranges of `0..total` that no fragment covers.
 fn missing_ranges(total: u64, mut have: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     have.sort();

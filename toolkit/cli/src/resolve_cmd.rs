@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use serde_json::json;
 
+use deepmail_bench::next_hops::{hops_json, hops_table, random_seed, resolve};
 use deepmail_bench::Stages;
 
 #[derive(Args)]
@@ -36,41 +36,14 @@ pub(crate) struct ResolveArgs {
 
 pub(crate) fn run(stages: &Stages, args: ResolveArgs) -> anyhow::Result<ExitCode> {
     let resolver = stages.resolver(&args.dns_servers, &args.routes, args.timeout_ms)?;
-    let seed = args.seed.unwrap_or_else(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64);
-        t.unwrap_or(0) ^ u64::from(std::process::id()).rotate_left(32)
-    });
-    let resolved = resolver
-        .resolve(&args.domain, &args.schemes, seed)
-        .map_err(|e| anyhow::anyhow!("resolving {}: {e}", args.domain))?;
+    let seed = args.seed.unwrap_or_else(random_seed);
+    let resolved = resolve(&resolver, &args.domain, &args.schemes, seed)?;
+    let plugin = &resolver.info().source;
     if args.json {
-        let hops: Vec<_> = resolved
-            .hops
-            .iter()
-            .map(|h| json!({"uri": h.uri, "priority": h.priority, "weight": h.weight, "origin": h.origin, "ttl": h.ttl}))
-            .collect();
-        let doc =
-            json!({"domain": args.domain, "plugin": resolver.info().source, "next_hops": hops});
+        let doc = hops_json(&args.domain, plugin, &resolved);
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        println!(
-            "next hops for {} ({}):",
-            args.domain,
-            resolver.info().source
-        );
-        for (i, h) in resolved.hops.iter().enumerate() {
-            let ttl = h.ttl.map(|t| format!("ttl {t}s")).unwrap_or_default();
-            println!(
-                "  {}. {:<48} priority {:<5} weight {:<5} from {} {ttl}",
-                i + 1,
-                h.uri,
-                h.priority,
-                h.weight,
-                h.origin
-            );
-        }
+        print!("{}", hops_table(&args.domain, plugin, &resolved));
     }
     Ok(ExitCode::SUCCESS)
 }
