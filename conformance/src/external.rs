@@ -28,6 +28,9 @@ pub enum AdapterError {
         /// Why.
         error: std::io::Error,
     },
+    /// The command line is empty.
+    #[error("--adapter needs a command")]
+    NoCommand,
     /// The adapter closed its output.
     #[error("the adapter closed its output (did it crash? see its stderr above)")]
     Closed,
@@ -58,6 +61,15 @@ pub struct ExternalImplementation {
 }
 
 impl ExternalImplementation {
+    /// Starts the program of `command_line` (split on white space: the
+    /// program, then its arguments) and performs the `hello` handshake.
+    pub fn from_command_line(command_line: &str) -> Result<ExternalImplementation, AdapterError> {
+        let mut words = command_line.split_whitespace().map(str::to_string);
+        let program = words.next().ok_or(AdapterError::NoCommand)?;
+        let rest: Vec<String> = words.collect();
+        ExternalImplementation::spawn(&program, &rest)
+    }
+
     /// Starts `program args...` and performs the `hello` handshake.
     pub fn spawn(program: &str, args: &[String]) -> Result<ExternalImplementation, AdapterError> {
         let command = std::iter::once(program.to_string())

@@ -109,6 +109,23 @@ impl Report {
         }
     }
 
+    /// Only the cases of `stage` (`bsmtp-codec`, `fragmenter`,
+    /// `resolver`), recounted.
+    pub fn only_stage(mut self, stage: &str) -> Report {
+        self.cases.retain(|c| c.stage == stage);
+        Report::rebuild(self)
+    }
+
+    /// The report as printed: pretty JSON and a line end, or the
+    /// [`Report::table`].
+    pub fn render(&self, json: bool, verbose: bool) -> Result<String, serde_json::Error> {
+        if json {
+            Ok(serde_json::to_string_pretty(self)? + "\n")
+        } else {
+            Ok(self.table(verbose))
+        }
+    }
+
     /// True when nothing failed unexpectedly (unexpected passes count as
     /// failures only with `strict`).
     pub fn conforms(&self, strict: bool) -> bool {

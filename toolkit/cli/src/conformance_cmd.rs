@@ -61,12 +61,7 @@ pub(crate) fn run_cmd(stages: &Stages, args: ConformanceArgs) -> anyhow::Result<
         None => Suite::embedded()?,
     };
     let mut implementation: Box<dyn Implementation> = match &args.adapter {
-        Some(command) => {
-            let mut words = command.split_whitespace().map(str::to_string);
-            let program = words.next().context("--adapter needs a command")?;
-            let rest: Vec<String> = words.collect();
-            Box::new(ExternalImplementation::spawn(&program, &rest)?)
-        }
+        Some(command) => Box::new(ExternalImplementation::from_command_line(command)?),
         None => {
             let all = args.stage == StageChoice::All;
             let codec = (all || args.stage == StageChoice::Codec)
@@ -104,18 +99,13 @@ pub(crate) fn run_cmd(stages: &Stages, args: ConformanceArgs) -> anyhow::Result<
             StageChoice::Fragmenter => "fragmenter",
             _ => "resolver",
         };
-        report.cases.retain(|c| c.stage == wanted);
-        report = deepmail_conformance::Report::rebuild(report);
+        report = report.only_stage(wanted);
     }
     if let Some(path) = &args.junit {
         std::fs::write(path, report.junit())
             .with_context(|| format!("cannot write the JUnit report to {}", path.display()))?;
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.table(args.verbose));
-    }
+    print!("{}", report.render(args.json, args.verbose)?);
     Ok(if report.conforms(args.strict) {
         ExitCode::SUCCESS
     } else {
