@@ -32,23 +32,6 @@ pub(crate) struct CompressBenchArgs {
     json: bool,
 }
 
-/// CRLF line ends, as the message would be on the wire.
-fn crlf(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() + text.len() / 40);
-    let mut prev = 0u8;
-    for &b in text {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
-    }
-    if !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
 /// A message carrying `data` as a base64 attachment of `mime` type.
 fn with_attachment(name: &str, mime: &str, data: &[u8]) -> Vec<u8> {
     let b64 = base64::engine::general_purpose::STANDARD.encode(data);
@@ -148,7 +131,7 @@ pub(crate) fn run(stages: &Stages, args: CompressBenchArgs) -> Result<Outcome, B
             for p in &paths {
                 let bytes = std::fs::read(p).map_err(BenchError::io("reading", p))?;
                 if p.extension().is_some_and(|e| e == "txt") {
-                    texts.push(crlf(&bytes));
+                    texts.push(deepmail_smtp::crlf_lines(&bytes));
                 } else {
                     let name = p.file_name().unwrap_or_default().to_string_lossy();
                     attachments.push(with_attachment(&name, mime_of(p), &bytes));

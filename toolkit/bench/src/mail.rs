@@ -322,20 +322,9 @@ pub fn message_json(index: usize, m: &Message) -> Value {
     v
 }
 
-/// `content` with every line ending in CRLF (LF or CRLF in), ending in one.
-pub fn crlf(content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + content.len() / 40 + 2);
-    for (i, line) in content.split(|b| *b == b'\n').enumerate() {
-        if i > 0 {
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
-    }
-    if !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
+/// `content` with every line ending in CRLF (LF or CRLF in), ending in
+/// one: [`deepmail_smtp::crlf_lines`].
+pub use deepmail_smtp::crlf_lines as crlf;
 
 fn bad(sentence: String) -> BenchError {
     BenchError::BadArgument(sentence)
