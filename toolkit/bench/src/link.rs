@@ -399,12 +399,7 @@ fn report(args: &LinkBenchArgs, rows: &[Row]) -> Result<(), BenchError> {
             "note": r.note,
         })).collect::<Vec<_>>(),
     });
-    if let Some(path) = args.json.as_deref() {
-        crate::output::write_output(
-            Some(std::path::Path::new(path)),
-            (serde_json::to_string_pretty(&doc)? + "\n").as_bytes(),
-        )?;
-    }
+    crate::output::write_json(args.json.as_deref(), &doc)?;
     if args.json.as_deref() != Some("-") {
         if args.scale == 1 {
             println!(

@@ -8,6 +8,18 @@ use std::path::{Path, PathBuf};
 
 use crate::BenchError;
 
+/// Writes `doc` as pretty JSON with a final newline to `path` (`-`:
+/// stdout), when the user asked for it (`--json FILE`).
+pub(crate) fn write_json(path: Option<&str>, doc: &serde_json::Value) -> Result<(), BenchError> {
+    match path {
+        Some(path) => write_output(
+            Some(Path::new(path)),
+            (serde_json::to_string_pretty(doc)? + "\n").as_bytes(),
+        ),
+        None => Ok(()),
+    }
+}
+
 /// Writes `bytes` to `path` (or stdout for `-`/`None`) atomically.
 pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<(), BenchError> {
     match path {

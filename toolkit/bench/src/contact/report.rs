@@ -180,12 +180,7 @@ pub(super) fn report(
         },
         "runs": results.iter().map(run_json).collect::<Vec<_>>(),
     });
-    if let Some(path) = args.json.as_deref() {
-        crate::output::write_output(
-            Some(std::path::Path::new(path)),
-            (serde_json::to_string_pretty(&doc)? + "\n").as_bytes(),
-        )?;
-    }
+    crate::output::write_json(args.json.as_deref(), &doc)?;
     if args.json.as_deref() != Some("-") {
         println!(
             "{} sols of mail to Mars: {} windows of {} h a sol at {} kbit/s, light time {:.1} min, blackout sols {}-{}; {} messages ({} of the real traffic), time {}x faster",
