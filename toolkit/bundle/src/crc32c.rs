@@ -150,7 +150,7 @@ mod fold {
     #[target_feature(enable = "avx512f,vpclmulqdq,pclmulqdq,sse4.2")]
     #[allow(unsafe_code)]
     pub(super) unsafe fn steps(crc: u32, data: &[u8], n: usize, dst: Option<*mut u8>) -> u32 {
-        debug_assert!(n >= STEP && n % STEP == 0 && n <= data.len());
+        debug_assert!(n >= STEP && n.is_multiple_of(STEP) && n <= data.len());
         let p = data.as_ptr().cast::<__m512i>();
         // SAFETY (every load): `i * 64 + 64 <= n <= data.len()`.
         let load = |i: usize| unsafe { _mm512_loadu_si512(p.add(i)) };
