@@ -22,8 +22,8 @@
 //! Spools written before the one-file record keep each message as a
 //! directory (`<msg_id>/message.eml`, `<msg_id>/entry.json`, maybe
 //! `delay-warned`), in its shard or directly under `queue/`. Tools read
-//! them as they are; the gateway rewrites them as records when it opens
-//! the queue.
+//! them as they are; the gateway rewrites them as records as it builds its
+//! index at start, in the same walk of the shards.
 //!
 //! A damaged record (an empty or truncated file, as a power loss can leave)
 //! must not stop the queue: the gateway moves it into `quarantine/`, logs
@@ -220,16 +220,6 @@ impl Queue {
                 }
             }
         }
-        if owner {
-            let moved = migrate_legacy(&queue, &tmp)?;
-            if moved > 0 {
-                tracing::info!(
-                    stage = "queue",
-                    messages = moved,
-                    "rewrote the messages of an older spool as one-file records"
-                );
-            }
-        }
         Ok(Queue {
             queue,
             batches,
@@ -328,7 +318,21 @@ impl Queue {
     fn build_index(&self) -> Result<(Index, Vec<Quarantined>), SpoolError> {
         let mut index = Index::default();
         let mut quarantined = Vec::new();
-        for stored in self.records()? {
+        let mut rewritten = 0usize;
+        for mut stored in self.records()? {
+            // A message of an older spool becomes a record as it is read.
+            if let Stored::Legacy(dir) = &stored {
+                match self.rewrite_legacy(dir)? {
+                    Rewrite::Done(record) => {
+                        rewritten += 1;
+                        stored = record;
+                    }
+                    // Its record is in this listing too (a rewrite cut
+                    // short by a crash): indexed from there.
+                    Rewrite::AlreadyThere => continue,
+                    Rewrite::Unreadable => {}
+                }
+            }
             match self.read_entry(&stored) {
                 Ok(e) => index.add_entry_warned(&e, self.is_warned(&stored, &e.id)),
                 Err(SpoolError::Damaged { path, detail }) => {
@@ -342,6 +346,13 @@ impl Queue {
                     quarantined.push(self.quarantine_message(&stored, &reason)?);
                 }
             }
+        }
+        if rewritten > 0 {
+            tracing::info!(
+                stage = "queue",
+                messages = rewritten,
+                "rewrote the messages of an older spool as one-file records"
+            );
         }
         let (readable, unreadable) = self.read_batches()?;
         for (path, reason) in unreadable {
@@ -464,6 +475,54 @@ impl Queue {
             }
         }
         Ok(out)
+    }
+
+    /// Rewrites the message a spool written before records keeps in
+    /// directory `dir` (in a shard, or directly under `queue/` before
+    /// sharding) as one record in its shard. The record is durable before
+    /// the directory is removed; a crash between leaves both, and the next
+    /// index build removes the directory whose record exists. A directory
+    /// whose files do not read is left as it is, for quarantine.
+    fn rewrite_legacy(&self, dir: &Path) -> Result<Rewrite, SpoolError> {
+        let Some(id) = dir.file_name().and_then(|n| n.to_str()) else {
+            return Ok(Rewrite::Unreadable);
+        };
+        if valid_id(id).is_err() {
+            return Ok(Rewrite::Unreadable);
+        }
+        let shard = self.queue.join(shard_of(id));
+        let target = shard.join(record::file_name(id));
+        let outcome = if target.is_file() {
+            Rewrite::AlreadyThere
+        } else {
+            let Ok(entry) = read_json::<QueueEntry>(&dir.join("entry.json")) else {
+                return Ok(Rewrite::Unreadable);
+            };
+            let Ok(content) = fs::read(dir.join("message.eml")) else {
+                return Ok(Rewrite::Unreadable);
+            };
+            if entry.id != id || entry.bytes != content.len() as u64 {
+                return Ok(Rewrite::Unreadable);
+            }
+            if !shard.is_dir() {
+                fs::create_dir(&shard).map_err(io_err("create", &shard))?;
+                sync_dir(&self.queue)?;
+            }
+            let work = self.tmp.join(format!("q-{id}"));
+            let _ = fs::remove_file(&work);
+            record::write(&work, &entry, &content)?;
+            if dir.join(WARNED).exists() {
+                let marker = self.warned_marker(id);
+                let _ = fs::remove_file(&marker);
+                write_synced(&marker, b"")?;
+            }
+            fs::rename(&work, &target).map_err(io_err("rename", &target))?;
+            sync_dir(&shard)?;
+            Rewrite::Done(Stored::Record(target))
+        };
+        fs::remove_dir_all(dir).map_err(io_err("remove", dir))?;
+        sync_dir(dir.parent().unwrap_or(&self.queue))?;
+        Ok(outcome)
     }
 
     /// The entry of a stored message.
@@ -807,6 +866,16 @@ const WARNED: &str = "delay-warned";
 /// A record's delay-warning marker: `<id>.warned` beside `<id>.msg`.
 const WARNED_EXT: &str = "warned";
 
+/// What [`Queue::rewrite_legacy`] did with an older message directory.
+enum Rewrite {
+    /// Rewritten as this record; the directory is gone.
+    Done(Stored),
+    /// Its record existed already; the directory is gone.
+    AlreadyThere,
+    /// Its files do not read: left as it is.
+    Unreadable,
+}
+
 /// How a queued message is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Stored {
@@ -852,73 +921,6 @@ pub fn shard_of(id: &str) -> String {
         h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
     }
     format!("{:02x}", h % SHARDS)
-}
-
-/// Rewrites every message a spool written before records keeps as a
-/// directory (in a shard, or directly under `queue/` before sharding) as
-/// one record in its shard. Each record is durable before its directory
-/// is removed; a crash half way leaves both, and the next start removes
-/// the directory whose record exists. A directory whose files do not
-/// read is left as it is, for the index build to quarantine.
-fn migrate_legacy(queue: &Path, tmp: &Path) -> Result<usize, SpoolError> {
-    let mut dirs = Vec::new();
-    for dirent in fs::read_dir(queue).map_err(io_err("list", queue))? {
-        let dir = dirent.map_err(io_err("list", queue))?.path();
-        if is_shard(&dir) {
-            for inner in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
-                let inner = inner.map_err(io_err("list", &dir))?;
-                if inner.file_type().is_ok_and(|t| t.is_dir()) {
-                    dirs.push(inner.path());
-                }
-            }
-        } else if dir.is_dir() {
-            dirs.push(dir);
-        }
-    }
-    let mut moved = 0;
-    let mut touched = std::collections::BTreeSet::new();
-    for dir in dirs {
-        let Some(id) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
-            continue;
-        };
-        if valid_id(&id).is_err() {
-            continue;
-        }
-        let shard = queue.join(shard_of(&id));
-        let target = shard.join(record::file_name(&id));
-        if !target.is_file() {
-            let Ok(entry) = read_json::<QueueEntry>(&dir.join("entry.json")) else {
-                continue;
-            };
-            let Ok(content) = fs::read(dir.join("message.eml")) else {
-                continue;
-            };
-            if entry.id != id || entry.bytes != content.len() as u64 {
-                continue;
-            }
-            if !shard.is_dir() {
-                fs::create_dir(&shard).map_err(io_err("create", &shard))?;
-                sync_dir(queue)?;
-            }
-            let work = tmp.join(format!("q-{id}"));
-            let _ = fs::remove_file(&work);
-            record::write(&work, &entry, &content)?;
-            if dir.join(WARNED).exists() {
-                let marker = shard.join(format!("{id}.{WARNED_EXT}"));
-                let _ = fs::remove_file(&marker);
-                write_synced(&marker, b"")?;
-            }
-            fs::rename(&work, &target).map_err(io_err("rename", &target))?;
-            sync_dir(&shard)?;
-        }
-        fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
-        touched.insert(dir.parent().unwrap_or(queue).to_path_buf());
-        moved += 1;
-    }
-    for dir in touched {
-        sync_dir(&dir)?;
-    }
-    Ok(moved)
 }
 
 /// Whether `dir` is a shard directory (two hex digits, no `entry.json`).
@@ -1175,9 +1177,14 @@ mod tests {
         assert!(s.warned.contains(&b.id));
         assert!(flat.is_dir() && sharded.is_dir(), "a tool moves nothing");
 
+        // The gateway rewrites them as it builds its index at start, and
+        // quarantines what does not read.
         let gateway = Queue::open(dir.path(), true).unwrap();
-        assert!(!flat.exists() && !sharded.exists());
-        assert!(broken.is_dir(), "what does not read is left for quarantine");
+        assert!(flat.is_dir(), "nothing moves before the index is built");
+        let quarantined = gateway.refresh().unwrap();
+        assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+        assert!(!flat.exists() && !sharded.exists() && !broken.exists());
+        assert_eq!(gateway.index().as_ref().unwrap().entries.len(), 2);
         for (e, content) in [(&a, &b"flat"[..]), (&b, b"sharded")] {
             let path = gateway.message_path(&e.id);
             assert!(path.ends_with(format!("{}.msg", e.id)), "{path:?}");
@@ -1186,8 +1193,6 @@ mod tests {
                 ((*e).clone(), content.to_vec())
             );
         }
-        let quarantined = gateway.refresh().unwrap();
-        assert_eq!(quarantined.len(), 1, "{quarantined:?}");
         let s = gateway.snapshot().unwrap();
         assert_eq!(s.entries.len(), 2);
         assert!(s.warned.contains(&b.id) && !s.warned.contains(&a.id));
@@ -1209,7 +1214,9 @@ mod tests {
         let old = dir.path().join("queue").join(shard_of(&e.id)).join(&e.id);
         legacy(&old, &e, b"both", false);
         let q = Queue::open(dir.path(), true).unwrap();
+        assert!(q.refresh().unwrap().is_empty());
         assert!(!old.exists());
+        assert_eq!(q.index().as_ref().unwrap().entries.len(), 1, "indexed once");
         assert_eq!(q.snapshot().unwrap().entries.len(), 1);
         assert_eq!(q.content(&e.id).unwrap(), b"both");
     }
