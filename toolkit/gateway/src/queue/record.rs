@@ -14,7 +14,7 @@
 //! truncated.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
 use crate::spool::{io_err, SpoolError};
@@ -43,14 +43,10 @@ pub(super) fn id_of(name: &str) -> Option<&str> {
 /// exist) and fdatasyncs it; the caller renames it into place and fsyncs
 /// the directory.
 pub(super) fn write(path: &Path, entry: &QueueEntry, content: &[u8]) -> Result<(), SpoolError> {
-    let mut head = Vec::with_capacity(512);
-    head.extend_from_slice(MAGIC);
-    // serde_json escapes control characters inside strings: one line.
-    serde_json::to_writer(&mut head, entry).map_err(|e| SpoolError::Damaged {
+    let head = head(entry, 0).map_err(|e| SpoolError::Damaged {
         path: path.to_path_buf(),
         detail: format!("the entry cannot be written as JSON: {e}"),
     })?;
-    head.push(b'\n');
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -65,19 +61,26 @@ pub(super) fn write(path: &Path, entry: &QueueEntry, content: &[u8]) -> Result<(
 /// The bytes of a record, unsynced: for tools that build a spool to
 /// measure (`deepmail bench queue`).
 pub(super) fn bytes(entry: &QueueEntry, content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 512);
-    out.extend_from_slice(MAGIC);
-    serde_json::to_writer(&mut out, entry).unwrap_or_default();
-    out.push(b'\n');
+    let mut out = head(entry, content.len()).unwrap_or_default();
     out.extend_from_slice(content);
     out
 }
 
-/// A record's entry and where its content starts.
+/// The magic line and the entry line, with room for `more` octets after.
+fn head(entry: &QueueEntry, more: usize) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(512 + more);
+    out.extend_from_slice(MAGIC);
+    // serde_json escapes control characters inside strings: one line.
+    serde_json::to_writer(&mut out, entry)?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// A record's entry, and the reader positioned where its content starts
+/// (its buffer may already hold the first of it).
 pub(super) struct Head {
     pub(super) entry: QueueEntry,
-    offset: u64,
-    file: File,
+    reader: BufReader<File>,
 }
 
 fn damaged(path: &Path, detail: impl Into<String>) -> SpoolError {
@@ -139,25 +142,18 @@ pub(super) fn read_head(path: &Path) -> Result<Head, SpoolError> {
             ),
         ));
     }
-    Ok(Head {
-        entry,
-        offset,
-        file: reader.into_inner(),
-    })
+    Ok(Head { entry, reader })
 }
 
 impl Head {
     /// The content (exactly `entry.bytes` octets: `read_head` checked the
     /// length).
     pub(super) fn content(mut self, path: &Path) -> Result<(QueueEntry, Vec<u8>), SpoolError> {
-        self.file
-            .seek(SeekFrom::Start(self.offset))
-            .map_err(io_err("read", path))?;
         let mut content = Vec::new();
         content
             .try_reserve_exact(self.entry.bytes as usize)
             .map_err(|_| damaged(path, "content too large for memory"))?;
-        (&mut self.file)
+        (&mut self.reader)
             .take(self.entry.bytes)
             .read_to_end(&mut content)
             .map_err(io_err("read", path))?;
