@@ -6,12 +6,12 @@
 //! the whole `send`: the next hops, then rounds of attempts over them with
 //! doubling delays, each attempt reported as a [`SendEvent`].
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use deepmail_gateway::HopError;
 use deepmail_host::types::{Outcome, Payload};
-use deepmail_host::{HttpGrant, NetworkGrant, PluginSource, Sender, Stage, StageError};
+use deepmail_host::{PluginSource, Sender, Stage, StageError};
 use sha2::{Digest, Sha256};
 
 use crate::{read_input, BenchError, Stages};
@@ -44,21 +44,9 @@ pub fn hop_authority(uri: &str) -> Result<String, BenchError> {
     })
 }
 
-/// The next hop's address for a plugin that opens its own sockets: the
-/// host resolves the name (plugins have no name lookup).
-fn socket_addr_of(authority: &str) -> Result<SocketAddr, BenchError> {
-    authority
-        .to_socket_addrs()
-        .map_err(|source| BenchError::Lookup {
-            authority: authority.to_string(),
-            source,
-        })?
-        .next()
-        .ok_or_else(|| BenchError::BadArgument(format!("{authority} has no address")))
-}
-
 /// Loads the sender `source` for the next hop `hop` with the network
-/// grant it needs and nothing more.
+/// grant it needs and nothing more ([`deepmail_gateway::load_hop_sender`],
+/// as the gateway does for its routes).
 pub fn load_sender(
     host: &deepmail_host::Host,
     source: &PluginSource,
@@ -66,72 +54,37 @@ pub fn load_sender(
     options: &SendOptions,
 ) -> Result<Sender, BenchError> {
     let authority = hop_authority(hop)?;
-    let timeout_ms = options.timeout_secs.saturating_mul(1000);
-    let mut config = vec![("timeout-ms".to_string(), timeout_ms.to_string())];
-    if let Some(token) = &options.token {
-        config.push(("bearer-token".into(), token.clone()));
-    }
-    if !options.h3 {
-        // HTTPS goes through wasi:http: the host connects, to this
-        // authority only, trusting only these roots.
-        let grant = NetworkGrant {
-            http: Some(HttpGrant {
-                authorities: vec![authority],
-                roots_pem: options.roots_pem.clone(),
-                client_cert_pem: options
-                    .client
-                    .as_ref()
-                    .map(|c| c.0.clone())
-                    .unwrap_or_default(),
-                client_key_pem: options
-                    .client
-                    .as_ref()
-                    .map(|c| c.1.clone())
-                    .unwrap_or_default(),
-                allow_plain_http: options.allow_plain_http,
-                connect_timeout_ms: timeout_ms,
-                response_timeout_ms: timeout_ms,
-            }),
-            ..NetworkGrant::default()
-        };
-        return Ok(Sender::load(host, source, config, Some(grant))?);
-    }
-    // QUIC runs inside the plugin over wasi:sockets: the host resolves
-    // the name and grants UDP to exactly that address.
-    let addr = socket_addr_of(&authority)?;
-    config.push(("connect-to".into(), addr.to_string()));
-    let roots = if options.roots_pem.is_empty() {
-        deepmail_host::system_roots_pem().map_err(|source| BenchError::NoRoots { source })?
-    } else {
-        options.roots_pem.clone()
+    let quic = options
+        .quic
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| BenchError::BadArgument(format!("--quic {kv}: expected KEY=VALUE")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = deepmail_gateway::NextHop {
+        authority: &authority,
+        h3: options.h3,
+        timeout_ms: options.timeout_secs.saturating_mul(1000),
+        token: options.token.as_deref(),
+        gzip: false,
+        roots_pem: &options.roots_pem,
+        client: options
+            .client
+            .as_ref()
+            .map(|(cert, key)| (cert.as_slice(), key.as_slice())),
+        allow_plain_http: options.allow_plain_http,
+        quic: &quic,
     };
-    config.push((
-        "ca-pem".into(),
-        String::from_utf8_lossy(&roots).into_owned(),
-    ));
-    // Mutual TLS: the plugin has no file system, so it gets the PEM text.
-    if let Some((cert, key)) = &options.client {
-        config.push((
-            "client-cert-pem".into(),
-            String::from_utf8_lossy(cert).into_owned(),
-        ));
-        config.push((
-            "client-key-pem".into(),
-            String::from_utf8_lossy(key).into_owned(),
-        ));
-    }
-    for kv in &options.quic {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| BenchError::BadArgument(format!("--quic {kv}: expected KEY=VALUE")))?;
-        config.push((k.to_string(), v.to_string()));
-    }
-    let grant = NetworkGrant {
-        udp: true,
-        remote: vec![addr],
-        ..NetworkGrant::default()
-    };
-    Ok(Sender::load(host, source, config, Some(grant))?)
+    deepmail_gateway::load_hop_sender(host, source, &next).map_err(|e| match e {
+        HopError::Resolve { authority, source } => BenchError::Lookup { authority, source },
+        HopError::NoAddress { authority } => {
+            BenchError::BadArgument(format!("{authority} has no address"))
+        }
+        HopError::NoRoots { source } => BenchError::NoRoots { source },
+        HopError::Load(e) => e.into(),
+    })
 }
 
 /// One `deepmail send`: the batch, where it goes, how, and how often to

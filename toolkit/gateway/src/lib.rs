@@ -59,7 +59,10 @@ pub use crate::gateway::{
 };
 pub use crate::metrics::Metrics;
 pub use crate::policy::{GatewayPolicy, PolicyLoadError};
-pub use crate::stages::{authority_of, system_nameservers, GatewayStages, SenderError};
+pub use crate::stages::{
+    authority_of, load_hop_sender, system_nameservers, GatewayStages, HopError, NextHop,
+    SenderError,
+};
 pub use crate::submit::{pipe_message, submit, sysexits, MessageReport, SubmitError, SubmitReport};
 
 // The queue and the spool, for tools that read them (`deepmail queue`).

@@ -312,79 +312,165 @@ impl GatewayStages {
     }
 
     fn load_sender(&self, route: &Route, authority: &str) -> Result<Sender, SenderError> {
-        let authority = authority.to_string();
-        let mut settings = vec![("timeout-ms".to_string(), self.timeout_ms.to_string())];
-        if let Some(token) = &route.token {
-            settings.push(("bearer-token".into(), token.clone()));
-        }
-        if route.compress {
-            settings.push(("content-encoding".into(), "gzip".into()));
-        }
-        let (cert, key_pem) = route.client_identity.clone().unwrap_or_default();
-        match route.transport {
-            RouteTransport::Https => {
-                let grant = NetworkGrant {
-                    http: Some(HttpGrant {
-                        authorities: vec![authority.clone()],
-                        roots_pem: route.ca_pem.clone(),
-                        client_cert_pem: cert,
-                        client_key_pem: key_pem,
-                        allow_plain_http: route.allow_plain_http,
-                        connect_timeout_ms: self.timeout_ms,
-                        response_timeout_ms: self.timeout_ms,
-                    }),
-                    ..NetworkGrant::default()
-                };
-                Sender::load(&self.host, &self.sender_https, settings, Some(grant))
-            }
-            RouteTransport::H3 => {
-                let addr: SocketAddr = authority
-                    .to_socket_addrs()
-                    .map_err(|e| SenderError::Resolve {
-                        authority: authority.clone(),
-                        detail: e.to_string(),
-                    })?
-                    .next()
-                    .ok_or_else(|| SenderError::Resolve {
-                        authority: authority.clone(),
-                        detail: "no address".into(),
-                    })?;
-                settings.push(("connect-to".into(), addr.to_string()));
-                let roots = if route.ca_pem.is_empty() {
-                    deepmail_host::system_roots_pem().map_err(|e| SenderError::NoRoots {
-                        domain: route.domain.clone(),
-                        roots: deepmail_host::SYSTEM_ROOTS,
-                        detail: e.to_string(),
-                    })?
-                } else {
-                    route.ca_pem.clone()
-                };
-                settings.push((
-                    "ca-pem".into(),
-                    String::from_utf8_lossy(&roots).into_owned(),
-                ));
-                if !cert.is_empty() {
-                    settings.push((
-                        "client-cert-pem".into(),
-                        String::from_utf8_lossy(&cert).into_owned(),
-                    ));
-                    settings.push((
-                        "client-key-pem".into(),
-                        String::from_utf8_lossy(&key_pem).into_owned(),
-                    ));
-                }
-                settings.extend(route.quic.iter().cloned());
-                let grant = NetworkGrant {
-                    udp: true,
-                    remote: vec![addr],
-                    ..NetworkGrant::default()
-                };
-                Sender::load(&self.host, &self.sender_h3, settings, Some(grant))
-            }
+        let (cert, key) = route.client_identity.clone().unwrap_or_default();
+        let (source, h3) = match route.transport {
+            RouteTransport::Https => (&self.sender_https, false),
+            RouteTransport::H3 => (&self.sender_h3, true),
             RouteTransport::Bp => return self.bp_sender(route),
-        }
-        .map_err(SenderError::from)
+        };
+        let hop = NextHop {
+            authority,
+            h3,
+            timeout_ms: self.timeout_ms,
+            token: route.token.as_deref(),
+            gzip: route.compress,
+            roots_pem: &route.ca_pem,
+            client: (!cert.is_empty()).then_some((cert.as_slice(), key.as_slice())),
+            allow_plain_http: route.allow_plain_http,
+            quic: &route.quic,
+        };
+        load_hop_sender(&self.host, source, &hop).map_err(|e| match e {
+            HopError::Resolve { authority, source } => SenderError::Resolve {
+                authority,
+                detail: source.to_string(),
+            },
+            HopError::NoAddress { authority } => SenderError::Resolve {
+                authority,
+                detail: "no address".into(),
+            },
+            HopError::NoRoots { source } => SenderError::NoRoots {
+                domain: route.domain.clone(),
+                roots: deepmail_host::SYSTEM_ROOTS,
+                detail: source.to_string(),
+            },
+            HopError::Load(e) => SenderError::Load(e),
+        })
     }
+}
+
+/// What a sender plugin for one HTTPS or HTTP/3 next hop is given: the
+/// gateway's routes and `deepmail send` both describe a hop this way.
+#[derive(Debug, Clone, Copy)]
+pub struct NextHop<'a> {
+    /// `host:port` of the next hop.
+    pub authority: &'a str,
+    /// HTTP/3 with the QUIC plugin (over `wasi:sockets`) instead of HTTPS
+    /// through the host's `wasi:http`.
+    pub h3: bool,
+    /// Per-attempt timeout, milliseconds.
+    pub timeout_ms: u64,
+    /// Bearer token to present.
+    pub token: Option<&'a str>,
+    /// Send the batch gzip-compressed.
+    pub gzip: bool,
+    /// Trust roots, PEM (empty: the system's).
+    pub roots_pem: &'a [u8],
+    /// Client certificate and key for mutual TLS, PEM.
+    pub client: Option<(&'a [u8], &'a [u8])>,
+    /// Allow plain `http://`.
+    pub allow_plain_http: bool,
+    /// QUIC profile settings, for HTTP/3.
+    pub quic: &'a [(String, String)],
+}
+
+/// Why [`load_hop_sender`] could not load a sender.
+#[derive(Debug, thiserror::Error)]
+pub enum HopError {
+    /// An HTTP/3 next hop's name did not resolve.
+    #[error("cannot resolve {authority}: {source}")]
+    Resolve {
+        /// `host:port`.
+        authority: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An HTTP/3 next hop's name resolved to no address.
+    #[error("{authority} has no address")]
+    NoAddress {
+        /// `host:port`.
+        authority: String,
+    },
+    /// HTTP/3 without trust roots given, on a system without any.
+    #[error("no system trust roots in {roots}: {source}", roots = deepmail_host::SYSTEM_ROOTS)]
+    NoRoots {
+        /// Why they could not be read.
+        source: std::io::Error,
+    },
+    /// The plugin did not load or refused its settings.
+    #[error(transparent)]
+    Load(LoadError),
+}
+
+impl From<LoadError> for HopError {
+    fn from(e: LoadError) -> HopError {
+        HopError::Load(e)
+    }
+}
+
+/// Loads `source` for the next hop `hop`, granted the network it needs and
+/// nothing more: HTTPS gets `wasi:http` to exactly the hop's authority,
+/// trusting exactly its roots; HTTP/3 gets UDP to exactly the address the
+/// host resolved (plugins have no name lookup), with the roots, the client
+/// identity (the plugin has no file system: PEM text) and the QUIC
+/// settings as plugin settings.
+pub fn load_hop_sender(
+    host: &Host,
+    source: &PluginSource,
+    hop: &NextHop<'_>,
+) -> Result<Sender, HopError> {
+    let mut settings = vec![("timeout-ms".to_string(), hop.timeout_ms.to_string())];
+    if let Some(token) = hop.token {
+        settings.push(("bearer-token".into(), token.to_string()));
+    }
+    if hop.gzip {
+        settings.push(("content-encoding".into(), "gzip".into()));
+    }
+    let (cert, key) = hop.client.unwrap_or_default();
+    if !hop.h3 {
+        let grant = NetworkGrant {
+            http: Some(HttpGrant {
+                authorities: vec![hop.authority.to_string()],
+                roots_pem: hop.roots_pem.to_vec(),
+                client_cert_pem: cert.to_vec(),
+                client_key_pem: key.to_vec(),
+                allow_plain_http: hop.allow_plain_http,
+                connect_timeout_ms: hop.timeout_ms,
+                response_timeout_ms: hop.timeout_ms,
+            }),
+            ..NetworkGrant::default()
+        };
+        return Ok(Sender::load(host, source, settings, Some(grant))?);
+    }
+    let addr: SocketAddr = hop
+        .authority
+        .to_socket_addrs()
+        .map_err(|source| HopError::Resolve {
+            authority: hop.authority.to_string(),
+            source,
+        })?
+        .next()
+        .ok_or_else(|| HopError::NoAddress {
+            authority: hop.authority.to_string(),
+        })?;
+    settings.push(("connect-to".into(), addr.to_string()));
+    let roots = if hop.roots_pem.is_empty() {
+        deepmail_host::system_roots_pem().map_err(|source| HopError::NoRoots { source })?
+    } else {
+        hop.roots_pem.to_vec()
+    };
+    let text = |pem: &[u8]| String::from_utf8_lossy(pem).into_owned();
+    settings.push(("ca-pem".into(), text(&roots)));
+    if !cert.is_empty() {
+        settings.push(("client-cert-pem".into(), text(cert)));
+        settings.push(("client-key-pem".into(), text(key)));
+    }
+    settings.extend(hop.quic.iter().cloned());
+    let grant = NetworkGrant {
+        udp: true,
+        remote: vec![addr],
+        ..NetworkGrant::default()
+    };
+    Ok(Sender::load(host, source, settings, Some(grant))?)
 }
 
 /// `nameserver` lines of /etc/resolv.conf, port 53.
