@@ -10,7 +10,7 @@ pub fn dtn_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    unix_ms.saturating_sub(946_684_800_000)
+    deepmail_bundle::dtn_time::from_unix_ms(unix_ms)
 }
 
 /// CRC type names on the command line.

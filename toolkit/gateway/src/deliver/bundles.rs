@@ -7,7 +7,7 @@ use super::*;
 
 /// DTN time (RFC 9171 §4.2.6): milliseconds since 2000-01-01T00:00:00Z.
 pub fn dtn_ms(unix_ms: u64) -> u64 {
-    unix_ms.saturating_sub(946_684_800_000)
+    deepmail_bundle::dtn_time::from_unix_ms(unix_ms)
 }
 
 /// A bundle sequence number derived from the batch id: with the batch's
