@@ -20,7 +20,9 @@
 //!   index) and what was expected.
 //!
 //! Line scanning uses `memchr`; encoding and decoding are single passes,
-//! linear in the input.
+//! linear in the input. On x86-64, runs of ordinary content lines are
+//! decoded with AVX2 or AVX-512, detected at run time; [`SIMD_VAR`] lowers
+//! that for the process (the results are the same at every level).
 //!
 //! ```
 #![doc = include_str!("../examples/round_trip.rs")]
@@ -41,3 +43,4 @@ pub use crate::decode::{decode, decode_line_by_line, DecodeMode, DecodeOptions, 
 pub use crate::encode::{encode, encode_into, EncodeOptions, Greeting};
 pub use crate::error::{DecodeError, DecodeErrorKind, EncodeError, EncodeErrorKind};
 pub use crate::message::{Envelope, ForwardPath, Message, SmtpParam};
+pub use crate::scan::SIMD_VAR;
