@@ -180,7 +180,11 @@ mod x86 {
         if blocks == 0 {
             return (start, 0, true);
         }
-        content.reserve(blocks * 64);
+        // Room for the window's blocks, and for the rest of the window
+        // past its last whole block: a later window takes those octets,
+        // and if the room for them were not here already, reserving it
+        // would double a large message's output at its end.
+        content.reserve((blocks * 64).max((data.len() - start).min(window)));
         let base = content.len();
         let mut run = Run {
             start,
@@ -809,6 +813,40 @@ mod tests {
                 );
             }
         });
+    }
+
+    /// Consuming a large message window by window reserves its output
+    /// once: the windows after the large one (the input's last octets,
+    /// short of a whole block) fit in what it reserved.
+    #[test]
+    fn the_output_of_a_large_run_is_reserved_once() {
+        for line in [74, 100, 200, 990] {
+            let body = text(&vec![(line, false); (1 << 20) / line]);
+            let mut data = HEAD.to_vec();
+            let start = data.len();
+            data.extend_from_slice(&body);
+            at_every_level(|level| {
+                let mut content = Vec::new();
+                let mut pos = start;
+                loop {
+                    let run = super::ordinary_lines(&data, pos, Some(998), &mut content);
+                    if run.consumed == pos {
+                        break;
+                    }
+                    pos = run.consumed;
+                }
+                if level != "None" {
+                    // All but what ends in the last part-block.
+                    assert!(data.len() - pos < 64 + line + 2, "{level}, {line}: {pos}");
+                }
+                assert!(
+                    content.capacity() <= body.len() + 64,
+                    "{level}, lines of {line}: {} reserved for {}",
+                    content.capacity(),
+                    body.len()
+                );
+            });
+        }
     }
 
     #[test]
