@@ -488,6 +488,9 @@ mod x86 {
             odd: bool,
             /// A dot that starts a line: a stuffing dot or the final dot.
             dots: bool,
+            /// Each block's dots that start lines (bit `i`: the block's
+            /// octet `i`).
+            masks: [u64; 4],
             /// LFs in the group.
             lfs: u32,
         }
@@ -508,16 +511,18 @@ mod x86 {
             let mut after_lf = u64::from(before == b'\n');
             let mut odd = 0u64;
             let mut dots = 0u64;
+            let mut masks = [0u64; 4];
             let mut lfs = 0u32;
             let mut least = _mm512_set1_epi8(-1);
-            for i in 0..4 {
+            for (i, mask) in masks.iter_mut().enumerate() {
                 let v = _mm512_loadu_si512(at.add(64 * i) as *const __m512i);
                 _mm512_storeu_si512(out.add(64 * i) as *mut __m512i, v);
                 let is_lf = _mm512_cmpeq_epi8_mask(v, n.lf);
                 let is_cr = _mm512_cmpeq_epi8_mask(v, n.cr);
                 let is_dot = _mm512_cmpeq_epi8_mask(v, n.dot);
                 odd |= is_lf ^ (is_cr << 1 | after_cr);
-                dots |= is_dot & (is_lf << 1 | after_lf);
+                *mask = is_dot & (is_lf << 1 | after_lf);
+                dots |= *mask;
                 after_cr = is_cr >> 63;
                 after_lf = is_lf >> 63;
                 lfs += is_lf.count_ones();
@@ -527,30 +532,23 @@ mod x86 {
             Group {
                 odd: odd != 0,
                 dots: dots != 0,
+                masks,
                 lfs,
             }
         }
 
         /// The group at `p`, which [`group`] stored at `run.dest(p)` and
-        /// found holds ordinary content and dots that start lines: if none
-        /// of them is the final dot (a dot followed by CR) or at the end of
-        /// the input, drops them from the output and returns true;
-        /// otherwise changes nothing and returns false.
+        /// found holds ordinary content and the dots that start lines in
+        /// `dots`: if none of them is the final dot (a dot followed by CR)
+        /// or at the end of the input, drops them from the output and
+        /// returns true; otherwise changes nothing and returns false.
         ///
         /// # Safety
-        /// AVX-512 F and BW, POPCNT; `p` in `run`'s window with the whole
-        /// group after it, `p >= 1`.
+        /// AVX-512 F and BW; `p` in `run`'s window with the whole group
+        /// after it.
         #[inline(never)]
-        #[target_feature(enable = "avx512f,avx512bw,popcnt")]
-        unsafe fn drop_dots(n: Needles, data: &[u8], p: usize, run: &mut Run) -> bool {
-            let mut after_lf = u64::from(data[p - 1] == b'\n');
-            let mut dots = [0u64; 4];
-            for (i, dots) in dots.iter_mut().enumerate() {
-                let v = _mm512_loadu_si512(data.as_ptr().add(p + 64 * i) as *const __m512i);
-                let is_lf = _mm512_cmpeq_epi8_mask(v, n.lf);
-                *dots = _mm512_cmpeq_epi8_mask(v, n.dot) & (is_lf << 1 | after_lf);
-                after_lf = is_lf >> 63;
-            }
+        #[target_feature(enable = "avx512f,avx512bw")]
+        unsafe fn drop_dots(dots: [u64; 4], data: &[u8], p: usize, run: &mut Run) -> bool {
             for (i, &d) in dots.iter().enumerate() {
                 let mut d = d;
                 while d != 0 {
@@ -618,7 +616,7 @@ mod x86 {
                 // `floor`, the others in the group.
                 if end - p >= GROUP && p + GROUP - floor <= max {
                     let g = group(n, data.as_ptr().add(p), run.dest(p));
-                    if !g.odd && (!g.dots || drop_dots(n, data, p, run)) {
+                    if !g.odd && (!g.dots || drop_dots(g.masks, data, p, run)) {
                         run.lines += u64::from(g.lfs);
                         if g.lfs != 0 {
                             floor = p;
