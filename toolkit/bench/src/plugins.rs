@@ -36,7 +36,15 @@ impl Stages {
             rows.push((source, b.stage, role));
         }
         for (stage, source) in self.all_chosen() {
-            if matches!(source, PluginSource::Path(_)) {
+            // A file, or a built-in name this binary does not have for the
+            // stage: loaded like the others, so it says why it does not.
+            let listed = match source {
+                PluginSource::Path(_) => false,
+                PluginSource::Builtin(name) => deepmail_host::builtin::BUILTINS
+                    .iter()
+                    .any(|b| b.name == name && b.stage == *stage),
+            };
+            if !listed {
                 rows.push((source.clone(), *stage, "in use"));
             }
         }

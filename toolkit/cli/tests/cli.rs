@@ -407,6 +407,22 @@ fn plugins_lists_worlds_and_versions() {
     assert_eq!(codec["role"], "in use");
 }
 
+/// A `--plugin` that names a built-in this binary does not have, or one
+/// for another stage, is an error, not a silent fall back to the default.
+#[test]
+fn plugins_refuses_a_builtin_it_does_not_have() {
+    let err = fails(&["--plugin", "codec=builtin:no-such-codec", "plugins"]);
+    assert!(
+        err.contains("no-such-codec") && err.contains("no built-in plugin"),
+        "{err}"
+    );
+    let err = fails(&["--plugin", "codec=builtin:dns-resolver", "plugins"]);
+    assert!(err.contains("builtin:dns-resolver"), "{err}");
+    // A cause the message already shows is not repeated after it.
+    let err = fails(&["--plugin", "codec=/no/such/codec.wasm", "plugins"]);
+    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
+}
+
 #[test]
 fn help_teaches() {
     insta::assert_snapshot!("help", ok(&["--help"]));
