@@ -9,11 +9,14 @@
 //! dot, a bare CR or LF, a NUL, a line that may be over the limit, or a
 //! line whose end has not arrived. The per-line state machine in
 //! `decode.rs` takes that line, with its exact errors; so the fast path
-//! decides nothing the slow one would not, and where AVX2 is missing (or on
-//! other architectures, wasm included) it simply consumes nothing.
+//! decides nothing the slow one would not, and where there is no vector
+//! engine (x86-64 without AVX2, other architectures, wasm built without
+//! SIMD) it simply consumes nothing.
 //!
-//! With AVX2, each 64-octet block is classified and its lines are consumed
-//! one block at a time (the line start and the line limit checked in each).
+//! With AVX2 (`x86.rs`), and with WebAssembly SIMD in the plugin build
+//! (`wasm.rs`), each 64-octet block is classified and its lines are
+//! consumed one block at a time (the line start and the line limit checked
+//! in each; `run.rs`).
 //! With AVX-512 (F and BW), groups of four blocks go whole: one branch per
 //! 256 octets, the lines counted, the line start found only when something
 //! needs it, the line limit judged for the group at once (no line ending in
