@@ -35,7 +35,7 @@ mod wasm;
 pub use crate::external::{AdapterError, ExternalImplementation};
 pub use crate::mismatch::Mismatch;
 pub use crate::protocol::{Implementation, ImplementationInfo, Request, Response};
-pub use crate::report::{CaseReport, Report, Status, Summary};
+pub use crate::report::{xml_escape, CaseReport, Report, Status, Summary};
 pub use crate::runner::{run, ExpectedFailures, ExpectedFailuresError, RunOptions};
 pub use crate::vectors::{Case, Manifest, Suite, SuiteError};
 pub use crate::wasm::{bundle_info_json, bundle_version, crc_name, WasmImplementation};

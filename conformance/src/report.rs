@@ -214,7 +214,7 @@ impl Report {
         let _ = writeln!(
             out,
             "<testsuites name=\"deepmail conformance: {}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
-            xml(&self.implementation.name),
+            xml_escape(&self.implementation.name),
             s.total,
             s.failed + s.unexpected_passes,
             s.expected_failures + s.unsupported
@@ -234,34 +234,34 @@ impl Report {
             let _ = writeln!(
                 out,
                 "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
-                xml(m),
+                xml_escape(m),
                 cases.len()
             );
             for c in cases {
                 let _ = write!(
                     out,
                     "    <testcase classname=\"{}\" name=\"{}\"",
-                    xml(m),
-                    xml(&c.id)
+                    xml_escape(m),
+                    xml_escape(&c.id)
                 );
                 let body = match c.status {
                     Status::Pass => None,
                     Status::Fail => Some(format!(
                         "<failure message=\"expected {}\">{}</failure>",
-                        xml(&c.expected),
-                        xml(&c.detail)
+                        xml_escape(&c.expected),
+                        xml_escape(&c.detail)
                     )),
                     Status::UnexpectedPass => Some(format!(
                         "<failure message=\"listed as an expected failure, but passes: update the expected-failures file\">{}</failure>",
-                        xml(&c.detail)
+                        xml_escape(&c.detail)
                     )),
                     Status::ExpectedFailure => Some(format!(
                         "<skipped message=\"expected failure: {}\"/>",
-                        xml(&c.detail)
+                        xml_escape(&c.detail)
                     )),
                     Status::Unsupported => Some(format!(
                         "<skipped message=\"unsupported: {}\"/>",
-                        xml(&c.detail)
+                        xml_escape(&c.detail)
                     )),
                 };
                 match body {
@@ -278,9 +278,10 @@ impl Report {
     }
 }
 
-/// Text escaped for XML attributes and content; characters XML 1.0 cannot
-/// carry at all (most C0 controls) become U+FFFD.
-fn xml(text: &str) -> String {
+/// Text escaped for XML attributes and content (the JUnit report here,
+/// the benches' SVG charts); characters XML 1.0 cannot carry at all (most
+/// C0 controls) become U+FFFD.
+pub fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for ch in text.chars() {
         match ch {

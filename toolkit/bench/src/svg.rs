@@ -6,22 +6,7 @@
 
 use std::fmt::Write as _;
 
-/// Escapes text for SVG (XML) content and attributes.
-pub(crate) fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use deepmail_conformance::xml_escape;
 
 /// Line colours (Okabe-Ito, readable by colour-blind people).
 pub(crate) const COLOURS: &[&str] = &[
