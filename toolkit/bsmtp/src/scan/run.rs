@@ -76,7 +76,10 @@ impl Run {
     /// The block at `p`, stored at `self.dest(p)`, holds only ordinary
     /// octets (no bad octet, no dot-line) and its LFs are `lf`: consumes
     /// the lines that end in it. Returns whether the run ends here (the
-    /// line still open may grow past the limit).
+    /// line still open may grow past the limit). What [`Run::block`] does
+    /// with no bad octet and no dot-line, written out for the common case:
+    /// through `block` the AVX2 path is 6 % slower (50.6 -> 53.8 µs for
+    /// 1 MiB).
     #[inline(always)]
     pub(super) fn plain_block(&mut self, lf: u64, p: usize) -> bool {
         if let Some(max) = self.limit {

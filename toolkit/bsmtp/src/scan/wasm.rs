@@ -18,27 +18,25 @@ struct Needles {
 }
 
 /// The four vectors of the block at `at` (and the octet before each),
-/// stored at `out`: their LF vectors and whether anything is not ordinary
-/// (bad octets, dot-lines), with `masks` the full masks.
+/// stored at `out`: their LF vectors, and whether anything in them is not
+/// ordinary (a bad octet, a dot-line).
 ///
 /// # Safety
 /// `at - 1 .. at + 64` readable, `out .. out + 64` writable.
 #[inline(always)]
-unsafe fn classify(n: Needles, at: *const u8, out: *mut u8) -> ([v128; 4], [v128; 4], bool) {
+unsafe fn classify(n: Needles, at: *const u8, out: *mut u8) -> ([v128; 4], bool) {
     let mut lf = [n.zero; 4];
-    let mut odd = [n.zero; 4];
-    let mut any = n.zero;
-    for i in 0..4 {
+    let mut odd = n.zero;
+    for (i, lf) in lf.iter_mut().enumerate() {
         let v = v128_load(at.add(16 * i) as *const v128);
         let prev = v128_load(at.add(16 * i).sub(1) as *const v128);
         v128_store(out.add(16 * i) as *mut v128, v);
-        lf[i] = i8x16_eq(v, n.lf);
-        let bad = v128_or(v128_xor(lf[i], i8x16_eq(prev, n.cr)), i8x16_eq(v, n.zero));
+        *lf = i8x16_eq(v, n.lf);
+        let bad = v128_or(v128_xor(*lf, i8x16_eq(prev, n.cr)), i8x16_eq(v, n.zero));
         let dot_line = v128_and(i8x16_eq(v, n.dot), i8x16_eq(prev, n.lf));
-        odd[i] = v128_or(bad, dot_line);
-        any = v128_or(any, odd[i]);
+        odd = v128_or(odd, v128_or(bad, dot_line));
     }
-    (lf, odd, v128_any_true(any))
+    (lf, v128_any_true(odd))
 }
 
 /// The 64-bit mask of four vectors' lanes.
@@ -57,7 +55,7 @@ fn join(v: [v128; 4]) -> u64 {
 #[inline(always)]
 unsafe fn exact(n: Needles, data: &[u8], p: usize, run: &mut Run) -> bool {
     let at = data.as_ptr().add(p);
-    let (lf, _, odd) = classify(n, at, run.dest(p));
+    let (lf, odd) = classify(n, at, run.dest(p));
     if !odd {
         return run.plain_block(join(lf), p);
     }
