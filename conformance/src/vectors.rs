@@ -68,12 +68,12 @@ pub struct Suite {
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
     /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A manifest is not valid JSON or not the format.
     #[error("{path}: {detail}")]
@@ -118,15 +118,15 @@ impl Suite {
         let mut manifests = Vec::new();
         let mut stack = vec![root.to_path_buf()];
         while let Some(dir) = stack.pop() {
-            let entries = std::fs::read_dir(&dir).map_err(|source| SuiteError::Io {
+            let entries = std::fs::read_dir(&dir).map_err(|error| SuiteError::Io {
                 path: dir.clone(),
-                source,
+                error,
             })?;
             for entry in entries {
                 let path = entry
-                    .map_err(|source| SuiteError::Io {
+                    .map_err(|error| SuiteError::Io {
                         path: dir.clone(),
-                        source,
+                        error,
                     })?
                     .path();
                 let rel = path
@@ -137,9 +137,9 @@ impl Suite {
                 if path.is_dir() {
                     stack.push(path);
                 } else if is_manifest(&rel) {
-                    let bytes = std::fs::read(&path).map_err(|source| SuiteError::Io {
+                    let bytes = std::fs::read(&path).map_err(|error| SuiteError::Io {
                         path: path.clone(),
-                        source,
+                        error,
                     })?;
                     let base = path.parent().unwrap_or(root).to_path_buf();
                     manifests.push(parse_manifest(&rel, &bytes, &|file: &str| {

@@ -78,11 +78,14 @@ pub fn load_sender(
         quic: &quic,
     };
     deepmail_gateway::load_hop_sender(host, source, &next).map_err(|e| match e {
-        HopError::Resolve { authority, source } => BenchError::Lookup { authority, source },
+        HopError::Resolve { authority, error } => BenchError::Lookup {
+            authority,
+            source: error,
+        },
         HopError::NoAddress { authority } => {
             BenchError::BadArgument(format!("{authority} has no address"))
         }
-        HopError::NoRoots { source } => BenchError::NoRoots { source },
+        HopError::NoRoots { error } => BenchError::NoRoots { source: error },
         HopError::Load(e) => e.into(),
     })
 }

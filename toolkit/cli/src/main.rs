@@ -224,26 +224,10 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("deepmail: error: {}", chain_text(&e));
+            eprintln!("deepmail: error: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes, joined by ": ", leaving out a cause whose text
-/// the message before it already ends with (an error that shows its
-/// source in its own message as well as giving it as its `source`).
-fn chain_text(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in e.chain() {
-        let part = cause.to_string();
-        if text.is_empty() {
-            text = part;
-        } else if !text.ends_with(&part) {
-            text = format!("{text}: {part}");
-        }
-    }
-    text
 }
 
 /// `deepmail … | head -1`: when the reader goes away, stop quietly and

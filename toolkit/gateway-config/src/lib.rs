@@ -57,20 +57,20 @@ pub const DEFAULT_PATH: &str = "/inboundmail";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Read {
         /// The configuration file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not UTF-8.
-    #[error("{}: not UTF-8 text ({source})", path.display())]
+    #[error("{}: not UTF-8 text ({error})", path.display())]
     NotUtf8 {
         /// The configuration file.
         path: PathBuf,
         /// Where the bytes stopped being UTF-8.
-        source: std::string::FromUtf8Error,
+        error: std::string::FromUtf8Error,
     },
     /// The file is larger than any gateway configuration.
     #[error("{}: {size} bytes; a gateway configuration is at most {max}", path.display())]
@@ -118,13 +118,13 @@ impl GatewayConfig {
     /// Reads and validates `path`. Relative paths inside are relative to
     /// the file's directory.
     pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
-        let bytes = Disk.read(path).map_err(|source| ConfigError::Read {
+        let bytes = Disk.read(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
-        let text = String::from_utf8(bytes).map_err(|source| ConfigError::NotUtf8 {
+        let text = String::from_utf8(bytes).map_err(|error| ConfigError::NotUtf8 {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         GatewayConfig::from_toml(&text, path)
     }

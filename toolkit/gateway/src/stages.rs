@@ -330,18 +330,18 @@ impl GatewayStages {
             quic: &route.quic,
         };
         load_hop_sender(&self.host, source, &hop).map_err(|e| match e {
-            HopError::Resolve { authority, source } => SenderError::Resolve {
+            HopError::Resolve { authority, error } => SenderError::Resolve {
                 authority,
-                detail: source.to_string(),
+                detail: error.to_string(),
             },
             HopError::NoAddress { authority } => SenderError::Resolve {
                 authority,
                 detail: "no address".into(),
             },
-            HopError::NoRoots { source } => SenderError::NoRoots {
+            HopError::NoRoots { error } => SenderError::NoRoots {
                 domain: route.domain.clone(),
                 roots: deepmail_host::SYSTEM_ROOTS,
-                detail: source.to_string(),
+                detail: error.to_string(),
             },
             HopError::Load(e) => SenderError::Load(e),
         })
@@ -377,12 +377,12 @@ pub struct NextHop<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum HopError {
     /// An HTTP/3 next hop's name did not resolve.
-    #[error("cannot resolve {authority}: {source}")]
+    #[error("cannot resolve {authority}: {error}")]
     Resolve {
         /// `host:port`.
         authority: String,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// An HTTP/3 next hop's name resolved to no address.
     #[error("{authority} has no address")]
@@ -391,10 +391,10 @@ pub enum HopError {
         authority: String,
     },
     /// HTTP/3 without trust roots given, on a system without any.
-    #[error("no system trust roots in {roots}: {source}", roots = deepmail_host::SYSTEM_ROOTS)]
+    #[error("no system trust roots in {roots}: {error}", roots = deepmail_host::SYSTEM_ROOTS)]
     NoRoots {
         /// Why they could not be read.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The plugin did not load or refused its settings.
     #[error(transparent)]
@@ -444,9 +444,9 @@ pub fn load_hop_sender(
     let addr: SocketAddr = hop
         .authority
         .to_socket_addrs()
-        .map_err(|source| HopError::Resolve {
+        .map_err(|error| HopError::Resolve {
             authority: hop.authority.to_string(),
-            source,
+            error,
         })?
         .next()
         .ok_or_else(|| HopError::NoAddress {
@@ -454,7 +454,7 @@ pub fn load_hop_sender(
         })?;
     settings.push(("connect-to".into(), addr.to_string()));
     let roots = if hop.roots_pem.is_empty() {
-        deepmail_host::system_roots_pem().map_err(|source| HopError::NoRoots { source })?
+        deepmail_host::system_roots_pem().map_err(|error| HopError::NoRoots { error })?
     } else {
         hop.roots_pem.to_vec()
     };

@@ -48,7 +48,15 @@ pub enum TlsError {
     ClientVerifier(String),
     /// rcgen could not generate a certificate or key.
     #[error("generating test certificates: {0}")]
-    Generate(#[from] rcgen::Error),
+    Generate(rcgen::Error),
+}
+
+// (Not `#[from]`: the message shows the cause, so it is not also the
+// `source`, or an error chain printer says it twice.)
+impl From<rcgen::Error> for TlsError {
+    fn from(e: rcgen::Error) -> Self {
+        TlsError::Generate(e)
+    }
 }
 
 /// The one crypto provider this crate uses: `ring`.

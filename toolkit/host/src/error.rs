@@ -47,12 +47,12 @@ impl std::error::Error for StageError {}
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The `.wasm` file could not be read.
-    #[error("cannot read plugin {path}: {source}")]
+    #[error("cannot read plugin {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// `builtin:<name>` names no embedded plugin.
     #[error("there is no built-in plugin called `{name}`; built-in plugins: {known}")]

@@ -152,9 +152,9 @@ impl PluginSource {
             PluginSource::Path(path) => {
                 std::fs::read(path)
                     .map(std::borrow::Cow::Owned)
-                    .map_err(|source| LoadError::Read {
+                    .map_err(|error| LoadError::Read {
                         path: path.clone(),
-                        source,
+                        error,
                     })
             }
         }

@@ -22,14 +22,14 @@ pub enum LinkError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A listening address could not be bound.
-    #[error("cannot listen for {protocol:?} on {addr}: {source}")]
+    #[error("cannot listen for {protocol:?} on {addr}: {error}")]
     Bind {
         /// TCP or UDP.
         protocol: Protocol,
         /// The address.
         addr: SocketAddr,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -120,10 +120,10 @@ impl Link {
         // Bind everything first, so a taken port starts nothing.
         let mut listeners = Vec::new();
         for spec in &config.tcp {
-            let bind_error = |source| LinkError::Bind {
+            let bind_error = |error| LinkError::Bind {
                 protocol: Protocol::Tcp,
                 addr: spec.listen,
-                source,
+                error,
             };
             let listener = TcpListener::bind(spec.listen).await.map_err(bind_error)?;
             let addr = listener.local_addr().map_err(bind_error)?;
@@ -131,10 +131,10 @@ impl Link {
         }
         let mut sockets = Vec::new();
         for spec in &config.udp {
-            let bind_error = |source| LinkError::Bind {
+            let bind_error = |error| LinkError::Bind {
                 protocol: Protocol::Udp,
                 addr: spec.listen,
-                source,
+                error,
             };
             let socket = UdpSocket::bind(spec.listen).await.map_err(bind_error)?;
             let addr = socket.local_addr().map_err(bind_error)?;

@@ -148,13 +148,21 @@ impl ServerConfig {
 pub enum ConnectionError {
     /// Reading or writing the socket failed.
     #[error("SMTP connection i/o error: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     /// The TLS handshake after STARTTLS failed or timed out.
     #[error("TLS handshake after STARTTLS failed: {0}")]
     TlsHandshake(io::Error),
     /// The client did not read our replies within the command timeout.
     #[error("the client did not read replies for {0:?}")]
     WriteTimeout(Duration),
+}
+
+// (Not `#[from]`: the message shows the cause, so it is not also the
+// `source`, or an error chain printer says it twice.)
+impl From<io::Error> for ConnectionError {
+    fn from(e: io::Error) -> Self {
+        ConnectionError::Io(e)
+    }
 }
 
 /// How a connection ended.

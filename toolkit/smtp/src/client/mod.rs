@@ -169,12 +169,12 @@ impl fmt::Display for Stage {
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     /// The TCP connection could not be made.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {error}")]
     Connect {
         /// The address tried.
         addr: SocketAddr,
         /// Why.
-        source: io::Error,
+        error: io::Error,
     },
     /// The server did not answer (or accept data) in time.
     #[error("timed out after {after:?} during {stage}")]
@@ -205,12 +205,12 @@ pub enum RelayError {
     },
     /// Reading or writing the connection failed (including the server
     /// closing it).
-    #[error("I/O error during {stage}: {source}")]
+    #[error("I/O error during {stage}: {error}")]
     Io {
         /// Where.
         stage: Stage,
         /// The error.
-        source: io::Error,
+        error: io::Error,
     },
     /// The TLS handshake after `STARTTLS` failed.
     #[error("TLS handshake failed: {0}")]
@@ -411,7 +411,7 @@ impl Wire {
         };
         match tokio::time::timeout(limit, io).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(source)) => Err(RelayError::Io { stage, source }),
+            Ok(Err(error)) => Err(RelayError::Io { stage, error }),
             Err(_) => Err(RelayError::Timeout {
                 stage,
                 after: limit,
@@ -469,11 +469,11 @@ impl Wire {
                 .stream
                 .read(&mut chunk)
                 .await
-                .map_err(|source| RelayError::Io { stage, source })?;
+                .map_err(|error| RelayError::Io { stage, error })?;
             if n == 0 {
                 return Err(RelayError::Io {
                     stage,
-                    source: io::Error::new(
+                    error: io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the server closed the connection",
                     ),
@@ -597,7 +597,7 @@ impl SmtpClient {
         let tcp = match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await
         {
             Ok(Ok(tcp)) => tcp,
-            Ok(Err(source)) => return Err(RelayError::Connect { addr, source }),
+            Ok(Err(error)) => return Err(RelayError::Connect { addr, error }),
             Err(_) => {
                 return Err(RelayError::Timeout {
                     stage: Stage::Connect,
